@@ -1,0 +1,176 @@
+//! The synchronous face detector: image in, faces in original pixels out.
+
+use std::path::Path;
+use std::time::Instant;
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::centerface::{self, CenterFaceNet, INPUT_MULTIPLE};
+use super::geometry::{Face, Letterbox};
+use super::image_input::{decode_image, ImageLimits};
+use super::model::{self, ModelError};
+use super::nms::nms;
+use super::VisionError;
+
+/// Detector settings. The defaults come from `vigil eval-detector` and
+/// `make bench-detector` on ../shared/data/faces (see the README's
+/// performance section).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    /// Longest side of the network input; images are scaled (up or down,
+    /// keeping the aspect ratio) so their longer side has this length.
+    /// Larger finds smaller faces and costs quadratically more time.
+    pub max_side: u32,
+    /// Minimum heatmap score of a face (the reference default is 0.5).
+    pub score_threshold: f32,
+    /// Faces overlapping a better one by at least this IoU are dropped.
+    pub nms_threshold: f32,
+    /// Threads one inference may use (tract's matmul executor).
+    pub threads: usize,
+    /// How many shape-specific optimised plans to keep.
+    pub plan_cache_size: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            max_side: 640,
+            score_threshold: 0.5,
+            nms_threshold: 0.3,
+            threads: default_threads(),
+            plan_cache_size: 48,
+        }
+    }
+}
+
+/// Number of cores available to this process (1 if unknown).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The faces found in one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Detection {
+    /// Size of the (orientation-corrected) image the coordinates refer to.
+    pub image_width: u32,
+    pub image_height: u32,
+    /// Best score first.
+    pub faces: Vec<Face>,
+}
+
+/// Per-call overrides of the configured thresholds and input size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectParams {
+    pub max_side: u32,
+    pub score_threshold: f32,
+    pub nms_threshold: f32,
+}
+
+/// CenterFace with its pre- and post-processing. Cheap to share behind an
+/// `Arc`: `detect` takes `&self` and may be called from many threads.
+#[derive(Debug)]
+pub struct Detector {
+    net: CenterFaceNet,
+    config: DetectorConfig,
+}
+
+impl Detector {
+    /// Loads `centerface.onnx` from `models_dir`, refusing a missing or
+    /// altered file with an error that says to run `make models`.
+    pub fn load(models_dir: &Path, config: DetectorConfig) -> Result<Self, ModelError> {
+        let path = models_dir.join(model::CENTERFACE_FILE);
+        let bytes = model::read_verified(&path, model::CENTERFACE_SHA256)?;
+        let started = Instant::now();
+        let net = CenterFaceNet::from_onnx_bytes(&bytes, config.threads.max(1), config.plan_cache_size)
+            .map_err(|e| ModelError::Load {
+                path: path.clone(),
+                message: format!("{e:?}"),
+            })?;
+        tracing::info!(
+            path = %path.display(),
+            ms = started.elapsed().as_millis() as u64,
+            threads = config.threads,
+            max_side = config.max_side,
+            "loaded CenterFace"
+        );
+        Ok(Self { net, config })
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    pub fn params(&self) -> DetectParams {
+        DetectParams {
+            max_side: self.config.max_side,
+            score_threshold: self.config.score_threshold,
+            nms_threshold: self.config.nms_threshold,
+        }
+    }
+
+    /// Optimises the plans for the most common frame shapes (4:3 and 16:9,
+    /// both orientations) so the first requests do not pay for it.
+    pub fn warm_up(&self) -> Result<(), VisionError> {
+        for (w, h) in [(4, 3), (3, 4), (16, 9), (9, 16)] {
+            let lb = Letterbox::fit(w * 100, h * 100, self.config.max_side, INPUT_MULTIPLE);
+            self.net
+                .warm_up(lb.input_height as usize, lb.input_width as usize)
+                .map_err(|e| VisionError::Inference(format!("{e:?}")))?;
+        }
+        Ok(())
+    }
+
+    /// Detects faces with the configured parameters.
+    pub fn detect(&self, image: &RgbImage) -> Result<Detection, VisionError> {
+        self.detect_with(image, &self.params())
+    }
+
+    /// Decodes untrusted bytes within `limits`, then detects.
+    pub fn detect_bytes(
+        &self,
+        bytes: &[u8],
+        limits: &ImageLimits,
+    ) -> Result<(RgbImage, Detection), VisionError> {
+        let image = decode_image(bytes, limits)?;
+        let detection = self.detect(&image)?;
+        Ok((image, detection))
+    }
+
+    pub fn detect_with(&self, image: &RgbImage, params: &DetectParams) -> Result<Detection, VisionError> {
+        let (width, height) = image.dimensions();
+        if width == 0 || height == 0 {
+            return Ok(Detection {
+                image_width: width,
+                image_height: height,
+                faces: Vec::new(),
+            });
+        }
+        let lb = Letterbox::fit(width, height, params.max_side, INPUT_MULTIPLE);
+        let inference = |e: tract_onnx::prelude::TractError| VisionError::Inference(format!("{e:?}"));
+        let input = super::preprocess::to_input_tensor(image, &lb).map_err(inference)?;
+        let raw = self.net.run(input).map_err(inference)?;
+        let candidates = centerface::decode(
+            &raw,
+            lb.input_height as usize,
+            lb.input_width as usize,
+            params.score_threshold,
+        )
+        .map_err(inference)?;
+        let faces = nms(candidates, params.nms_threshold)
+            .into_iter()
+            .map(|f| lb.face_to_original(f.score, f.bbox, f.landmarks))
+            .collect();
+        Ok(Detection {
+            image_width: width,
+            image_height: height,
+            faces,
+        })
+    }
+
+    /// Number of shape-specific plans built so far (for metrics and tests).
+    pub fn cached_plans(&self) -> usize {
+        self.net.cached_plans()
+    }
+}

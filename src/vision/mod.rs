@@ -1,0 +1,40 @@
+//! Face detection: model loading, pre-processing, CenterFace decoding, NMS,
+//! drawing and accuracy evaluation.
+//!
+//! Entry points: [`Detector`] (synchronous, `Arc`-shareable), [`DetectorPool`]
+//! (async, bounded concurrency on tokio's blocking pool), [`decode_image`]
+//! (untrusted bytes → RGB with limits) and [`annotate_jpeg`].
+
+pub mod centerface;
+pub mod detector;
+pub mod draw;
+pub mod eval;
+pub mod geometry;
+pub mod image_input;
+pub mod model;
+pub mod nms;
+pub mod pool;
+pub mod preprocess;
+
+pub use detector::{default_threads, DetectParams, Detection, Detector, DetectorConfig};
+pub use draw::{annotate, annotate_jpeg, encode_jpeg};
+pub use geometry::{BoundingBox, Face, Landmarks, Point};
+pub use image_input::{decode_image, ImageError, ImageLimits};
+pub use model::ModelError;
+pub use pool::{Detected, DetectorPool};
+
+/// Everything that can go wrong between bytes and faces.
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    /// The input is not an acceptable image (client error).
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The model could not be loaded (operator error: run `make models`).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The network failed to run (server error).
+    #[error("face detection failed: {0}")]
+    Inference(String),
+    #[error("cannot encode the annotated image: {0}")]
+    Encode(String),
+}

@@ -1,0 +1,100 @@
+//! Running the detector from async code without blocking the runtime.
+
+use std::sync::Arc;
+
+use image::RgbImage;
+use tokio::sync::Semaphore;
+
+use super::detector::{Detection, Detector};
+use super::image_input::ImageLimits;
+use super::VisionError;
+
+/// An image that was decoded and searched for faces.
+#[derive(Debug, Clone)]
+pub struct Detected {
+    pub image: Arc<RgbImage>,
+    pub detection: Detection,
+}
+
+/// Shares one [`Detector`] between async callers: each detection runs on
+/// tokio's blocking pool and at most `max_concurrent` run at once, so a burst
+/// of uploads queues (fairly, in arrival order) instead of starving the
+/// runtime or oversubscribing the cores. Cloning is cheap and clones share
+/// the limit.
+#[derive(Debug, Clone)]
+pub struct DetectorPool {
+    detector: Arc<Detector>,
+    permits: Arc<Semaphore>,
+    max_concurrent: usize,
+}
+
+impl DetectorPool {
+    /// `max_concurrent` of 0 is treated as 1.
+    pub fn new(detector: Arc<Detector>, max_concurrent: usize) -> Self {
+        let max_concurrent = max_concurrent.max(1);
+        Self {
+            detector,
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
+        }
+    }
+
+    /// A pool allowing one detection per available core.
+    pub fn with_default_concurrency(detector: Arc<Detector>) -> Self {
+        Self::new(detector, super::detector::default_threads())
+    }
+
+    pub fn detector(&self) -> &Arc<Detector> {
+        &self.detector
+    }
+
+    pub fn max_concurrent(&self) -> usize {
+        self.max_concurrent
+    }
+
+    /// Slots free right now (for readiness checks and metrics).
+    pub fn available_slots(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Detector) -> Result<T, VisionError> + Send + 'static,
+    ) -> Result<T, VisionError> {
+        // The permit moves into the blocking task so the slot stays taken
+        // until the work is really finished, even if the caller's future is
+        // dropped (client disconnected) while it runs.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| VisionError::Inference("the detector pool is closed".into()))?;
+        let detector = self.detector.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job(&detector)
+        })
+        .await
+        .map_err(|e| VisionError::Inference(format!("the detection task failed: {e}")))?
+    }
+
+    /// Detects faces in an already decoded image.
+    pub async fn detect(&self, image: Arc<RgbImage>) -> Result<Detection, VisionError> {
+        self.run_blocking(move |d| d.detect(&image)).await
+    }
+
+    /// Decodes untrusted bytes (within `limits`) and detects faces, both off
+    /// the async runtime. Returns the decoded image too, for drawing or
+    /// storing.
+    pub async fn detect_bytes(&self, bytes: Vec<u8>, limits: ImageLimits) -> Result<Detected, VisionError> {
+        self.run_blocking(move |d| {
+            let (image, detection) = d.detect_bytes(&bytes, &limits)?;
+            Ok(Detected {
+                image: Arc::new(image),
+                detection,
+            })
+        })
+        .await
+    }
+}
