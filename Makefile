@@ -1,0 +1,51 @@
+# The two commands: `make run` and `make test`. Every target installs what it
+# needs first and is safe to run again.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# ffmpeg: video capture and test clips; libclang-dev: nokhwa's V4L2 bindings.
+APT_PACKAGES := ffmpeg libclang-dev pkg-config
+# Shared evaluation photos sit beside the repository (CI lays them out so).
+export VIGIL_TEST_FACES_DIR ?= $(abspath ../shared/data/faces)
+
+.PHONY: help run test deps venv lint fmt clean-data
+
+help:
+	@echo "make run    build and start vigil (and a local database unless MONGODB_URI is set)"
+	@echo "make test   install what the tests need, start a throwaway database, run every test"
+	@echo "make lint   rustfmt check and clippy with warnings as errors"
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.ok
+$(VENV)/.ok: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+run: deps venv models
+	$(CARGO) build --release --bin vigil
+	scripts/with-database.sh -- ./target/release/vigil serve
+
+test: deps venv models test-assets
+	scripts/with-database.sh --ephemeral -- $(CARGO) test --lib --bins --tests
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+include $(wildcard mk/*.mk)
