@@ -1,0 +1,20 @@
+//! vigil: one binary that finds human faces in camera feeds, video files and
+//! uploaded images, stores every detection in MongoDB and pushes alarms live.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library so that the
+//! integration tests can start the real application in-process.
+
+pub mod alarms;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod detections;
+pub mod error;
+pub mod media;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod users;
+pub mod vision;

@@ -1,0 +1,100 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vigil::cli::{detect, eval_detector, user};
+use vigil::config::{DatabaseArgs, LogFormat, ServeArgs};
+use vigil::db::migrations::{MigrationSet, Migrator};
+use vigil::db::Database;
+use vigil::startup::Application;
+use vigil::telemetry;
+
+/// vigil: finds human faces in camera feeds, videos and uploads, stores every
+/// detection in MongoDB and pushes alarms live.
+#[derive(Parser)]
+#[command(name = "vigil", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (API, WebSocket hub, dashboard, capture tasks).
+    Serve(Box<ServeArgs>),
+    /// Print the OpenAPI document (JSON) of the HTTP API.
+    Openapi,
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Detect faces in image files.
+    Detect(detect::DetectArgs),
+    /// Administer accounts (e.g. `vigil user promote NAME`).
+    User(user::UserArgs),
+    /// Measure detector recall and false positives on a dlib-style dataset.
+    EvalDetector(eval_detector::EvalDetectorArgs),
+}
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is worth saying out loud.
+    if let Err(err) = dotenvy::dotenv() {
+        if !err.not_found() {
+            eprintln!("warning: ignoring .env: {err}");
+        }
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            telemetry::init(args.log_format);
+            block_on(serve(*args))
+        }
+        Command::Migrate(args) => {
+            telemetry::init(LogFormat::Pretty);
+            block_on(migrate(args))
+        }
+        Command::Openapi => {
+            print!("{}", vigil::api::openapi::document_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(args) => {
+            telemetry::init(LogFormat::Pretty);
+            block_on(user::run(args))
+        }
+        Command::Detect(args) => detect::run(args),
+        Command::EvalDetector(args) => eval_detector::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    future: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.into_config()?;
+    let app = Application::build(config).await?;
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let db = Database::connect(&args).await?;
+    let set = MigrationSet::embedded()?;
+    let owner = format!("vigil-migrate-{}", std::process::id());
+    let report = Migrator::new(&db, &set, owner).run().await?;
+    println!(
+        "applied {:?}; {} already applied",
+        report.applied,
+        report.already_applied.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,249 @@
+//! Builds the application from a [`Config`]: the database handle, the
+//! migrations, the shared state, the background tasks and the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tokio::task::JoinHandle;
+
+use crate::alarms::{AlarmBus, Alarms};
+use crate::auth::AuthService;
+use crate::config::{Config, SecretSource};
+use crate::db::health::ReadyState;
+use crate::db::health::{HealthMonitor, Readiness};
+use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
+use crate::db::{Database, DbError};
+use crate::detections::{Detections, Recorder, UploadService};
+use crate::media::signed::UrlSigner;
+use crate::media::{FileStore, GridFsStore, MediaBackend, SharedMediaStore};
+use crate::state::AppState;
+use crate::vision::{Detector, DetectorConfig, DetectorPool};
+use crate::{api, telemetry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    #[error(transparent)]
+    Model(#[from] crate::vision::ModelError),
+    #[error("cannot open the image folder: {0}")]
+    Media(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    background: Vec<JoinHandle<()>>,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let config = Arc::new(config);
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        if config.secret_source == SecretSource::Generated {
+            tracing::warn!(
+                "VIGIL_JWT_SECRET is not set: using a random secret for this run only. \
+                 Every token and media URL dies on restart and instances cannot share them. \
+                 Set VIGIL_JWT_SECRET (≥ 32 bytes) for anything but local development."
+            );
+        }
+
+        let db = Database::connect(&config.database).await?;
+        let migrations = Arc::new(MigrationSet::embedded()?);
+        let migrated = migrate_if_reachable(&db, &migrations, &instance_id, &config).await?;
+
+        let readiness = Readiness::new();
+        let monitor = HealthMonitor {
+            db: db.clone(),
+            migrations,
+            readiness: readiness.clone(),
+            instance_id: instance_id.clone(),
+            interval: config.health_interval,
+            ping_timeout: config
+                .database
+                .server_selection_timeout()
+                .min(Duration::from_secs(3)),
+            migrated,
+        };
+
+        let auth = AuthService::new(&db, &config.auth, &config.jwt_secret)
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let limiter = auth.limiter.clone();
+        let detector = load_detector(&config).await?;
+        let media: SharedMediaStore = match config.uploads.media_store {
+            MediaBackend::Fs => {
+                Arc::new(FileStore::open(config.data_dir.join("images")).map_err(StartupError::Media)?)
+            }
+            MediaBackend::Gridfs => Arc::new(GridFsStore::new(&db)),
+        };
+        let alarm_bus = AlarmBus::new(1024);
+        let recorder = Recorder {
+            detections: Detections::new(&db),
+            alarms: Alarms::new(&db),
+            media: media.clone(),
+            bus: alarm_bus.clone(),
+        };
+        let uploads = UploadService {
+            detector: detector.clone(),
+            recorder: recorder.clone(),
+            users: auth.users.clone(),
+            limits: config.uploads.image_limits(),
+        };
+        let sweeper = sweep_orphans_when_ready(recorder.clone(), readiness.clone());
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            db,
+            readiness,
+            auth,
+            detector,
+            media,
+            signer: UrlSigner::new(config.jwt_secret.as_bytes(), config.uploads.media_url_ttl_secs),
+            alarm_bus,
+            recorder,
+            uploads,
+            instance_id,
+        });
+
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: config.bind,
+                source,
+            })?
+            .port();
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(telemetry::request_span))
+                .app_data(app_state.clone())
+                .configure(api::configure)
+                .default_service(web::to(api::not_found))
+        })
+        .workers(config.workers)
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?
+        .run();
+        tracing::info!(address = %config.bind, port, "listening");
+
+        let background = vec![
+            tokio::spawn(monitor.run()),
+            tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
+            tokio::spawn(sweeper),
+        ];
+        Ok(Self {
+            port,
+            server,
+            background,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the server handle stops it), then lets
+    /// in-flight requests finish within the configured shutdown timeout.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        for task in self.background {
+            task.abort();
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Applies migrations now when the database answers, so that a broken
+/// migration history stops startup; when the database is down, vigil serves
+/// anyway and the health monitor migrates once it is reachable.
+async fn migrate_if_reachable(
+    db: &Database,
+    migrations: &MigrationSet,
+    instance_id: &str,
+    config: &Config,
+) -> Result<bool, StartupError> {
+    let timeout = config.database.server_selection_timeout();
+    match tokio::time::timeout(timeout, db.ping()).await {
+        Ok(Ok(())) => {
+            let report = Migrator::new(db, migrations, instance_id).run().await?;
+            tracing::info!(applied = ?report.applied, already_applied = report.already_applied.len(), "migrations checked");
+            Ok(true)
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "database not reachable at startup; serving and retrying in the background");
+            Ok(false)
+        }
+        Err(_) => {
+            tracing::warn!(
+                ?timeout,
+                "database did not answer at startup; serving and retrying in the background"
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Loads the model once for the process; a missing or corrupt file stops
+/// startup with a message that says to run `make models`.
+async fn load_detector(config: &Config) -> Result<DetectorPool, StartupError> {
+    let cores = crate::vision::default_threads();
+    let or_cores = |n: usize| if n == 0 { cores } else { n };
+    let detector_config = DetectorConfig {
+        max_side: config.detector.detect_max_side,
+        score_threshold: config.detector.detect_threshold,
+        threads: or_cores(config.detector.detector_threads),
+        ..DetectorConfig::default()
+    };
+    let models_dir = config.models_dir.clone();
+    let detector = tokio::task::spawn_blocking(move || Detector::load(&models_dir, detector_config))
+        .await
+        .map_err(|e| StartupError::Config(format!("model loading task failed: {e}")))??;
+    Ok(DetectorPool::new(
+        Arc::new(detector),
+        or_cores(config.detector.detector_concurrency),
+    ))
+}
+
+/// Sweeps orphan images (older than an hour, referenced by no detection)
+/// once the database is ready, then hourly.
+async fn sweep_orphans_when_ready(recorder: Recorder, readiness: Readiness) {
+    const AGE: Duration = Duration::from_secs(3600);
+    let mut ready = readiness.subscribe();
+    loop {
+        if ready.wait_for(|s| *s == ReadyState::Ready).await.is_err() {
+            return;
+        }
+        if let Err(err) = recorder.sweep_orphans(AGE).await {
+            tracing::warn!(error = %err, "orphan sweep failed; retrying in an hour");
+        }
+        tokio::time::sleep(AGE).await;
+    }
+}

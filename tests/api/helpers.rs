@@ -1,0 +1,273 @@
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use clap::Parser;
+use vigil::config::ServeArgs;
+use vigil::startup::Application;
+
+/// A secret that passes the production rule, shared so tests can mint tokens.
+pub const TEST_SECRET: &str = "test-secret-that-is-long-enough-for-production-use";
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    // Logs only on request: `TEST_LOG=1 cargo test` (they drown test output otherwise).
+    if std::env::var_os("TEST_LOG").is_some() {
+        vigil::telemetry::init(vigil::config::LogFormat::Pretty);
+    }
+});
+
+pub fn database_uri() -> String {
+    std::env::var("MONGODB_URI")
+        .expect("MONGODB_URI is not set: run `make test`, or point MONGODB_URI at a MongoDB server")
+}
+
+pub fn unique_database_name() -> String {
+    format!("vigil_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..20])
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub database_name: String,
+    pub db: mongodb::Database,
+    pub http: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// Options for one test app; `extra` are appended `vigil serve` flags.
+pub struct AppOptions {
+    pub uri: String,
+    pub database_name: String,
+    pub extra: Vec<String>,
+    /// A data folder that outlives the app (default: a fresh temp dir).
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            uri: database_uri(),
+            database_name: unique_database_name(),
+            extra: Vec::new(),
+            data_dir: None,
+        }
+    }
+}
+
+impl AppOptions {
+    pub fn flag(mut self, name: &str, value: impl ToString) -> Self {
+        self.extra.push(name.to_owned());
+        self.extra.push(value.to_string());
+        self
+    }
+
+    pub fn data_dir(mut self, dir: &std::path::Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    pub fn serve_args(&self, data_dir: &std::path::Path) -> ServeArgs {
+        let mut argv: Vec<String> = [
+            "vigil",
+            "--mongodb-uri",
+            &self.uri,
+            "--database",
+            &self.database_name,
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--jwt-secret",
+            TEST_SECRET,
+            "--env",
+            "development",
+            "--workers",
+            "2",
+            "--shutdown-timeout-secs",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        argv.extend(self.extra.iter().cloned());
+        ServeArgs::try_parse_from(argv).expect("test flags parse")
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    LazyLock::force(&TRACING);
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.path().to_owned());
+    let config = options.serve_args(&dir).into_config().expect("valid config");
+    let application = Application::build(config).await.expect("application builds");
+    let port = application.port();
+    tokio::spawn(application.run_until_stopped());
+    let client = mongodb::Client::with_uri_str(database_uri())
+        .await
+        .expect("test client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+
+        db: client.database(&options.database_name),
+        database_name: options.database_name,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Polls `/readyz` until it answers `want`, failing after `within`.
+    /// Returns how long it took.
+    pub async fn wait_for_readiness(&self, want: u16, within: Duration) -> Duration {
+        wait_for_status(&self.http, &self.url("/readyz"), want, within).await
+    }
+}
+
+pub async fn wait_for_status(http: &reqwest::Client, url: &str, want: u16, within: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let status = http
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if status.as_ref().ok() == Some(&want) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{url} did not answer {want} within {within:?} (last: {status:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asserts the JSON error body shape and returns its code.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"));
+    assert!(body["error"]["message"].is_string(), "no error.message in {body}");
+    code.to_owned()
+}
+
+/// A registered, logged-in user.
+pub struct TestUser {
+    pub id: String,
+    pub user_name: String,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn register(&self, user_name: &str, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!({ "user_name": user_name, "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({ "login": login, "password": password }),
+        )
+        .await
+    }
+
+    /// Registers and logs in a fresh user with a unique name.
+    pub async fn create_user(&self) -> TestUser {
+        let user_name = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let email = format!("{user_name}@example.org");
+        let password = "correct horse battery".to_owned();
+        let registered = self.register(&user_name, &email, &password).await;
+        assert_eq!(
+            registered.status(),
+            201,
+            "register: {}",
+            registered.text().await.unwrap()
+        );
+        let user: serde_json::Value = registered.json().await.unwrap();
+        let tokens: serde_json::Value = self.login(&user_name, &password).await.json().await.unwrap();
+        TestUser {
+            id: user["id"].as_str().unwrap().to_owned(),
+            user_name,
+            email,
+            password,
+            access_token: tokens["access_token"].as_str().expect("access token").to_owned(),
+            refresh_token: tokens["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+        }
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// A test image fetched by `make models` (see models/manifest.toml).
+pub fn test_asset(name: &str) -> Vec<u8> {
+    let dir = std::env::var("VIGIL_MODELS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
+    let path = std::path::Path::new(&dir).join("test-assets").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make models`", path.display()))
+}
+
+/// A small face-free JPEG made on the spot.
+pub fn plain_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 7) as u8, (y * 5) as u8, 90])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+impl TestApp {
+    pub async fn upload_raw(&self, token: &str, bytes: Vec<u8>, content_type: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/detections"))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("request sent")
+    }
+}

@@ -1,0 +1,162 @@
+//! The real binary as a process: configuration refusal and graceful shutdown.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{database_uri, unique_database_name, wait_for_status, TEST_SECRET};
+
+fn vigil() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    // The developer's own settings must not leak into what we test.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("MONGODB_URI", database_uri()).env("RUST_LOG", "info");
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("vigil did not exit within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn production_refuses_to_start_without_a_long_secret() {
+    for secret in [None, Some("short")] {
+        let mut cmd = vigil();
+        cmd.args(["serve", "--env", "production", "--bind", "127.0.0.1:0"]);
+        if let Some(s) = secret {
+            cmd.env("VIGIL_JWT_SECRET", s);
+        }
+        let output = cmd.output().unwrap();
+        assert!(!output.status.success(), "must refuse secret {secret:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("VIGIL_JWT_SECRET"),
+            "message names the variable: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_environment_variable() {
+    let output = vigil().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for var in [
+        "MONGODB_URI",
+        "VIGIL_DATABASE",
+        "VIGIL_BIND",
+        "VIGIL_DATA_DIR",
+        "VIGIL_MODELS_DIR",
+        "VIGIL_JWT_SECRET",
+        "VIGIL_ENV",
+    ] {
+        assert!(help.contains(var), "--help mentions {var}");
+    }
+}
+
+#[test]
+fn the_readme_documents_every_option() {
+    let output = vigil().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut checked = 0;
+    for var in help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split(['=', ']']).next())
+    {
+        assert!(
+            readme.contains(&format!("`{var}`")),
+            "README's configuration table lacks {var}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "found only {checked} env vars in --help");
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_with_status_zero() {
+    let port = free_port();
+    let mut child = vigil()
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--database", &unique_database_name(), "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .args(["--shutdown-timeout-secs", "5"])
+        .env("VIGIL_JWT_SECRET", TEST_SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_status(&http, &format!("{base}/readyz"), 200, Duration::from_secs(30)).await;
+
+    // A request in flight when the signal comes: headers sent, body half-way.
+    let body = r#"{"login": "nobody-at-all", "password": "not the password"}"#;
+    let (head, tail) = body.split_at(20);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    signal(&child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still serving the in-flight request"
+    );
+    stream.write_all(tail.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut response))
+        .await
+        .expect("the in-flight request is answered")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response[..n]);
+    assert!(
+        response.starts_with("HTTP/1.1 401"),
+        "answered normally: {response}"
+    );
+    drop(stream);
+
+    let status = tokio::task::spawn_blocking(move || wait_with_deadline(&mut child, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "graceful exit: {status:?}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens after shutdown"
+    );
+}

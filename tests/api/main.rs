@@ -1,0 +1,13 @@
+//! HTTP-level tests: each starts the real application on a random port with
+//! its own database on the server named by MONGODB_URI (`make test` starts one).
+//! One test binary for all of them keeps link time down.
+
+mod auth;
+mod detections;
+mod health;
+mod helpers;
+mod lifecycle;
+mod migrations;
+mod openapi;
+mod proxy;
+mod readiness;
