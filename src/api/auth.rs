@@ -1,0 +1,124 @@
+//! Registration, login, token refresh and logout.
+
+use actix_web::{post, web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::principal::ClientIp;
+use crate::auth::TokenPair;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::users::UserView;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 3–32 characters of A-Z, a-z, 0-9, `_`, `.`, `-`; unique regardless of case.
+    #[schema(example = "alice")]
+    pub user_name: String,
+    #[schema(example = "alice@example.org")]
+    pub email: String,
+    /// 8–128 characters.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The user_name or the email.
+    #[schema(example = "alice")]
+    pub login: String,
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Creates an account. The first account ever registered is the admin.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "`user_name_taken` or `email_taken`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a field is invalid", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/auth/register")]
+pub async fn register(
+    state: web::Data<AppState>,
+    _ip: ClientIp,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let user = state
+        .auth
+        .register(&body.user_name, &body.email, body.password)
+        .await?;
+    tracing::info!(user = %user.id, role = ?user.role, "registered");
+    Ok(HttpResponse::Created().json(UserView::from(&user)))
+}
+
+/// Exchanges a login and password for an access token and a refresh token.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 401, description = "`invalid_credentials`: unknown login or wrong password (indistinguishable)", body = ErrorBody),
+        (status = 429, description = "`login_throttled` after repeated failures, or `rate_limited`", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let tokens = state.auth.login(&body.login, body.password, ip.0).await?;
+    Ok(HttpResponse::Ok().json(tokens))
+}
+
+/// Spends a refresh token for a new pair. Presenting a spent token revokes the whole login.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the presented refresh token is spent", body = TokenPair),
+        (status = 401, description = "`invalid_token`: unknown, expired, revoked or reused", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    _ip: ClientIp,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = state.auth.refresh(&body.refresh_token).await?;
+    Ok(HttpResponse::Ok().json(tokens))
+}
+
+/// Revokes the refresh token and every token of its login. Access tokens
+/// already issued stay valid until they expire (at most their lifetime).
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Logged out (also for an unknown token)"))
+)]
+#[post("/api/v1/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    _ip: ClientIp,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.logout(&body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

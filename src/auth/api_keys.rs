@@ -1,0 +1,154 @@
+//! API keys for machine clients: shown once, stored as digests, revocable.
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use mongodb::bson::doc;
+use mongodb::bson::oid::ObjectId;
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::tokens::{random_secret, secret_digest};
+use crate::db::{Database, DbError};
+use crate::users::UserId;
+
+const KEY_PREFIX: &str = "vgl_";
+/// Characters of the key kept in clear, so a user can tell keys apart.
+const SHOWN_PREFIX_LEN: usize = 12;
+/// Keys one user may hold; a leaked password must not mint keys without bound.
+pub const MAX_KEYS_PER_USER: u64 = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredApiKey {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub key_digest: String,
+    #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key as listed: no key material.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyView {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6b7")]
+    pub id: String,
+    #[schema(example = "camera-uploader")]
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    #[schema(example = "vgl_Jx3kP0aQ")]
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A newly created key: the only time `key` is ever shown.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub view: ApiKeyView,
+    /// Send as `X-API-Key`. Store it now: it cannot be shown again.
+    #[schema(example = "vgl_Jx3kP0aQ…")]
+    pub key: String,
+}
+
+impl From<&StoredApiKey> for ApiKeyView {
+    fn from(k: &StoredApiKey) -> Self {
+        Self {
+            id: k.id.to_hex(),
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// 1–64 printable characters naming what the key is for.
+#[derive(Debug, Clone)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let name = raw.trim();
+        let ok = (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control);
+        ok.then(|| Self(name.to_owned()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error("at most {MAX_KEYS_PER_USER} API keys per user; revoke one first")]
+    TooMany,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<mongodb::error::Error> for ApiKeyError {
+    fn from(err: mongodb::error::Error) -> Self {
+        ApiKeyError::Db(DbError::from_driver(err))
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiKeys {
+    keys: Collection<StoredApiKey>,
+}
+
+impl ApiKeys {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            keys: db.collection("api_keys"),
+        }
+    }
+
+    pub async fn create(&self, user: UserId, name: KeyName) -> Result<CreatedApiKey, ApiKeyError> {
+        if self.keys.count_documents(doc! { "user_id": user.0 }).await? >= MAX_KEYS_PER_USER {
+            return Err(ApiKeyError::TooMany);
+        }
+        let key = random_secret(KEY_PREFIX);
+        let stored = StoredApiKey {
+            id: ObjectId::new(),
+            user_id: user,
+            name: name.0,
+            prefix: key[..SHOWN_PREFIX_LEN].to_owned(),
+            key_digest: secret_digest(&key),
+            created_at: Utc::now(),
+        };
+        self.keys.insert_one(&stored).await?;
+        Ok(CreatedApiKey {
+            view: ApiKeyView::from(&stored),
+            key,
+        })
+    }
+
+    pub async fn list(&self, user: UserId) -> Result<Vec<ApiKeyView>, ApiKeyError> {
+        let keys: Vec<StoredApiKey> = self
+            .keys
+            .find(doc! { "user_id": user.0 })
+            .sort(doc! { "created_at": -1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(keys.iter().map(ApiKeyView::from).collect())
+    }
+
+    /// Deletes the key if `user` owns it. Someone else's key looks absent.
+    pub async fn revoke(&self, user: UserId, id: ObjectId) -> Result<bool, ApiKeyError> {
+        let result = self
+            .keys
+            .delete_one(doc! { "_id": id, "user_id": user.0 })
+            .await?;
+        Ok(result.deleted_count == 1)
+    }
+
+    pub async fn authenticate(&self, key: &str) -> Result<Option<StoredApiKey>, ApiKeyError> {
+        if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
+            return Ok(None);
+        }
+        Ok(self
+            .keys
+            .find_one(doc! { "key_digest": secret_digest(key) })
+            .await?)
+    }
+}

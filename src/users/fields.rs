@@ -1,0 +1,165 @@
+//! Account fields, parsed once at the edge: a value of these types is valid.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FieldError {
+    #[error("user_name must be 3-32 characters of A-Z, a-z, 0-9, '_', '.', '-'")]
+    UserName,
+    #[error("email is not a valid address")]
+    Email,
+    #[error("password must be 8-128 characters")]
+    Password,
+}
+
+/// 3–32 characters of `[A-Za-z0-9_.-]`. Compared case-insensitively through [`UserName::key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let ok = (3..=32).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        ok.then(|| Self(raw.to_owned())).ok_or(FieldError::UserName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The uniqueness key: "Alice" and "alice" are one account.
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+/// An email address, lower-cased. The check is deliberately the practical one
+/// (one `@`, a dotted domain, no spaces): full RFC 5322 admits addresses that
+/// no mail system delivers, and only a sent mail proves an address anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let value = raw.trim().to_lowercase();
+        let (local, domain) = value.split_once('@').ok_or(FieldError::Email)?;
+        let local_ok =
+            !local.is_empty() && local.len() <= 64 && !local.starts_with('.') && !local.ends_with('.');
+        let domain_ok = domain.len() <= 253
+            && domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty() && label.len() <= 63 && !label.starts_with('-') && !label.ends_with('-')
+            })
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        let chars_ok = value.len() <= 254
+            && !value.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(
+                        c,
+                        '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '"' | '[' | ']'
+                    )
+            })
+            && value.matches('@').count() == 1;
+        (local_ok && domain_ok && chars_ok)
+            .then_some(Self(value))
+            .ok_or(FieldError::Email)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A plaintext password on its way to the hasher; never printed.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: String) -> Result<Self, FieldError> {
+        let chars = raw.chars().count();
+        if (8..=128).contains(&chars) {
+            Ok(Self(raw))
+        } else {
+            Err(FieldError::Password)
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        for ok in ["bob", "Alice_1", "a.b-c", &"x".repeat(32)] {
+            assert!(UserName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "ab",
+            "has space",
+            "émile",
+            "a/b",
+            &"x".repeat(33),
+            "semi;colon",
+        ] {
+            assert_eq!(UserName::parse(bad), Err(FieldError::UserName), "{bad}");
+        }
+        assert_eq!(UserName::parse("Alice").unwrap().key(), "alice");
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse(" Bob@Example.ORG ").unwrap().as_str(),
+            "bob@example.org"
+        );
+        for ok in ["a@b.co", "first.last+tag@sub.example.com"] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@-b.com",
+            "a@b..com",
+            ".a@b.com",
+            "a<b>@c.com",
+        ] {
+            assert_eq!(Email::parse(bad), Err(FieldError::Email), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_count_characters_not_bytes() {
+        assert!(Password::parse("seven77".into()).is_err());
+        assert!(Password::parse("eight888".into()).is_ok());
+        assert!(
+            Password::parse("é".repeat(128)).is_ok(),
+            "128 characters, 256 bytes"
+        );
+        assert!(Password::parse("x".repeat(129)).is_err());
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-pw".into()).unwrap()),
+            "Password(<redacted>)"
+        );
+    }
+}

@@ -1,0 +1,176 @@
+use chrono::Utc;
+use mongodb::bson::{doc, Document};
+use mongodb::options::ReturnDocument;
+use mongodb::Collection;
+
+use super::fields::{Email, UserName};
+use super::{Role, User, UserId};
+use crate::db::{is_duplicate_key, Database, DbError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("user_name is already taken")]
+    NameTaken,
+    #[error("email is already registered")]
+    EmailTaken,
+    #[error("no such user")]
+    NotFound,
+    #[error("API request quota used up ({used} of {quota})")]
+    QuotaExhausted { used: i64, quota: i64 },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<mongodb::error::Error> for UserError {
+    fn from(err: mongodb::error::Error) -> Self {
+        UserError::Db(DbError::from_driver(err))
+    }
+}
+
+/// Quota after one unit was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUse {
+    pub used: i64,
+    pub quota: i64,
+}
+
+const CLAIMS: &str = "claims";
+const FIRST_ADMIN: &str = "first_admin";
+
+#[derive(Clone)]
+pub struct Users {
+    users: Collection<User>,
+    claims: Collection<Document>,
+}
+
+impl Users {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            users: db.collection("users"),
+            claims: db.collection(CLAIMS),
+        }
+    }
+
+    /// Stores a new account. The first account ever becomes the admin: the
+    /// race between two first registrations is settled by a unique claim
+    /// document, not by counting users.
+    pub async fn create(
+        &self,
+        name: &UserName,
+        email: &Email,
+        password_hash: String,
+        quota: u32,
+    ) -> Result<User, UserError> {
+        let claimed_admin = match self.claims.insert_one(doc! { "_id": FIRST_ADMIN }).await {
+            Ok(_) => true,
+            Err(err) if is_duplicate_key(&err) => false,
+            Err(err) => return Err(err.into()),
+        };
+        let user = User {
+            id: UserId(mongodb::bson::oid::ObjectId::new()),
+            user_name: name.as_str().to_owned(),
+            user_name_key: name.key(),
+            email: email.as_str().to_owned(),
+            password_hash,
+            role: if claimed_admin { Role::Admin } else { Role::User },
+            api_request_quota: i64::from(quota),
+            api_requests_used: 0,
+            created_at: Utc::now(),
+        };
+        match self.users.insert_one(&user).await {
+            Ok(_) => Ok(user),
+            Err(err) => {
+                if claimed_admin {
+                    // Give the admin seat back: this registration did not happen.
+                    let _ = self.claims.delete_one(doc! { "_id": FIRST_ADMIN }).await;
+                }
+                if is_duplicate_key(&err) {
+                    let message = err.to_string();
+                    Err(if message.contains("email_unique") {
+                        UserError::EmailTaken
+                    } else {
+                        UserError::NameTaken
+                    })
+                } else {
+                    Err(err.into())
+                }
+            }
+        }
+    }
+
+    pub async fn find(&self, id: UserId) -> Result<Option<User>, UserError> {
+        Ok(self.users.find_one(doc! { "_id": id.0 }).await?)
+    }
+
+    /// Looks a user up by user_name (any case) or, when it has an `@`, by email.
+    pub async fn find_by_login(&self, login: &str) -> Result<Option<User>, UserError> {
+        let login = login.trim();
+        let filter = if login.contains('@') {
+            doc! { "email": login.to_lowercase() }
+        } else {
+            doc! { "user_name_key": login.to_ascii_lowercase() }
+        };
+        Ok(self.users.find_one(filter).await?)
+    }
+
+    /// Takes one unit of quota in a single conditional update, so concurrent
+    /// requests (on any number of vigil instances) can never overdraw it.
+    pub async fn consume_quota(&self, id: UserId) -> Result<QuotaUse, UserError> {
+        let updated = self
+            .users
+            .find_one_and_update(
+                doc! { "_id": id.0, "$expr": { "$lt": ["$api_requests_used", "$api_request_quota"] } },
+                doc! { "$inc": { "api_requests_used": 1 } },
+            )
+            .return_document(ReturnDocument::After)
+            .await?;
+        match updated {
+            Some(user) => Ok(QuotaUse {
+                used: user.api_requests_used,
+                quota: user.api_request_quota,
+            }),
+            None => match self.find(id).await? {
+                Some(user) => Err(UserError::QuotaExhausted {
+                    used: user.api_requests_used,
+                    quota: user.api_request_quota,
+                }),
+                None => Err(UserError::NotFound),
+            },
+        }
+    }
+
+    /// Gives back a unit taken for a request that then failed on our side.
+    pub async fn refund_quota(&self, id: UserId) -> Result<(), UserError> {
+        self.users
+            .update_one(
+                doc! { "_id": id.0, "api_requests_used": { "$gt": 0 } },
+                doc! { "$inc": { "api_requests_used": -1 } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_quota(&self, id: UserId, quota: u32) -> Result<User, UserError> {
+        self.users
+            .find_one_and_update(
+                doc! { "_id": id.0 },
+                doc! { "$set": { "api_request_quota": i64::from(quota) } },
+            )
+            .return_document(ReturnDocument::After)
+            .await?
+            .ok_or(UserError::NotFound)
+    }
+
+    /// Makes a user an admin; returns false when it already was one.
+    pub async fn promote(&self, name: &UserName) -> Result<bool, UserError> {
+        let user = self
+            .users
+            .find_one_and_update(
+                doc! { "user_name_key": name.key() },
+                doc! { "$set": { "role": "admin" } },
+            )
+            .await?
+            .ok_or(UserError::NotFound)?;
+        Ok(user.role != Role::Admin)
+    }
+}
