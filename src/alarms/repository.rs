@@ -1,0 +1,70 @@
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{doc, Document};
+use mongodb::{ClientSession, Collection};
+
+use super::Alarm;
+use crate::db::paging::{find_page, Page, PageRequest};
+use crate::db::{Database, DbError};
+use crate::users::UserId;
+
+/// Whose alarms a caller may see.
+#[derive(Debug, Clone, Copy)]
+pub enum AlarmScope {
+    /// Admins: every alarm, cameras included.
+    All,
+    Owner(UserId),
+}
+
+impl AlarmScope {
+    fn filter(self) -> Document {
+        match self {
+            AlarmScope::All => doc! {},
+            AlarmScope::Owner(user) => doc! { "user_id": user.0 },
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Alarms {
+    alarms: Collection<Alarm>,
+}
+
+impl Alarms {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            alarms: db.collection("alarms"),
+        }
+    }
+
+    pub fn collection(&self) -> &Collection<Alarm> {
+        &self.alarms
+    }
+
+    pub async fn insert(&self, alarm: &Alarm, session: Option<&mut ClientSession>) -> Result<(), DbError> {
+        let insert = self.alarms.insert_one(alarm);
+        match session {
+            Some(s) => insert.session(s).await,
+            None => insert.await,
+        }
+        .map(drop)
+        .map_err(DbError::from_driver)
+    }
+
+    pub async fn get(&self, scope: AlarmScope, id: ObjectId) -> Result<Option<Alarm>, DbError> {
+        let mut filter = scope.filter();
+        filter.insert("_id", id);
+        self.alarms.find_one(filter).await.map_err(DbError::from_driver)
+    }
+
+    pub async fn list(&self, scope: AlarmScope, page: &PageRequest) -> Result<Page<Alarm>, DbError> {
+        find_page(&self.alarms, scope.filter(), "date", page, |a| (a.date, a.id)).await
+    }
+
+    pub async fn delete_for_detection(&self, detection: ObjectId) -> Result<(), DbError> {
+        self.alarms
+            .delete_many(doc! { "detection_id": detection })
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+}

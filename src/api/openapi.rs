@@ -1,0 +1,120 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+//! `vigil openapi` prints it; `openapi/openapi.json` is the committed copy
+//! (a test fails when the two differ).
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{alarms, api_keys, auth, detections, health, listing, media, users};
+use crate::alarms::AlarmView;
+use crate::auth::api_keys::{ApiKeyView, CreatedApiKey};
+use crate::auth::TokenPair;
+use crate::detections::DetectionView;
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::users::{Role, UserView};
+use crate::vision::{BoundingBox, Face, Landmarks, Point};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "vigil",
+        description = "Finds human faces in uploaded images and camera feeds, stores every detection and raises alarms.
+
+Authenticate with `Authorization: Bearer <access token>` (from `/api/v1/auth/login`) or `X-API-Key: <key>`.
+
+Errors are always `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"...\"}}`; match on `code`.
+
+Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket at `/ws`; its messages are described in docs/websocket.md.",
+        license(name = "MIT")
+    ),
+    paths(
+        health::healthz,
+        health::readyz,
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        users::me,
+        users::set_quota,
+        api_keys::create,
+        api_keys::list,
+        api_keys::revoke,
+        detections::create,
+        detections::list,
+        detections::get,
+        detections::remove,
+        alarms::list,
+        alarms::get,
+        media::get,
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        health::Status,
+        auth::RegisterRequest,
+        auth::LoginRequest,
+        auth::RefreshRequest,
+        TokenPair,
+        UserView,
+        Role,
+        users::QuotaUpdate,
+        api_keys::NewApiKey,
+        ApiKeyView,
+        CreatedApiKey,
+        DetectionView,
+        AlarmView,
+        listing::PageOf<DetectionView>,
+        listing::PageOf<AlarmView>,
+        Face,
+        BoundingBox,
+        Landmarks,
+        Point,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "users", description = "Profiles and quotas"),
+        (name = "api-keys", description = "Keys for machine clients"),
+        (name = "detections", description = "Face detection on uploaded images"),
+        (name = "alarms", description = "Faces seen, by upload or camera"),
+        (name = "media", description = "Saved images behind signed URLs"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Access token from /api/v1/auth/login, valid 15 minutes by default",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "Key from POST /api/v1/api-keys",
+            ))),
+        );
+    }
+}
+
+/// The document as pretty JSON with a trailing newline (the committed form).
+pub fn document_json() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}

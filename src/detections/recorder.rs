@@ -1,0 +1,158 @@
+//! Turning a searched image into durable records: images first, documents
+//! second, alarm broadcast last. Shared by uploads and cameras.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use image::RgbImage;
+use mongodb::bson::oid::ObjectId;
+
+use super::{DetectionRecord, Detections, MediaRefs, MODEL_NAME};
+use crate::alarms::{Alarm, AlarmBus, Alarms};
+use crate::db::DbError;
+use crate::media::{MediaError, MediaId, MediaKind, SharedMediaStore};
+use crate::users::UserId;
+use crate::vision::{annotate_jpeg, Detection, VisionError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Vision(#[from] VisionError),
+}
+
+/// One image and what the detector found in it.
+pub struct Frame {
+    pub owner: Option<UserId>,
+    pub source: String,
+    pub camera_id: Option<String>,
+    /// The image as received (uploads) or as captured (cameras, JPEG).
+    pub original: Vec<u8>,
+    pub original_kind: MediaKind,
+    pub image: Arc<RgbImage>,
+    pub detection: Detection,
+    pub duration_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub detection: DetectionRecord,
+    pub alarm: Option<Alarm>,
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    pub detections: Detections,
+    pub alarms: Alarms,
+    pub media: SharedMediaStore,
+    pub bus: AlarmBus,
+}
+
+impl Recorder {
+    pub async fn record(&self, frame: Frame) -> Result<Recorded, RecordError> {
+        let image = frame.image.clone();
+        let faces = frame.detection.faces.clone();
+        let annotated = tokio::task::spawn_blocking(move || annotate_jpeg(&image, &faces))
+            .await
+            .map_err(|e| VisionError::Encode(e.to_string()))??;
+
+        let media = MediaRefs {
+            original: MediaId::new(frame.original_kind),
+            annotated: MediaId::new(MediaKind::Jpeg),
+        };
+        // Durable images before any document points at them.
+        let stored = async {
+            self.media.put(media.original, &frame.original).await?;
+            self.media.put(media.annotated, &annotated).await
+        }
+        .await;
+        if let Err(err) = stored {
+            self.remove_images(media).await;
+            return Err(err.into());
+        }
+
+        let face_count = u32::try_from(frame.detection.faces.len()).unwrap_or(u32::MAX);
+        let now = Utc::now();
+        let detection_id = ObjectId::new();
+        let alarm = (face_count > 0).then(|| Alarm {
+            id: ObjectId::new(),
+            message: Alarm::message_for(face_count, &frame.source, frame.camera_id.is_some()),
+            date: now,
+            image: media.annotated,
+            face_count,
+            source: frame.source.clone(),
+            camera_id: frame.camera_id.clone(),
+            detection_id,
+            user_id: frame.owner,
+        });
+        let record = DetectionRecord {
+            id: detection_id,
+            user_id: frame.owner,
+            source: frame.source,
+            camera_id: frame.camera_id,
+            created_at: now,
+            width: frame.detection.image_width,
+            height: frame.detection.image_height,
+            faces: frame.detection.faces,
+            face_count,
+            model: MODEL_NAME.to_owned(),
+            duration_ms: frame.duration_ms,
+            media,
+            alarm_id: alarm.as_ref().map(|a| a.id),
+        };
+
+        if let Err(err) = self.detections.insert(&record).await {
+            self.remove_images(media).await;
+            return Err(err.into());
+        }
+        if let Some(alarm) = &alarm {
+            if let Err(err) = self.alarms.insert(alarm, None).await {
+                // Without its alarm the detection would be a silent face: undo it whole.
+                let _ = self.detections.delete(record.id).await;
+                self.remove_images(media).await;
+                return Err(err.into());
+            }
+            self.bus.publish(alarm.clone());
+            tracing::info!(alarm = %alarm.id, faces = face_count, source = %alarm.source, "alarm raised");
+        }
+        Ok(Recorded {
+            detection: record,
+            alarm,
+        })
+    }
+
+    /// Deletes a detection's documents and then its images.
+    pub async fn forget(&self, record: &DetectionRecord) -> Result<(), RecordError> {
+        self.alarms.delete_for_detection(record.id).await?;
+        self.remove_images(record.media).await;
+        Ok(())
+    }
+
+    async fn remove_images(&self, media: MediaRefs) {
+        for id in [media.original, media.annotated] {
+            if let Err(err) = self.media.delete(id).await {
+                tracing::warn!(media = %id, error = %err, "could not remove image; the orphan sweep will");
+            }
+        }
+    }
+
+    /// Removes images older than `age` that no detection refers to: what a
+    /// crash between writing an image and inserting its document leaves.
+    pub async fn sweep_orphans(&self, age: Duration) -> Result<usize, RecordError> {
+        let mut removed = 0;
+        for id in self.media.older_than(age).await? {
+            if !self.detections.references(id).await? {
+                self.media.delete(id).await?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "orphan images swept");
+        }
+        Ok(removed)
+    }
+}

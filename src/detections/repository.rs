@@ -1,0 +1,89 @@
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{doc, Document};
+use mongodb::Collection;
+
+use super::DetectionRecord;
+use crate::db::paging::{find_page, Page, PageRequest};
+use crate::db::{Database, DbError};
+use crate::media::MediaId;
+use crate::users::UserId;
+
+/// Whose detections a caller may see: only their own, admins too (camera
+/// detections are reached through their alarms).
+#[derive(Debug, Clone, Copy)]
+pub struct DetectionScope(pub UserId);
+
+#[derive(Clone)]
+pub struct Detections {
+    detections: Collection<DetectionRecord>,
+}
+
+impl Detections {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            detections: db.collection("detections"),
+        }
+    }
+
+    pub async fn insert(&self, record: &DetectionRecord) -> Result<(), DbError> {
+        self.detections
+            .insert_one(record)
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+
+    pub async fn get(&self, scope: DetectionScope, id: ObjectId) -> Result<Option<DetectionRecord>, DbError> {
+        self.detections
+            .find_one(doc! { "_id": id, "user_id": scope.0 .0 })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    pub async fn list(
+        &self,
+        scope: DetectionScope,
+        page: &PageRequest,
+    ) -> Result<Page<DetectionRecord>, DbError> {
+        find_page(
+            &self.detections,
+            doc! { "user_id": scope.0 .0 },
+            "created_at",
+            page,
+            |d| (d.created_at, d.id),
+        )
+        .await
+    }
+
+    /// Removes and returns the record, if the caller owns it.
+    pub async fn take(
+        &self,
+        scope: DetectionScope,
+        id: ObjectId,
+    ) -> Result<Option<DetectionRecord>, DbError> {
+        self.detections
+            .find_one_and_delete(doc! { "_id": id, "user_id": scope.0 .0 })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    pub async fn delete(&self, id: ObjectId) -> Result<(), DbError> {
+        self.detections
+            .delete_one(doc! { "_id": id })
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+
+    /// True when any detection refers to the image (the orphan sweep asks).
+    pub async fn references(&self, media: MediaId) -> Result<bool, DbError> {
+        let id = media.to_string();
+        let filter: Document = doc! { "$or": [ { "media.original": &id }, { "media.annotated": &id } ] };
+        Ok(self
+            .detections
+            .find_one(filter)
+            .await
+            .map_err(DbError::from_driver)?
+            .is_some())
+    }
+}

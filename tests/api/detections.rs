@@ -1,0 +1,558 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{
+    error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, AppOptions, TEST_SECRET,
+};
+
+#[tokio::test]
+async fn a_face_gives_one_face_one_alarm_and_saved_images() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let response = app
+        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
+        .await;
+    assert_eq!(response.status(), 201);
+    let detection: Value = response.json().await.unwrap();
+    assert_eq!(detection["face_count"], 1);
+    assert_eq!(detection["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(detection["width"], 512);
+    assert_eq!(detection["source"], "upload");
+    assert_eq!(detection["model"], "centerface");
+    let face = &detection["faces"][0];
+    assert!(face["score"].as_f64().unwrap() > 0.5);
+    assert!(face["box"]["width"].as_f64().unwrap() > 40.0);
+    let alarm_id = detection["alarm_id"]
+        .as_str()
+        .expect("an alarm was raised")
+        .to_owned();
+
+    let alarms: Value = app
+        .get_as("/api/v1/alarms", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let alarms = alarms["items"].as_array().unwrap();
+    assert_eq!(alarms.len(), 1);
+    let alarm = &alarms[0];
+    assert_eq!(alarm["id"], alarm_id.as_str());
+    assert_eq!(alarm["message"], "1 face detected on upload");
+    assert_eq!(alarm["detection_id"], detection["id"]);
+    chrono::DateTime::parse_from_rfc3339(alarm["date"].as_str().unwrap()).expect("RFC 3339 date");
+
+    // The images: the original as sent, the annotated copy as JPEG; no headers needed.
+    let original = app
+        .http
+        .get(app.url(detection["image_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(original.status(), 200);
+    assert_eq!(original.headers()["content-type"], "image/png");
+    assert_eq!(
+        original.bytes().await.unwrap().to_vec(),
+        test_asset("astronaut.png")
+    );
+    let annotated = app
+        .http
+        .get(app.url(alarm["img"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(annotated.status(), 200);
+    assert_eq!(annotated.headers()["content-type"], "image/jpeg");
+    assert!(annotated.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let marked = image::load_from_memory(&annotated.bytes().await.unwrap()).unwrap();
+    assert_eq!((marked.width(), marked.height()), (512, 512));
+
+    let by_id = app
+        .get_as(&format!("/api/v1/alarms/{alarm_id}"), &user.access_token)
+        .await;
+    assert_eq!(by_id.status(), 200);
+}
+
+#[tokio::test]
+async fn multipart_without_faces_stores_a_result_and_no_alarm() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(test_asset("coffee.png")).file_name("coffee.png"),
+        )
+        .text("source", "kitchen");
+    let response = app
+        .http
+        .post(app.url("/api/v1/detections"))
+        .bearer_auth(&user.access_token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let detection: Value = response.json().await.unwrap();
+    assert_eq!(detection["face_count"], 0);
+    assert_eq!(detection["source"], "kitchen");
+    assert!(detection.get("alarm_id").is_none());
+    let alarms: Value = app
+        .get_as("/api/v1/alarms", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(alarms["items"].as_array().unwrap().is_empty());
+    let me: Value = app
+        .get_as("/api/v1/users/me", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["api_requests_used"], 1);
+}
+
+#[tokio::test]
+async fn results_by_id_time_range_and_pages_for_their_owner_only() {
+    let app = spawn_app_with(AppOptions::default().flag("--detect-max-side", 160)).await;
+    let user = app.create_user().await;
+    let other = app.create_user().await;
+    let before = chrono::Utc::now();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let d: Value = app
+            .upload_raw(&user.access_token, plain_jpeg(64, 48), "image/jpeg")
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(d["id"].as_str().unwrap().to_owned());
+    }
+    app.upload_raw(&other.access_token, plain_jpeg(64, 48), "image/jpeg")
+        .await;
+
+    let first: Value = app
+        .get_as("/api/v1/detections?limit=2", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_ids: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first_ids, vec![ids[2].as_str(), ids[1].as_str()], "newest first");
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let second: Value = app
+        .get_as(
+            &format!("/api/v1/detections?limit=2&cursor={cursor}"),
+            &user.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second_ids: Vec<&str> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(second_ids, vec![ids[0].as_str()]);
+    assert!(second.get("next_cursor").is_none());
+
+    let from = urlencode(&before.to_rfc3339());
+    let in_range: Value = app
+        .get_as(&format!("/api/v1/detections?from={from}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(in_range["items"].as_array().unwrap().len(), 3);
+    let future = urlencode(&(chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339());
+    let none: Value = app
+        .get_as(&format!("/api/v1/detections?from={future}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let until_before = urlencode(&before.to_rfc3339());
+    let earlier: Value = app
+        .get_as(
+            &format!("/api/v1/detections?to={until_before}"),
+            &user.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(earlier["items"].as_array().unwrap().is_empty());
+
+    assert_eq!(
+        app.get_as(&format!("/api/v1/detections/{}", ids[0]), &user.access_token)
+            .await
+            .status(),
+        200
+    );
+    let theirs = app
+        .get_as(&format!("/api/v1/detections/{}", ids[0]), &other.access_token)
+        .await;
+    assert_eq!(theirs.status(), 404, "no existence leak");
+    assert_eq!(error_code(theirs).await, "not_found");
+    let bad = app
+        .get_as("/api/v1/detections?from=yesterday", &user.access_token)
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(error_code(bad).await, "invalid_query");
+    assert_eq!(
+        app.get_as("/api/v1/detections?limit=201", &user.access_token)
+            .await
+            .status(),
+        400
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn media_urls_must_be_signed_and_fresh() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let d: Value = app
+        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = d["annotated_url"].as_str().unwrap();
+    assert_eq!(app.http.get(app.url(url)).send().await.unwrap().status(), 200);
+
+    let path = url.split('?').next().unwrap();
+    let id: vigil::media::MediaId = path.trim_start_matches("/media/").parse().unwrap();
+    let tampered = url.replace("sig=", "sig=AAAA");
+    let unsigned = path.to_owned();
+    let signer = vigil::media::signed::UrlSigner::new(TEST_SECRET.as_bytes(), 60);
+    let expired = signer.url_expiring_at(&id, chrono::Utc::now().timestamp() - 5);
+    let other_image = url.replacen(&id.oid.to_hex(), "0123456789abcdef01234567", 1);
+    for (what, bad) in [
+        ("tampered", tampered),
+        ("unsigned", unsigned),
+        ("expired", expired),
+        ("other id", other_image),
+    ] {
+        let response = app.http.get(app.url(&bad)).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{what}");
+        assert_eq!(error_code(response).await, "invalid_signature", "{what}");
+    }
+    let traversal = app
+        .http
+        .get(app.url("/media/..%2F..%2Fetc%2Fpasswd?exp=1&sig=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traversal.status(), 404);
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_without_costing_quota() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--max-upload-bytes", 200_000)
+            .flag("--max-image-pixels", 100_000)
+            .flag("--rate-limit-per-second", 100),
+    )
+    .await;
+    let user = app.create_user().await;
+    let cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = vec![
+        (
+            "too many bytes",
+            test_asset("astronaut.png"),
+            "image/png",
+            413,
+            "payload_too_large",
+        ),
+        (
+            "too many pixels",
+            plain_jpeg(400, 300),
+            "image/jpeg",
+            413,
+            "image_too_large",
+        ),
+        (
+            "not an image type",
+            b"hello".to_vec(),
+            "text/plain",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            b"hello".to_vec(),
+            "",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "garbage",
+            b"definitely not a jpeg".to_vec(),
+            "image/jpeg",
+            422,
+            "invalid_image",
+        ),
+        ("empty", Vec::new(), "image/png", 422, "invalid_image"),
+        (
+            "truncated",
+            plain_jpeg(200, 150)[..300].to_vec(),
+            "image/jpeg",
+            422,
+            "invalid_image",
+        ),
+    ];
+    for (what, bytes, content_type, status, code) in cases {
+        let response = app.upload_raw(&user.access_token, bytes, content_type).await;
+        assert_eq!(response.status(), status, "{what}");
+        assert_eq!(error_code(response).await, code, "{what}");
+    }
+    let no_field = app
+        .http
+        .post(app.url("/api/v1/detections"))
+        .bearer_auth(&user.access_token)
+        .multipart(reqwest::multipart::Form::new().text("source", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_field.status(), 400);
+    // The content decides, not the header: a JPEG sent as image/png is accepted as a JPEG.
+    let mislabelled = app
+        .upload_raw(&user.access_token, plain_jpeg(64, 48), "image/png")
+        .await;
+    assert_eq!(mislabelled.status(), 201);
+    let me: Value = app
+        .get_as("/api/v1/users/me", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["api_requests_used"], 1, "only the accepted image cost a unit");
+}
+
+#[tokio::test]
+async fn parallel_uploads_never_overdraw_the_quota() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--rate-limit-per-second", 10_000)
+            .flag("--detect-max-side", 96),
+    )
+    .await;
+    let user = app.create_user().await;
+    let image = plain_jpeg(64, 48);
+    let responses = futures_util::future::join_all(
+        (0..130).map(|_| app.upload_raw(&user.access_token, image.clone(), "image/jpeg")),
+    )
+    .await;
+    let mut counts: HashMap<u16, usize> = HashMap::new();
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    for response in responses {
+        let status = response.status().as_u16();
+        *counts.entry(status).or_default() += 1;
+        if status == 429 {
+            *codes.entry(error_code(response).await).or_default() += 1;
+        }
+    }
+    assert_eq!(counts.get(&201), Some(&100), "{counts:?}");
+    assert_eq!(counts.get(&429), Some(&30), "{counts:?}");
+    assert_eq!(codes.get("quota_exhausted"), Some(&30));
+    let me: Value = app
+        .get_as("/api/v1/users/me", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["api_requests_used"], 100);
+    let stored = app
+        .db
+        .collection::<mongodb::bson::Document>("detections")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
+    assert_eq!(stored, 100);
+}
+
+#[tokio::test]
+async fn deleting_a_detection_removes_its_alarm_and_images() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let d: Value = app
+        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = d["id"].as_str().unwrap();
+    let other = app.create_user().await;
+    let refused = app
+        .http
+        .delete(app.url(&format!("/api/v1/detections/{id}")))
+        .bearer_auth(&other.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/api/v1/detections/{id}")))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        app.get_as(&format!("/api/v1/detections/{id}"), &user.access_token)
+            .await
+            .status(),
+        404
+    );
+    let alarm = d["alarm_id"].as_str().unwrap();
+    assert_eq!(
+        app.get_as(&format!("/api/v1/alarms/{alarm}"), &user.access_token)
+            .await
+            .status(),
+        404
+    );
+    for url in [
+        d["image_url"].as_str().unwrap(),
+        d["annotated_url"].as_str().unwrap(),
+    ] {
+        assert_eq!(app.http.get(app.url(url)).send().await.unwrap().status(), 404);
+    }
+    let files = std::fs::read_dir(app.data_dir.path().join("images"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 0);
+}
+
+#[tokio::test]
+async fn orphan_images_are_swept_at_startup() {
+    let options = AppOptions::default();
+    let database_name = options.database_name.clone();
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(options.data_dir(data_dir.path())).await;
+    let user = app.create_user().await;
+    let d: Value = app
+        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let images = data_dir.path().join("images");
+    let orphan_old = images.join(format!("{}.jpg", mongodb::bson::oid::ObjectId::new().to_hex()));
+    let orphan_new = images.join(format!("{}.jpg", mongodb::bson::oid::ObjectId::new().to_hex()));
+    std::fs::write(&orphan_old, b"left by a crash").unwrap();
+    std::fs::write(&orphan_new, b"an upload still in progress").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for entry in std::fs::read_dir(&images).unwrap() {
+        let path = entry.unwrap().path();
+        if path != orphan_new {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+    }
+
+    let restarted = spawn_app_with(
+        AppOptions {
+            database_name,
+            ..AppOptions::default()
+        }
+        .data_dir(data_dir.path()),
+    )
+    .await;
+    restarted.wait_for_readiness(200, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while orphan_old.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!orphan_old.exists(), "an old unreferenced image is swept");
+    assert!(orphan_new.exists(), "a fresh one is left alone");
+    let url = d["image_url"].as_str().unwrap();
+    assert_eq!(
+        restarted
+            .http
+            .get(restarted.url(url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "referenced images stay"
+    );
+}
+
+#[tokio::test]
+async fn the_gridfs_store_serves_what_it_stored() {
+    let app = spawn_app_with(AppOptions::default().flag("--media-store", "gridfs")).await;
+    let user = app.create_user().await;
+    let d: Value = app
+        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let original = app
+        .http
+        .get(app.url(d["image_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(original.status(), 200);
+    assert_eq!(
+        original.bytes().await.unwrap().to_vec(),
+        test_asset("astronaut.png")
+    );
+    let files = app
+        .db
+        .collection::<mongodb::bson::Document>("media.files")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
+    assert_eq!(files, 2, "original and annotated in GridFS");
+    assert!(
+        !app.data_dir.path().join("images").exists()
+            || std::fs::read_dir(app.data_dir.path().join("images"))
+                .unwrap()
+                .count()
+                == 0
+    );
+
+    let id = d["id"].as_str().unwrap();
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/api/v1/detections/{id}")))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        app.http
+            .get(app.url(d["image_url"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
