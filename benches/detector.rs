@@ -1,0 +1,100 @@
+//! vigil's side of `make bench-detector`: ms/image of the full detector
+//! (resize, inference, decode, NMS) from decoded pixels, one JSON line per
+//! (max side, threads). scripts/bench_detector.py runs it and compares with
+//! onnxruntime.
+//!
+//! `cargo bench --bench detector -- --images DIR [--models-dir DIR]
+//!  [--max-sides 320,640,1280] [--threads 1,2] [--reps N]`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use vigil::vision::{decode_image, Detector, DetectorConfig, ImageLimits};
+
+fn list(value: &str) -> Vec<usize> {
+    value
+        .split(',')
+        .map(|s| s.trim().parse().expect("comma-separated numbers"))
+        .collect()
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut images_dir = None;
+    let mut models_dir = PathBuf::from(std::env::var("VIGIL_MODELS_DIR").unwrap_or("models".into()));
+    let mut sizes = vec![320, 640, 1280];
+    let mut threads = vec![1, vigil::vision::default_threads()];
+    let mut reps = 2usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--images" => images_dir = args.next().map(PathBuf::from),
+            "--models-dir" => models_dir = PathBuf::from(args.next().expect("--models-dir DIR")),
+            "--max-sides" => sizes = list(&args.next().expect("--max-sides LIST")),
+            "--threads" => threads = list(&args.next().expect("--threads LIST")),
+            "--reps" => reps = args.next().expect("--reps N").parse()?,
+            // cargo passes --bench to every bench target.
+            _ => {}
+        }
+    }
+    let images_dir = images_dir
+        .or_else(|| std::env::var_os("VIGIL_TEST_FACES_DIR").map(PathBuf::from))
+        .ok_or_else(|| anyhow::anyhow!("pass --images DIR or set VIGIL_TEST_FACES_DIR"))?;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&images_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    paths.sort();
+    anyhow::ensure!(!paths.is_empty(), "no images in {}", images_dir.display());
+    let limits = ImageLimits {
+        max_bytes: usize::MAX,
+        ..ImageLimits::default()
+    };
+    let images = paths
+        .iter()
+        .map(|p| Ok(decode_image(&std::fs::read(p)?, &limits)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    for &t in &threads {
+        let config = DetectorConfig {
+            threads: t,
+            ..DetectorConfig::default()
+        };
+        let detector = Detector::load(&models_dir, config)?;
+        for &size in &sizes {
+            let params = vigil::vision::DetectParams {
+                max_side: size as u32,
+                ..detector.params()
+            };
+            // The first pass builds the per-shape plans; not timed.
+            let started = Instant::now();
+            let mut faces = 0;
+            for img in &images {
+                faces += detector.detect_with(img, &params)?.faces.len();
+            }
+            let warm_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let started = Instant::now();
+            for _ in 0..reps {
+                for img in &images {
+                    detector.detect_with(img, &params)?;
+                }
+            }
+            let ms = started.elapsed().as_secs_f64() * 1000.0 / (reps * images.len()) as f64;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "max_side": size,
+                    "threads": t,
+                    "ms_per_image": ms,
+                    "faces": faces,
+                    "images": images.len(),
+                    "first_pass_ms": warm_ms,
+                })
+            );
+        }
+    }
+    Ok(())
+}
