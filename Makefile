@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # ffmpeg: video capture and test clips; libclang-dev: nokhwa's V4L2 bindings.
-APT_PACKAGES := ffmpeg libclang-dev pkg-config
+APT_PACKAGES := curl ffmpeg libclang-dev pkg-config
 # Shared evaluation photos sit beside the repository (CI lays them out so).
 export VIGIL_TEST_FACES_DIR ?= $(abspath ../shared/data/faces)
 
@@ -49,3 +49,9 @@ fmt:
 	$(CARGO) fmt --all
 
 include $(wildcard mk/*.mk)
+
+.PHONY: bench-api
+# Upload throughput and latency of a release build, 640x480 JPEG, concurrency 1 and 8.
+bench-api: deps venv models test-assets
+	$(CARGO) build --release --bin vigil
+	scripts/with-database.sh --ephemeral -- scripts/bench-api.sh
