@@ -242,7 +242,7 @@ pub struct DetectorArgs {
     pub detect_max_side: u32,
 
     /// Minimum score (0-1) of a reported face.
-    #[arg(long, env = "VIGIL_DETECT_THRESHOLD", default_value_t = 0.5)]
+    #[arg(long, env = "VIGIL_DETECT_THRESHOLD", default_value_t = 0.6)]
     pub detect_threshold: f32,
 
     /// Detections running at once (0 = one per core).
