@@ -107,6 +107,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub detector: DetectorArgs,
 
+    #[command(flatten)]
+    pub hub: HubArgs,
+
     /// Seconds between database health checks (readiness and reconnection).
     #[arg(
         long,
@@ -254,6 +257,86 @@ pub struct DetectorArgs {
     pub detector_threads: usize,
 }
 
+/// The WebSocket hub (`/ws`): sessions, presence and the message log.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HubArgs {
+    /// Let WebSocket clients without credentials use the clock, Fibonacci and the counter (never alarms).
+    #[arg(
+        long,
+        env = "VIGIL_WS_ALLOW_ANONYMOUS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub ws_allow_anonymous: bool,
+
+    /// Messages waiting for one WebSocket client before it counts as too slow and is closed (1013).
+    #[arg(
+        long,
+        env = "VIGIL_WS_QUEUE",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub ws_queue: u32,
+
+    /// Seconds between WebSocket pings to each client.
+    #[arg(
+        long,
+        env = "VIGIL_WS_HEARTBEAT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub ws_heartbeat_secs: u64,
+
+    /// Seconds without any frame from a client before its connection counts as gone.
+    #[arg(
+        long,
+        env = "VIGIL_WS_CLIENT_TIMEOUT_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=86400)
+    )]
+    pub ws_client_timeout_secs: u64,
+
+    /// Largest n the Fibonacci command accepts.
+    #[arg(
+        long,
+        env = "VIGIL_FIB_MAX_N",
+        default_value_t = 100_000,
+        value_parser = clap::value_parser!(u64).range(0..=10_000_000)
+    )]
+    pub fib_max_n: u64,
+
+    /// Also write the once-a-second clock messages to the message log.
+    #[arg(long, env = "VIGIL_WS_LOG_CLOCK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub ws_log_clock: bool,
+
+    /// Days a WebSocket message stays in the message log (ws_messages).
+    #[arg(
+        long,
+        env = "VIGIL_WS_LOG_TTL_DAYS",
+        default_value_t = 7,
+        value_parser = clap::value_parser!(u32).range(1..=3650)
+    )]
+    pub ws_log_ttl_days: u32,
+
+    /// Log entries held in memory while the database catches up; beyond it entries are dropped, never waited for.
+    #[arg(
+        long,
+        env = "VIGIL_WS_LOG_BUFFER",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub ws_log_buffer: u32,
+
+    /// Seconds between this instance's heartbeats; others remove its clients after three missed ones.
+    #[arg(
+        long,
+        env = "VIGIL_INSTANCE_HEARTBEAT_SECS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub instance_heartbeat_secs: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum JwtAlgorithm {
     Hs256,
@@ -326,6 +409,7 @@ pub struct Config {
     pub auth: AuthArgs,
     pub uploads: UploadArgs,
     pub detector: DetectorArgs,
+    pub hub: HubArgs,
     pub shutdown_timeout: Duration,
     pub health_interval: Duration,
 }
@@ -357,6 +441,7 @@ impl ServeArgs {
             auth: self.auth,
             uploads: self.uploads,
             detector: self.detector,
+            hub: self.hub,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             health_interval: Duration::from_secs(self.health_interval_secs),
         })

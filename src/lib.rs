@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod detections;
 pub mod error;
+pub mod hub;
 pub mod media;
 pub mod startup;
 pub mod state;

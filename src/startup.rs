@@ -18,6 +18,7 @@ use crate::db::health::{HealthMonitor, Readiness};
 use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
 use crate::db::{Database, DbError};
 use crate::detections::{Detections, Recorder, UploadService};
+use crate::hub::{Hub, HubConfig};
 use crate::media::signed::UrlSigner;
 use crate::media::{FileStore, GridFsStore, MediaBackend, SharedMediaStore};
 use crate::state::AppState;
@@ -105,6 +106,10 @@ impl Application {
             limits: config.uploads.image_limits(),
         };
         let sweeper = sweep_orphans_when_ready(recorder.clone(), readiness.clone());
+        let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.uploads.media_url_ttl_secs);
+        let hub = Hub::new(&db, HubConfig::from(&config.hub), &instance_id, signer.clone());
+        let first_alarm_stream = if migrated { hub.prepare().await } else { None };
+        let hub_tasks = hub.start(alarm_bus.clone(), first_alarm_stream);
         let state = web::Data::new(AppState {
             config: config.clone(),
             db,
@@ -112,10 +117,11 @@ impl Application {
             auth,
             detector,
             media,
-            signer: UrlSigner::new(config.jwt_secret.as_bytes(), config.uploads.media_url_ttl_secs),
+            signer,
             alarm_bus,
             recorder,
             uploads,
+            hub,
             instance_id,
         });
 
@@ -148,11 +154,12 @@ impl Application {
         .run();
         tracing::info!(address = %config.bind, port, "listening");
 
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(monitor.run()),
             tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
             tokio::spawn(sweeper),
         ];
+        background.extend(hub_tasks);
         Ok(Self {
             port,
             server,
@@ -173,6 +180,7 @@ impl Application {
     /// in-flight requests finish within the configured shutdown timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.state.hub.shutdown().await;
         for task in self.background {
             task.abort();
         }

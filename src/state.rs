@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::db::health::Readiness;
 use crate::db::Database;
 use crate::detections::{Recorder, UploadService};
+use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
 use crate::vision::DetectorPool;
@@ -24,6 +25,8 @@ pub struct AppState {
     /// Stores detections and alarms (uploads and cameras).
     pub recorder: Recorder,
     pub uploads: UploadService,
+    /// The WebSocket hub: sessions, presence, fan-out.
+    pub hub: Hub,
     /// Identifies this process among several sharing one database.
     pub instance_id: String,
 }

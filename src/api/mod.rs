@@ -5,13 +5,16 @@
 pub mod alarms;
 pub mod api_keys;
 pub mod auth;
+pub mod clients;
 pub mod detections;
 pub mod health;
 pub mod listing;
 pub mod media;
+pub mod numbers;
 pub mod openapi;
 pub mod upload_body;
 pub mod users;
+pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -41,6 +44,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(alarms::list)
         .service(alarms::get)
         .service(media::get)
+        .service(numbers::even)
+        .service(numbers::odd)
+        .service(clients::list)
+        .service(ws::connect)
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/api-docs/openapi.json",
             <openapi::ApiDoc as utoipa::OpenApi>::openapi(),

@@ -5,12 +5,14 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alarms, api_keys, auth, detections, health, listing, media, users};
+use super::{alarms, api_keys, auth, clients, detections, health, listing, media, numbers, users, ws};
 use crate::alarms::AlarmView;
 use crate::auth::api_keys::{ApiKeyView, CreatedApiKey};
 use crate::auth::TokenPair;
 use crate::detections::DetectionView;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::hub::numbers::{NumberView, Parity};
+use crate::hub::presence::ClientView;
 use crate::users::{Role, UserView};
 use crate::vision::{BoundingBox, Face, Landmarks, Point};
 
@@ -46,6 +48,10 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         alarms::list,
         alarms::get,
         media::get,
+        numbers::even,
+        numbers::odd,
+        clients::list,
+        ws::connect,
     ),
     components(schemas(
         ErrorBody,
@@ -69,6 +75,10 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         BoundingBox,
         Landmarks,
         Point,
+        NumberView,
+        Parity,
+        ClientView,
+        clients::ClientList,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -79,6 +89,8 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         (name = "detections", description = "Face detection on uploaded images"),
         (name = "alarms", description = "Faces seen, by upload or camera"),
         (name = "media", description = "Saved images behind signed URLs"),
+        (name = "numbers", description = "Even and odd numbers in 0–99 (also on the WebSocket)"),
+        (name = "websocket", description = "The WebSocket hub at /ws (messages: docs/websocket.md) and who is connected"),
     )
 )]
 pub struct ApiDoc;

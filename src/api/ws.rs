@@ -1,0 +1,97 @@
+//! `GET /ws`: the handshake. Credentials and the client id are checked here,
+//! so a bad token is a plain 401 before any WebSocket exists; the session
+//! itself lives in [`crate::hub::session`].
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::hub::session::{self, authenticate_token, SessionStart};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WsQuery {
+    /// An access token (JWT) or an API key. Without it the session is
+    /// anonymous (clock, Fibonacci, counter) until an `auth` message.
+    pub token: Option<String>,
+    /// Stable id of this client (1–64 of `A-Z a-z 0-9 . _ : -`), kept across
+    /// reconnects; the counter value is kept per client id (and per user when
+    /// authenticated). Generated when absent.
+    pub client_id: Option<String>,
+}
+
+/// Largest text frame a client may send; every message of the protocol is tiny.
+const MAX_FRAME: usize = 16 * 1024;
+
+fn valid_client_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The WebSocket hub: live alarms, the clock, Fibonacci and the even/odd counter.
+///
+/// Upgrades to a WebSocket. Messages are JSON objects with a `type`; see
+/// docs/websocket.md for all of them.
+#[utoipa::path(
+    tag = "websocket",
+    params(WsQuery),
+    responses(
+        (status = 101, description = "Switching Protocols: the session starts with a `hello` message"),
+        (status = 400, description = "`bad_request`: not a WebSocket handshake; `validation_failed`: bad client_id", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+    )
+)]
+#[get("/ws")]
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<WsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let client_id = match query.client_id {
+        Some(id) if valid_client_id(&id) => id,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "client_id must be 1–64 characters of A-Z a-z 0-9 . _ : -",
+            ))
+        }
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let principal = match query.token.as_deref().map(str::trim) {
+        Some(token) if !token.is_empty() => Some(authenticate_token(&state, token).await?),
+        _ => None,
+    };
+    let (response, ws, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
+    let stream = stream
+        .max_frame_size(MAX_FRAME)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME);
+    let start = SessionStart {
+        client_id,
+        principal,
+        remote_addr: req.peer_addr().map(|a| a.to_string()),
+    };
+    actix_web::rt::spawn(session::run(state, ws, stream, start));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_client_id;
+
+    #[test]
+    fn client_ids() {
+        assert!(valid_client_id("dashboard-1"));
+        assert!(valid_client_id("a.b_c:d"));
+        assert!(!valid_client_id(""));
+        assert!(!valid_client_id(&"x".repeat(65)));
+        assert!(!valid_client_id("has space"));
+        assert!(!valid_client_id("$where"));
+    }
+}

@@ -1,0 +1,200 @@
+//! Alarms to subscribers: those raised here (the in-process [`AlarmBus`],
+//! no database round trip) and those inserted by any instance sharing the
+//! database (a change stream on `alarms`). An alarm raised here arrives on
+//! both; a small set of recently delivered ids makes each reach this
+//! instance's sessions once.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{doc, Document};
+use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
+use mongodb::change_stream::ChangeStream;
+use mongodb::Collection;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::message_log::Direction;
+use super::protocol::{ServerMessage, Topic};
+use super::Hub;
+use crate::alarms::{Alarm, AlarmBus, AlarmView};
+use crate::db::{Database, DbError};
+
+/// Ids remembered for de-duplication. Both paths deliver within moments of
+/// the insert, so the same alarm never arrives thousands of alarms apart.
+const REMEMBERED: usize = 4096;
+
+#[derive(Default)]
+pub struct RecentIds {
+    set: HashSet<ObjectId>,
+    order: VecDeque<ObjectId>,
+}
+
+impl RecentIds {
+    /// True the first time an id is seen (within the window).
+    pub fn first_time(&mut self, id: ObjectId) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+pub type AlarmStream = ChangeStream<ChangeStreamEvent<Document>>;
+
+pub struct AlarmFeed {
+    collection: Collection<Document>,
+    recent: Mutex<RecentIds>,
+}
+
+impl AlarmFeed {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            collection: db.collection("alarms"),
+            recent: Mutex::new(RecentIds::default()),
+        }
+    }
+
+    pub async fn open(&self, resume: Option<ResumeToken>) -> Result<AlarmStream, DbError> {
+        self.collection
+            .watch()
+            .pipeline([doc! { "$match": { "operationType": "insert" } }])
+            .resume_after(resume)
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Delivers an alarm to every session allowed to see it, unless it was
+    /// delivered already.
+    pub fn deliver(&self, hub: &Hub, alarm: &Alarm) {
+        if !self
+            .recent
+            .lock()
+            .expect("recent ids lock poisoned")
+            .first_time(alarm.id)
+        {
+            return;
+        }
+        let view = AlarmView::new(alarm, hub.signer());
+        let message = ServerMessage::Alarm(&view);
+        let frame = message.text();
+        let delivered = hub.registry().fan_out(&frame, |s| {
+            s.wants(Topic::Alarms) && s.viewer.get().is_some_and(|v| v.may_see(alarm))
+        });
+        tracing::debug!(alarm = %alarm.id, sessions = delivered.len(), "alarm delivered");
+        if delivered.is_empty() {
+            return;
+        }
+        let payload = Arc::new(message.payload());
+        for session in &delivered {
+            hub.log().record(
+                &session.session_id,
+                &session.client_id,
+                session.user_id(),
+                Direction::Out,
+                message.kind(),
+                payload.clone(),
+            );
+        }
+    }
+}
+
+/// Alarms raised by this process.
+#[tracing::instrument(name = "alarm_bus_feed", skip_all)]
+pub async fn follow_bus(hub: Hub, bus: AlarmBus) {
+    let mut alarms = bus.subscribe();
+    loop {
+        match alarms.recv().await {
+            Ok(alarm) => hub.alarm_feed().deliver(&hub, &alarm),
+            // The change stream carries the missed ones too.
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "alarm bus overflowed; the change stream delivers the rest"
+                )
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Alarms inserted by any instance. Restarts after stream errors from the
+/// last resume token, so nothing inserted meanwhile is lost; a token the
+/// server no longer knows is dropped (with a warning) rather than retried forever.
+#[tracing::instrument(name = "alarm_change_stream", skip_all)]
+pub async fn follow_change_stream(hub: Hub, first: Option<AlarmStream>) {
+    const MAX_BACKOFF: Duration = Duration::from_secs(30);
+    let mut backoff = Duration::from_millis(250);
+    let mut resume: Option<ResumeToken> = None;
+    let mut opened = first;
+    loop {
+        let mut stream = match opened.take() {
+            Some(stream) => stream,
+            None => match hub.alarm_feed().open(resume.clone()).await {
+                Ok(stream) => {
+                    tracing::info!(resumed = resume.is_some(), "alarm change stream open");
+                    stream
+                }
+                Err(err) => {
+                    if resume.take().is_some() {
+                        tracing::warn!(error = %err, "cannot resume the alarm change stream; starting from now (alarms inserted meanwhile on other instances are not pushed)");
+                    } else {
+                        tracing::warn!(error = %err, ?backoff, "cannot open the alarm change stream; retrying");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => {
+                    resume = stream.resume_token();
+                    backoff = Duration::from_millis(250);
+                    let Some(document) = event.full_document else {
+                        continue;
+                    };
+                    match mongodb::bson::from_document::<Alarm>(document) {
+                        Ok(alarm) => hub.alarm_feed().deliver(&hub, &alarm),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "skipping an alarm document of unexpected shape")
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "alarm change stream failed; reopening");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_new_once_and_old_ids_are_forgotten() {
+        let mut recent = RecentIds::default();
+        let first = ObjectId::new();
+        assert!(recent.first_time(first));
+        assert!(!recent.first_time(first));
+        for _ in 0..REMEMBERED {
+            assert!(recent.first_time(ObjectId::new()));
+        }
+        assert_eq!(recent.set.len(), REMEMBERED);
+        assert!(recent.first_time(first), "forgotten after {REMEMBERED} newer ids");
+    }
+}

@@ -1,0 +1,195 @@
+//! The log of every WebSocket message in and out (`ws_messages`).
+//!
+//! Sessions hand entries to a bounded buffer with `try_send` and move on; one
+//! writer task drains it into `insert_many` batches (whatever accumulated
+//! while the previous batch was written). When the database falls behind and
+//! the buffer is full, entries are dropped and counted: a chatty log must
+//! never slow a client down. Each entry carries its own `expires_at`, so the
+//! retention can change by configuration without touching the TTL index.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::Bson;
+use mongodb::Collection;
+use serde::{Serialize, Serializer};
+use tokio::sync::{mpsc, Notify};
+
+use crate::db::Database;
+use crate::users::UserId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// One logged message. The payload is shared: an alarm fanned out to
+/// thousands of sessions is converted to BSON once.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub session_id: String,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    pub instance_id: Arc<str>,
+    pub direction: Direction,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(serialize_with = "shared_bson")]
+    pub payload: Arc<Bson>,
+    #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub at: DateTime<Utc>,
+    #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub expires_at: DateTime<Utc>,
+}
+
+fn shared_bson<S: Serializer>(payload: &Arc<Bson>, s: S) -> Result<S::Ok, S::Error> {
+    payload.as_ref().serialize(s)
+}
+
+#[derive(Clone)]
+pub struct MessageLog {
+    tx: mpsc::Sender<LogEntry>,
+    dropped: Arc<AtomicU64>,
+    stop: Arc<Notify>,
+    pub instance_id: Arc<str>,
+    pub log_clock: bool,
+    ttl: chrono::Duration,
+}
+
+/// The receiving end, run by [`MessageLog::write_forever`].
+pub struct LogWriter {
+    rx: mpsc::Receiver<LogEntry>,
+    collection: Collection<LogEntry>,
+    dropped: Arc<AtomicU64>,
+    stop: Arc<Notify>,
+}
+
+/// Largest batch per `insert_many`; keeps each command far below 16 MiB.
+const BATCH: usize = 500;
+
+impl MessageLog {
+    pub fn new(
+        db: &Database,
+        instance_id: &str,
+        capacity: usize,
+        ttl_days: u32,
+        log_clock: bool,
+    ) -> (Self, LogWriter) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(Notify::new());
+        let log = Self {
+            tx,
+            dropped: dropped.clone(),
+            stop: stop.clone(),
+            instance_id: instance_id.into(),
+            log_clock,
+            ttl: chrono::Duration::days(i64::from(ttl_days)),
+        };
+        let writer = LogWriter {
+            rx,
+            collection: db.collection("ws_messages"),
+            dropped,
+            stop,
+        };
+        (log, writer)
+    }
+
+    /// Appends without waiting; a full buffer drops the entry (and counts it).
+    pub fn record(
+        &self,
+        session_id: &str,
+        client_id: &str,
+        user_id: Option<UserId>,
+        direction: Direction,
+        kind: &str,
+        payload: Arc<Bson>,
+    ) {
+        let at = Utc::now();
+        let entry = LogEntry {
+            session_id: session_id.to_owned(),
+            client_id: client_id.to_owned(),
+            user_id,
+            instance_id: self.instance_id.clone(),
+            direction,
+            kind: kind.to_owned(),
+            payload,
+            at,
+            expires_at: at + self.ttl,
+        };
+        if self.tx.try_send(entry).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Asks the writer to write what is buffered and stop.
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
+}
+
+impl LogWriter {
+    #[tracing::instrument(name = "message_log", skip_all)]
+    pub async fn write_forever(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut reported_drops = 0;
+        loop {
+            tokio::select! {
+                received = self.rx.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        return;
+                    }
+                    self.write(&mut batch).await;
+                }
+                () = self.stop.notified() => {
+                    self.rx.close();
+                    while self.rx.recv_many(&mut batch, BATCH).await > 0 {
+                        self.write(&mut batch).await;
+                    }
+                    tracing::debug!("message log flushed");
+                    return;
+                }
+            }
+            let dropped = self.dropped.load(Ordering::Relaxed);
+            if dropped != reported_drops {
+                tracing::warn!(
+                    dropped = dropped - reported_drops,
+                    total = dropped,
+                    "message log buffer was full: entries dropped (raise VIGIL_WS_LOG_BUFFER or check the database)"
+                );
+                reported_drops = dropped;
+            }
+        }
+    }
+
+    async fn write(&self, batch: &mut Vec<LogEntry>) {
+        let count = batch.len();
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.collection.insert_many(batch.iter()).ordered(false),
+        )
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, count, "could not write message log entries; dropped")
+            }
+            Err(_) => tracing::warn!(count, "message log write timed out; entries dropped"),
+        }
+        batch.clear();
+    }
+}
+
+/// A JSON value as a log payload.
+pub fn payload_of(value: &impl Serialize) -> Arc<Bson> {
+    Arc::new(mongodb::bson::to_bson(value).unwrap_or(Bson::Null))
+}
