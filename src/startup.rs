@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::alarms::{AlarmBus, Alarms};
 use crate::auth::AuthService;
+use crate::capture::{Cameras, CaptureDeps, RecorderSink};
 use crate::config::{Config, SecretSource};
 use crate::db::health::ReadyState;
 use crate::db::health::{HealthMonitor, Readiness};
@@ -104,6 +105,11 @@ impl Application {
             users: auth.users.clone(),
             limits: config.uploads.image_limits(),
         };
+        let cameras = Cameras::new(CaptureDeps {
+            detector: detector.clone(),
+            sink: Arc::new(RecorderSink(recorder.clone())),
+            ffmpeg: config.capture.ffmpeg.clone(),
+        });
         let sweeper = sweep_orphans_when_ready(recorder.clone(), readiness.clone());
         let state = web::Data::new(AppState {
             config: config.clone(),
@@ -116,6 +122,7 @@ impl Application {
             alarm_bus,
             recorder,
             uploads,
+            cameras,
             instance_id,
         });
 
@@ -148,6 +155,14 @@ impl Application {
         .run();
         tracing::info!(address = %config.bind, port, "listening");
 
+        // Ids were checked unique in config; a source that cannot be opened
+        // shows in the camera's status, it never stops the server.
+        for spec in &config.capture.cameras {
+            if let Err(err) = state.cameras.add(spec.clone()) {
+                tracing::error!(camera = %spec.id, error = %err, "camera not started");
+            }
+        }
+
         let background = vec![
             tokio::spawn(monitor.run()),
             tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
@@ -173,6 +188,8 @@ impl Application {
     /// in-flight requests finish within the configured shutdown timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // Before the runtime goes away: every ffmpeg child killed and reaped.
+        self.state.cameras.shutdown().await;
         for task in self.background {
             task.abort();
         }

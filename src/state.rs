@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::alarms::AlarmBus;
 use crate::auth::AuthService;
+use crate::capture::Cameras;
 use crate::config::Config;
 use crate::db::health::Readiness;
 use crate::db::Database;
@@ -24,6 +25,8 @@ pub struct AppState {
     /// Stores detections and alarms (uploads and cameras).
     pub recorder: Recorder,
     pub uploads: UploadService,
+    /// Camera and video capture tasks.
+    pub cameras: Cameras,
     /// Identifies this process among several sharing one database.
     pub instance_id: String,
 }

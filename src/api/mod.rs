@@ -5,6 +5,7 @@
 pub mod alarms;
 pub mod api_keys;
 pub mod auth;
+pub mod cameras;
 pub mod detections;
 pub mod health;
 pub mod listing;
@@ -41,6 +42,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(alarms::list)
         .service(alarms::get)
         .service(media::get)
+        .service(cameras::list)
+        .service(cameras::create)
+        .service(cameras::remove)
+        .service(cameras::metrics)
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/api-docs/openapi.json",
             <openapi::ApiDoc as utoipa::OpenApi>::openapi(),

@@ -5,10 +5,11 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alarms, api_keys, auth, detections, health, listing, media, users};
+use super::{alarms, api_keys, auth, cameras, detections, health, listing, media, users};
 use crate::alarms::AlarmView;
 use crate::auth::api_keys::{ApiKeyView, CreatedApiKey};
 use crate::auth::TokenPair;
+use crate::capture::{CameraState, CameraStatus};
 use crate::detections::DetectionView;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::users::{Role, UserView};
@@ -46,6 +47,10 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         alarms::list,
         alarms::get,
         media::get,
+        cameras::list,
+        cameras::create,
+        cameras::remove,
+        cameras::metrics,
     ),
     components(schemas(
         ErrorBody,
@@ -69,6 +74,9 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         BoundingBox,
         Landmarks,
         Point,
+        cameras::NewCamera,
+        CameraStatus,
+        CameraState,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -79,6 +87,7 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         (name = "detections", description = "Face detection on uploaded images"),
         (name = "alarms", description = "Faces seen, by upload or camera"),
         (name = "media", description = "Saved images behind signed URLs"),
+        (name = "cameras", description = "Camera and video feeds watched for faces (admins)"),
     )
 )]
 pub struct ApiDoc;
