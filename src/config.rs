@@ -110,6 +110,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub hub: HubArgs,
 
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+
     /// Seconds between database health checks (readiness and reconnection).
     #[arg(
         long,
@@ -337,6 +340,51 @@ pub struct HubArgs {
     pub instance_heartbeat_secs: u64,
 }
 
+/// Cameras and video feeds watched for faces.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CaptureArgs {
+    /// A camera: id=NAME,source=SRC[,fps=N][,cooldown=SECS][,loop=true] with SRC v4l2:INDEX, ffmpeg:URL_OR_FILE or dir:PATH (repeatable; `;`-separated in the env var).
+    #[arg(
+        long = "camera",
+        env = "VIGIL_CAMERAS",
+        value_name = "SPEC",
+        value_delimiter = ';'
+    )]
+    pub cameras: Vec<String>,
+
+    /// The ffmpeg program that reads video files and streams for ffmpeg: cameras.
+    #[arg(long, env = "VIGIL_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+}
+
+/// Validated capture settings.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub cameras: Vec<crate::capture::CameraSpec>,
+    pub ffmpeg: PathBuf,
+}
+
+impl CaptureArgs {
+    fn into_config(self) -> Result<CaptureConfig, ConfigError> {
+        let mut cameras: Vec<crate::capture::CameraSpec> = Vec::new();
+        // Empty pieces (a trailing `;`) are not cameras.
+        for raw in self.cameras.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let spec: crate::capture::CameraSpec = raw.parse().map_err(|error| ConfigError::Camera {
+                spec: raw.to_owned(),
+                error,
+            })?;
+            if cameras.iter().any(|c| c.id == spec.id) {
+                return Err(ConfigError::DuplicateCamera(spec.id));
+            }
+            cameras.push(spec);
+        }
+        Ok(CaptureConfig {
+            cameras,
+            ffmpeg: self.ffmpeg,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum JwtAlgorithm {
     Hs256,
@@ -352,6 +400,13 @@ pub enum ConfigError {
     Threshold(f32),
     #[error("VIGIL_JWT_SECRET must be at least {min} bytes, got {got}")]
     ShortSecret { min: usize, got: usize },
+    #[error("invalid camera `{spec}`: {error}")]
+    Camera {
+        spec: String,
+        error: crate::capture::SpecError,
+    },
+    #[error("camera id `{0}` is given twice")]
+    DuplicateCamera(String),
 }
 
 /// A signing secret that is long enough to resist brute force.
@@ -410,6 +465,7 @@ pub struct Config {
     pub uploads: UploadArgs,
     pub detector: DetectorArgs,
     pub hub: HubArgs,
+    pub capture: CaptureConfig,
     pub shutdown_timeout: Duration,
     pub health_interval: Duration,
 }
@@ -442,6 +498,7 @@ impl ServeArgs {
             uploads: self.uploads,
             detector: self.detector,
             hub: self.hub,
+            capture: self.capture.into_config()?,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             health_interval: Duration::from_secs(self.health_interval_secs),
         })
@@ -517,6 +574,36 @@ mod tests {
         if unset("VIGIL_MODELS_DIR") {
             assert_eq!(config.models_dir, PathBuf::from("./models"));
         }
+    }
+
+    #[test]
+    fn cameras_come_from_repeated_flags_and_semicolons() {
+        let config = parse(&[
+            "--camera",
+            "id=a,source=v4l2:0",
+            "--camera",
+            "id=b,source=dir:/tmp/in;id=c,source=ffmpeg:rtsp://h/x,fps=2;",
+        ])
+        .into_config()
+        .unwrap();
+        let ids: Vec<_> = config.capture.cameras.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(config.capture.cameras[2].fps, 2.0);
+    }
+
+    #[test]
+    fn a_bad_or_repeated_camera_stops_startup_with_its_text() {
+        let err = parse(&["--camera", "id=a,source=usb:0"])
+            .into_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("usb:0"), "{err}");
+        let err = parse(&["--camera", "id=a,source=v4l2:0;id=a,source=v4l2:1"])
+            .into_config()
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::DuplicateCamera(ref id) if id == "a"),
+            "{err}"
+        );
     }
 
     #[test]

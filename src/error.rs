@@ -46,6 +46,7 @@ error_codes! {
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed"),
     UserNameTaken => (CONFLICT, "user_name_taken"),
     EmailTaken => (CONFLICT, "email_taken"),
+    CameraExists => (CONFLICT, "camera_exists"),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large"),
     ImageTooLarge => (PAYLOAD_TOO_LARGE, "image_too_large"),
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),

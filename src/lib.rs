@@ -7,6 +7,7 @@
 pub mod alarms;
 pub mod api;
 pub mod auth;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::alarms::{AlarmBus, Alarms};
 use crate::auth::AuthService;
+use crate::capture::{Cameras, CaptureDeps, RecorderSink};
 use crate::config::{Config, SecretSource};
 use crate::db::health::ReadyState;
 use crate::db::health::{HealthMonitor, Readiness};
@@ -105,6 +106,11 @@ impl Application {
             users: auth.users.clone(),
             limits: config.uploads.image_limits(),
         };
+        let cameras = Cameras::new(CaptureDeps {
+            detector: detector.clone(),
+            sink: Arc::new(RecorderSink(recorder.clone())),
+            ffmpeg: config.capture.ffmpeg.clone(),
+        });
         let sweeper = sweep_orphans_when_ready(recorder.clone(), readiness.clone());
         let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.uploads.media_url_ttl_secs);
         let hub = Hub::new(&db, HubConfig::from(&config.hub), &instance_id, signer.clone());
@@ -122,6 +128,7 @@ impl Application {
             recorder,
             uploads,
             hub,
+            cameras,
             instance_id,
         });
 
@@ -154,6 +161,14 @@ impl Application {
         .run();
         tracing::info!(address = %config.bind, port, "listening");
 
+        // Ids were checked unique in config; a source that cannot be opened
+        // shows in the camera's status, it never stops the server.
+        for spec in &config.capture.cameras {
+            if let Err(err) = state.cameras.add(spec.clone()) {
+                tracing::error!(camera = %spec.id, error = %err, "camera not started");
+            }
+        }
+
         let mut background = vec![
             tokio::spawn(monitor.run()),
             tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
@@ -180,6 +195,8 @@ impl Application {
     /// in-flight requests finish within the configured shutdown timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // Before the runtime goes away: every ffmpeg child killed and reaped.
+        self.state.cameras.shutdown().await;
         self.state.hub.shutdown().await;
         for task in self.background {
             task.abort();

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::alarms::AlarmBus;
 use crate::auth::AuthService;
+use crate::capture::Cameras;
 use crate::config::Config;
 use crate::db::health::Readiness;
 use crate::db::Database;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub uploads: UploadService,
     /// The WebSocket hub: sessions, presence, fan-out.
     pub hub: Hub,
+    /// Camera and video capture tasks.
+    pub cameras: Cameras,
     /// Identifies this process among several sharing one database.
     pub instance_id: String,
 }

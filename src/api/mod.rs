@@ -5,6 +5,7 @@
 pub mod alarms;
 pub mod api_keys;
 pub mod auth;
+pub mod cameras;
 pub mod clients;
 pub mod detections;
 pub mod health;
@@ -48,6 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(numbers::odd)
         .service(clients::list)
         .service(ws::connect)
+        .service(cameras::list)
+        .service(cameras::create)
+        .service(cameras::remove)
+        .service(cameras::metrics)
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/api-docs/openapi.json",
             <openapi::ApiDoc as utoipa::OpenApi>::openapi(),

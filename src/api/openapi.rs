@@ -5,10 +5,13 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alarms, api_keys, auth, clients, detections, health, listing, media, numbers, users, ws};
+use super::{
+    alarms, api_keys, auth, cameras, clients, detections, health, listing, media, numbers, users, ws,
+};
 use crate::alarms::AlarmView;
 use crate::auth::api_keys::{ApiKeyView, CreatedApiKey};
 use crate::auth::TokenPair;
+use crate::capture::{CameraState, CameraStatus};
 use crate::detections::DetectionView;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::hub::numbers::{NumberView, Parity};
@@ -52,6 +55,10 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         numbers::odd,
         clients::list,
         ws::connect,
+        cameras::list,
+        cameras::create,
+        cameras::remove,
+        cameras::metrics,
     ),
     components(schemas(
         ErrorBody,
@@ -79,6 +86,9 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         Parity,
         ClientView,
         clients::ClientList,
+        cameras::NewCamera,
+        CameraStatus,
+        CameraState,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -91,6 +101,7 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         (name = "media", description = "Saved images behind signed URLs"),
         (name = "numbers", description = "Even and odd numbers in 0–99 (also on the WebSocket)"),
         (name = "websocket", description = "The WebSocket hub at /ws (messages: docs/websocket.md) and who is connected"),
+        (name = "cameras", description = "Camera and video feeds watched for faces (admins)"),
     )
 )]
 pub struct ApiDoc;

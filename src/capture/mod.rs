@@ -1,0 +1,24 @@
+//! Camera and video capture: frame sources (V4L2 cameras, an ffmpeg child
+//! process for files and streams, image folders), the newest-wins sampler
+//! between a source and the detector, the per-camera alarm policy and the
+//! supervisor that keeps sources running.
+//!
+//! ```text
+//! source ──frames──▶ Latest (1 slot, drops counted) ──▶ DetectorPool ──▶ AlarmPolicy ──▶ AlarmSink
+//!   ▲ reopened with backoff by camera::supervise                           (Recorder: images, detection, alarm, bus)
+//! ```
+
+pub mod camera;
+pub mod manager;
+pub mod metrics;
+pub mod policy;
+pub mod sampler;
+pub mod source;
+pub mod spec;
+pub mod status;
+
+pub use camera::{AlarmSink, CameraAlarm, CaptureDeps, RecorderSink};
+pub use manager::{Cameras, CamerasError};
+pub use policy::{AlarmPolicy, AlarmReason};
+pub use spec::{CameraSpec, SourceSpec, SpecError};
+pub use status::{CameraState, CameraStatus};
