@@ -11,9 +11,12 @@ pub struct ProcessFigures {
     pub detector_slots_free: usize,
 }
 
+/// Reads one counter from a camera's status.
+type Counter = fn(&CameraStatus) -> u64;
+
 pub fn render(cameras: &[CameraStatus], process: &ProcessFigures) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&CameraStatus) -> u64); 5] = [
+    let counters: [(&str, &str, Counter); 5] = [
         (
             "vigil_camera_frames_captured_total",
             "Frames read from the camera's source.",
