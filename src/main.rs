@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vigil::cli::{detect, eval_detector, user};
+use vigil::cli::{detect, eval_detector, user, watch};
 use vigil::config::{DatabaseArgs, LogFormat, ServeArgs};
 use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::Database;
@@ -31,6 +31,10 @@ enum Command {
     User(user::UserArgs),
     /// Measure detector recall and false positives on a dlib-style dataset.
     EvalDetector(eval_detector::EvalDetectorArgs),
+    /// Watch sources (v4l2:N, ffmpeg:FILE_OR_URL, dir:PATH) and print alarms; no database needed.
+    Watch(watch::WatchArgs),
+    /// List local V4L2 cameras.
+    Cameras,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,11 @@ fn main() -> ExitCode {
         }
         Command::Detect(args) => detect::run(args),
         Command::EvalDetector(args) => eval_detector::run(args),
+        Command::Watch(args) => {
+            telemetry::init(LogFormat::Pretty);
+            watch::run(args)
+        }
+        Command::Cameras => watch::list_devices(),
     };
     match result {
         Ok(code) => code,

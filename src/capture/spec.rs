@@ -183,10 +183,10 @@ impl FromStr for CameraSpec {
                     }
                     pairs.push((key, value.to_owned()));
                 }
-                // URLs and paths may contain commas: a segment that does not
-                // start a known option continues the source. A V4L2 index
-                // cannot, so there it is an unknown option.
-                (None, Some(("source", value))) if !value.trim_start().starts_with("v4l2:") => {
+                // URLs and file names may contain commas: after an ffmpeg
+                // source, a segment that does not start a known option
+                // continues it.
+                (None, Some(("source", value))) if value.trim_start().starts_with("ffmpeg:") => {
                     value.push(',');
                     value.push_str(segment);
                 }

@@ -2,3 +2,4 @@
 pub mod detect;
 pub mod eval_detector;
 pub mod user;
+pub mod watch;

@@ -3,6 +3,7 @@
 //! One test binary for all of them keeps link time down.
 
 mod auth;
+mod capture;
 mod detections;
 mod health;
 mod helpers;

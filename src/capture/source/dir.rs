@@ -23,6 +23,8 @@ pub async fn run(folder: &Path, out: &FrameOut, stop: &mut watch::Receiver<bool>
     // Files already there were seen by whoever put them there: only new
     // arrivals are frames.
     let mut seen: HashMap<PathBuf, Stamp> = scan(folder).await?.into_iter().collect();
+    // A quiet folder is a healthy one: running without any frame yet.
+    out.stats.set_state(crate::capture::CameraState::Running);
     // A file is read once its size and time stop changing between two
     // polls, so a half-copied image is not decoded.
     let mut settling: HashMap<PathBuf, Stamp> = HashMap::new();

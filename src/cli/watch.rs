@@ -1,0 +1,219 @@
+//! `vigil watch SRC...`: runs sources from the command line with the real
+//! capture pipeline and prints alarms, to try a camera or measure throughput.
+//! Needs the model, not the database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::future::BoxFuture;
+
+use crate::capture::{AlarmSink, CameraAlarm, CameraSpec, Cameras, CaptureDeps};
+use crate::vision::{annotate_jpeg, Detection, Detector, DetectorConfig, DetectorPool};
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Sources: v4l2:INDEX, ffmpeg:URL_OR_FILE or dir:PATH (several run side by side).
+    #[arg(required = true, value_name = "SRC")]
+    pub sources: Vec<String>,
+    /// Frames per second searched for faces, per source.
+    #[arg(long, default_value_t = crate::capture::spec::DEFAULT_FPS)]
+    pub fps: f64,
+    /// Seconds between alarms while faces stay in view.
+    #[arg(long, default_value_t = 10.0)]
+    pub cooldown: f64,
+    /// Replay local files forever.
+    #[arg(long = "loop")]
+    pub looping: bool,
+    /// Stop after this many seconds (default: when every source has ended; Ctrl-C stops too).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Print every processed frame, not only alarms.
+    #[arg(long)]
+    pub every_frame: bool,
+    /// Save each alarm's annotated frame into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// Minimum face score, 0-1.
+    #[arg(long, default_value_t = DetectorConfig::default().score_threshold)]
+    pub threshold: f32,
+    /// Detections running at once (default: one per core).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// The ffmpeg program.
+    #[arg(long, env = "VIGIL_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+    /// Directory holding centerface.onnx.
+    #[arg(long, env = "VIGIL_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+}
+
+struct PrintSink {
+    save: Option<PathBuf>,
+    every_frame: bool,
+}
+
+impl AlarmSink for PrintSink {
+    fn raise(&self, alarm: CameraAlarm) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let mut line = format!(
+                "{} alarm camera={} faces={} reason={}",
+                alarm
+                    .captured_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                alarm.camera_id,
+                alarm.detection.faces.len(),
+                alarm.reason.as_str(),
+            );
+            if let Some(dir) = &self.save {
+                let name = format!(
+                    "{}-{}.jpg",
+                    alarm.camera_id,
+                    alarm.captured_at.format("%Y%m%dT%H%M%S%.3f")
+                );
+                let path = dir.join(name);
+                let (image, faces) = (alarm.image.clone(), alarm.detection.faces.clone());
+                let jpeg = tokio::task::spawn_blocking(move || annotate_jpeg(&image, &faces))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                tokio::fs::write(&path, jpeg).await.map_err(|e| e.to_string())?;
+                line.push_str(&format!(" saved={}", path.display()));
+            }
+            println!("{line}");
+            Ok(())
+        })
+    }
+
+    fn frame(&self, camera_id: &str, detection: &Detection, duration_ms: f64) {
+        if self.every_frame {
+            println!(
+                "frame camera={camera_id} faces={} detect_ms={duration_ms:.1}",
+                detection.faces.len()
+            );
+        }
+    }
+}
+
+pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(watch(args))
+}
+
+async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.threshold),
+        "--threshold must be between 0 and 1"
+    );
+    let specs = args
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let looping = args.looping
+                && source.starts_with("ffmpeg:")
+                && !crate::capture::spec::is_url(&source["ffmpeg:".len()..]);
+            CameraSpec::from_parts(
+                &format!("cam{}", i + 1),
+                source,
+                Some(args.fps),
+                Some(args.cooldown),
+                Some(looping),
+            )
+            .with_context(|| format!("source `{source}`"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let config = DetectorConfig {
+        score_threshold: args.threshold,
+        ..DetectorConfig::default()
+    };
+    let models_dir = args.models_dir.clone();
+    let detector = tokio::task::spawn_blocking(move || Detector::load(&models_dir, config)).await??;
+    let concurrency = args.concurrency.unwrap_or_else(crate::vision::default_threads);
+    let cameras = Cameras::new(CaptureDeps {
+        detector: DetectorPool::new(Arc::new(detector), concurrency),
+        sink: Arc::new(PrintSink {
+            save: args.save.clone(),
+            every_frame: args.every_frame,
+        }),
+        ffmpeg: args.ffmpeg.clone(),
+    });
+    for spec in &specs {
+        eprintln!("{}: {}", spec.id, spec.source.redacted());
+        cameras.add(spec.clone())?;
+    }
+    let started = Instant::now();
+    let deadline = args.duration.map(Duration::from_secs_f64);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if deadline.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if cameras.list().iter().all(|c| c.status.is_terminal()) {
+            break;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let statuses = cameras.list();
+    cameras.shutdown().await;
+    let mut failed = false;
+    for c in &statuses {
+        failed |= c.status == crate::capture::CameraState::Failed;
+        println!(
+            "summary camera={} status={} seconds={elapsed:.1} frames_captured={} frames_processed={} frames_dropped={} alarms={} processed_fps={:.2}{}",
+            c.id,
+            c.status.as_str(),
+            c.frames_captured,
+            c.frames_processed,
+            c.frames_dropped,
+            c.alarms_raised,
+            c.frames_processed as f64 / elapsed,
+            c.last_error
+                .as_deref()
+                .map(|e| format!(" last_error={e:?}"))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `vigil cameras`: the local V4L2 devices.
+pub fn list_devices() -> anyhow::Result<ExitCode> {
+    match crate::capture::source::v4l2::list() {
+        Ok(devices) if devices.is_empty() => {
+            println!("no V4L2 cameras found (no /dev/video* device on this machine)");
+        }
+        Ok(devices) => {
+            for d in devices {
+                println!("v4l2:{}\t{}\t{}", d.index, d.name, d.description);
+            }
+        }
+        Err(err) => {
+            let none = !std::path::Path::new("/dev").read_dir().is_ok_and(|mut entries| {
+                entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("video")))
+            });
+            if none {
+                println!("no V4L2 cameras found (no /dev/video* device on this machine)");
+            } else {
+                anyhow::bail!("cannot list V4L2 cameras: {err}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,545 @@
+//! Cameras end to end: clips made with ffmpeg on the spot, played in real
+//! time through the real detector into the real database.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    database_uri, error_code, spawn_app_with, test_asset, unique_database_name, wait_for_status, AppOptions,
+    TestApp, TestUser, TEST_SECRET,
+};
+
+fn asset_path(name: &str) -> PathBuf {
+    let dir = std::env::var("VIGIL_MODELS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
+    Path::new(&dir).join("test-assets").join(name)
+}
+
+/// An H.264 clip of still images shown one after another: `(asset, seconds)`.
+fn make_clip(dir: &Path, name: &str, segments: &[(&str, u32)], size: u32, fps: u32) -> PathBuf {
+    let out = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-y", "-hide_banner", "-loglevel", "error"]);
+    let mut filter = String::new();
+    for (i, (asset, secs)) in segments.iter().enumerate() {
+        cmd.args(["-loop", "1", "-t", &secs.to_string(), "-i"])
+            .arg(asset_path(asset));
+        filter.push_str(&format!("[{i}]scale={size}:{size},fps={fps},setsar=1[v{i}];"));
+    }
+    for i in 0..segments.len() {
+        filter.push_str(&format!("[v{i}]"));
+    }
+    filter.push_str(&format!("concat=n={}:v=1:a=0", segments.len()));
+    let status = cmd
+        .args([
+            "-filter_complex",
+            &filter,
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg made {name}");
+    out
+}
+
+async fn cameras(app: &TestApp, admin: &TestUser) -> Vec<Value> {
+    let response = app.get_as("/api/v1/cameras", &admin.access_token).await;
+    assert_eq!(response.status(), 200);
+    response.json::<Vec<Value>>().await.unwrap()
+}
+
+async fn camera(app: &TestApp, admin: &TestUser, id: &str) -> Value {
+    cameras(app, admin)
+        .await
+        .into_iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no camera {id}"))
+}
+
+/// Polls the camera until `done` holds, failing after `within`.
+async fn wait_for_camera(
+    app: &TestApp,
+    admin: &TestUser,
+    id: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let status = camera(app, admin, id).await;
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            started.elapsed() < within,
+            "camera {id} never got there: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn camera_alarms(app: &TestApp, admin: &TestUser, id: &str) -> Vec<Value> {
+    let page: Value = app
+        .get_as("/api/v1/alarms?limit=100", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["camera_id"] == id)
+        .cloned()
+        .collect()
+}
+
+/// ffmpeg processes whose parent is `parent`.
+fn ffmpeg_children(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let ppid = tail.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if comm == "ffmpeg" && ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Running (not zombie) processes among `pids`.
+fn alive(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, t)| t.trim_start().starts_with('Z')))
+                .is_some_and(|zombie| !zombie)
+        })
+        .collect()
+}
+
+fn present(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        .collect()
+}
+
+#[tokio::test]
+async fn face_then_empty_then_face_gives_two_alarms_with_saved_frames() {
+    let clips = tempfile::tempdir().unwrap();
+    let clip = make_clip(
+        clips.path(),
+        "visit.mp4",
+        &[("astronaut.png", 3), ("coffee.png", 3), ("astronaut.png", 3)],
+        320,
+        5,
+    );
+    let spec = format!("id=door,source=ffmpeg:{},fps=5,cooldown=30", clip.display());
+    let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
+    let admin = app.create_user().await;
+
+    let status = wait_for_camera(&app, &admin, "door", Duration::from_secs(60), |c| {
+        c["status"] == "finished"
+    })
+    .await;
+    assert_eq!(status["alarms_raised"], 2, "{status}");
+    assert!(status["frames_processed"].as_u64().unwrap() >= 6, "{status}");
+    assert!(status["last_frame_at"].is_string());
+    assert_eq!(status["source"], format!("ffmpeg:{}", clip.display()));
+
+    let alarms = camera_alarms(&app, &admin, "door").await;
+    assert_eq!(alarms.len(), 2, "{alarms:?}");
+    for alarm in &alarms {
+        assert_eq!(alarm["source"], "door");
+        assert_eq!(alarm["face_count"], 1);
+        assert_eq!(alarm["message"], "1 face detected on camera door");
+        let image = app
+            .http
+            .get(app.url(alarm["img"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(image.status(), 200);
+        let frame = image::load_from_memory(&image.bytes().await.unwrap()).unwrap();
+        assert_eq!((frame.width(), frame.height()), (320, 320));
+        // A detection document for each alarm frame (the detections API is
+        // per uploader, so read the collection).
+        let id = mongodb::bson::oid::ObjectId::parse_str(alarm["detection_id"].as_str().unwrap()).unwrap();
+        let detection = app
+            .db
+            .collection::<mongodb::bson::Document>("detections")
+            .find_one(mongodb::bson::doc! {"_id": id})
+            .await
+            .unwrap()
+            .expect("detection document");
+        assert_eq!(detection.get_str("camera_id").unwrap(), "door");
+        let faces = detection
+            .get("face_count")
+            .and_then(|v| v.as_i64().or(v.as_i32().map(i64::from)));
+        assert_eq!(faces, Some(1));
+    }
+    // "Saved in a folder": original and annotated frame per alarm.
+    let saved = walk(&app.data_dir.path().join("images"));
+    assert_eq!(saved.len(), 4, "{saved:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn a_face_that_stays_25_seconds_alarms_once_per_10_second_cooldown() {
+    let clips = tempfile::tempdir().unwrap();
+    let clip = make_clip(clips.path(), "stay.mp4", &[("astronaut.png", 25)], 256, 2);
+    let spec = format!("id=hall,source=ffmpeg:{},fps=2,cooldown=10", clip.display());
+    let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
+    let admin = app.create_user().await;
+    let status = wait_for_camera(&app, &admin, "hall", Duration::from_secs(90), |c| {
+        c["status"] == "finished"
+    })
+    .await;
+    assert_eq!(status["alarms_raised"], 3, "{status}");
+    let alarms = camera_alarms(&app, &admin, "hall").await;
+    assert_eq!(alarms.len(), 3);
+    let mut dates: Vec<chrono::DateTime<chrono::FixedOffset>> = alarms
+        .iter()
+        .map(|a| chrono::DateTime::parse_from_rfc3339(a["date"].as_str().unwrap()).unwrap())
+        .collect();
+    dates.sort();
+    for pair in dates.windows(2) {
+        let gap = (pair[1] - pair[0]).num_milliseconds();
+        assert!(gap >= 9_000, "alarms {gap} ms apart within one visit");
+    }
+}
+
+#[tokio::test]
+async fn a_folder_source_picks_up_a_dropped_image() {
+    let inbox = tempfile::tempdir().unwrap();
+    std::fs::write(inbox.path().join("old.png"), test_asset("astronaut.png")).unwrap();
+    let spec = format!("id=inbox,source=dir:{}", inbox.path().display());
+    let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
+    let admin = app.create_user().await;
+    wait_for_camera(&app, &admin, "inbox", Duration::from_secs(10), |c| {
+        c["status"] == "running"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        camera(&app, &admin, "inbox").await["frames_captured"],
+        0,
+        "files present at start are not new"
+    );
+
+    // Written under a dot name and renamed, as uploaders do.
+    std::fs::write(inbox.path().join(".part"), test_asset("astronaut.png")).unwrap();
+    std::fs::rename(inbox.path().join(".part"), inbox.path().join("visitor.png")).unwrap();
+    std::fs::write(inbox.path().join("notes.txt"), "not an image").unwrap();
+    let status = wait_for_camera(&app, &admin, "inbox", Duration::from_secs(30), |c| {
+        c["alarms_raised"] == 1
+    })
+    .await;
+    assert_eq!(status["frames_captured"], 1, "{status}");
+    let alarms = camera_alarms(&app, &admin, "inbox").await;
+    assert_eq!(alarms.len(), 1);
+    assert_eq!(alarms[0]["face_count"], 1);
+}
+
+#[tokio::test]
+async fn broken_sources_show_in_the_status_and_the_server_stays_healthy() {
+    let refused = "id=street,source=ffmpeg:rtsp://127.0.0.1:1/live";
+    let app = spawn_app_with(AppOptions::default().flag("--camera", refused)).await;
+    let admin = app.create_user().await;
+
+    let status = wait_for_camera(&app, &admin, "street", Duration::from_secs(20), |c| {
+        c["restarts"].as_u64() >= Some(1)
+    })
+    .await;
+    assert!(
+        ["backoff", "starting"].contains(&status["status"].as_str().unwrap()),
+        "{status}"
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{status}"
+    );
+
+    let missing = app
+        .http
+        .post(app.url("/api/v1/cameras"))
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"id": "tape", "source": "ffmpeg:/nowhere/tape.mp4"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 201);
+    let status = wait_for_camera(&app, &admin, "tape", Duration::from_secs(10), |c| {
+        c["status"] == "failed"
+    })
+    .await;
+    assert_eq!(status["last_error"], "file not found: /nowhere/tape.mp4");
+
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("vigil_camera_frames_processed_total{camera=\"street\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vigil_camera_state{camera=\"tape\",state=\"failed\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE vigil_camera_restarts_total counter"));
+}
+
+#[tokio::test]
+async fn only_admins_manage_cameras_and_bad_requests_say_why() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let admin = app.create_user().await;
+    let user = app.create_user().await;
+    let post = |token: &str, body: Value| {
+        app.http
+            .post(app.url("/api/v1/cameras"))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let inbox = tempfile::tempdir().unwrap();
+    let body = json!({"id": "lobby", "source": format!("dir:{}", inbox.path().display()), "fps": 2, "cooldown_secs": 5});
+
+    assert_eq!(
+        post(&user.access_token, body.clone()).await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        app.get_as("/api/v1/cameras", &user.access_token).await.status(),
+        403
+    );
+    assert_eq!(app.get("/api/v1/cameras").await.status(), 401);
+
+    let created = post(&admin.access_token, body.clone()).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["id"], "lobby");
+    assert_eq!(created["fps"], 2.0);
+    assert_eq!(created["cooldown_secs"], 5.0);
+
+    let again = post(&admin.access_token, body).await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(error_code(again).await, "camera_exists");
+
+    let bad = post(&admin.access_token, json!({"id": "x", "source": "usb:0"}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let body: Value = bad.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("usb:0"),
+        "{body}"
+    );
+    let bad_fps = post(
+        &admin.access_token,
+        json!({"id": "x", "source": "v4l2:0", "fps": 0}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_code(bad_fps).await, "validation_failed");
+
+    let password = post(
+        &admin.access_token,
+        json!({"id": "secret", "source": "ffmpeg:rtsp://admin:hunter2@127.0.0.1:1/x"}),
+    )
+    .await
+    .unwrap();
+    let shown: Value = password.json().await.unwrap();
+    assert_eq!(shown["source"], "ffmpeg:rtsp://admin:***@127.0.0.1:1/x");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let listed = serde_json::to_string(&cameras(&app, &admin).await).unwrap();
+    assert!(!listed.contains("hunter2"), "{listed}");
+
+    let delete = |id: &str| {
+        app.http
+            .delete(app.url(&format!("/api/v1/cameras/{id}")))
+            .bearer_auth(admin.access_token.clone())
+            .send()
+    };
+    assert_eq!(delete("lobby").await.unwrap().status(), 204);
+    assert_eq!(delete("lobby").await.unwrap().status(), 404);
+    let ids: Vec<Value> = cameras(&app, &admin)
+        .await
+        .into_iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("secret")]);
+}
+
+#[tokio::test]
+async fn removing_a_camera_kills_and_reaps_its_ffmpeg() {
+    let clips = tempfile::tempdir().unwrap();
+    let clip = make_clip(clips.path(), "long.mp4", &[("coffee.png", 2)], 160, 5);
+    let app = spawn_app_with(AppOptions::default()).await;
+    let admin = app.create_user().await;
+    let before = ffmpeg_children(std::process::id());
+    let created = app
+        .http
+        .post(app.url("/api/v1/cameras"))
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"id": "loop", "source": format!("ffmpeg:{}", clip.display()), "loop": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    wait_for_camera(&app, &admin, "loop", Duration::from_secs(20), |c| {
+        c["status"] == "running"
+    })
+    .await;
+    let ours: Vec<u32> = ffmpeg_children(std::process::id())
+        .into_iter()
+        .filter(|pid| !before.contains(pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("long.mp4"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(ours.len(), 1, "one ffmpeg for the camera");
+
+    let removed = app
+        .http
+        .delete(app.url("/api/v1/cameras/loop"))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert!(
+        present(&ours).is_empty(),
+        "ffmpeg {ours:?} still exists (orphan or zombie)"
+    );
+}
+
+#[test]
+fn shutdown_leaves_no_ffmpeg_behind() {
+    let clips = tempfile::tempdir().unwrap();
+    let clip = make_clip(clips.path(), "loop.mp4", &[("coffee.png", 2)], 160, 5);
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .env("MONGODB_URI", database_uri())
+        .env("VIGIL_MODELS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+        .args([
+            "serve",
+            "--database",
+            &unique_database_name(),
+            "--jwt-secret",
+            TEST_SECRET,
+        ])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args([
+            "--camera",
+            &format!("id=a,source=ffmpeg:{},loop=true", clip.display()),
+        ])
+        .args([
+            "--camera",
+            &format!("id=b,source=ffmpeg:{},loop=true,fps=2", clip.display()),
+        ])
+        .args(["--camera", "id=c,source=ffmpeg:http://127.0.0.1:1/"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(data.path().join("vigil.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = Instant::now();
+    let children = loop {
+        let found = ffmpeg_children(pid);
+        if alive(&found).len() >= 2 {
+            break found;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(data.path().join("vigil.log")).unwrap_or_default();
+            panic!("vigil never started its ffmpeg children (found {found:?}); its log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(wait_for_status(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}/healthz"),
+        200,
+        Duration::from_secs(30),
+    ));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vigil did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    // Checked at once: an orphan would still be running now, reparented.
+    assert!(
+        alive(&children).is_empty(),
+        "ffmpeg children {children:?} outlived vigil"
+    );
+}
