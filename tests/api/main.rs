@@ -6,6 +6,7 @@ mod auth;
 mod detections;
 mod health;
 mod helpers;
+mod hub;
 mod lifecycle;
 mod migrations;
 mod openapi;
