@@ -735,3 +735,44 @@ async fn credentials_in_the_handshake_and_by_message() {
         json!(["alarms", "clock"])
     );
 }
+
+#[test]
+fn docs_describe_every_message_and_error_code() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/websocket.md")).unwrap();
+    let sources = ["src/hub/session.rs", "src/hub/protocol.rs"]
+        .map(|p| std::fs::read_to_string(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap())
+        .concat();
+    for kind in [
+        "hello",
+        "clock",
+        "alarm",
+        "subscribed",
+        "fib_result",
+        "number",
+        "pong",
+        "error",
+        "auth",
+        "subscribe",
+        "unsubscribe",
+        "fib",
+        "value",
+        "ping",
+    ] {
+        assert!(
+            docs.contains(&format!("\"type\": \"{kind}\"")),
+            "docs/websocket.md lacks an example of {kind}"
+        );
+    }
+    // Every code the server can send appears in the table.
+    for code in sources
+        .split("ProtocolError::new(")
+        .skip(1)
+        .chain(sources.split("server_error(").skip(1))
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+    {
+        assert!(
+            docs.contains(&format!("`{code}`")),
+            "docs/websocket.md lacks error code {code}"
+        );
+    }
+}
