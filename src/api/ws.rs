@@ -40,7 +40,7 @@ fn valid_client_id(id: &str) -> bool {
     params(WsQuery),
     responses(
         (status = 101, description = "Switching Protocols: the session starts with a `hello` message"),
-        (status = 400, description = "`bad_request`: not a WebSocket handshake; `validation_failed`: bad client_id", body = ErrorBody),
+        (status = 400, description = "`bad_request`: not a WebSocket handshake; `invalid_query`: bad client_id", body = ErrorBody),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
     )
 )]
@@ -56,7 +56,7 @@ pub async fn connect(
         Some(id) if valid_client_id(&id) => id,
         Some(_) => {
             return Err(ApiError::new(
-                ErrorCode::ValidationFailed,
+                ErrorCode::InvalidQuery,
                 "client_id must be 1–64 characters of A-Z a-z 0-9 . _ : -",
             ))
         }

@@ -8,6 +8,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::DateTime;
 use futures_util::StreamExt;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Document};
@@ -83,7 +84,10 @@ impl AlarmFeed {
         {
             return;
         }
-        let view = AlarmView::new(alarm, hub.signer());
+        let mut view = AlarmView::new(alarm, hub.signer());
+        // The database keeps milliseconds: an alarm from the bus must look
+        // exactly like the same alarm read back (change stream, HTTP API).
+        view.date = DateTime::from_timestamp_millis(view.date.timestamp_millis()).unwrap_or(view.date);
         let message = ServerMessage::Alarm(&view);
         let frame = message.text();
         let delivered = hub.registry().fan_out(&frame, |s| {

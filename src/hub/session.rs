@@ -89,15 +89,26 @@ struct Session {
 /// task is dropped mid-way (its worker stopping).
 struct Departure {
     hub: Hub,
-    key: u64,
+    key: Option<u64>,
     session_id: String,
     done: bool,
 }
 
 impl Departure {
     async fn now(&mut self) {
-        self.hub.registry().remove(self.key);
-        if let Err(err) = self.hub.presence().disconnected(&self.session_id).await {
+        if let Some(key) = self.key.take() {
+            self.hub.registry().remove(key);
+        }
+        // On the main runtime, where the database client lives: it may be
+        // going away with the process, and then the instance's rows go anyway.
+        let presence = self.hub.presence().clone();
+        let session_id = self.session_id.clone();
+        let removed = self
+            .hub
+            .runtime()
+            .spawn(async move { presence.disconnected(&session_id).await })
+            .await;
+        if let Ok(Err(err)) = removed {
             tracing::warn!(error = %err, "could not remove the client from ws_clients; it goes with this instance's heartbeat");
         }
         self.done = true;
@@ -109,7 +120,9 @@ impl Drop for Departure {
         if self.done {
             return;
         }
-        self.hub.registry().remove(self.key);
+        if let Some(key) = self.key.take() {
+            self.hub.registry().remove(key);
+        }
         let presence = self.hub.presence().clone();
         let session_id = std::mem::take(&mut self.session_id);
         self.hub.runtime().spawn(async move {
@@ -138,10 +151,9 @@ pub async fn run(
         let _ = handle.viewer.set(Viewer::of(principal));
         tracing::Span::current().record("user", tracing::field::display(principal.user_id));
     }
-    let key = hub.registry().insert(handle.clone());
     let mut departure = Departure {
         hub: hub.clone(),
-        key,
+        key: None,
         session_id,
         done: false,
     };
@@ -160,6 +172,8 @@ pub async fn run(
     if handle.viewer.get().is_some() || hub.config().allow_anonymous {
         session.hello().await;
     }
+    // Only now: `hello` is always the first message, before any broadcast.
+    departure.key = Some(hub.registry().insert(handle.clone()));
     let end = session.read(stream, closing).await;
 
     departure.now().await;

@@ -7,6 +7,7 @@ mod capture;
 mod detections;
 mod health;
 mod helpers;
+mod hub;
 mod lifecycle;
 mod migrations;
 mod openapi;

@@ -1,0 +1,801 @@
+//! The WebSocket hub, end to end: real server, real database, a real
+//! WebSocket client (tokio-tungstenite).
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use mongodb::bson::{doc, Document};
+use num_bigint::BigUint;
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::helpers::{spawn_app, spawn_app_with, test_asset, AppOptions, TestApp};
+
+type Ws = WebSocketStream<TcpStream>;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn port(app: &TestApp) -> u16 {
+    app.address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+async fn try_connect_with(
+    app: &TestApp,
+    query: &str,
+    socket: TcpSocket,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let stream = socket
+        .connect(([127, 0, 0, 1], port(app)).into())
+        .await
+        .expect("TCP connect");
+    let url = format!("ws://127.0.0.1:{}/ws{query}", port(app));
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn connect(app: &TestApp, query: &str) -> Ws {
+    try_connect_with(app, query, TcpSocket::new_v4().unwrap())
+        .await
+        .expect("WebSocket handshake")
+}
+
+async fn send(ws: &mut Ws, message: Value) {
+    ws.send(Message::text(message.to_string())).await.expect("send");
+}
+
+/// The next JSON message (control frames are handled by the client library).
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON from the server"),
+            Message::Close(frame) => panic!("closed by the server: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// The next message of one type, skipping others (clock ticks, say).
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let message = next(ws).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+/// Connected, greeted, and without the clock so that every message counts.
+async fn quiet(app: &TestApp, query: &str) -> (Ws, Value) {
+    let mut ws = connect(app, query).await;
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    send(&mut ws, json!({"type": "unsubscribe", "topics": ["clock"]})).await;
+    let subscribed = next_of(&mut ws, "subscribed").await;
+    assert_eq!(subscribed["topics"], json!([]));
+    (ws, hello)
+}
+
+/// Round trip; everything the server sent before the pong is returned.
+async fn sync(ws: &mut Ws) -> Vec<Value> {
+    let id = uuid::Uuid::new_v4().to_string();
+    send(ws, json!({"type": "ping", "id": id})).await;
+    let mut before = Vec::new();
+    loop {
+        let message = next(ws).await;
+        if message["type"] == "pong" && message["id"] == id.as_str() {
+            return before;
+        }
+        before.push(message);
+    }
+}
+
+/// Reads until the server's close frame; returns its code.
+async fn close_code(ws: &mut Ws, within: Duration) -> u16 {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, ws.next())
+            .await
+            .expect("closed in time");
+        match frame {
+            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+            Some(Ok(Message::Close(None))) => return 1005,
+            Some(Ok(_)) => continue,
+            other => panic!("connection ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+fn fib_by_addition(n: u32) -> BigUint {
+    let (mut a, mut b) = (BigUint::from(0u32), BigUint::from(1u32));
+    for _ in 0..n {
+        let next = &a + &b;
+        a = std::mem::replace(&mut b, next);
+    }
+    a
+}
+
+/// Drives the connection in the background (answering pings) until it ends.
+fn keep_reading(
+    ws: Ws,
+) -> (
+    futures_util::stream::SplitSink<Ws, Message>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (sink, mut stream) = ws.split();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    (sink, reader)
+}
+
+async fn count(app: &TestApp, collection: &str, filter: Document) -> u64 {
+    app.db
+        .collection::<Document>(collection)
+        .count_documents(filter)
+        .await
+        .unwrap()
+}
+
+async fn wait_for_count(app: &TestApp, collection: &str, filter: Document, want: u64, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let now = count(app, collection, filter.clone()).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{collection} {filter}: {now} documents, expected {want} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn hello_then_fib_is_exact_and_only_for_the_caller() {
+    let app = spawn_app().await;
+    let (mut asker, hello) = quiet(&app, "").await;
+    assert_eq!(hello["value"], 0);
+    assert_eq!(hello["authenticated"], false);
+    assert!(hello["client_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(hello["server_time"].as_str().is_some());
+    let (mut bystander, _) = quiet(&app, "").await;
+
+    send(&mut asker, json!({"type": "fib", "id": "f1", "n": 1000})).await;
+    let result = next(&mut asker).await;
+    assert_eq!(result["type"], "fib_result");
+    assert_eq!(result["id"], "f1");
+    assert_eq!(result["n"], 1000);
+    assert_eq!(
+        result["value"].as_str().unwrap(),
+        fib_by_addition(1000).to_string()
+    );
+
+    send(&mut asker, json!({"type": "fib", "id": 2, "n": 0})).await;
+    assert_eq!(next(&mut asker).await["value"], "0");
+    assert!(
+        sync(&mut bystander).await.is_empty(),
+        "the other client got nothing"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_answered_with_errors_and_the_session_goes_on() {
+    let app = spawn_app().await;
+    let (mut ws, _) = quiet(&app, "").await;
+    for (frame, code) in [
+        (
+            json!({"type": "fib", "id": 1, "n": -5}).to_string(),
+            "invalid_fib_n",
+        ),
+        (
+            json!({"type": "fib", "id": 2, "n": 100_001}).to_string(),
+            "invalid_fib_n",
+        ),
+        (r#"{"type":"fib","id":3,"n":1e30}"#.to_owned(), "invalid_fib_n"),
+        (
+            json!({"type": "fib", "id": 4, "n": "7"}).to_string(),
+            "invalid_fib_n",
+        ),
+        ("not json at all".to_owned(), "invalid_json"),
+        (json!({"no": "type"}).to_string(), "missing_type"),
+        (json!({"type": "teleport"}).to_string(), "unknown_type"),
+        (
+            json!({"type": "number", "kind": "prime"}).to_string(),
+            "invalid_message",
+        ),
+        (
+            json!({"type": "value", "value": 100}).to_string(),
+            "invalid_value",
+        ),
+        (
+            json!({"type": "subscribe", "topics": ["alarms"]}).to_string(),
+            "unauthenticated",
+        ),
+    ] {
+        ws.send(Message::text(frame.clone())).await.unwrap();
+        let error = next(&mut ws).await;
+        assert_eq!(error["type"], "error", "{frame} → {error}");
+        assert_eq!(error["code"], code, "{frame} → {error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    ws.send(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
+    assert_eq!(next(&mut ws).await["code"], "binary_not_supported");
+    // An error names the request it answers.
+    send(&mut ws, json!({"type": "fib", "id": "mine", "n": -1})).await;
+    assert_eq!(next(&mut ws).await["id"], "mine");
+
+    assert!(sync(&mut ws).await.is_empty(), "alive after the errors");
+    send(&mut ws, json!({"type": "fib", "id": 5, "n": 10})).await;
+    assert_eq!(next(&mut ws).await["value"], "55");
+}
+
+#[tokio::test]
+async fn twenty_consecutive_errors_close_the_session_with_1008() {
+    let app = spawn_app().await;
+    let (mut ws, _) = quiet(&app, "").await;
+    // A good message in between resets the count.
+    for _ in 0..19 {
+        ws.send(Message::text("garbage")).await.unwrap();
+    }
+    let errors = sync(&mut ws).await;
+    assert_eq!(errors.len(), 19);
+    for _ in 0..19 {
+        ws.send(Message::text("garbage")).await.unwrap();
+    }
+    assert_eq!(sync(&mut ws).await.len(), 19, "still open after 19 + ping + 19");
+
+    for _ in 0..20 {
+        ws.send(Message::text("garbage")).await.unwrap();
+    }
+    let mut errors = 0;
+    let code = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("in time") {
+            Some(Ok(Message::Text(text))) => {
+                let v: Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_eq!(v["code"], "invalid_json");
+                errors += 1;
+            }
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => {}
+            other => panic!("ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(errors, 20, "every error is answered before the close");
+    assert_eq!(code, 1008);
+}
+
+#[tokio::test]
+async fn even_and_odd_numbers_have_their_parity_and_range() {
+    let app = spawn_app_with(AppOptions::default().flag("--rate-limit-per-second", 10_000)).await;
+    let (mut ws, _) = quiet(&app, "").await;
+    for kind in ["even", "odd"] {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            send(&mut ws, json!({"type": "number", "kind": kind})).await;
+            let number = next(&mut ws).await;
+            assert_eq!(number["type"], "number");
+            assert_eq!(number["kind"], kind);
+            let value = number["value"].as_u64().unwrap();
+            assert!(value <= 99, "{value}");
+            assert_eq!(value % 2 == 1, kind == "odd", "{kind} {value}");
+            seen.insert(value);
+        }
+        // 300 uniform draws from 50 values leave out any one with p ≈ 0.3%.
+        assert!(seen.len() >= 45, "{kind}: only {} distinct values", seen.len());
+
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100 {
+            let response = app.get(&format!("/api/v1/numbers/{kind}")).await;
+            assert_eq!(response.status(), 200);
+            let number: Value = response.json().await.unwrap();
+            assert_eq!(number["kind"], kind);
+            let value = number["value"].as_u64().unwrap();
+            assert!(
+                value <= 99 && (value % 2 == 1) == (kind == "odd"),
+                "{kind} {value}"
+            );
+            seen.insert(value);
+        }
+        assert!(
+            seen.len() >= 25,
+            "HTTP {kind}: only {} distinct values",
+            seen.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_last_value_comes_back_on_reconnect() {
+    let app = spawn_app().await;
+    let client_id = format!("counter-{}", uuid::Uuid::new_v4().simple());
+    let query = format!("?client_id={client_id}");
+    let (mut ws, hello) = quiet(&app, &query).await;
+    assert_eq!(hello["client_id"], client_id.as_str());
+    assert_eq!(hello["value"], 0, "never seen: 0");
+    send(&mut ws, json!({"type": "value", "value": 17})).await;
+    send(&mut ws, json!({"type": "value", "value": 42})).await;
+    assert!(sync(&mut ws).await.is_empty(), "values are not answered");
+    ws.close(None).await.unwrap();
+
+    let (_ws, hello) = quiet(&app, &query).await;
+    assert_eq!(hello["value"], 42);
+
+    // The same id under a user is that user's own counter.
+    let user = app.create_user().await;
+    let (mut ws, hello) = quiet(&app, &format!("{query}&token={}", user.access_token)).await;
+    assert_eq!(hello["authenticated"], true);
+    assert_eq!(hello["value"], 0);
+    send(&mut ws, json!({"type": "value", "value": 7})).await;
+    sync(&mut ws).await;
+    let (_ws, hello) = quiet(&app, &format!("{query}&token={}", user.access_token)).await;
+    assert_eq!(hello["value"], 7);
+    let (_ws, hello) = quiet(&app, &query).await;
+    assert_eq!(hello["value"], 42, "the anonymous one is untouched");
+}
+
+#[tokio::test]
+async fn the_clock_ticks_about_once_a_second() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "").await;
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["topics"], json!(["clock"]), "clock is on by default");
+    let mut ticks = Vec::new();
+    while ticks.len() < 4 {
+        let tick = next_of(&mut ws, "clock").await;
+        let now = chrono::DateTime::parse_from_rfc3339(tick["now"].as_str().unwrap()).unwrap();
+        ticks.push((now, Instant::now()));
+    }
+    for pair in ticks.windows(2) {
+        let stamped = (pair[1].0 - pair[0].0).num_milliseconds();
+        let arrived = pair[1].1.duration_since(pair[0].1).as_millis();
+        assert!(
+            (800..=1200).contains(&stamped),
+            "ticks stamped {stamped} ms apart"
+        );
+        assert!(
+            (600..=1400).contains(&arrived),
+            "ticks arrived {arrived} ms apart"
+        );
+    }
+    // Aligned to the wall clock's second.
+    let millis = ticks[3].0.timestamp_subsec_millis();
+    assert!(!(200..=800).contains(&millis), "tick at .{millis:03}");
+
+    send(&mut ws, json!({"type": "unsubscribe", "topics": ["clock"]})).await;
+    next_of(&mut ws, "subscribed").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after: Vec<Value> = sync(&mut ws).await;
+    assert!(
+        after.iter().all(|m| m["type"] != "clock"),
+        "no ticks once unsubscribed: {after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_follows_connects_disconnects_and_dead_connections() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--ws-heartbeat-secs", 1)
+            .flag("--ws-client-timeout-secs", 4),
+    )
+    .await;
+    let admin = app.create_user().await; // the first user is the admin
+    let clients = doc! {};
+    wait_for_count(&app, "ws_clients", clients.clone(), 0, WAIT).await;
+
+    // These two keep reading, so they answer the server's pings.
+    let (mut closing, closing_reader) = keep_reading(quiet(&app, "?client_id=closes").await.0);
+    let (dropping, dropping_reader) = keep_reading(quiet(&app, "?client_id=drops").await.0);
+    let (silent, _) = quiet(&app, "?client_id=silent").await;
+    let silent_since = Instant::now();
+    wait_for_count(&app, "ws_clients", clients.clone(), 3, WAIT).await;
+    let row = app
+        .db
+        .collection::<Document>("ws_clients")
+        .find_one(doc! { "client_id": "closes" })
+        .await
+        .unwrap()
+        .expect("a row per session");
+    assert!(row.get_str("instance_id").is_ok());
+    assert!(row.get_datetime("connected_at").is_ok());
+    assert!(row.get_str("remote_addr").unwrap().starts_with("127.0.0.1:"));
+
+    let listed: Value = app
+        .get_as("/api/v1/clients", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 3, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    let user = app.create_user().await;
+    assert_eq!(
+        app.get_as("/api/v1/clients", &user.access_token).await.status(),
+        403
+    );
+
+    closing.close().await.unwrap();
+    let _ = closing_reader.await;
+    wait_for_count(&app, "ws_clients", doc! { "client_id": "closes" }, 0, WAIT).await;
+    assert_eq!(
+        count(&app, "ws_clients", doc! { "client_id": "drops" }).await,
+        1,
+        "only the closed one left"
+    );
+
+    // TCP goes away without a close frame.
+    dropping_reader.abort();
+    let _ = dropping_reader.await;
+    drop(dropping);
+    wait_for_count(&app, "ws_clients", doc! { "client_id": "drops" }, 0, WAIT).await;
+
+    // TCP stays up but nothing answers the pings: the heartbeat timeout ends it.
+    wait_for_count(&app, "ws_clients", doc! { "client_id": "silent" }, 0, WAIT).await;
+    assert!(
+        silent_since.elapsed() >= Duration::from_secs(4),
+        "removed by the 4 s timeout, not before"
+    );
+    assert_eq!(count(&app, "ws_clients", clients).await, 0);
+    drop(silent);
+}
+
+#[tokio::test]
+async fn the_sessions_of_a_dead_instance_are_removed_by_the_others() {
+    let app = spawn_app_with(AppOptions::default().flag("--instance-heartbeat-secs", 1)).await;
+    let stale =
+        mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() - 60_000);
+    app.db
+        .collection::<Document>("instances")
+        .insert_one(doc! { "_id": "crashed", "heartbeat_at": stale, "started_at": stale })
+        .await
+        .unwrap();
+    app.db
+        .collection::<Document>("ws_clients")
+        .insert_one(doc! {
+            "_id": "ghost", "client_id": "ghost", "instance_id": "crashed",
+            "connected_at": stale,
+        })
+        .await
+        .unwrap();
+    wait_for_count(&app, "ws_clients", doc! { "instance_id": "crashed" }, 0, WAIT).await;
+    wait_for_count(&app, "instances", doc! { "_id": "crashed" }, 0, WAIT).await;
+    assert!(
+        count(&app, "instances", doc! {}).await >= 1,
+        "the live instance stays"
+    );
+}
+
+#[tokio::test]
+async fn every_message_in_and_out_is_logged() {
+    let app = spawn_app().await;
+    let client_id = format!("logged-{}", uuid::Uuid::new_v4().simple());
+    let (mut ws, _) = quiet(&app, &format!("?client_id={client_id}")).await;
+    send(&mut ws, json!({"type": "fib", "id": 9, "n": 20})).await;
+    assert_eq!(next(&mut ws).await["value"], "6765");
+    ws.send(Message::text("oops")).await.unwrap();
+    next(&mut ws).await;
+    sync(&mut ws).await;
+
+    let expected = [
+        ("out", "hello"),
+        ("in", "unsubscribe"),
+        ("out", "subscribed"),
+        ("in", "fib"),
+        ("out", "fib_result"),
+        ("in", "invalid"),
+        ("out", "error"),
+        ("in", "ping"),
+        ("out", "pong"),
+    ];
+    let filter = doc! { "client_id": &client_id };
+    wait_for_count(&app, "ws_messages", filter.clone(), expected.len() as u64, WAIT).await;
+    let log: Vec<Document> = futures_util::TryStreamExt::try_collect(
+        app.db
+            .collection::<Document>("ws_messages")
+            .find(filter)
+            .sort(doc! { "at": 1, "_id": 1 })
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    for (direction, kind) in expected {
+        let entry = log
+            .iter()
+            .find(|e| e.get_str("direction") == Ok(direction) && e.get_str("type") == Ok(kind))
+            .unwrap_or_else(|| panic!("no {direction} {kind} in {log:?}"));
+        let at = entry.get_datetime("at").unwrap().timestamp_millis();
+        let expires = entry.get_datetime("expires_at").unwrap().timestamp_millis();
+        assert_eq!((expires - at) / 1000, 7 * 24 * 3600, "kept 7 days by default");
+        assert!(entry.get_str("session_id").is_ok() && entry.get_str("instance_id").is_ok());
+    }
+    let fib_in = log.iter().find(|e| e.get_str("type") == Ok("fib")).unwrap();
+    let n = fib_in.get_document("payload").unwrap().get("n").unwrap();
+    assert_eq!(
+        n.as_i64().or(n.as_i32().map(i64::from)),
+        Some(20),
+        "payload kept: {n}"
+    );
+    let raw = log.iter().find(|e| e.get_str("type") == Ok("invalid")).unwrap();
+    assert_eq!(raw.get_str("payload").unwrap(), "oops");
+    assert!(
+        log.iter().all(|e| e.get_str("type") != Ok("clock")),
+        "clock ticks are not logged by default"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_reach_every_instance_exactly_once_and_only_those_allowed() {
+    let a = spawn_app().await;
+    let b = spawn_app_with(AppOptions {
+        database_name: a.database_name.clone(),
+        ..AppOptions::default()
+    })
+    .await;
+    let admin = a.create_user().await;
+    let owner = a.create_user().await;
+    let other = a.create_user().await;
+
+    let mut subscribers = Vec::new();
+    for (app, token) in [
+        (&b, &owner.access_token),
+        (&a, &owner.access_token),
+        (&b, &admin.access_token),
+    ] {
+        let (mut ws, hello) = quiet(app, &format!("?token={token}")).await;
+        assert_eq!(hello["authenticated"], true);
+        send(&mut ws, json!({"type": "subscribe", "topics": ["alarms"]})).await;
+        assert_eq!(next(&mut ws).await["topics"], json!(["alarms"]));
+        subscribers.push(ws);
+    }
+    // Someone else's alarm is not this user's business.
+    let (mut outsider, _) = quiet(&b, "").await;
+    send(
+        &mut outsider,
+        json!({"type": "auth", "token": other.access_token}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut outsider).await["authenticated"],
+        true,
+        "auth message → new hello"
+    );
+    send(&mut outsider, json!({"type": "subscribe", "topics": ["alarms"]})).await;
+    next_of(&mut outsider, "subscribed").await;
+
+    let upload = a
+        .upload_raw(&owner.access_token, test_asset("astronaut.png"), "image/png")
+        .await;
+    assert_eq!(upload.status(), 201);
+    let detection: Value = upload.json().await.unwrap();
+    let alarm_id = detection["alarm_id"].as_str().expect("an alarm").to_owned();
+    let stored: Value = a
+        .get_as(&format!("/api/v1/alarms/{alarm_id}"), &owner.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    for ws in &mut subscribers {
+        let alarm = next_of(ws, "alarm").await;
+        assert_eq!(alarm["id"], alarm_id.as_str());
+        for field in [
+            "message",
+            "date",
+            "face_count",
+            "source",
+            "detection_id",
+            "user_id",
+        ] {
+            assert_eq!(
+                alarm[field], stored[field],
+                "{field}: same shape as GET /api/v1/alarms/{{id}}"
+            );
+        }
+        assert!(alarm["img"].as_str().unwrap().starts_with("/media/"));
+    }
+    // Both paths (bus and change stream) have had time to deliver twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for ws in &mut subscribers {
+        let extra = sync(ws).await;
+        assert!(
+            extra.iter().all(|m| m["type"] != "alarm"),
+            "delivered twice: {extra:?}"
+        );
+    }
+    assert!(sync(&mut outsider).await.is_empty(), "not the outsider's alarm");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_clients_all_receive_an_alarm() {
+    const CLIENTS: usize = 500;
+    // Subscribers wait unread while the others connect: no heartbeat timeout meanwhile.
+    let app = spawn_app_with(AppOptions::default().flag("--ws-client-timeout-secs", 600)).await;
+    let user = app.create_user().await;
+    let query = format!("?token={}", user.access_token);
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for chunk in 0..CLIENTS / 50 {
+        let connecting = (0..50).map(|i| {
+            let query = format!("{query}&client_id=many-{chunk}-{i}");
+            let app = &app;
+            async move {
+                let (mut ws, _) = quiet(app, &query).await;
+                send(&mut ws, json!({"type": "subscribe", "topics": ["alarms"]})).await;
+                next_of(&mut ws, "subscribed").await;
+                ws
+            }
+        });
+        clients.extend(futures_util::future::join_all(connecting).await);
+    }
+    assert_eq!(clients.len(), CLIENTS);
+
+    let started = Instant::now();
+    let upload = app
+        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
+        .await;
+    assert_eq!(upload.status(), 201);
+    let alarm_id = upload.json::<Value>().await.unwrap()["alarm_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let received = futures_util::future::join_all(clients.iter_mut().map(|ws| async {
+        let alarm = next_of(ws, "alarm").await;
+        alarm["id"].as_str().unwrap().to_owned()
+    }))
+    .await;
+    assert!(received.iter().all(|id| *id == alarm_id));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "500 deliveries took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_closed_with_1013_without_delaying_a_fast_one() {
+    let app = spawn_app_with(AppOptions::default().flag("--ws-queue", 8)).await;
+    let (mut fast, _) = quiet(&app, "?client_id=fast").await;
+
+    // A client that reads nothing, with a tiny receive window.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = try_connect_with(&app, "?client_id=slow", socket).await.unwrap();
+    assert_eq!(next(&mut slow).await["type"], "hello");
+
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut requests = 0;
+    // Each fib(100000) answer is ~21 kB: the socket buffers fill, then the queue.
+    while count(&app, "ws_clients", doc! { "client_id": "slow" }).await == 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "slow client never dropped"
+        );
+        for _ in 0..20 {
+            requests += 1;
+            let sent = tokio::time::timeout(
+                Duration::from_secs(5),
+                slow.send(Message::text(
+                    json!({"type": "fib", "id": requests, "n": 100_000}).to_string(),
+                )),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break;
+            }
+        }
+        let ping = Instant::now();
+        sync(&mut fast).await;
+        worst = worst.max(ping.elapsed());
+    }
+    assert!(worst < Duration::from_secs(1), "the fast client waited {worst:?}");
+    assert!(
+        sync(&mut fast).await.is_empty(),
+        "the fast client is still served"
+    );
+
+    // What the slow client finally reads ends with 1013.
+    assert_eq!(close_code(&mut slow, Duration::from_secs(60)).await, 1013);
+    let _ = CloseCode::Again; // 1013, for the reader
+}
+
+#[tokio::test]
+async fn credentials_in_the_handshake_and_by_message() {
+    let app = spawn_app_with(AppOptions::default().flag("--ws-allow-anonymous", false)).await;
+    let user = app.create_user().await;
+
+    let refused = try_connect_with(&app, "?token=not-a-token", TcpSocket::new_v4().unwrap()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let refused = try_connect_with(&app, "?client_id=bad%20id", TcpSocket::new_v4().unwrap()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+
+    // Without anonymous access: nothing but auth (and ping) before credentials.
+    let mut ws = connect(&app, "").await;
+    send(&mut ws, json!({"type": "number", "kind": "odd"})).await;
+    assert_eq!(next(&mut ws).await["code"], "unauthenticated");
+    send(&mut ws, json!({"type": "auth", "token": "wrong"})).await;
+    assert_eq!(next(&mut ws).await["code"], "invalid_token");
+
+    // An API key works like a token.
+    let key: Value = app
+        .http
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"name": "ws"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().expect("the key is shown once");
+    send(&mut ws, json!({"type": "auth", "token": key})).await;
+    let hello = next_of(&mut ws, "hello").await;
+    assert_eq!(hello["authenticated"], true);
+    assert_eq!(hello["user_id"], user.id.as_str());
+    send(&mut ws, json!({"type": "auth", "token": key})).await;
+    assert_eq!(next_of(&mut ws, "error").await["code"], "already_authenticated");
+    send(&mut ws, json!({"type": "subscribe", "topics": ["alarms"]})).await;
+    assert_eq!(
+        next_of(&mut ws, "subscribed").await["topics"],
+        json!(["alarms", "clock"])
+    );
+}
+
+#[test]
+fn docs_describe_every_message_and_error_code() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/websocket.md")).unwrap();
+    let sources = ["src/hub/session.rs", "src/hub/protocol.rs"]
+        .map(|p| std::fs::read_to_string(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap())
+        .concat();
+    for kind in [
+        "hello",
+        "clock",
+        "alarm",
+        "subscribed",
+        "fib_result",
+        "number",
+        "pong",
+        "error",
+        "auth",
+        "subscribe",
+        "unsubscribe",
+        "fib",
+        "value",
+        "ping",
+    ] {
+        assert!(
+            docs.contains(&format!("\"type\": \"{kind}\"")),
+            "docs/websocket.md lacks an example of {kind}"
+        );
+    }
+    // Every code the server can send appears in the table.
+    let codes: Vec<&str> = sources
+        .split("ProtocolError::new(")
+        .skip(1)
+        .chain(sources.split("server_error(").skip(1))
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert!(codes.len() >= 10, "found only {codes:?}");
+    for code in codes {
+        assert!(
+            docs.contains(&format!("`{code}`")),
+            "docs/websocket.md lacks error code {code}"
+        );
+    }
+}
