@@ -10,6 +10,7 @@ pub mod auth;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod detections;
 pub mod error;

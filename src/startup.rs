@@ -65,6 +65,12 @@ impl Application {
             );
         }
 
+        let assets = crate::dashboard::Assets::new(config.static_dir.as_deref());
+        assets.check().map_err(|e| StartupError::Config(e.to_string()))?;
+        if let Some(dir) = &config.static_dir {
+            tracing::info!(dir = %dir.display(), "dashboard files are read from disk (--static-dir)");
+        }
+
         let db = Database::connect(&config.database).await?;
         let migrations = Arc::new(MigrationSet::embedded()?);
         let migrated = migrate_if_reachable(&db, &migrations, &instance_id, &config).await?;

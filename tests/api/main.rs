@@ -13,3 +13,4 @@ mod migrations;
 mod openapi;
 mod proxy;
 mod readiness;
+mod static_files;
