@@ -3,7 +3,9 @@
 //! One test binary for all of them keeps link time down.
 
 mod auth;
+mod browser;
 mod capture;
+mod dashboard;
 mod detections;
 mod health;
 mod helpers;
