@@ -3,7 +3,7 @@
 // <main>. Each view is a function (root, context) that may return a cleanup.
 
 import { AlarmFeed } from './alarms.js';
-import { h, plural, randomId } from './dom.js';
+import { h, randomId } from './dom.js';
 import { describe } from './messages.js';
 import * as session from './session.js';
 import { cameras } from './views/cameras.js';
@@ -113,8 +113,7 @@ function updateBadge() {
   if (onWall()) feed.markSeen();
   const n = feed.unseen;
   badge.hidden = n === 0;
-  badge.textContent = n > 99 ? '99+' : String(n);
-  badge.setAttribute('aria-label', plural(n, 'new alarm'));
+  badge.replaceChildren(n > 99 ? '99+' : String(n), h('span', { class: 'visually-hidden' }, n === 1 ? ' new alarm' : ' new alarms'));
   document.title = n > 0 ? `(${n}) vigil` : 'vigil';
 }
 

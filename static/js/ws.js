@@ -14,6 +14,7 @@ export class Hub extends EventTarget {
   #retryAt = null;
   #attempt = 0;
   #running = false;
+  #generation = 0; // bumped by stop(): a connect begun before it must not finish
   #retryTimer = null;
   #pingTimer = null;
   #pongTimer = null;
@@ -56,12 +57,14 @@ export class Hub extends EventTarget {
 
   stop() {
     this.#running = false;
+    this.#generation += 1;
     removeEventListener('online', this.#onOnline);
     removeEventListener('offline', this.#onOffline);
     clearTimeout(this.#retryTimer);
     if (this.#ws) this.#drop(this.#ws, 1000);
     this.#attempt = 0;
     this.lastHello = null;
+    this.lastClock = null;
     this.#setState('offline', null);
   }
 
@@ -81,6 +84,7 @@ export class Hub extends EventTarget {
   async #connect() {
     clearTimeout(this.#retryTimer);
     if (!this.#running || this.#ws) return;
+    const generation = this.#generation;
     this.#setState('connecting');
     let token = null;
     try {
@@ -88,7 +92,7 @@ export class Hub extends EventTarget {
     } catch {
       // Offline or the server is down: same as a failed connection.
     }
-    if (!this.#running || this.#ws) return;
+    if (!this.#running || this.#ws || generation !== this.#generation) return;
     if (!token) {
       this.#retry();
       return;
@@ -104,6 +108,7 @@ export class Hub extends EventTarget {
   }
 
   #receive(ws, data) {
+    if (ws !== this.#ws) return;
     let message;
     try {
       message = JSON.parse(data);

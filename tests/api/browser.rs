@@ -147,10 +147,18 @@ impl Browser {
     }
 
     /// Polls `script` until it returns something truthy; returns that value.
+    /// A script error (the element is not there yet) counts as "not yet".
     pub async fn wait_for(&self, what: &str, within: Duration, script: &str) -> Value {
         let started = Instant::now();
+        let mut last_error = None;
         loop {
-            let value = self.js(script, vec![]).await;
+            let value = match self.client.execute(script, vec![]).await {
+                Ok(value) => value,
+                Err(err) => {
+                    last_error = Some(err.to_string());
+                    Value::Null
+                }
+            };
             let truthy = match &value {
                 Value::Null => false,
                 Value::Bool(b) => *b,
@@ -165,7 +173,10 @@ impl Browser {
                 let body = self.js("return document.body.innerText", vec![]).await;
                 self.screenshot(&format!("failed-{}", what.replace(' ', "-")))
                     .await;
-                panic!("timed out after {within:?} waiting for {what}; the page says:\n{body}");
+                panic!(
+                    "timed out after {within:?} waiting for {what} (last script error: {last_error:?}); \
+                     the page says:\n{body}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
