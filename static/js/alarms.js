@@ -8,6 +8,8 @@ import { request } from './api.js';
 export const WALL_SIZE = 200;
 /** Alarms loaded when the wall first opens. */
 const FIRST_PAGE = 50;
+/** A failed catch-up is tried again this much later. */
+const RETRY_MS = 5000;
 
 const at = (alarm) => Date.parse(alarm.date);
 
@@ -17,6 +19,8 @@ export class AlarmFeed extends EventTarget {
   #newest = null; // the RFC 3339 date of the newest alarm seen
   #catchingUp = false;
   #again = false;
+  #retry = null;
+  #epoch = 0; // bumped by reset(): answers to older requests are dropped
 
   constructor(hub) {
     super();
@@ -47,6 +51,8 @@ export class AlarmFeed extends EventTarget {
       return;
     }
     this.#catchingUp = true;
+    clearTimeout(this.#retry);
+    const epoch = this.#epoch;
     try {
       do {
         this.#again = false;
@@ -54,6 +60,7 @@ export class AlarmFeed extends EventTarget {
         // dropped as a duplicate, which is what makes equal dates safe.
         const query = this.#newest ? { from: this.#newest, limit: WALL_SIZE } : { limit: FIRST_PAGE };
         const page = await request('GET', '/api/v1/alarms', { query });
+        if (epoch !== this.#epoch) return;
         if (this.#newest && page.next_cursor) this.gap = true;
         this.error = null;
         const fresh = this.loaded;
@@ -61,10 +68,18 @@ export class AlarmFeed extends EventTarget {
         this.#add(page.items, fresh);
       } while (this.#again);
     } catch (err) {
+      if (epoch !== this.#epoch) return;
       this.error = err;
       this.#changed([], false);
+      // The socket may stay up while the database is away: try again.
+      this.#retry = setTimeout(() => this.catchUp(), RETRY_MS);
     } finally {
       this.#catchingUp = false;
+      // A new login asked while an old request was out: its turn now.
+      if (epoch !== this.#epoch && this.#again) {
+        this.#again = false;
+        this.catchUp();
+      }
     }
   }
 
@@ -105,6 +120,9 @@ export class AlarmFeed extends EventTarget {
   }
 
   reset() {
+    this.#epoch += 1;
+    this.#again = false;
+    clearTimeout(this.#retry);
     this.#byId.clear();
     this.#list = [];
     this.#newest = null;

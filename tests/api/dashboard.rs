@@ -290,7 +290,19 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         "return document.querySelector('#quota').textContent.includes('used up')",
     )
     .await;
-    page.find("#upload-file").await.send_keys(&photo).await.unwrap();
+    // This time dropped on the zone, as from a file manager.
+    page.js(
+        "const canvas = document.createElement('canvas'); canvas.width = 64; canvas.height = 48; \
+         canvas.getContext('2d').fillRect(8, 8, 32, 24); \
+         const blob = await new Promise(done => canvas.toBlob(done, 'image/png')); \
+         const files = new DataTransfer(); \
+         files.items.add(new File([blob], 'dropped.png', {type: 'image/png'})); \
+         const zone = document.querySelector('.drop'); \
+         for (const type of ['dragover', 'drop']) \
+           zone.dispatchEvent(new DragEvent(type, {dataTransfer: files, bubbles: true, cancelable: true}));",
+        vec![],
+    )
+    .await;
     page.wait_for(
         "the quota error",
         SLOW,
@@ -307,6 +319,8 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         Some("quota_exhausted")
     );
     assert!(page.text("#upload-error").await.contains("quota is used up"));
+    assert!(page.text("#upload-status").await.is_empty());
+    page.screenshot("08-quota-used-up").await;
 
     // History: both kinds, a detail view with the face list, a time filter.
     open(&page, "#/history").await;
@@ -316,7 +330,7 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         "return document.querySelectorAll('.history-row').length === 3",
     )
     .await;
-    page.screenshot("08-history").await;
+    page.screenshot("09-history").await;
     page.click(".history-row a").await;
     page.wait_for(
         "the detail view's faces",
@@ -330,7 +344,7 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         "const i = document.querySelector('.detail .frame img'); return i?.complete && i.naturalWidth > 0",
     )
     .await;
-    page.screenshot("09-detection-detail").await;
+    page.screenshot("10-detection-detail").await;
     // Paging: 3 detections, 2 a page.
     open(&page, "#/history?kind=detections&limit=2").await;
     let rows = "return [...document.querySelectorAll('.history-row')].map(r => r.dataset.id).join()";
@@ -432,14 +446,14 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         values.windows(2).any(|w| w[0] != w[1]),
         "the counter moves: {values:?}"
     );
-    page.screenshot("10-realtime").await;
+    page.screenshot("11-realtime").await;
 
     // On a phone.
     page.client.set_window_size(390, 844).await.unwrap();
     open(&page, "#/wall").await;
-    page.screenshot("11-phone-wall").await;
+    page.screenshot("12-phone-wall").await;
     open(&page, "#/realtime").await;
-    page.screenshot("12-phone-realtime").await;
+    page.screenshot("13-phone-realtime").await;
     page.client.set_window_size(1280, 900).await.unwrap();
 
     // A reload keeps the login; logging out ends it on the server too.
@@ -466,7 +480,7 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         .post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh_token}))
         .await;
     assert_eq!(reuse.status(), 401, "logout revoked the refresh token");
-    page.screenshot("13-logged-out").await;
+    page.screenshot("14-logged-out").await;
     page.close().await;
 }
 
