@@ -18,5 +18,6 @@ pub mod media;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod users;
 pub mod vision;
