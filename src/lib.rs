@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod capture;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod detections;
