@@ -122,7 +122,7 @@ impl ApiClient {
             .timeout(options.timeout)
             .user_agent(concat!("vigil-client/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ClientError::WebSocket(format!("HTTP client setup: {e}")))?;
+            .map_err(|e| ClientError::Setup(error_chain(&e)))?;
         let credentials = match options.api_key.filter(|k| !k.trim().is_empty()) {
             Some(key) => Credentials::ApiKey(key.trim().to_owned()),
             None => {
@@ -153,10 +153,6 @@ impl ApiClient {
 
     pub fn tls(&self) -> &Arc<rustls::ClientConfig> {
         &self.tls
-    }
-
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
     }
 
     /// Fails with a message that says how to log in when there are no credentials.

@@ -87,6 +87,8 @@ pub enum ClientError {
     BadServer(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
     #[error("token store {}: {detail}", path.display())]
     TokenStore { path: PathBuf, detail: String },
     #[error("the WebSocket closed{}", close_reason(*code, reason))]

@@ -97,7 +97,7 @@ enum Input {
 }
 
 /// One image or frame to send, or why it cannot be.
-pub struct Job {
+struct Job {
     item: Item,
     source: String,
     body: Result<(Bytes, &'static str), String>,
@@ -120,15 +120,17 @@ struct Gate {
 }
 
 impl Gate {
-    /// `true` when this pushes the pause further out (worth saying once).
+    /// Pauses every worker for at least `wait`; `true` when no pause was in
+    /// force (worth saying once, not once per worker that hit the limit).
     fn pause(&self, wait: Duration) -> bool {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now + wait;
         let mut current = self.until.lock().unwrap_or_else(|e| e.into_inner());
-        if current.is_some_and(|c| c >= until) {
-            return false;
+        let was_open = current.is_none_or(|c| c <= now);
+        if current.is_none_or(|c| c < until) {
+            *current = Some(until);
         }
-        *current = Some(until);
-        true
+        was_open
     }
 
     async fn wait(&self) {
@@ -405,8 +407,18 @@ async fn produce(
                         };
                         let missing = expected.map_or(0, |n| n.saturating_sub(index));
                         reporter.fewer_than_planned(missing);
-                        if let Err(reason) = result {
-                            reporter.failed_input(&Item::file(file), 0, "video_failed", &reason);
+                        match result {
+                            Err(reason) => {
+                                reporter.failed_input(&Item::file(file), 0, "video_failed", &reason)
+                            }
+                            // Silence would look like success.
+                            Ok(()) if index == 0 => reporter.failed_input(
+                                &Item::file(file),
+                                0,
+                                "no_frames",
+                                "the video has no frame to sample",
+                            ),
+                            Ok(()) => {}
                         }
                     }
                 }
