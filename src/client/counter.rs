@@ -170,7 +170,7 @@ fn print(step: Step<'_>, as_json: bool) {
         (Step::Stop { value }, true) => json!({"event": "stop", "value": value}).to_string(),
         (Step::Stop { value }, false) => format!("stopped at {value}"),
     };
-    println!("{line}");
+    super::emit(&line);
 }
 
 /// How one session ended.

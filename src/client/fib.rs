@@ -57,9 +57,9 @@ pub async fn compute(api: &ApiClient, n: u64) -> Result<String, ClientError> {
 pub async fn run(api: &ApiClient, args: FibArgs) -> Result<(), ClientError> {
     let value = compute(api, args.n).await?;
     if args.json {
-        println!("{}", json!({"n": args.n, "value": value}));
+        super::emit(&json!({"n": args.n, "value": value}).to_string());
     } else {
-        println!("{value}");
+        super::emit(&value);
     }
     Ok(())
 }

@@ -18,6 +18,17 @@ use std::time::Duration;
 
 pub use error::{ApiFailure, ClientError};
 
+/// Prints one result line on stdout. When the reader has gone away
+/// (`vigil client watch | head -1`) there is no one left to tell: exit
+/// quietly instead of panicking on the broken pipe.
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
 /// `30s`, `2m`, `500ms`, `1h`, or plain seconds (`2.5`).
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();

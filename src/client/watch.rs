@@ -74,8 +74,9 @@ struct Watcher<'a> {
     args: &'a WatchArgs,
     seen: Seen,
     printed: u64,
-    /// The server's time at the last message received: everything before it
-    /// was delivered live.
+    /// The server's time at its last clock tick: alarms before it were
+    /// delivered live. (Alarm dates are not used: another instance's clock
+    /// may run ahead.)
     watermark: Option<DateTime<Utc>>,
 }
 
@@ -89,7 +90,7 @@ impl Watcher<'_> {
             return;
         }
         if self.args.json {
-            println!("{}", serde_json::to_string(alarm).expect("alarms serialise"));
+            super::emit(&serde_json::to_string(alarm).expect("alarms serialise"));
         } else {
             let faces = if alarm.face_count == 1 { "face" } else { "faces" };
             let camera = alarm
@@ -97,14 +98,14 @@ impl Watcher<'_> {
                 .as_deref()
                 .map(|c| format!(" camera={c}"))
                 .unwrap_or_default();
-            println!(
+            super::emit(&format!(
                 "{}  {}  ({} {faces}, source={}{camera})  {}",
                 alarm.date.to_rfc3339_opts(SecondsFormat::Millis, true),
                 alarm.message,
                 alarm.face_count,
                 alarm.source,
                 self.api.server().absolute(&alarm.img),
-            );
+            ));
         }
         self.printed += 1;
     }
@@ -154,10 +155,7 @@ impl Watcher<'_> {
         while !self.done() {
             tokio::select! {
                 event = session.next() => match event? {
-                    ServerEvent::Alarm(alarm) => {
-                        self.bump(alarm.date);
-                        self.show(&alarm);
-                    }
+                    ServerEvent::Alarm(alarm) => self.show(&alarm),
                     ServerEvent::Clock { now } => self.bump(now),
                     ServerEvent::Error { code, message, .. } => {
                         eprintln!("watch: the server refused a message: {code}: {message}");

@@ -108,7 +108,7 @@ impl Reporter {
     }
 
     fn line(&self, text: String) {
-        self.bar.suspend(|| println!("{text}"));
+        self.bar.suspend(|| crate::client::emit(&text));
     }
 
     pub fn uploaded(&self, item: &Item, detection: &DetectionView) {
