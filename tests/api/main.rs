@@ -4,6 +4,7 @@
 
 mod auth;
 mod capture;
+mod client;
 mod detections;
 mod health;
 mod helpers;
