@@ -6,6 +6,8 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
+# Where cargo puts binaries; honours CARGO_TARGET_DIR like cargo itself.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # ffmpeg: video capture and test clips; libclang-dev: nokhwa's V4L2 bindings;
 # chromium, chromium-driver: the dashboard's browser tests.
@@ -37,7 +39,7 @@ $(VENV)/.ok: requirements.txt
 
 run: deps venv models
 	$(CARGO) build --release --bin vigil
-	scripts/with-database.sh -- ./target/release/vigil serve
+	scripts/with-database.sh -- $(TARGET_DIR)/release/vigil serve
 
 test: deps venv models test-assets
 	scripts/with-database.sh --ephemeral -- $(CARGO) test --lib --bins --tests

@@ -32,6 +32,14 @@ fn main() -> anyhow::Result<()> {
             "--max-sides" => sizes = list(&args.next().expect("--max-sides LIST")),
             "--threads" => threads = list(&args.next().expect("--threads LIST")),
             "--reps" => reps = args.next().expect("--reps N").parse()?,
+            // tract's gates for splitting one operation across threads, to
+            // find values that suit this model (see vision::centerface).
+            "--panel-threshold" => tract_linalg::multithread::set_threading_panel_threshold(
+                args.next().expect("--panel-threshold N").parse()?,
+            ),
+            "--element-threshold" => tract_linalg::multithread::set_threading_element_threshold(
+                args.next().expect("--element-threshold N").parse()?,
+            ),
             // cargo passes --bench to every bench target.
             _ => {}
         }

@@ -9,7 +9,7 @@ trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "
 ffmpeg -loglevel error -y -i models/test-assets/astronaut.png -vf scale=640:480 "$work/face-640x480.jpg"
 VIGIL_BIND=127.0.0.1:$port VIGIL_DATA_DIR=$work/data VIGIL_DATABASE=bench_$port \
 VIGIL_DEFAULT_QUOTA=1000000 VIGIL_RATE_LIMIT_PER_SECOND=100000 RUST_LOG=warn \
-  ./target/release/vigil serve &
+  "${CARGO_TARGET_DIR:-target}/release/vigil" serve &
 pid=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 python3 scripts/bench_api.py --server "http://127.0.0.1:$port" --image "$work/face-640x480.jpg" "$@"

@@ -117,6 +117,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
 
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     /// Seconds between database health checks (readiness and reconnection).
     #[arg(
         long,
@@ -361,6 +364,35 @@ pub struct CaptureArgs {
     pub ffmpeg: PathBuf,
 }
 
+/// HTTPS (and wss://) instead of plain HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain (leaf first) to serve HTTPS and wss:// with; needs --tls-key.
+    #[arg(long, env = "VIGIL_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "VIGIL_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn into_config(self) -> Result<Option<crate::tls::TlsFiles>, ConfigError> {
+        match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles { cert, key })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::TlsHalf {
+                given: "--tls-cert (VIGIL_TLS_CERT)",
+                missing: "--tls-key (VIGIL_TLS_KEY)",
+            }),
+            (None, Some(_)) => Err(ConfigError::TlsHalf {
+                given: "--tls-key (VIGIL_TLS_KEY)",
+                missing: "--tls-cert (VIGIL_TLS_CERT)",
+            }),
+        }
+    }
+}
+
 /// Validated capture settings.
 #[derive(Debug, Clone)]
 pub struct CaptureConfig {
@@ -411,6 +443,11 @@ pub enum ConfigError {
     },
     #[error("camera id `{0}` is given twice")]
     DuplicateCamera(String),
+    #[error("{given} is set but {missing} is not: HTTPS needs both, plain HTTP neither")]
+    TlsHalf {
+        given: &'static str,
+        missing: &'static str,
+    },
 }
 
 /// A signing secret that is long enough to resist brute force.
@@ -472,6 +509,8 @@ pub struct Config {
     pub detector: DetectorArgs,
     pub hub: HubArgs,
     pub capture: CaptureConfig,
+    /// HTTPS when set; the files are read at startup.
+    pub tls: Option<crate::tls::TlsFiles>,
     pub shutdown_timeout: Duration,
     pub health_interval: Duration,
 }
@@ -506,6 +545,7 @@ impl ServeArgs {
             detector: self.detector,
             hub: self.hub,
             capture: self.capture.into_config()?,
+            tls: self.tls.into_config()?,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             health_interval: Duration::from_secs(self.health_interval_secs),
         })
@@ -611,6 +651,28 @@ mod tests {
             matches!(err, ConfigError::DuplicateCamera(ref id) if id == "a"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        if !unset("VIGIL_TLS_CERT") || !unset("VIGIL_TLS_KEY") {
+            return;
+        }
+        assert_eq!(parse(&[]).into_config().unwrap().tls, None);
+        let config = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            config.tls,
+            Some(crate::tls::TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        let err = parse(&["--tls-cert", "c.pem"]).into_config().unwrap_err();
+        assert!(err.to_string().contains("--tls-key"), "{err}");
+        let err = parse(&["--tls-key", "k.pem"]).into_config().unwrap_err();
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vigil::cli::{detect, eval_detector, user, watch};
+use vigil::cli::{client, detect, eval_detector, user, watch};
 use vigil::config::{DatabaseArgs, LogFormat, ServeArgs};
 use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::Database;
@@ -35,6 +35,8 @@ enum Command {
     Watch(watch::WatchArgs),
     /// List local V4L2 cameras.
     Cameras,
+    /// Talk to a vigil server: upload images and videos, watch alarms, counter, Fibonacci.
+    Client(client::ClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
             watch::run(args)
         }
         Command::Cameras => watch::list_devices(),
+        Command::Client(args) => block_on(client::run(args)),
     };
     match result {
         Ok(code) => code,

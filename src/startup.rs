@@ -38,6 +38,8 @@ pub enum StartupError {
     Model(#[from] crate::vision::ModelError),
     #[error("cannot open the image folder: {0}")]
     Media(#[source] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -65,6 +67,9 @@ impl Application {
             );
         }
 
+        // First: a bad certificate stops startup at once, instead of after
+        // the model loads, or as a port that fails every handshake.
+        let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
         let assets = crate::dashboard::Assets::new(config.static_dir.as_deref());
         assets.check().map_err(|e| StartupError::Config(e.to_string()))?;
         if let Some(dir) = &config.static_dir {
@@ -158,14 +163,18 @@ impl Application {
                 .default_service(web::to(api::not_found))
         })
         .workers(config.workers)
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
-        .listen(listener)
+        .shutdown_timeout(config.shutdown_timeout.as_secs());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Bind {
             addr: config.bind,
             source,
         })?
         .run();
-        tracing::info!(address = %config.bind, port, "listening");
+        tracing::info!(address = %config.bind, port, scheme, "listening");
 
         // Ids were checked unique in config; a source that cannot be opened
         // shows in the camera's status, it never stops the server.

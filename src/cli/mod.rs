@@ -1,4 +1,5 @@
 //! Implementations of the `vigil` subcommands that are not `serve`.
+pub mod client;
 pub mod detect;
 pub mod eval_detector;
 pub mod user;

@@ -1,5 +1,9 @@
 //! The JSON messages of `/ws`, both directions; every one carries a `type`.
 //! docs/websocket.md describes them for client authors.
+//!
+//! `vigil client` speaks the same protocol with these types: it serialises
+//! [`ClientMessage`] and reads [`ServerEvent`], the owned twin of
+//! [`ServerMessage`] (a test keeps the two in step).
 
 use bytestring::ByteString;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -29,7 +33,7 @@ impl Topic {
 }
 
 /// What a client may send.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     Auth {
@@ -224,6 +228,49 @@ impl ServerMessage<'_> {
     }
 }
 
+/// A server message as a client reads it: [`ServerMessage`] with owned fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    Hello {
+        client_id: String,
+        value: u8,
+        server_time: DateTime<Utc>,
+        authenticated: bool,
+        #[serde(default)]
+        user_id: Option<String>,
+        topics: Vec<Topic>,
+        heartbeat_secs: u64,
+    },
+    Subscribed {
+        topics: Vec<Topic>,
+    },
+    Clock {
+        now: DateTime<Utc>,
+    },
+    Alarm(AlarmView),
+    FibResult {
+        #[serde(default)]
+        id: Value,
+        n: u64,
+        value: String,
+    },
+    Number {
+        kind: Parity,
+        value: u8,
+    },
+    Pong {
+        #[serde(default)]
+        id: Value,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(default)]
+        id: Value,
+    },
+}
+
 fn rfc3339_millis<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
@@ -282,5 +329,116 @@ mod tests {
         );
         let pong: Value = serde_json::from_str(&ServerMessage::Pong { id: &Value::Null }.text()).unwrap();
         assert_eq!(pong, serde_json::json!({"type": "pong"}));
+    }
+
+    /// Every server message reads back as the client's [`ServerEvent`] with
+    /// the same content, so a field added to one side cannot be forgotten on
+    /// the other.
+    #[test]
+    fn clients_read_every_server_message() {
+        let id = Value::from("req-1");
+        let alarm = AlarmView {
+            id: "6650f1c2a4b1c2d3e4f5a6b7".into(),
+            message: "1 face detected on upload".into(),
+            date: "2026-05-01T10:00:02.345Z".parse().unwrap(),
+            img: "/media/x.jpg?exp=1&sig=s".into(),
+            face_count: 1,
+            source: "upload".into(),
+            camera_id: None,
+            detection_id: "6650f1c2a4b1c2d3e4f5a6b9".into(),
+            user_id: Some("6650f1c2a4b1c2d3e4f5a6b0".into()),
+        };
+        let now: DateTime<Utc> = "2026-05-01T10:00:00.123Z".parse().unwrap();
+        let messages = [
+            ServerMessage::Hello {
+                client_id: "c",
+                value: 42,
+                server_time: now,
+                authenticated: true,
+                user_id: Some("u".into()),
+                topics: vec![Topic::Clock],
+                heartbeat_secs: 10,
+            },
+            ServerMessage::Subscribed {
+                topics: vec![Topic::Alarms],
+            },
+            ServerMessage::Clock { now },
+            ServerMessage::Alarm(&alarm),
+            ServerMessage::FibResult {
+                id: &id,
+                n: 10,
+                value: "55".into(),
+            },
+            ServerMessage::Number {
+                kind: Parity::Odd,
+                value: 17,
+            },
+            ServerMessage::Pong { id: &id },
+            ServerMessage::Error {
+                code: "invalid_fib_n",
+                message: "n must not be negative",
+                id: &id,
+            },
+        ];
+        for message in &messages {
+            let text = message.text();
+            let event: ServerEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let back = match &event {
+                ServerEvent::Hello {
+                    client_id,
+                    value,
+                    server_time,
+                    authenticated,
+                    user_id,
+                    topics,
+                    heartbeat_secs,
+                } => ServerMessage::Hello {
+                    client_id,
+                    value: *value,
+                    server_time: *server_time,
+                    authenticated: *authenticated,
+                    user_id: user_id.clone(),
+                    topics: topics.clone(),
+                    heartbeat_secs: *heartbeat_secs,
+                },
+                ServerEvent::Subscribed { topics } => ServerMessage::Subscribed {
+                    topics: topics.clone(),
+                },
+                ServerEvent::Clock { now } => ServerMessage::Clock { now: *now },
+                ServerEvent::Alarm(alarm) => ServerMessage::Alarm(alarm),
+                ServerEvent::FibResult { id, n, value } => ServerMessage::FibResult {
+                    id,
+                    n: *n,
+                    value: value.clone(),
+                },
+                ServerEvent::Number { kind, value } => ServerMessage::Number {
+                    kind: *kind,
+                    value: *value,
+                },
+                ServerEvent::Pong { id } => ServerMessage::Pong { id },
+                ServerEvent::Error { code, message, id } => ServerMessage::Error { code, message, id },
+            };
+            assert_eq!(back.text(), text, "{:?}", message.kind());
+        }
+    }
+
+    #[test]
+    fn client_messages_serialise_to_what_the_server_parses() {
+        for message in [
+            ClientMessage::Subscribe {
+                topics: vec![Topic::Alarms],
+            },
+            ClientMessage::Number { kind: Parity::Even },
+            ClientMessage::Value { value: 42.into() },
+            ClientMessage::Fib {
+                id: "f".into(),
+                n: 90.into(),
+            },
+            ClientMessage::Ping { id: Value::Null },
+        ] {
+            let text = serde_json::to_string(&message).unwrap();
+            let parsed = parse(&text).message.unwrap();
+            assert_eq!(format!("{parsed:?}"), format!("{message:?}"));
+        }
     }
 }

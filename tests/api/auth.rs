@@ -340,21 +340,13 @@ async fn api_keys_create_use_list_and_revoke() {
     assert!(!stored.to_string().contains(&key), "stored as a digest");
 
     let theirs = app
-        .http
-        .delete(app.url(&format!("/api/v1/api-keys/{id}")))
-        .bearer_auth(&other.access_token)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/api/v1/api-keys/{id}"), &other.access_token)
+        .await;
     assert_eq!(theirs.status(), 404, "someone else's key looks absent");
 
     let revoke = app
-        .http
-        .delete(app.url(&format!("/api/v1/api-keys/{id}")))
-        .bearer_auth(&owner.access_token)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/api/v1/api-keys/{id}"), &owner.access_token)
+        .await;
     assert_eq!(revoke.status(), 204);
     let after = app
         .http

@@ -397,14 +397,9 @@ async fn only_admins_manage_cameras_and_bad_requests_say_why() {
     let listed = serde_json::to_string(&cameras(&app, &admin).await).unwrap();
     assert!(!listed.contains("hunter2"), "{listed}");
 
-    let delete = |id: &str| {
-        app.http
-            .delete(app.url(&format!("/api/v1/cameras/{id}")))
-            .bearer_auth(admin.access_token.clone())
-            .send()
-    };
-    assert_eq!(delete("lobby").await.unwrap().status(), 204);
-    assert_eq!(delete("lobby").await.unwrap().status(), 404);
+    let delete = |id: &str| app.delete_as(format!("/api/v1/cameras/{id}"), &admin.access_token);
+    assert_eq!(delete("lobby").await.status(), 204);
+    assert_eq!(delete("lobby").await.status(), 404);
     let ids: Vec<Value> = cameras(&app, &admin)
         .await
         .into_iter()
@@ -444,13 +439,7 @@ async fn removing_a_camera_kills_and_reaps_its_ffmpeg() {
         .collect();
     assert_eq!(ours.len(), 1, "one ffmpeg for the camera");
 
-    let removed = app
-        .http
-        .delete(app.url("/api/v1/cameras/loop"))
-        .bearer_auth(&admin.access_token)
-        .send()
-        .await
-        .unwrap();
+    let removed = app.delete_as("/api/v1/cameras/loop", &admin.access_token).await;
     assert_eq!(removed.status(), 204);
     assert!(
         present(&ours).is_empty(),

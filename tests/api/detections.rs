@@ -227,12 +227,7 @@ fn urlencode(s: &str) -> String {
 async fn media_urls_must_be_signed_and_fresh() {
     let app = spawn_app().await;
     let user = app.create_user().await;
-    let d: Value = app
-        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = app.upload_face(&user.access_token).await;
     let url = d["annotated_url"].as_str().unwrap();
     assert_eq!(app.http.get(app.url(url)).send().await.unwrap().status(), 200);
 
@@ -391,30 +386,17 @@ async fn parallel_uploads_never_overdraw_the_quota() {
 async fn deleting_a_detection_removes_its_alarm_and_images() {
     let app = spawn_app().await;
     let user = app.create_user().await;
-    let d: Value = app
-        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = app.upload_face(&user.access_token).await;
     let id = d["id"].as_str().unwrap();
     let other = app.create_user().await;
     let refused = app
-        .http
-        .delete(app.url(&format!("/api/v1/detections/{id}")))
-        .bearer_auth(&other.access_token)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/api/v1/detections/{id}"), &other.access_token)
+        .await;
     assert_eq!(refused.status(), 404);
 
     let deleted = app
-        .http
-        .delete(app.url(&format!("/api/v1/detections/{id}")))
-        .bearer_auth(&user.access_token)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/api/v1/detections/{id}"), &user.access_token)
+        .await;
     assert_eq!(deleted.status(), 204);
     assert_eq!(
         app.get_as(&format!("/api/v1/detections/{id}"), &user.access_token)
@@ -448,12 +430,7 @@ async fn orphan_images_are_swept_at_startup() {
     let data_dir = tempfile::tempdir().unwrap();
     let app = spawn_app_with(options.data_dir(data_dir.path())).await;
     let user = app.create_user().await;
-    let d: Value = app
-        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = app.upload_face(&user.access_token).await;
     let images = data_dir.path().join("images");
     let orphan_old = images.join(format!("{}.jpg", mongodb::bson::oid::ObjectId::new().to_hex()));
     let orphan_new = images.join(format!("{}.jpg", mongodb::bson::oid::ObjectId::new().to_hex()));
@@ -505,12 +482,7 @@ async fn orphan_images_are_swept_at_startup() {
 async fn the_gridfs_store_serves_what_it_stored() {
     let app = spawn_app_with(AppOptions::default().flag("--media-store", "gridfs")).await;
     let user = app.create_user().await;
-    let d: Value = app
-        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = app.upload_face(&user.access_token).await;
     let original = app
         .http
         .get(app.url(d["image_url"].as_str().unwrap()))
@@ -539,12 +511,8 @@ async fn the_gridfs_store_serves_what_it_stored() {
 
     let id = d["id"].as_str().unwrap();
     let deleted = app
-        .http
-        .delete(app.url(&format!("/api/v1/detections/{id}")))
-        .bearer_auth(&user.access_token)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&format!("/api/v1/detections/{id}"), &user.access_token)
+        .await;
     assert_eq!(deleted.status(), 204);
     assert_eq!(
         app.http

@@ -231,6 +231,15 @@ impl TestApp {
         }
     }
 
+    pub async fn delete_as(&self, path: impl AsRef<str>, token: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path.as_ref()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))
@@ -269,5 +278,19 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Uploads the one-face portrait and returns the created detection.
+    pub async fn upload_face(&self, token: &str) -> serde_json::Value {
+        let response = self
+            .upload_raw(token, test_asset("astronaut.png"), "image/png")
+            .await;
+        assert_eq!(
+            response.status(),
+            201,
+            "upload: {}",
+            response.text().await.unwrap()
+        );
+        response.json().await.unwrap()
     }
 }

@@ -5,6 +5,7 @@
 mod auth;
 mod browser;
 mod capture;
+mod client;
 mod dashboard;
 mod detections;
 mod health;

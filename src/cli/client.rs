@@ -1,0 +1,96 @@
+//! `vigil client …`: the connection flags shared by every subcommand, and
+//! the wiring to `crate::client`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::client::api::{ApiClient, ConnectOptions};
+use crate::client::counter::CounterArgs;
+use crate::client::fib::FibArgs;
+use crate::client::login::LoginArgs;
+use crate::client::tokens::TokenStore;
+use crate::client::upload::{Outcome, UploadArgs};
+use crate::client::watch::WatchArgs;
+use crate::client::{counter, fib, login, upload, watch};
+
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// The vigil server (http:// or https://, with a path prefix if it has one).
+    #[arg(
+        long,
+        env = "VIGIL_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+
+    /// An API key to authenticate with, instead of the tokens of `vigil client login`.
+    #[arg(long, env = "VIGIL_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+
+    /// PEM file of the CA that signed the server's certificate; trusted instead of the public roots.
+    #[arg(long, env = "VIGIL_CA_CERT", value_name = "PEM", global = true)]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Seconds one HTTP request may take (a detection runs while the upload waits).
+    #[arg(
+        long,
+        env = "VIGIL_CLIENT_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        global = true
+    )]
+    pub timeout_secs: u64,
+
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Log in and keep the tokens (0600, in the user's config folder) for the other subcommands.
+    Login(LoginArgs),
+    /// Revoke the kept login on the server and forget it.
+    Logout,
+    /// Detect faces in images and in video frames sampled with ffmpeg.
+    Upload(UploadArgs),
+    /// Print alarms as they happen; reconnects and catches up by itself.
+    Watch(WatchArgs),
+    /// Run the even/odd counter protocol over the WebSocket hub.
+    Counter(CounterArgs),
+    /// Ask the hub for the n-th Fibonacci number.
+    Fib(FibArgs),
+}
+
+/// Exit status of `upload` when the account's quota ran out.
+pub const EXIT_QUOTA_EXHAUSTED: u8 = 3;
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let store = TokenStore::default_location()?;
+    let api = ApiClient::connect(ConnectOptions {
+        server: args.server,
+        api_key: args.api_key,
+        ca_cert: args.ca_cert,
+        timeout: Duration::from_secs(args.timeout_secs),
+        token_store: Some(store.clone()),
+    })?;
+    match args.command {
+        ClientCommand::Login(args) => login::login(&api, &store, args).await?,
+        ClientCommand::Logout => login::logout(&api, &store).await?,
+        ClientCommand::Upload(args) => {
+            return Ok(match upload::run(&api, args).await? {
+                Outcome::Done => ExitCode::SUCCESS,
+                Outcome::SomeFailed => ExitCode::FAILURE,
+                Outcome::QuotaExhausted => ExitCode::from(EXIT_QUOTA_EXHAUSTED),
+                Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+            })
+        }
+        ClientCommand::Watch(args) => watch::run(&api, args).await?,
+        ClientCommand::Counter(args) => counter::run(&api, args).await?,
+        ClientCommand::Fib(args) => fib::run(&api, args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

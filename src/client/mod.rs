@@ -1,0 +1,70 @@
+//! `vigil client`: a command-line client of a vigil server. It uploads
+//! images and sampled video frames, prints alarms as they happen, and runs
+//! the hub's counter protocol and Fibonacci command, over HTTP(S) and
+//! WebSocket (ws:// or wss://). `src/cli/client.rs` wires the subcommands.
+
+pub mod api;
+pub mod backoff;
+pub mod counter;
+pub mod error;
+pub mod fib;
+pub mod login;
+pub mod tokens;
+pub mod upload;
+pub mod watch;
+pub mod ws;
+
+use std::time::Duration;
+
+pub use error::{ApiFailure, ClientError};
+
+/// Prints one result line on stdout. When the reader has gone away
+/// (`vigil client watch | head -1`) there is no one left to tell: exit
+/// quietly instead of panicking on the broken pipe.
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// `30s`, `2m`, `500ms`, `1h`, or plain seconds (`2.5`).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a duration (e.g. 30s, 2m, 500ms)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown unit `{other}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(366 * 24 * 3600))
+        .ok_or_else(|| format!("`{raw}` must be above zero and at most a year"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_common_units() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "s", "0", "-1s", "5 parsecs", "1e999", "9999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,852 @@
+//! `vigil client` end to end: the real binary as a child process against a
+//! real server (in-process, or `vigil serve` as a child where the server
+//! must go away and come back) and the real database.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Document};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{
+    database_uri, plain_jpeg, spawn_app_with, test_asset, unique_database_name, wait_for_status, AppOptions,
+    TestApp, TestUser, TEST_SECRET,
+};
+
+/// The client as a user runs it: only what the test passes, none of the
+/// developer's VIGIL_* settings, and a private config folder for tokens.
+fn client(server: &str, config_home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("XDG_CONFIG_HOME", config_home)
+        .arg("client")
+        .args(["--server", server])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "status {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+async fn run(mut cmd: Command, within: Duration) -> Output {
+    let output = tokio::time::timeout(within, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("vigil client did not finish within {within:?}"))
+        .expect("vigil runs");
+    Output {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn api_key(app: &TestApp, user: &TestUser) -> String {
+    let created = app
+        .http
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({ "name": "client-test" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    created["key"].as_str().unwrap().to_owned()
+}
+
+/// A user who is not the admin (the first account is, and admins have no quota).
+async fn regular_user(app: &TestApp) -> TestUser {
+    app.create_user().await;
+    app.create_user().await
+}
+
+async fn detections(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    let page: Value = app
+        .get_as("/api/v1/detections?limit=200", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+fn asset_path(name: &str) -> PathBuf {
+    let dir = std::env::var("VIGIL_MODELS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
+    Path::new(&dir).join("test-assets").join(name)
+}
+
+/// A face image looped into an H.264 clip.
+fn face_clip(dir: &Path, seconds: u32) -> PathBuf {
+    let out = dir.join("face clip.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-loop", "1", "-t"])
+        .arg(seconds.to_string())
+        .arg("-i")
+        .arg(asset_path("astronaut.png"))
+        .args([
+            "-vf",
+            "scale=320:320,fps=25",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg made the clip");
+    out
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn fib_90_prints_the_exact_number_and_a_refusal_is_an_error() {
+    let app = spawn_app_with(AppOptions::default().flag("--fib-max-n", 1000)).await;
+    let home = tempfile::tempdir().unwrap();
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["fib", "90"]);
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, "2880067194370816120\n");
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["fib", "1001", "--json"]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("invalid_fib_n"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = face_clip(dir.path(), 3);
+    let photo = write(dir.path(), "photo.png", &test_asset("astronaut.png"));
+
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args([
+        "--api-key",
+        &key,
+        "upload",
+        "--json",
+        "--fps",
+        "1",
+        "--concurrency",
+        "3",
+    ])
+    .arg(&clip)
+    .arg(&photo);
+    let out = run(cmd, Duration::from_secs(180)).await;
+    assert!(out.status.success(), "{out:?}");
+
+    let lines = out.json_lines();
+    assert_eq!(lines.len(), 4, "3 frames and a photo: {out:?}");
+    assert!(lines.iter().all(|l| l["ok"] == true), "{out:?}");
+    let mut frames: Vec<(u64, String)> = lines
+        .iter()
+        .filter(|l| l["frame"].is_u64())
+        .map(|l| {
+            assert_eq!(l["file"], clip.to_str().unwrap());
+            assert!(l["detection"]["face_count"].as_u64().unwrap() >= 1, "{l}");
+            (
+                l["frame"].as_u64().unwrap(),
+                l["detection"]["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    frames.sort();
+    assert_eq!(
+        frames,
+        [
+            (0, "face clip.mp4@0:00.0".to_owned()),
+            (1, "face clip.mp4@0:01.0".to_owned()),
+            (2, "face clip.mp4@0:02.0".to_owned()),
+        ]
+    );
+
+    // Stored: one detection per line, no more, each the user's.
+    let stored = detections(&app, &user).await;
+    assert_eq!(stored.len(), 4);
+    let mut stored_ids: Vec<&str> = stored.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let mut printed_ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["detection"]["id"].as_str().unwrap())
+        .collect();
+    stored_ids.sort();
+    printed_ids.sort();
+    assert_eq!(stored_ids, printed_ids);
+    assert!(stored.iter().any(|d| d["source"] == "photo.png"));
+}
+
+#[tokio::test]
+async fn bad_inputs_are_reported_one_by_one_and_the_rest_is_uploaded() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.jpg", &plain_jpeg(64, 48));
+    let text = write(dir.path(), "notes.txt", b"not an image, not a video\n");
+    // JPEG magic, then garbage: the client sends it, the server refuses it.
+    let broken = write(dir.path(), "broken.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4]);
+    let missing = dir.path().join("missing.png");
+
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload"])
+        .args([&good, &text, &broken, &missing]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {out:?}"))
+            .to_owned()
+    };
+    assert!(line("good.jpg").starts_with("ok "), "{out:?}");
+    assert!(line("notes.txt").starts_with("fail ") && line("notes.txt").contains("neither an image"));
+    assert!(line("broken.jpg").starts_with("fail ") && line("broken.jpg").contains("422 invalid_image"));
+    assert!(line("missing.png").starts_with("fail "), "{out:?}");
+    assert!(out.stderr.contains("1 uploaded"), "{out:?}");
+    assert_eq!(detections(&app, &user).await.len(), 1);
+
+    // Refused credentials stop the run at the first answer.
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", "not-a-key", "upload", "--concurrency", "1"])
+        .args([&good, &good, &good]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("refused the credentials"), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(out.stdout.contains("401 invalid_token"), "{out:?}");
+}
+
+#[tokio::test]
+async fn an_exhausted_quota_stops_the_upload_with_a_clear_message() {
+    let app = spawn_app_with(AppOptions::default().flag("--default-quota", 2)).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..5)
+        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .collect();
+
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload", "--concurrency", "1"])
+        .args(&files);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(out.stderr.contains("quota is used up"), "{out:?}");
+    assert!(out.stderr.contains("2 uploaded, 2 not sent"), "{out:?}");
+    let ok = out.stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("fail ")).collect();
+    assert_eq!(ok, 2, "{out:?}");
+    assert_eq!(refused.len(), 1, "{out:?}");
+    assert!(refused[0].contains("429 quota_exhausted"), "{out:?}");
+    assert_eq!(detections(&app, &user).await.len(), 2);
+}
+
+#[tokio::test]
+async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
+    // Accounts are made on an unlimited instance; the uploads go to a
+    // limited one on the same database.
+    let setup = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&setup).await;
+    let key = api_key(&setup, &user).await;
+    let app = spawn_app_with(
+        AppOptions {
+            database_name: setup.database_name.clone(),
+            ..AppOptions::default()
+        }
+        .flag("--rate-limit-per-second", 1)
+        .flag("--rate-limit-burst", 1),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .collect();
+
+    let started = Instant::now();
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload", "--json", "--concurrency", "3"])
+        .args(&files);
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.contains("rate_limited"), "{out:?}");
+    assert!(out.stderr.contains("waiting"), "{out:?}");
+    let lines = out.json_lines();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["ok"] == true), "{out:?}");
+    // One a second: the third cannot have gone before two seconds.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(detections(&setup, &user).await.len(), 3);
+}
+
+fn counter_events(out: &Output) -> Vec<Value> {
+    out.json_lines()
+}
+
+/// Replays the printed steps: every value is the previous one plus the
+/// increment in force, modulo 100, and answers change the increment.
+fn check_steps(events: &[Value]) -> (u64, u64) {
+    assert_eq!(events[0]["event"], "start", "{events:?}");
+    let start = events[0]["value"].as_u64().unwrap();
+    let (mut value, mut increment) = (start, 1);
+    for event in &events[1..] {
+        match event["event"].as_str().unwrap() {
+            "value" => {
+                assert_eq!(event["increment"].as_u64().unwrap(), increment, "{event}");
+                value = (value + increment) % 100;
+                assert_eq!(event["value"].as_u64().unwrap(), value, "{event}");
+            }
+            "increment" => {
+                increment = event["value"].as_u64().unwrap();
+                let odd = event["kind"] == "odd";
+                assert_eq!(increment % 2 == 1, odd, "{event}");
+            }
+            "ask" => {}
+            "stop" => assert_eq!(event["value"].as_u64().unwrap(), value),
+            other => panic!("unknown event {other}"),
+        }
+    }
+    assert_eq!(events.last().unwrap()["event"], "stop");
+    (start, value)
+}
+
+#[tokio::test]
+async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let home = tempfile::tempdir().unwrap();
+    let id = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["counter", "--client-id", &id, "--duration", "6s", "--json"]);
+    let first = run(cmd, WAIT).await;
+    assert!(first.status.success(), "{first:?}");
+    let events = counter_events(&first);
+    let (start, last) = check_steps(&events);
+    assert_eq!(start, 0, "a new client id starts at 0");
+    let steps = events.iter().filter(|e| e["event"] == "value").count();
+    assert!((9..=13).contains(&steps), "every 500 ms for 6 s: {steps}");
+    // Asks come every 3–5 s, so 6 s hold at least one, answered.
+    assert!(events.iter().any(|e| e["event"] == "ask"), "{first:?}");
+    assert!(events.iter().any(|e| e["event"] == "increment"), "{first:?}");
+
+    let kept = app
+        .db
+        .collection::<Document>("counters")
+        .find_one(doc! { "_id": format!("anon:{id}") })
+        .await
+        .unwrap()
+        .expect("the server kept the value");
+    assert_eq!(kept.get_i32("value").unwrap() as u64, last);
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["counter", "--client-id", &id, "--duration", "1s", "--json"]);
+    let second = run(cmd, WAIT).await;
+    assert!(second.status.success(), "{second:?}");
+    let (resumed, _) = check_steps(&counter_events(&second));
+    assert_eq!(resumed, last, "the second run starts where the first stopped");
+}
+
+/// A child's stderr, read line by line as the test goes.
+struct Stderr {
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    seen: Vec<String>,
+}
+
+impl Stderr {
+    fn take(child: &mut Child) -> Self {
+        Self {
+            lines: BufReader::new(child.stderr.take().expect("stderr piped")).lines(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until a line contains `text`.
+    async fn wait_for(&mut self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = tokio::time::timeout(left, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no `{text}` on stderr within {within:?}: {:?}", self.seen))
+                .unwrap()
+                .unwrap_or_else(|| panic!("stderr ended before `{text}`: {:?}", self.seen));
+            let found = line.contains(text);
+            self.seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+}
+
+async fn upload_face(app_url: &str, key: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{app_url}/api/v1/detections"))
+        .header("X-API-Key", key)
+        .header("content-type", "image/png")
+        .body(test_asset("astronaut.png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let detection: Value = response.json().await.unwrap();
+    assert!(detection["face_count"].as_u64().unwrap() >= 1);
+    detection["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn watch_prints_an_alarm_created_through_the_api() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+    let home = tempfile::tempdir().unwrap();
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["--api-key", &key, "watch", "--json", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = cmd.spawn().unwrap();
+    let mut stderr = Stderr::take(&mut watch);
+    stderr.wait_for("watching alarms", WAIT).await;
+
+    let detection = upload_face(&app.address, &key).await;
+    let out = tokio::time::timeout(WAIT, watch.wait_with_output())
+        .await
+        .expect("watch ends after one alarm")
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let alarm: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{stdout}: {e}"));
+    assert_eq!(alarm["detection_id"], detection.as_str());
+    assert_eq!(alarm["user_id"], user.id.as_str());
+    assert!(alarm["img"].as_str().unwrap().starts_with("/media/"), "{alarm}");
+
+    // Without credentials there is nothing to watch, and it says how to fix it.
+    let out = run(
+        {
+            let mut cmd = client(&app.address, home.path());
+            cmd.arg("watch");
+            cmd
+        },
+        WAIT,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("vigil client login"), "{out:?}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `vigil serve` as a child process, so that it can be stopped and started again.
+async fn serve(port: u16, database: &str, data_dir: &Path) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    let child = cmd
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database",
+            database,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--shutdown-timeout-secs", "1", "--workers", "2"])
+        .env("MONGODB_URI", database_uri())
+        .env("VIGIL_JWT_SECRET", TEST_SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    wait_for_status(&reqwest::Client::new(), &url, 200, Duration::from_secs(60)).await;
+    child
+}
+
+#[tokio::test]
+async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
+    let port = free_port();
+    let database = unique_database_name();
+    let data = tempfile::tempdir().unwrap();
+    let mut server = serve(port, &database, data.path()).await;
+    let address = format!("http://127.0.0.1:{port}");
+    // A second instance on the same database raises an alarm while the
+    // first is away; tokens and keys are shared through the database.
+    let other = spawn_app_with(AppOptions {
+        database_name: database.clone(),
+        ..AppOptions::default()
+    })
+    .await;
+    let user = regular_user(&other).await;
+    let key = api_key(&other, &user).await;
+    let home = tempfile::tempdir().unwrap();
+
+    let mut cmd = client(&address, home.path());
+    cmd.args(["--api-key", &key, "watch", "--json", "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = cmd.spawn().unwrap();
+    let mut stderr = Stderr::take(&mut watch);
+    stderr.wait_for("watching alarms", WAIT).await;
+
+    let pid = server.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tokio::time::timeout(Duration::from_secs(15), server.wait())
+        .await
+        .expect("the server stops")
+        .unwrap();
+    stderr.wait_for("reconnecting", WAIT).await;
+
+    let meanwhile = upload_face(&other.address, &key).await;
+    let _server = serve(port, &database, data.path()).await;
+    stderr.wait_for("reconnected", WAIT).await;
+    let live = upload_face(&address, &key).await;
+
+    let out = tokio::time::timeout(WAIT, watch.wait_with_output())
+        .await
+        .expect("watch ends after two alarms")
+        .unwrap();
+    assert!(out.status.success(), "{out:?} {:?}", stderr.seen);
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["detection_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, [meanwhile, live], "{:?}", stderr.seen);
+}
+
+#[tokio::test]
+async fn login_keeps_private_tokens_renews_them_and_logout_forgets_them() {
+    // Access tokens live 1 s, so every use needs the refresh token.
+    let app = spawn_app_with(AppOptions::default().flag("--access-token-ttl-secs", 1)).await;
+    let user = regular_user(&app).await;
+    let home = tempfile::tempdir().unwrap();
+    let image = write(home.path(), "face.png", &test_asset("astronaut.png"));
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["login", "--user", &user.user_name, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{}\n", user.password).as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let store = home.path().join("vigil").join("tokens.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&store).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "tokens are private");
+    let read_tokens = || -> Value {
+        let file: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+        file["servers"][format!("{}/", app.address)].clone()
+    };
+    let first = read_tokens();
+    assert!(first["refresh_token"].is_string(), "{first}");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["upload"]).arg(&image);
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.starts_with("ok "), "{out:?}");
+    let renewed = read_tokens();
+    assert_ne!(
+        renewed["refresh_token"], first["refresh_token"],
+        "the expired token was renewed"
+    );
+
+    // The old refresh token is spent: using it again would revoke the login,
+    // so the client must not have kept it anywhere.
+    assert!(!std::fs::read_to_string(&store)
+        .unwrap()
+        .contains(first["refresh_token"].as_str().unwrap()));
+
+    // An access token the server refuses although it looks current (a
+    // clock skew, a server restarted with another secret): renewed once,
+    // for HTTP and for the WebSocket handshake alike.
+    let tamper = |access: &str, expires_at: &str| {
+        let mut file: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+        let entry = &mut file["servers"][format!("{}/", app.address)];
+        entry["access_token"] = access.into();
+        entry["expires_at"] = expires_at.into();
+        std::fs::write(&store, serde_json::to_vec(&file).unwrap()).unwrap();
+    };
+    for args in [vec!["upload", image.to_str().unwrap()], vec!["fib", "10"]] {
+        tamper("not-a-token", "2999-01-01T00:00:00Z");
+        let mut cmd = client(&app.address, home.path());
+        cmd.args(&args);
+        let out = run(cmd, WAIT).await;
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_ne!(read_tokens()["access_token"], "not-a-token", "{args:?}");
+    }
+    let renewed = read_tokens();
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.arg("logout");
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(read_tokens().is_null(), "forgotten");
+    let refresh = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refresh_token": renewed["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(refresh.status(), 401, "revoked on the server too");
+
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["upload"]).arg(&image);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("not logged in"), "{out:?}");
+
+    // A login revoked elsewhere: the client says to log in again.
+    let tokens: Value = app
+        .login(&user.user_name, &user.password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let revoked = json!({"servers": {format!("{}/", app.address): {
+        "access_token": "expired", "refresh_token": tokens["refresh_token"],
+        "expires_at": "2000-01-01T00:00:00Z", "login": user.user_name}}});
+    std::fs::write(&store, revoked.to_string()).unwrap();
+    let logout = app
+        .post_json(
+            "/api/v1/auth/logout",
+            &json!({"refresh_token": tokens["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(logout.status(), 204);
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["upload"]).arg(&image);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("vigil client login` again"), "{out:?}");
+    assert!(read_tokens().is_null(), "a dead login is forgotten");
+}
+
+/// A private CA and a certificate it signed for localhost and 127.0.0.1.
+struct TestPki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    other_key: PathBuf,
+}
+
+fn make_pki(dir: &Path) -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "vigil test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    TestPki {
+        ca: write(dir, "ca.pem", ca.pem().as_bytes()),
+        cert: write(dir, "cert.pem", cert.pem().as_bytes()),
+        key: write(dir, "key.pem", key.serialize_pem().as_bytes()),
+        other_key: write(
+            dir,
+            "other-key.pem",
+            KeyPair::generate().unwrap().serialize_pem().as_bytes(),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn tls_round_trip_with_a_private_ca_over_https_and_wss() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--tls-cert", pki.cert.display())
+            .flag("--tls-key", pki.key.display()),
+    )
+    .await;
+    let port = app.address.rsplit(':').next().unwrap();
+    let https = format!("https://localhost:{port}");
+    let ca_pem = std::fs::read(&pki.ca).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+        .build()
+        .unwrap();
+    wait_for_status(&http, &format!("{https}/readyz"), 200, WAIT).await;
+
+    // wss:// for the hub.
+    let mut cmd = client(&https, dir.path());
+    cmd.arg("--ca-cert").arg(&pki.ca).args(["fib", "90"]);
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, "2880067194370816120\n");
+
+    // https:// for the API, with an account made over https too.
+    let user_name = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    for (path, body) in [
+        (
+            "register",
+            json!({"user_name": user_name, "email": format!("{user_name}@example.org"), "password": "correct horse battery"}),
+        ),
+        (
+            "login",
+            json!({"login": user_name, "password": "correct horse battery"}),
+        ),
+    ] {
+        let response = http
+            .post(format!("{https}/api/v1/auth/{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{path}");
+    }
+    let mut login = client(&https, dir.path());
+    login
+        .arg("--ca-cert")
+        .arg(&pki.ca)
+        .args(["login", "--user", &user_name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"correct horse battery\n").await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let image = write(dir.path(), "face.png", &test_asset("astronaut.png"));
+    let mut cmd = client(&https, dir.path());
+    cmd.arg("--ca-cert")
+        .arg(&pki.ca)
+        .args(["upload", "--json"])
+        .arg(&image);
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.json_lines()[0]["ok"], true, "{out:?}");
+
+    // Without the CA the certificate is not trusted, and the error says so.
+    let mut cmd = client(&https, dir.path());
+    cmd.args(["fib", "10"]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.to_lowercase().contains("certificate"), "{out:?}");
+}
+
+#[tokio::test]
+async fn tls_files_that_do_not_go_together_stop_startup_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let data = tempfile::tempdir().unwrap();
+    let build = |cert: &Path, key: &Path| {
+        AppOptions::default()
+            .flag("--tls-cert", cert.display())
+            .flag("--tls-key", key.display())
+            .serve_args(data.path())
+            .into_config()
+            .expect("valid flags")
+    };
+    let err = vigil::startup::Application::build(build(&pki.cert, &pki.other_key))
+        .await
+        .err()
+        .expect("a key of another certificate is refused");
+    assert!(err.to_string().contains("do not go together"), "{err}");
+    let err = vigil::startup::Application::build(build(&pki.key, &pki.key))
+        .await
+        .err()
+        .expect("a key is not a certificate");
+    assert!(err.to_string().contains("no PEM certificate"), "{err}");
+
+    // Half a configuration is refused before anything starts.
+    let out = run(
+        {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+            cmd.args(["serve", "--bind", "127.0.0.1:0", "--tls-cert"])
+                .arg(&pki.cert)
+                .env_remove("VIGIL_TLS_KEY");
+            cmd
+        },
+        WAIT,
+    )
+    .await;
+    assert!(!out.status.success(), "{out:?}");
+    assert!(out.stderr.contains("--tls-key"), "{out:?}");
+}
