@@ -9,8 +9,9 @@ CARGO ?= cargo
 # Where cargo puts binaries; honours CARGO_TARGET_DIR like cargo itself.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# ffmpeg: video capture and test clips; libclang-dev: nokhwa's V4L2 bindings.
-APT_PACKAGES := curl ffmpeg libclang-dev pkg-config
+# ffmpeg: video capture and test clips; libclang-dev: nokhwa's V4L2 bindings;
+# chromium, chromium-driver: the dashboard's browser tests.
+APT_PACKAGES := chromium chromium-driver curl ffmpeg libclang-dev pkg-config
 # Shared evaluation photos sit beside the repository (CI lays them out so).
 export VIGIL_TEST_FACES_DIR ?= $(abspath ../shared/data/faces)
 

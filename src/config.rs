@@ -78,6 +78,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VIGIL_MODELS_DIR", default_value = "./models")]
     pub models_dir: PathBuf,
 
+    /// Serve the dashboard from this folder instead of the copy built into the binary (for editing static/).
+    #[arg(long, env = "VIGIL_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
     /// Secret for signing access tokens and media URLs (≥ 32 bytes in production).
     #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -494,6 +498,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub models_dir: PathBuf,
+    /// Dashboard files read from disk on every request; `None`: the embedded copy.
+    pub static_dir: Option<PathBuf>,
     pub jwt_secret: JwtSecret,
     pub secret_source: SecretSource,
     pub environment: Environment,
@@ -529,6 +535,7 @@ impl ServeArgs {
             bind: self.bind,
             data_dir: self.data_dir,
             models_dir: self.models_dir,
+            static_dir: self.static_dir,
             jwt_secret,
             secret_source,
             environment: self.environment,

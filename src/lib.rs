@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod detections;
 pub mod error;

@@ -70,6 +70,11 @@ impl Application {
         // First: a bad certificate stops startup at once, instead of after
         // the model loads, or as a port that fails every handshake.
         let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        let assets = crate::dashboard::Assets::new(config.static_dir.as_deref());
+        assets.check().map_err(|e| StartupError::Config(e.to_string()))?;
+        if let Some(dir) = &config.static_dir {
+            tracing::info!(dir = %dir.display(), "dashboard files are read from disk (--static-dir)");
+        }
 
         let db = Database::connect(&config.database).await?;
         let migrations = Arc::new(MigrationSet::embedded()?);

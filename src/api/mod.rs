@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod cameras;
 pub mod clients;
+pub mod dashboard;
 pub mod detections;
 pub mod health;
 pub mod listing;
@@ -53,6 +54,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(cameras::create)
         .service(cameras::remove)
         .service(cameras::metrics)
+        .service(dashboard::index)
+        .service(dashboard::static_file)
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/api-docs/openapi.json",
             <openapi::ApiDoc as utoipa::OpenApi>::openapi(),

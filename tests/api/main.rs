@@ -3,8 +3,10 @@
 //! One test binary for all of them keeps link time down.
 
 mod auth;
+mod browser;
 mod capture;
 mod client;
+mod dashboard;
 mod detections;
 mod health;
 mod helpers;
@@ -14,3 +16,4 @@ mod migrations;
 mod openapi;
 mod proxy;
 mod readiness;
+mod static_files;
