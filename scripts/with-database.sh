@@ -30,14 +30,19 @@ mkdir -p "$db_dir"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
+# The database gets its own session so that Ctrl-C in the terminal reaches only
+# the command: vigil shuts down first (removing its presence rows) and the
+# database is stopped after it, by the EXIT trap. (setsid does not fork here:
+# a background job of a script is not a process group leader, so $! is the
+# database's own pid.)
 if command -v mongod >/dev/null 2>&1; then
   kind=mongod
-  mongod --dbpath "$db_dir" --port "$port" --bind_ip 127.0.0.1 --replSet vigil --logpath "$log" &
+  setsid mongod --dbpath "$db_dir" --port "$port" --bind_ip 127.0.0.1 --replSet vigil --logpath "$log" &
 else
   kind=SecantusDB
   secantusd="$here/.venv/bin/secantusd-py"
   [ -x "$secantusd" ] || { echo "SecantusDB is not installed: run 'make venv' first" >&2; exit 1; }
-  "$secantusd" --host 127.0.0.1 --port "$port" --storage-path "$db_dir" --log-level WARNING >"$log" 2>&1 &
+  setsid "$secantusd" --host 127.0.0.1 --port "$port" --storage-path "$db_dir" --log-level WARNING >"$log" 2>&1 &
 fi
 db_pid=$!
 
