@@ -120,19 +120,21 @@ def time_ort(model_path, images, max_side, threads, reps):
     return ms, faces
 
 
-def run_vigil(args, sizes, threads):
-    cmd = ["cargo", "bench", "--quiet", "--bench", "detector", "--",
-           "--images", str(args.images), "--models-dir", str(args.models_dir),
-           "--max-sides", ",".join(map(str, sizes)),
-           "--threads", ",".join(map(str, threads)), "--reps", str(args.reps)]
+def run_vigil(args, size, threads):
+    """vigil's ms/image and faces for one (max side, threads) from its bench."""
+    bench_args = ["--images", str(args.images), "--models-dir", str(args.models_dir),
+                  "--max-sides", str(size), "--threads", str(threads), "--reps", str(args.reps)]
+    if args.vigil_bench:
+        cmd = [str(args.vigil_bench), *bench_args]
+    else:
+        cmd = ["cargo", "bench", "--quiet", "--bench", "detector", "--", *bench_args]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
-    results = {}
     for line in out.splitlines():
         if line.startswith("{"):
             r = json.loads(line)
-            results[(r["max_side"], r["threads"])] = (r["ms_per_image"], r["faces"])
-    return results
+            return r["ms_per_image"], r["faces"]
+    raise SystemExit(f"no result from: {' '.join(cmd)}")
 
 
 def main() -> int:
@@ -145,6 +147,8 @@ def main() -> int:
     parser.add_argument("--max-sides", default="320,640,1280")
     parser.add_argument("--reps", type=int, default=2,
                         help="timed passes over the images (after one warm-up pass)")
+    parser.add_argument("--vigil-bench", type=Path,
+                        help="a binary built by `cargo bench --no-run --bench detector` (skips cargo)")
     args = parser.parse_args()
 
     sizes = [int(s) for s in args.max_sides.split(",")]
@@ -157,15 +161,16 @@ def main() -> int:
     images = [Image.open(p).convert("RGB") for p in paths]
     model = args.models_dir / "centerface.onnx"
 
-    vigil = run_vigil(args, sizes, threads)
     print(f"\n{len(images)} images from {args.images}, {cores} cores, "
           f"onnxruntime {ort.__version__}; ms/image (faces found)")
     print(f"{'max side':>8} {'threads':>7} {'vigil (tract)':>16} {'onnxruntime':>16} {'ratio':>6}")
     ratio_at_640 = None
     for size in sizes:
         for t in threads:
+            # Each pair runs back to back, so drifting load on a shared
+            # machine hits both sides of a ratio alike.
+            v_ms, v_faces = run_vigil(args, size, t)
             ort_ms, ort_faces = time_ort(model, images, size, t, args.reps)
-            v_ms, v_faces = vigil[(size, t)]
             ratio = v_ms / ort_ms
             print(f"{size:>8} {t:>7} {v_ms:>10.1f} ({v_faces:>3}) {ort_ms:>10.1f} ({ort_faces:>3}) "
                   f"{ratio:>6.2f}", flush=True)
