@@ -61,7 +61,8 @@ class OrtCenterFace:
         self.sess = ort.InferenceSession(model.SerializeToString(), opts,
                                          providers=["CPUExecutionProvider"])
 
-    def detect(self, img: Image.Image, max_side: int, threshold=0.5, nms_thresh=0.3):
+    def detect(self, img: Image.Image, max_side: int, threshold=0.6, nms_thresh=0.3):
+        # vigil's defaults (VIGIL_DETECT_THRESHOLD, NMS 0.3), so the face counts agree too.
         w, h = img.size
         rw, rh, iw, ih = letterbox(w, h, max_side)
         resized = np.asarray(img.resize((rw, rh), Image.BILINEAR), dtype=np.float32)
