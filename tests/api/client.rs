@@ -12,19 +12,14 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{
-    database_uri, plain_jpeg, spawn_app_with, test_asset, unique_database_name, wait_for_status, AppOptions,
-    TestApp, TestUser, TEST_SECRET,
+    database_uri, free_port, make_clip, plain_jpeg, spawn_app_with, test_asset, unique_database_name,
+    upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, TestApp, TestUser, TEST_SECRET,
 };
 
 /// The client as a user runs it: only what the test passes, none of the
 /// developer's VIGIL_* settings, and a private config folder for tokens.
 fn client(server: &str, config_home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = Command::from(vigil_command());
     cmd.env("XDG_CONFIG_HOME", config_home)
         .arg("client")
         .args(["--server", server])
@@ -102,33 +97,9 @@ async fn detections(app: &TestApp, user: &TestUser) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
-fn asset_path(name: &str) -> PathBuf {
-    let dir = std::env::var("VIGIL_MODELS_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
-    Path::new(&dir).join("test-assets").join(name)
-}
-
 /// A face image looped into an H.264 clip.
-fn face_clip(dir: &Path, seconds: u32) -> PathBuf {
-    let out = dir.join("face clip.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error", "-loop", "1", "-t"])
-        .arg(seconds.to_string())
-        .arg("-i")
-        .arg(asset_path("astronaut.png"))
-        .args([
-            "-vf",
-            "scale=320:320,fps=25",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg made the clip");
-    out
+fn face_clip(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    make_clip(dir, name, &[("astronaut.png", seconds)], 320, 25)
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -162,7 +133,7 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     let user = regular_user(&app).await;
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
-    let clip = face_clip(dir.path(), 3);
+    let clip = face_clip(dir.path(), "face clip.mp4", 3);
     let photo = write(dir.path(), "photo.png", &test_asset("astronaut.png"));
 
     let mut cmd = client(&app.address, dir.path());
@@ -428,18 +399,9 @@ impl Stderr {
     }
 }
 
-async fn upload_face(app_url: &str, key: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{app_url}/api/v1/detections"))
-        .header("X-API-Key", key)
-        .header("content-type", "image/png")
-        .body(test_asset("astronaut.png"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let detection: Value = response.json().await.unwrap();
-    assert!(detection["face_count"].as_u64().unwrap() >= 1);
+/// The one-face portrait uploaded with an API key; the detection's id.
+async fn upload_face(address: &str, key: &str) -> String {
+    let detection = upload_face_to(&reqwest::Client::new(), address, Credential::ApiKey(key)).await;
     detection["id"].as_str().unwrap().to_owned()
 }
 
@@ -484,23 +446,9 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     assert!(out.stderr.contains("vigil client login"), "{out:?}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `vigil serve` as a child process, so that it can be stopped and started again.
 async fn serve(port: u16, database: &str, data_dir: &Path) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    let child = cmd
+    let child = Command::from(vigil_command())
         .args([
             "serve",
             "--bind",
@@ -838,10 +786,9 @@ async fn tls_files_that_do_not_go_together_stop_startup_with_a_clear_error() {
     // Half a configuration is refused before anything starts.
     let out = run(
         {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+            let mut cmd = Command::from(vigil_command());
             cmd.args(["serve", "--bind", "127.0.0.1:0", "--tls-cert"])
-                .arg(&pki.cert)
-                .env_remove("VIGIL_TLS_KEY");
+                .arg(&pki.cert);
             cmd
         },
         WAIT,
