@@ -12,8 +12,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{
-    database_uri, free_port, make_clip, plain_jpeg, spawn_app_with, test_asset, unique_database_name,
-    upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, TestApp, TestUser, TEST_SECRET,
+    asset_path, database_uri, free_port, make_clip, plain_jpeg, spawn_app_with, test_asset,
+    unique_database_name, upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, TestApp,
+    TestUser, TEST_SECRET,
 };
 
 /// The client as a user runs it: only what the test passes, none of the
@@ -133,7 +134,10 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     let user = regular_user(&app).await;
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
-    let clip = face_clip(dir.path(), "face clip.mp4", 3);
+    // Named with a colon and given as a relative path: ffmpeg would read
+    // `cam1:face clip.mp4` as a URL of protocol `cam1`.
+    let clip = Path::new("cam1:face clip.mp4");
+    std::fs::rename(face_clip(dir.path(), "face clip.mp4", 3), dir.path().join(clip)).unwrap();
     let photo = write(dir.path(), "photo.png", &test_asset("astronaut.png"));
 
     let mut cmd = client(&app.address, dir.path());
@@ -147,8 +151,9 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
         "--concurrency",
         "3",
     ])
-    .arg(&clip)
-    .arg(&photo);
+    .arg(clip)
+    .arg(&photo)
+    .current_dir(dir.path());
     let out = run(cmd, Duration::from_secs(180)).await;
     assert!(out.status.success(), "{out:?}");
 
@@ -171,9 +176,9 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     assert_eq!(
         frames,
         [
-            (0, "face clip.mp4@0:00.0".to_owned()),
-            (1, "face clip.mp4@0:01.0".to_owned()),
-            (2, "face clip.mp4@0:02.0".to_owned()),
+            (0, "cam1:face clip.mp4@0:00.0".to_owned()),
+            (1, "cam1:face clip.mp4@0:01.0".to_owned()),
+            (2, "cam1:face clip.mp4@0:02.0".to_owned()),
         ]
     );
 
@@ -198,14 +203,31 @@ async fn bad_inputs_are_reported_one_by_one_and_the_rest_is_uploaded() {
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "good.jpg", &plain_jpeg(64, 48));
-    let text = write(dir.path(), "notes.txt", b"not an image, not a video\n");
+    // Long enough for ffprobe to call it a 25 fps video of ANSI art.
+    let text = write(
+        dir.path(),
+        "notes.txt",
+        "not an image, not a video\n".repeat(20).as_bytes(),
+    );
+    // Sound with cover art: a picture in a video stream, not a video.
+    let song = dir.path().join("song.m4a");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error"])
+        .args(["-f", "lavfi", "-i", "sine=duration=1", "-i"])
+        .arg(asset_path("astronaut.png"))
+        .args(["-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png"])
+        .args(["-disposition:v", "attached_pic"])
+        .arg(&song)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(made.success(), "ffmpeg made the song");
     // JPEG magic, then garbage: the client sends it, the server refuses it.
     let broken = write(dir.path(), "broken.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4]);
     let missing = dir.path().join("missing.png");
 
     let mut cmd = client(&app.address, dir.path());
     cmd.args(["--api-key", &key, "upload"])
-        .args([&good, &text, &broken, &missing]);
+        .args([&good, &text, &song, &broken, &missing]);
     let out = run(cmd, WAIT).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let line = |name: &str| {
@@ -216,7 +238,12 @@ async fn bad_inputs_are_reported_one_by_one_and_the_rest_is_uploaded() {
             .to_owned()
     };
     assert!(line("good.jpg").starts_with("ok "), "{out:?}");
-    assert!(line("notes.txt").starts_with("fail ") && line("notes.txt").contains("neither an image"));
+    for name in ["notes.txt", "song.m4a"] {
+        assert!(
+            line(name).starts_with("fail ") && line(name).contains("neither an image"),
+            "{out:?}"
+        );
+    }
     assert!(line("broken.jpg").starts_with("fail ") && line("broken.jpg").contains("422 invalid_image"));
     assert!(line("missing.png").starts_with("fail "), "{out:?}");
     assert!(out.stderr.contains("1 uploaded"), "{out:?}");
