@@ -16,6 +16,7 @@ use super::tokens::{StoredTokens, TokenStore};
 use crate::alarms::AlarmView;
 use crate::api::listing::PageOf;
 use crate::auth::TokenPair;
+use crate::db::paging::MAX_LIMIT;
 use crate::detections::DetectionView;
 
 /// A vigil server's base URL, always ending in `/` so that paths join below
@@ -335,7 +336,7 @@ impl ApiClient {
                 let mut query = url.query_pairs_mut();
                 query
                     .append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                    .append_pair("limit", "200");
+                    .append_pair("limit", &MAX_LIMIT.to_string());
                 if let Some(cursor) = &cursor {
                     query.append_pair("cursor", cursor);
                 }

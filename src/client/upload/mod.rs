@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use image::ImageFormat;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
@@ -27,6 +26,7 @@ use self::video::{Frames, Tools};
 use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::{ApiFailure, ClientError};
+use crate::media::MediaKind;
 
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
@@ -75,8 +75,6 @@ pub enum Outcome {
 /// Largest image file read (the server's default limit is 10 MiB; this only
 /// keeps a mistaken multi-gigabyte "image" out of memory).
 const MAX_IMAGE_FILE: u64 = 64 * 1024 * 1024;
-/// JPEG quality of uploaded video frames.
-const FRAME_QUALITY: u8 = 90;
 /// Attempts to open a connection before the server counts as down.
 const CONNECT_ATTEMPTS: u32 = 5;
 /// 503 answers (database unavailable) one image may get before it fails;
@@ -141,17 +139,6 @@ impl Gate {
     }
 }
 
-fn content_type(format: ImageFormat) -> Option<&'static str> {
-    Some(match format {
-        ImageFormat::Jpeg => "image/jpeg",
-        ImageFormat::Png => "image/png",
-        ImageFormat::WebP => "image/webp",
-        ImageFormat::Bmp => "image/bmp",
-        ImageFormat::Gif => "image/gif",
-        _ => return None,
-    })
-}
-
 fn display(path: &Path) -> Arc<str> {
     path.to_string_lossy().into()
 }
@@ -181,7 +168,10 @@ async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Inp
         }
         filled += n;
     }
-    if let Some(content_type) = image::guess_format(&head[..filled]).ok().and_then(content_type) {
+    let kind = image::guess_format(&head[..filled])
+        .ok()
+        .and_then(MediaKind::from_image_format);
+    if let Some(content_type) = kind.map(MediaKind::content_type) {
         return Ok(Input::Image {
             path: path.to_owned(),
             content_type,
@@ -374,11 +364,11 @@ async fn produce(
                         Err(reason) => break Some(Err(reason)),
                     };
                     let time = plan.frame_time(index, &info);
-                    let body = tokio::task::spawn_blocking(move || encode_jpeg(&image))
+                    let body = tokio::task::spawn_blocking(move || crate::vision::encode_jpeg(&image))
                         .await
                         .map_err(|e| format!("encoding the frame failed: {e}"))
-                        .and_then(|r| r)
-                        .map(|bytes| (bytes, "image/jpeg"));
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                        .map(|bytes| (Bytes::from(bytes), MediaKind::Jpeg.content_type()));
                     if expected.is_none_or(|n| index >= n) {
                         reporter.more_than_planned();
                     }
@@ -439,14 +429,6 @@ async fn read_image(path: &Path) -> Result<Bytes, String> {
         .await
         .map(Bytes::from)
         .map_err(|e| e.to_string())
-}
-
-fn encode_jpeg(image: &image::RgbImage) -> Result<Bytes, String> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, FRAME_QUALITY)
-        .encode_image(image)
-        .map_err(|e| format!("encoding the frame failed: {e}"))?;
-    Ok(Bytes::from(out))
 }
 
 /// The first reason to stop wins.
