@@ -17,6 +17,7 @@ use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::ClientError;
 use super::ws::{HubSession, HubTarget};
+use crate::hub::client_id::ClientId;
 use crate::hub::numbers::Parity;
 use crate::hub::protocol::{ClientMessage, ServerEvent, Topic};
 
@@ -92,7 +93,7 @@ pub struct CounterArgs {
     /// Your client id (1-64 of A-Z a-z 0-9 . _ : -); the server keeps the last value per id
     /// (per user when logged in), so the same id resumes where it stopped.
     #[arg(long, default_value = "vigil-client")]
-    pub client_id: String,
+    pub client_id: ClientId,
 
     /// Stop after this long (e.g. 30s, 2m, 500ms; plain numbers are seconds); default: until Ctrl-C.
     #[arg(long, value_parser = super::parse_duration)]
@@ -188,7 +189,7 @@ pub async fn run(api: &ApiClient, args: CounterArgs) -> Result<(), ClientError> 
     loop {
         let target = HubTarget {
             api,
-            client_id: Some(&args.client_id),
+            client_id: Some(args.client_id.as_str()),
         };
         let outcome = match HubSession::connect(&target).await {
             Ok(session) => {
@@ -251,7 +252,7 @@ async fn session_loop(
     print(
         Step::Start {
             value: state.value(),
-            client_id: &args.client_id,
+            client_id: args.client_id.as_str(),
             resumed,
         },
         args.json,

@@ -15,6 +15,7 @@ use super::backoff::Backoff;
 use super::error::ClientError;
 use super::ws::{HubSession, HubTarget};
 use crate::alarms::AlarmView;
+use crate::hub::client_id::ClientId;
 use crate::hub::protocol::{ClientMessage, ServerEvent, Topic};
 
 #[derive(Debug, clap::Args)]
@@ -29,7 +30,7 @@ pub struct WatchArgs {
 
     /// Client id of this session (listed by GET /api/v1/clients); generated when absent.
     #[arg(long)]
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
 }
 
 /// Alarms fetched after a reconnect start this long before the last sign of life.
@@ -115,7 +116,7 @@ impl Watcher<'_> {
     async fn session(&mut self, backoff: &mut Backoff) -> Result<(), ClientError> {
         let target = HubTarget {
             api: self.api,
-            client_id: self.args.client_id.as_deref(),
+            client_id: self.args.client_id.as_ref().map(ClientId::as_str),
         };
         let mut session = HubSession::connect(&target).await?;
         session

@@ -391,6 +391,13 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     assert!(second.status.success(), "{second:?}");
     let (resumed, _) = check_steps(&counter_events(&second));
     assert_eq!(resumed, last, "the second run starts where the first stopped");
+
+    // An id the server would refuse is a bad command line, before any connection.
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["counter", "--client-id", "not valid", "--duration", "1s"]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("a client id is 1–64 characters"), "{out:?}");
 }
 
 /// A child's stderr, read line by line as the test goes.
