@@ -2,13 +2,13 @@
 //! time through the real detector into the real database.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    database_uri, error_code, free_port, make_clip, spawn_app_with, test_asset, unique_database_name,
+    database_uri, error_code, free_port, make_clip, signal, spawn_app_with, test_asset, unique_database_name,
     vigil_command, wait_for_status, AppOptions, TestApp, TestUser, TEST_SECRET,
 };
 
@@ -464,11 +464,7 @@ fn shutdown_leaves_no_ffmpeg_behind() {
         Duration::from_secs(30),
     ));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(pid, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{
-    asset_path, database_uri, free_port, make_clip, plain_jpeg, spawn_app_with, test_asset,
+    asset_path, database_uri, free_port, make_clip, plain_jpeg, signal, spawn_app_with, test_asset,
     unique_database_name, upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, TestApp,
     TestUser, TEST_SECRET,
 };
@@ -326,6 +326,55 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
     assert_eq!(detections(&setup, &user).await.len(), 3);
 }
 
+#[tokio::test]
+async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
+    let setup = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&setup).await;
+    let key = api_key(&setup, &user).await;
+    let app = spawn_app_with(
+        AppOptions {
+            database_name: setup.database_name.clone(),
+            ..AppOptions::default()
+        }
+        .flag("--rate-limit-per-second", 1)
+        .flag("--rate-limit-burst", 1),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..5)
+        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .collect();
+
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload", "--concurrency", "1"])
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut upload = cmd.spawn().unwrap();
+    let mut stderr = Stderr::take(&mut upload);
+    // The next image waits out Retry-After (1 s); Ctrl-C comes meanwhile.
+    stderr.wait_for("waiting", WAIT).await;
+    signal(upload.id().unwrap(), "-INT");
+    let before = detections(&setup, &user).await.len();
+    stderr.wait_for("interrupted", WAIT).await;
+    let out = tokio::time::timeout(WAIT, upload.wait_with_output())
+        .await
+        .expect("upload ends after Ctrl-C")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?} {:?}", stderr.seen);
+    let stored = detections(&setup, &user).await.len();
+    assert_eq!(
+        stored, before,
+        "an upload went out after Ctrl-C: {:?}",
+        stderr.seen
+    );
+    let ok = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ok "))
+        .count();
+    assert_eq!(ok, stored, "{out:?}");
+}
+
 fn counter_events(out: &Output) -> Vec<Value> {
     out.json_lines()
 }
@@ -531,12 +580,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     let mut stderr = Stderr::take(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
-    let pid = server.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(server.id().unwrap(), "-TERM");
     tokio::time::timeout(Duration::from_secs(15), server.wait())
         .await
         .expect("the server stops")

@@ -312,6 +312,16 @@ pub fn vigil_command() -> std::process::Command {
     cmd
 }
 
+/// Sends `name` (`-TERM`, `-INT`, `-STOP`…) to a child process, as a shell
+/// or a service manager would.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {name} {pid}");
+}
+
 /// A TCP port free right now, for a `vigil serve` child that must keep its
 /// address across a restart.
 pub fn free_port() -> u16 {

@@ -6,21 +6,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    database_uri, free_port, unique_database_name, vigil_command, wait_for_status, TEST_SECRET,
+    database_uri, free_port, signal, unique_database_name, vigil_command, wait_for_status, TEST_SECRET,
 };
 
 fn vigil() -> Command {
     let mut cmd = vigil_command();
     cmd.env("MONGODB_URI", database_uri()).env("RUST_LOG", "info");
     cmd
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
@@ -120,7 +112,7 @@ async fn sigterm_stops_gracefully_with_status_zero() {
     stream.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    signal(&child, "-TERM");
+    signal(child.id(), "-TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         child.try_wait().unwrap().is_none(),

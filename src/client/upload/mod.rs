@@ -463,7 +463,10 @@ impl Worker<'_> {
         let mut connect_failures = 0;
         let mut unavailable = 0;
         loop {
-            self.gate.wait().await;
+            // Stopped (Ctrl-C, quota) while paused: this one is not sent.
+            if !self.unless_stopped(self.gate.wait()).await {
+                return;
+            }
             let result = self
                 .api
                 .upload_image(bytes.clone(), content_type, &job.source)
@@ -509,7 +512,12 @@ impl Worker<'_> {
                         set_stop(self.stop, Stop::Unreachable(reason));
                         return self.reporter.failed_job(&job.item, "unreachable", &detail);
                     }
-                    tokio::time::sleep(connect_backoff.next_random()).await;
+                    if !self
+                        .unless_stopped(tokio::time::sleep(connect_backoff.next_random()))
+                        .await
+                    {
+                        return;
+                    }
                 }
                 Err(error) => {
                     return self
@@ -517,10 +525,17 @@ impl Worker<'_> {
                         .failed_job(&job.item, "request_failed", &error.to_string())
                 }
             }
-            // Stopped while waiting to retry: this one counts as not sent.
-            if self.stop.borrow().is_some() {
-                return;
-            }
+        }
+    }
+
+    /// Waits, cut short by a stop; `false` when the run has stopped, so the
+    /// waiting upload must not be sent.
+    async fn unless_stopped(&self, wait: impl std::future::Future<Output = ()>) -> bool {
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(Option::is_some) => false,
+            () = wait => self.stop.borrow().is_none(),
         }
     }
 }
