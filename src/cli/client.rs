@@ -12,7 +12,7 @@ use crate::client::login::LoginArgs;
 use crate::client::tokens::TokenStore;
 use crate::client::upload::{Outcome, UploadArgs};
 use crate::client::watch::WatchArgs;
-use crate::client::{counter, fib, login, upload, watch};
+use crate::client::{counter, fib, login, upload, watch, Ending};
 
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
@@ -88,9 +88,16 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                 Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
             })
         }
-        ClientCommand::Watch(args) => watch::run(&api, args).await?,
-        ClientCommand::Counter(args) => counter::run(&api, args).await?,
+        ClientCommand::Watch(args) => return Ok(exit_status(watch::run(&api, args).await?)),
+        ClientCommand::Counter(args) => return Ok(exit_status(counter::run(&api, args).await?)),
         ClientCommand::Fib(args) => fib::run(&api, args).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn exit_status(ending: Ending) -> ExitCode {
+    match ending {
+        Ending::Done => ExitCode::SUCCESS,
+        Ending::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+    }
 }

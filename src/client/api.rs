@@ -322,15 +322,12 @@ impl ApiClient {
         read_json(&url, response).await
     }
 
-    /// Alarms at or after `from`, oldest first (at most `limit`, the newest ones).
-    pub async fn alarms_since(
-        &self,
-        from: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<AlarmView>, ClientError> {
+    /// Alarms at or after `from`, oldest first: the newest `limit` of them.
+    pub async fn alarms_since(&self, from: DateTime<Utc>, limit: usize) -> Result<RecentAlarms, ClientError> {
         let mut alarms = Vec::new();
         let mut cursor: Option<String> = None;
-        while alarms.len() < limit {
+        let mut left_out = false;
+        loop {
             let mut url = self.server.url("api/v1/alarms");
             {
                 let mut query = url.query_pairs_mut();
@@ -344,15 +341,31 @@ impl ApiClient {
             let response = self.send(|http| http.get(url.clone())).await?;
             let page: PageOf<AlarmView> = read_json(&url, response).await?;
             alarms.extend(page.items);
+            // The server hands out a cursor only when more items follow.
             match page.next_cursor {
-                Some(next) => cursor = Some(next),
+                Some(next) if alarms.len() < limit => cursor = Some(next),
+                Some(_) => {
+                    left_out = true;
+                    break;
+                }
                 None => break,
             }
         }
-        alarms.truncate(limit);
+        if alarms.len() > limit {
+            alarms.truncate(limit);
+            left_out = true;
+        }
         alarms.reverse();
-        Ok(alarms)
+        Ok(RecentAlarms { alarms, left_out })
     }
+}
+
+/// What [`ApiClient::alarms_since`] found.
+pub struct RecentAlarms {
+    /// Oldest first.
+    pub alarms: Vec<AlarmView>,
+    /// Older alarms in the range were not fetched (more than the limit).
+    pub left_out: bool,
 }
 
 fn stored_tokens(pair: TokenPair, login: &str) -> StoredTokens {

@@ -101,7 +101,8 @@ fn close_reason(code: Option<u16>, reason: &str) -> String {
     match (code, reason.is_empty()) {
         (Some(code), true) => format!(" ({code})"),
         (Some(code), false) => format!(" ({code} {reason})"),
-        (None, _) => String::new(),
+        (None, false) => format!(" ({reason})"),
+        (None, true) => String::new(),
     }
 }
 

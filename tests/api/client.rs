@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{
@@ -351,7 +351,7 @@ async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut upload = cmd.spawn().unwrap();
-    let mut stderr = Stderr::take(&mut upload);
+    let mut stderr = Lines::stderr(&mut upload);
     // The next image waits out Retry-After (1 s); Ctrl-C comes meanwhile.
     stderr.wait_for("waiting", WAIT).await;
     signal(upload.id().unwrap(), "-INT");
@@ -441,6 +441,35 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let (resumed, _) = check_steps(&counter_events(&second));
     assert_eq!(resumed, last, "the second run starts where the first stopped");
 
+    // Without --duration it counts until Ctrl-C, which still keeps the last
+    // value on the server and is status 130.
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["counter", "--client-id", &id, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut counter = cmd.spawn().unwrap();
+    let mut stdout = Lines::stdout(&mut counter);
+    stdout.wait_for(r#""event":"value""#, WAIT).await;
+    signal(counter.id().unwrap(), "-INT");
+    let stop = stdout.wait_for(r#""event":"stop""#, WAIT).await;
+    let status = tokio::time::timeout(WAIT, counter.wait())
+        .await
+        .expect("counter ends on Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{:?}", stdout.seen);
+    let stopped_at: Value = serde_json::from_str(&stop).unwrap();
+    let kept = app
+        .db
+        .collection::<Document>("counters")
+        .find_one(doc! { "_id": format!("anon:{id}") })
+        .await
+        .unwrap()
+        .expect("the server kept the value");
+    assert_eq!(
+        kept.get_i32("value").unwrap() as u64,
+        stopped_at["value"].as_u64().unwrap()
+    );
+
     // An id the server would refuse is a bad command line, before any connection.
     let mut cmd = client(&app.address, home.path());
     cmd.args(["counter", "--client-id", "not valid", "--duration", "1s"]);
@@ -449,34 +478,44 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     assert!(out.stderr.contains("a client id is 1–64 characters"), "{out:?}");
 }
 
-/// A child's stderr, read line by line as the test goes.
-struct Stderr {
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+/// A child's stderr or stdout, read line by line as the test goes.
+struct Lines {
+    name: &'static str,
+    lines: tokio::io::Lines<BufReader<Box<dyn AsyncRead + Unpin + Send>>>,
     seen: Vec<String>,
 }
 
-impl Stderr {
-    fn take(child: &mut Child) -> Self {
+impl Lines {
+    fn new(name: &'static str, stream: Box<dyn AsyncRead + Unpin + Send>) -> Self {
         Self {
-            lines: BufReader::new(child.stderr.take().expect("stderr piped")).lines(),
+            name,
+            lines: BufReader::new(stream).lines(),
             seen: Vec::new(),
         }
     }
 
-    /// Reads until a line contains `text`.
-    async fn wait_for(&mut self, text: &str, within: Duration) {
+    fn stderr(child: &mut Child) -> Self {
+        Self::new("stderr", Box::new(child.stderr.take().expect("stderr piped")))
+    }
+
+    fn stdout(child: &mut Child) -> Self {
+        Self::new("stdout", Box::new(child.stdout.take().expect("stdout piped")))
+    }
+
+    /// Reads until a line contains `text`, and returns that line.
+    async fn wait_for(&mut self, text: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
+        let name = self.name;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = tokio::time::timeout(left, self.lines.next_line())
                 .await
-                .unwrap_or_else(|_| panic!("no `{text}` on stderr within {within:?}: {:?}", self.seen))
+                .unwrap_or_else(|_| panic!("no `{text}` on {name} within {within:?}: {:?}", self.seen))
                 .unwrap()
-                .unwrap_or_else(|| panic!("stderr ended before `{text}`: {:?}", self.seen));
-            let found = line.contains(text);
-            self.seen.push(line);
-            if found {
-                return;
+                .unwrap_or_else(|| panic!("{name} ended before `{text}`: {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(text) {
+                return line;
             }
         }
     }
@@ -500,7 +539,7 @@ async fn watch_prints_an_alarm_created_through_the_api() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut watch = cmd.spawn().unwrap();
-    let mut stderr = Stderr::take(&mut watch);
+    let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
     let detection = upload_face(&app.address, &key).await;
@@ -514,6 +553,21 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     assert_eq!(alarm["detection_id"], detection.as_str());
     assert_eq!(alarm["user_id"], user.id.as_str());
     assert!(alarm["img"].as_str().unwrap().starts_with("/media/"), "{alarm}");
+
+    // Without --count it runs until Ctrl-C, which is status 130.
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["--api-key", &key, "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = cmd.spawn().unwrap();
+    let mut stderr = Lines::stderr(&mut watch);
+    stderr.wait_for("watching alarms", WAIT).await;
+    signal(watch.id().unwrap(), "-INT");
+    let status = tokio::time::timeout(WAIT, watch.wait())
+        .await
+        .expect("watch ends on Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{:?}", stderr.seen);
 
     // Without credentials there is nothing to watch, and it says how to fix it.
     let out = run(
@@ -530,7 +584,7 @@ async fn watch_prints_an_alarm_created_through_the_api() {
 }
 
 /// `vigil serve` as a child process, so that it can be stopped and started again.
-async fn serve(port: u16, database: &str, data_dir: &Path) -> Child {
+async fn serve(port: u16, database: &str, data_dir: &Path, extra: &[&str]) -> Child {
     let child = Command::from(vigil_command())
         .args([
             "serve",
@@ -542,6 +596,7 @@ async fn serve(port: u16, database: &str, data_dir: &Path) -> Child {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--shutdown-timeout-secs", "1", "--workers", "2"])
+        .args(extra)
         .env("MONGODB_URI", database_uri())
         .env("VIGIL_JWT_SECRET", TEST_SECRET)
         .stdout(Stdio::null())
@@ -559,7 +614,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     let port = free_port();
     let database = unique_database_name();
     let data = tempfile::tempdir().unwrap();
-    let mut server = serve(port, &database, data.path()).await;
+    let mut server = serve(port, &database, data.path(), &[]).await;
     let address = format!("http://127.0.0.1:{port}");
     // A second instance on the same database raises an alarm while the
     // first is away; tokens and keys are shared through the database.
@@ -577,7 +632,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut watch = cmd.spawn().unwrap();
-    let mut stderr = Stderr::take(&mut watch);
+    let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
     signal(server.id().unwrap(), "-TERM");
@@ -588,7 +643,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     stderr.wait_for("reconnecting", WAIT).await;
 
     let meanwhile = upload_face(&other.address, &key).await;
-    let _server = serve(port, &database, data.path()).await;
+    let _server = serve(port, &database, data.path(), &[]).await;
     stderr.wait_for("reconnected", WAIT).await;
     let live = upload_face(&address, &key).await;
 
@@ -607,6 +662,80 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
         })
         .collect();
     assert_eq!(ids, [meanwhile, live], "{:?}", stderr.seen);
+}
+
+/// The delay of a `…; reconnecting in 1.5 s` line.
+fn reconnect_delay(line: &str) -> Duration {
+    let seconds = line
+        .rsplit("reconnecting in ")
+        .next()
+        .and_then(|rest| rest.trim_end_matches(" s").parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no delay in {line}"));
+    Duration::from_secs_f64(seconds)
+}
+
+/// A server that stops answering without closing anything (a SIGSTOPped
+/// process: its kernel still accepts connections) is noticed within three
+/// heartbeats, a handshake with it gives up after 10 s, and Ctrl-C ends
+/// `watch` and `counter` with status 130 even while they connect.
+#[tokio::test]
+async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they_reconnect() {
+    let port = free_port();
+    let database = unique_database_name();
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(port, &database, data.path(), &["--ws-heartbeat-secs", "1"]).await;
+    let address = format!("http://127.0.0.1:{port}");
+    let other = spawn_app_with(AppOptions {
+        database_name: database.clone(),
+        ..AppOptions::default()
+    })
+    .await;
+    let user = regular_user(&other).await;
+    let key = api_key(&other, &user).await;
+    let home = tempfile::tempdir().unwrap();
+
+    let mut cmd = client(&address, home.path());
+    cmd.args(["--api-key", &key, "watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = cmd.spawn().unwrap();
+    let mut watch_err = Lines::stderr(&mut watch);
+    let mut cmd = client(&address, home.path());
+    cmd.args(["counter", "--client-id", "silent-test", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut counter = cmd.spawn().unwrap();
+    let mut counter_out = Lines::stdout(&mut counter);
+    let mut counter_err = Lines::stderr(&mut counter);
+    watch_err.wait_for("watching alarms", WAIT).await;
+    counter_out.wait_for(r#""event":"value""#, WAIT).await;
+
+    signal(server.id().unwrap(), "-STOP");
+    // Heartbeats every second: three missed ones are noticed, where reads
+    // used to wait for ever (and the counter wrote into the void).
+    for lines in [&mut watch_err, &mut counter_err] {
+        let line = lines.wait_for("reconnecting", Duration::from_secs(15)).await;
+        assert!(line.contains("nothing from the server for 3 s"), "{line}");
+    }
+    // The kernel takes the connection, the process never answers.
+    async fn interrupt_while_connecting(lines: &mut Lines, child: &mut Child) -> Option<i32> {
+        let line = lines
+            .wait_for("no WebSocket handshake within 10 s", Duration::from_secs(30))
+            .await;
+        // Ctrl-C once the next attempt is under way.
+        tokio::time::sleep(reconnect_delay(&line) + Duration::from_millis(500)).await;
+        signal(child.id().unwrap(), "-INT");
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("Ctrl-C was ignored: {:?}", lines.seen))
+            .unwrap();
+        status.code()
+    }
+    let interrupted = tokio::join!(
+        interrupt_while_connecting(&mut watch_err, &mut watch),
+        interrupt_while_connecting(&mut counter_err, &mut counter),
+    );
+    assert_eq!(interrupted, (Some(130), Some(130)));
 }
 
 #[tokio::test]
