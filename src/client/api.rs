@@ -36,6 +36,11 @@ impl Server {
         if base.query().is_some() || base.fragment().is_some() {
             return Err(bad());
         }
+        // It would show in every message and key the token file; the raw
+        // text is not repeated in the error for the same reason.
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(ClientError::CredentialsInServer);
+        }
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -65,11 +70,17 @@ impl Server {
         url
     }
 
-    /// An absolute URL for a path the server returned (signed image URLs are
-    /// root-relative).
+    /// An absolute URL for a path the server returned. Signed image URLs are
+    /// root-relative to the server, which does not know the prefix a proxy
+    /// serves it under: `/media/x` is below the base, like the API paths.
     pub fn absolute(&self, path: &str) -> String {
+        let relative = match path.strip_prefix('/') {
+            // `//host/…` names another host; leave it to `join`.
+            Some(rest) if !rest.starts_with('/') => rest,
+            _ => path,
+        };
         self.base
-            .join(path)
+            .join(relative)
             .map_or_else(|_| path.to_owned(), |u| u.to_string())
     }
 }
@@ -454,7 +465,17 @@ mod tests {
         assert_eq!(server.ws_url().as_str(), "wss://example.org/vigil/ws");
         assert_eq!(
             server.absolute("/media/a.jpg?sig=x"),
-            "https://example.org/media/a.jpg?sig=x"
+            "https://example.org/vigil/media/a.jpg?sig=x"
+        );
+        assert_eq!(
+            Server::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .absolute("/media/a.jpg?sig=x"),
+            "http://127.0.0.1:8080/media/a.jpg?sig=x"
+        );
+        assert_eq!(
+            server.absolute("https://cdn.example.org/a.jpg"),
+            "https://cdn.example.org/a.jpg"
         );
 
         for bad in [
@@ -465,6 +486,11 @@ mod tests {
             "nonsense",
         ] {
             assert!(Server::parse(bad).is_err(), "{bad}");
+        }
+        for with_credentials in ["http://alice:s3cret@host/", "https://alice@host/"] {
+            let err = Server::parse(with_credentials).unwrap_err();
+            assert!(matches!(err, ClientError::CredentialsInServer), "{err}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
         }
     }
 }

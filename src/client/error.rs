@@ -85,6 +85,11 @@ pub enum ClientError {
     Input(String),
     #[error("invalid --server `{0}`: give an http:// or https:// URL, e.g. http://127.0.0.1:8080")]
     BadServer(String),
+    #[error(
+        "--server must not hold a user name or password (user:password@): use `vigil client login` \
+         or --api-key (VIGIL_API_KEY)"
+    )]
+    CredentialsInServer,
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot set up the HTTP client: {0}")]

@@ -126,6 +126,58 @@ async fn fib_90_prints_the_exact_number_and_a_refusal_is_an_error() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("invalid_fib_n"), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
+
+    // A password in --server would show in every message and key the token
+    // file: refused, without repeating it.
+    let with_password = app.address.replace("http://", "http://alice:s3cret@");
+    let mut cmd = client(&with_password, home.path());
+    cmd.args(["fib", "10"]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("must not hold a user name or password"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("s3cret"), "{out:?}");
+}
+
+/// `vigil client` as a user with no home folder: no HOME, no
+/// XDG_CONFIG_HOME, and a uid without a passwd entry (mapped in a user
+/// namespace, so files stay readable), like a service's dynamic user.
+fn client_without_home(server: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") || key == "HOME" || key == "XDG_CONFIG_HOME" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(["--map-user=4242", "--map-group=4242", "--user", "--"])
+        .arg(env!("CARGO_BIN_EXE_vigil"))
+        .args(["client", "--server", server])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn an_api_key_needs_no_config_folder() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+
+    // Logging in needs somewhere to keep the tokens, and says so.
+    let mut cmd = client_without_home(&app.address);
+    cmd.args(["login", "--user", &user.user_name]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("no config folder"), "{out:?}");
+
+    // An API key needs no token file (an invalid one would get a 401).
+    let mut cmd = client_without_home(&app.address);
+    cmd.args(["--api-key", &key, "fib", "90"]);
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, "2880067194370816120\n");
 }
 
 #[tokio::test]
