@@ -30,7 +30,7 @@ use crate::media::MediaKind;
 
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
-    /// Images (JPEG, PNG, WebP, BMP, GIF) and video files (anything ffmpeg reads).
+    /// Images (JPEG, PNG, WebP, BMP, GIF) and video files (any video ffmpeg reads; not text, stills or cover art).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -55,7 +55,7 @@ pub struct UploadArgs {
     pub ffmpeg: PathBuf,
 
     /// The ffprobe program that reads a video's length and frame rate.
-    #[arg(long, default_value = "ffprobe")]
+    #[arg(long, env = "VIGIL_FFPROBE", default_value = "ffprobe")]
     pub ffprobe: PathBuf,
 }
 
@@ -150,7 +150,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// An image by its first bytes (what the server will check too), else a
-/// video if ffprobe finds a video stream.
+/// video if ffprobe finds a real one (see `video::parse_probe`).
 /// Errors are `(code, reason)`.
 async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Input, (&'static str, String)> {
     let unreadable = |e: std::io::Error| ("unreadable", e.to_string());
