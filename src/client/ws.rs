@@ -24,7 +24,7 @@ use super::error::{ApiFailure, ClientError};
 use crate::hub::protocol::{ClientMessage, ServerEvent};
 
 /// Longest wait for the connection and the WebSocket handshake.
-pub const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 /// Heartbeats missed before a silent server counts as gone.
 const MISSED_HEARTBEATS: u32 = 3;
 /// The server's default heartbeat, trusted until its `hello` says otherwise.
