@@ -37,7 +37,11 @@ ENV VIGIL_BIND=0.0.0.0:8080 \
     VIGIL_MODELS_DIR=/usr/share/vigil/models \
     VIGIL_LOG_FORMAT=json
 EXPOSE 8080
+# The scheme and port follow VIGIL_TLS_CERT and VIGIL_BIND (set them as
+# environment variables, not flags, for the check to see them). -k: the
+# certificate names the public host, not 127.0.0.1, and this is a self-check.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
-  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/readyz"]
+  CMD scheme=http; [ -z "$VIGIL_TLS_CERT" ] || scheme=https; \
+      curl -fsSk -o /dev/null "$scheme://127.0.0.1:${VIGIL_BIND##*:}/readyz"
 ENTRYPOINT ["vigil"]
 CMD ["serve"]

@@ -149,9 +149,18 @@ mod tests {
         assert!(err.to_string().contains("empty.pem"), "{err}");
     }
 
+    /// The hub's WebSocket needs HTTP/1.1; offering h2 would let the server
+    /// pick it.
     #[test]
-    fn the_public_roots_are_used_without_a_ca() {
-        let config = client_config(None).unwrap();
-        assert!(config.alpn_protocols.is_empty());
+    fn the_client_offers_no_alpn_with_or_without_a_ca() {
+        assert!(client_config(None).unwrap().alpn_protocols.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca = write(dir.path(), "ca.pem", &ca.pem());
+        assert!(client_config(Some(&ca)).unwrap().alpn_protocols.is_empty());
     }
 }

@@ -12,7 +12,7 @@ use crate::client::login::LoginArgs;
 use crate::client::tokens::TokenStore;
 use crate::client::upload::{Outcome, UploadArgs};
 use crate::client::watch::WatchArgs;
-use crate::client::{counter, fib, login, upload, watch};
+use crate::client::{counter, fib, login, upload, watch, Ending};
 
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
@@ -69,17 +69,19 @@ pub const EXIT_QUOTA_EXHAUSTED: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
-    let store = TokenStore::default_location()?;
+    // The token file is looked for only when it is needed: by login and
+    // logout, and without an API key. A service with no home folder can
+    // then run the other subcommands with VIGIL_API_KEY.
     let api = ApiClient::connect(ConnectOptions {
         server: args.server,
         api_key: args.api_key,
         ca_cert: args.ca_cert,
         timeout: Duration::from_secs(args.timeout_secs),
-        token_store: Some(store.clone()),
+        token_store: None,
     })?;
     match args.command {
-        ClientCommand::Login(args) => login::login(&api, &store, args).await?,
-        ClientCommand::Logout => login::logout(&api, &store).await?,
+        ClientCommand::Login(args) => login::login(&api, &TokenStore::default_location()?, args).await?,
+        ClientCommand::Logout => login::logout(&api, &TokenStore::default_location()?).await?,
         ClientCommand::Upload(args) => {
             return Ok(match upload::run(&api, args).await? {
                 Outcome::Done => ExitCode::SUCCESS,
@@ -88,9 +90,16 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                 Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
             })
         }
-        ClientCommand::Watch(args) => watch::run(&api, args).await?,
-        ClientCommand::Counter(args) => counter::run(&api, args).await?,
+        ClientCommand::Watch(args) => return Ok(exit_status(watch::run(&api, args).await?)),
+        ClientCommand::Counter(args) => return Ok(exit_status(counter::run(&api, args).await?)),
         ClientCommand::Fib(args) => fib::run(&api, args).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn exit_status(ending: Ending) -> ExitCode {
+    match ending {
+        Ending::Done => ExitCode::SUCCESS,
+        Ending::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+    }
 }

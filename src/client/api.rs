@@ -16,6 +16,7 @@ use super::tokens::{StoredTokens, TokenStore};
 use crate::alarms::AlarmView;
 use crate::api::listing::PageOf;
 use crate::auth::TokenPair;
+use crate::db::paging::MAX_LIMIT;
 use crate::detections::DetectionView;
 
 /// A vigil server's base URL, always ending in `/` so that paths join below
@@ -34,6 +35,11 @@ impl Server {
         }
         if base.query().is_some() || base.fragment().is_some() {
             return Err(bad());
+        }
+        // It would show in every message and key the token file; the raw
+        // text is not repeated in the error for the same reason.
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(ClientError::CredentialsInServer);
         }
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -64,11 +70,17 @@ impl Server {
         url
     }
 
-    /// An absolute URL for a path the server returned (signed image URLs are
-    /// root-relative).
+    /// An absolute URL for a path the server returned. Signed image URLs are
+    /// root-relative to the server, which does not know the prefix a proxy
+    /// serves it under: `/media/x` is below the base, like the API paths.
     pub fn absolute(&self, path: &str) -> String {
+        let relative = match path.strip_prefix('/') {
+            // `//host/…` names another host; leave it to `join`.
+            Some(rest) if !rest.starts_with('/') => rest,
+            _ => path,
+        };
         self.base
-            .join(path)
+            .join(relative)
             .map_or_else(|_| path.to_owned(), |u| u.to_string())
     }
 }
@@ -321,21 +333,18 @@ impl ApiClient {
         read_json(&url, response).await
     }
 
-    /// Alarms at or after `from`, oldest first (at most `limit`, the newest ones).
-    pub async fn alarms_since(
-        &self,
-        from: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<AlarmView>, ClientError> {
+    /// Alarms at or after `from`, oldest first: the newest `limit` of them.
+    pub async fn alarms_since(&self, from: DateTime<Utc>, limit: usize) -> Result<RecentAlarms, ClientError> {
         let mut alarms = Vec::new();
         let mut cursor: Option<String> = None;
-        while alarms.len() < limit {
+        let mut left_out = false;
+        loop {
             let mut url = self.server.url("api/v1/alarms");
             {
                 let mut query = url.query_pairs_mut();
                 query
                     .append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                    .append_pair("limit", "200");
+                    .append_pair("limit", &MAX_LIMIT.to_string());
                 if let Some(cursor) = &cursor {
                     query.append_pair("cursor", cursor);
                 }
@@ -343,15 +352,31 @@ impl ApiClient {
             let response = self.send(|http| http.get(url.clone())).await?;
             let page: PageOf<AlarmView> = read_json(&url, response).await?;
             alarms.extend(page.items);
+            // The server hands out a cursor only when more items follow.
             match page.next_cursor {
-                Some(next) => cursor = Some(next),
+                Some(next) if alarms.len() < limit => cursor = Some(next),
+                Some(_) => {
+                    left_out = true;
+                    break;
+                }
                 None => break,
             }
         }
-        alarms.truncate(limit);
+        if alarms.len() > limit {
+            alarms.truncate(limit);
+            left_out = true;
+        }
         alarms.reverse();
-        Ok(alarms)
+        Ok(RecentAlarms { alarms, left_out })
     }
+}
+
+/// What [`ApiClient::alarms_since`] found.
+pub struct RecentAlarms {
+    /// Oldest first.
+    pub alarms: Vec<AlarmView>,
+    /// Older alarms in the range were not fetched (more than the limit).
+    pub left_out: bool,
 }
 
 fn stored_tokens(pair: TokenPair, login: &str) -> StoredTokens {
@@ -440,7 +465,17 @@ mod tests {
         assert_eq!(server.ws_url().as_str(), "wss://example.org/vigil/ws");
         assert_eq!(
             server.absolute("/media/a.jpg?sig=x"),
-            "https://example.org/media/a.jpg?sig=x"
+            "https://example.org/vigil/media/a.jpg?sig=x"
+        );
+        assert_eq!(
+            Server::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .absolute("/media/a.jpg?sig=x"),
+            "http://127.0.0.1:8080/media/a.jpg?sig=x"
+        );
+        assert_eq!(
+            server.absolute("https://cdn.example.org/a.jpg"),
+            "https://cdn.example.org/a.jpg"
         );
 
         for bad in [
@@ -451,6 +486,11 @@ mod tests {
             "nonsense",
         ] {
             assert!(Server::parse(bad).is_err(), "{bad}");
+        }
+        for with_credentials in ["http://alice:s3cret@host/", "https://alice@host/"] {
+            let err = Server::parse(with_credentials).unwrap_err();
+            assert!(matches!(err, ClientError::CredentialsInServer), "{err}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
         }
     }
 }

@@ -17,6 +17,8 @@ use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::ClientError;
 use super::ws::{HubSession, HubTarget};
+use super::{Ending, Interrupt};
+use crate::hub::client_id::ClientId;
 use crate::hub::numbers::Parity;
 use crate::hub::protocol::{ClientMessage, ServerEvent, Topic};
 
@@ -92,7 +94,7 @@ pub struct CounterArgs {
     /// Your client id (1-64 of A-Z a-z 0-9 . _ : -); the server keeps the last value per id
     /// (per user when logged in), so the same id resumes where it stopped.
     #[arg(long, default_value = "vigil-client")]
-    pub client_id: String,
+    pub client_id: ClientId,
 
     /// Stop after this long (e.g. 30s, 2m, 500ms; plain numbers are seconds); default: until Ctrl-C.
     #[arg(long, value_parser = super::parse_duration)]
@@ -176,25 +178,30 @@ fn print(step: Step<'_>, as_json: bool) {
 /// How one session ended.
 enum Ended {
     /// The duration is over or Ctrl-C: the last value is kept by the server.
-    Done,
+    Stopped(Ending),
     /// The connection broke; reconnect and resume.
     Lost(ClientError),
 }
 
-pub async fn run(api: &ApiClient, args: CounterArgs) -> Result<(), ClientError> {
+pub async fn run(api: &ApiClient, args: CounterArgs) -> Result<Ending, ClientError> {
+    let interrupt = Interrupt::listen();
     let deadline = args.duration.map(|d| Instant::now() + d);
     let mut counter: Option<Counter> = None;
     let mut backoff = Backoff::default();
     loop {
         let target = HubTarget {
             api,
-            client_id: Some(&args.client_id),
+            client_id: Some(args.client_id.as_str()),
         };
-        let outcome = match HubSession::connect(&target).await {
+        let Some(connected) = interrupt.or(HubSession::connect(&target)).await else {
+            return Ok(Ending::Interrupted);
+        };
+        let outcome = match connected {
             Ok(session) => {
-                let outcome = session_loop(session, &args, &mut counter, deadline, &mut backoff).await;
+                let outcome =
+                    session_loop(session, &args, &mut counter, deadline, &mut backoff, &interrupt).await;
                 match outcome {
-                    Ok(Ended::Done) => return Ok(()),
+                    Ok(Ended::Stopped(ending)) => return Ok(ending),
                     Ok(Ended::Lost(e)) => e,
                     Err(e) => return Err(e),
                 }
@@ -207,9 +214,8 @@ pub async fn run(api: &ApiClient, args: CounterArgs) -> Result<(), ClientError> 
             return Err(outcome);
         }
         eprintln!("counter: {outcome}; reconnecting in {:.1} s", wait.as_secs_f64());
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+        if interrupt.or(tokio::time::sleep(wait)).await.is_none() {
+            return Ok(Ending::Interrupted);
         }
     }
 }
@@ -220,6 +226,7 @@ async fn session_loop(
     counter: &mut Option<Counter>,
     deadline: Option<Instant>,
     backoff: &mut Backoff,
+    interrupt: &Interrupt,
 ) -> Result<Ended, ClientError> {
     let lost = |e: ClientError| {
         if e.is_transient() {
@@ -228,12 +235,21 @@ async fn session_loop(
             Err(e)
         }
     };
-    let start = loop {
-        match session.next().await {
-            Ok(ServerEvent::Hello { value, .. }) => break value,
-            Ok(_) => continue,
-            Err(e) => return lost(e),
+    let hello = interrupt.or(async {
+        loop {
+            if let ServerEvent::Hello { value, .. } = session.next().await? {
+                return Ok(value);
+            }
         }
+    });
+    let start = match hello.await {
+        // Nothing was counted in this session: no value to confirm.
+        None => {
+            session.close().await;
+            return Ok(Ended::Stopped(Ending::Interrupted));
+        }
+        Some(Ok(value)) => value,
+        Some(Err(e)) => return lost(e),
     };
     backoff.reset();
     // The clock is not needed; fewer messages to read.
@@ -251,7 +267,7 @@ async fn session_loop(
     print(
         Step::Start {
             value: state.value(),
-            client_id: &args.client_id,
+            client_id: args.client_id.as_str(),
             resumed,
         },
         args.json,
@@ -270,7 +286,7 @@ async fn session_loop(
     };
     tokio::pin!(end);
 
-    loop {
+    let ending = loop {
         tokio::select! {
             _ = steps.tick() => {
                 let increment = state.increment();
@@ -299,12 +315,12 @@ async fn session_loop(
                 Ok(_) => {}
                 Err(e) => return lost(e),
             },
-            _ = &mut end => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut end => break Ending::Done,
+            () = interrupt.wait() => break Ending::Interrupted,
         }
-    }
+    };
     finish(session, state.value(), args.json).await;
-    Ok(Ended::Done)
+    Ok(Ended::Stopped(ending))
 }
 
 /// Messages are handled in order, so once the `pong` of a last `ping`

@@ -85,6 +85,11 @@ pub enum ClientError {
     Input(String),
     #[error("invalid --server `{0}`: give an http:// or https:// URL, e.g. http://127.0.0.1:8080")]
     BadServer(String),
+    #[error(
+        "--server must not hold a user name or password (user:password@): use `vigil client login` \
+         or --api-key (VIGIL_API_KEY)"
+    )]
+    CredentialsInServer,
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot set up the HTTP client: {0}")]
@@ -101,7 +106,8 @@ fn close_reason(code: Option<u16>, reason: &str) -> String {
     match (code, reason.is_empty()) {
         (Some(code), true) => format!(" ({code})"),
         (Some(code), false) => format!(" ({code} {reason})"),
-        (None, _) => String::new(),
+        (None, false) => format!(" ({reason})"),
+        (None, true) => String::new(),
     }
 }
 

@@ -14,9 +14,56 @@ pub mod upload;
 pub mod watch;
 pub mod ws;
 
+use std::future::Future;
 use std::time::Duration;
 
 pub use error::{ApiFailure, ClientError};
+
+/// How `watch` and `counter` end when no error stops them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// `--count` or `--duration` reached.
+    Done,
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// Ctrl-C for a command that runs until stopped. Once tokio handles SIGINT
+/// it handles it for the rest of the process, so a Ctrl-C that came while
+/// nothing was waiting for it (during a reconnect, say) would be lost: one
+/// task listens for the whole command, and every wait can give way to it.
+#[derive(Clone)]
+pub struct Interrupt(tokio::sync::watch::Receiver<bool>);
+
+impl Interrupt {
+    pub fn listen() -> Self {
+        let (pressed, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = pressed.send(true);
+            }
+        });
+        Self(rx)
+    }
+
+    /// Resolves once Ctrl-C has been pressed (at once if it was already).
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|pressed| *pressed).await.is_err() {
+            // No handler could be installed: SIGINT still ends the process.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// `work`'s result, or `None` when Ctrl-C came first (`work` is dropped).
+    pub async fn or<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            () = self.wait() => None,
+            out = work => Some(out),
+        }
+    }
+}
 
 /// Prints one result line on stdout. When the reader has gone away
 /// (`vigil client watch | head -1`) there is no one left to tell: exit

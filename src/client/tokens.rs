@@ -2,6 +2,11 @@
 //! `<config dir>/vigil/tokens.json` (`$XDG_CONFIG_HOME` or `~/.config` on
 //! Linux). The folder is 0700 and the file 0600: a refresh token is a
 //! password for 30 days.
+//!
+//! Several clients may run at once (an upload, a watch, for two servers):
+//! every change is a read-modify-write under an exclusive lock on
+//! `tokens.lock`, so that none erases another's entry, and the file is
+//! replaced in one rename, so that readers never see half of it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +34,10 @@ struct TokenFile {
     /// Keyed by the server's base URL as `--server` normalises it.
     servers: BTreeMap<String, StoredTokens>,
 }
+
+/// Locked around every change; next to the tokens, never removed (removing
+/// a lock file lets two processes hold "the" lock on different files).
+const LOCK_FILE: &str = "tokens.lock";
 
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -69,25 +78,54 @@ impl TokenStore {
         }
     }
 
-    /// Replaces the file in one rename, so a crash never leaves half a file
-    /// and the new file is 0600 from its first byte.
-    fn write(&self, file: &TokenFile) -> Result<(), ClientError> {
+    /// The store's folder, created if need be and 0700 whatever it was
+    /// before (an older client, or a user's mkdir, may have left it 0755).
+    fn private_dir(&self) -> Result<&Path, ClientError> {
         let dir = self.path.parent().ok_or_else(|| self.error("no parent folder"))?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| self.error(e))?;
-        let tmp = dir.join(format!(".tokens.{}.tmp", std::process::id()));
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| self.error(format!("cannot make {} private: {e}", dir.display())))?;
+        Ok(dir)
+    }
+
+    /// Reads the file, applies `change` and writes the result back when
+    /// `change` says it changed something, all under the store's lock.
+    fn update<T>(&self, change: impl FnOnce(&mut TokenFile) -> (T, bool)) -> Result<T, ClientError> {
+        let dir = self.private_dir()?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| self.error(format!("cannot open the lock file: {e}")))?;
+        // Released when `lock` is dropped (or the process dies).
+        lock.lock().map_err(|e| self.error(format!("cannot lock: {e}")))?;
+        let mut file = self.read()?;
+        let (result, changed) = change(&mut file);
+        if changed {
+            self.write(dir, &file)?;
+        }
+        Ok(result)
+    }
+
+    /// Replaces the file in one rename, so a crash never leaves half a file
+    /// and the new file is 0600 from its first byte. The temporary file has
+    /// a fresh random name and must not exist yet: nothing planted or left
+    /// behind under a predictable name is ever written through.
+    fn write(&self, dir: &Path, file: &TokenFile) -> Result<(), ClientError> {
+        let tmp = dir.join(format!(".tokens.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| self.error(e))?;
         let result = (|| {
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            // An old temp file may have been created with other bits.
-            out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
             out.write_all(&serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?)?;
             out.sync_all()?;
             std::fs::rename(&tmp, &self.path)
@@ -103,19 +141,18 @@ impl TokenStore {
     }
 
     pub fn save(&self, server: &str, tokens: &StoredTokens) -> Result<(), ClientError> {
-        let mut file = self.read()?;
-        file.servers.insert(server.to_owned(), tokens.clone());
-        self.write(&file)
+        self.update(|file| {
+            file.servers.insert(server.to_owned(), tokens.clone());
+            ((), true)
+        })
     }
 
     /// Forgets the server's tokens; `false` when there were none.
     pub fn remove(&self, server: &str) -> Result<bool, ClientError> {
-        let mut file = self.read()?;
-        let removed = file.servers.remove(server).is_some();
-        if removed {
-            self.write(&file)?;
-        }
-        Ok(removed)
+        self.update(|file| {
+            let removed = file.servers.remove(server).is_some();
+            (removed, removed)
+        })
     }
 }
 
@@ -156,6 +193,55 @@ mod tests {
         assert!(!store.remove("http://a/").unwrap());
         assert_eq!(store.load("http://a/").unwrap(), None);
         assert_eq!(store.load("https://b/").unwrap(), Some(tokens(2)));
+    }
+
+    #[test]
+    fn an_existing_folder_is_made_private_and_no_temp_file_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("vigil");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = TokenStore::at(folder.join("tokens.json"));
+        store.save("http://a/", &tokens(1)).unwrap();
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["tokens.json", LOCK_FILE]);
+    }
+
+    /// Clients for different servers saving at the same moment: without
+    /// the lock, one read-modify-write overwrote the other's entry.
+    #[test]
+    fn concurrent_saves_for_different_servers_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil").join("tokens.json");
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                let store = TokenStore::at(&path);
+                std::thread::spawn(move || {
+                    for n in 0..25 {
+                        store.save(&format!("http://s{writer}-{n}/"), &tokens(n)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let store = TokenStore::at(&path);
+        for writer in 0..4 {
+            for n in 0..25 {
+                assert_eq!(
+                    store.load(&format!("http://s{writer}-{n}/")).unwrap(),
+                    Some(tokens(n)),
+                    "s{writer}-{n}"
+                );
+            }
+        }
     }
 
     #[test]

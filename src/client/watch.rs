@@ -14,7 +14,9 @@ use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::ClientError;
 use super::ws::{HubSession, HubTarget};
+use super::{Ending, Interrupt};
 use crate::alarms::AlarmView;
+use crate::hub::client_id::ClientId;
 use crate::hub::protocol::{ClientMessage, ServerEvent, Topic};
 
 #[derive(Debug, clap::Args)]
@@ -29,7 +31,7 @@ pub struct WatchArgs {
 
     /// Client id of this session (listed by GET /api/v1/clients); generated when absent.
     #[arg(long)]
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
 }
 
 /// Alarms fetched after a reconnect start this long before the last sign of life.
@@ -110,12 +112,11 @@ impl Watcher<'_> {
         self.printed += 1;
     }
 
-    /// One session: subscribe, catch up after a reconnect, print until the
-    /// end. `Ok` means stop watching; a transient error means reconnect.
-    async fn session(&mut self, backoff: &mut Backoff) -> Result<(), ClientError> {
+    /// Connects and subscribes to alarms; the server's time from `hello`.
+    async fn subscribe(&self) -> Result<(HubSession, Option<DateTime<Utc>>), ClientError> {
         let target = HubTarget {
             api: self.api,
-            client_id: self.args.client_id.as_deref(),
+            client_id: self.args.client_id.as_ref().map(ClientId::as_str),
         };
         let mut session = HubSession::connect(&target).await?;
         session
@@ -127,30 +128,59 @@ impl Watcher<'_> {
         loop {
             match session.next().await? {
                 ServerEvent::Hello { server_time: t, .. } => server_time = Some(t),
-                ServerEvent::Subscribed { topics } if topics.contains(&Topic::Alarms) => break,
+                ServerEvent::Subscribed { topics } if topics.contains(&Topic::Alarms) => {
+                    return Ok((session, server_time))
+                }
                 ServerEvent::Error { code, message, .. } => {
                     return Err(ClientError::Refused { code, message })
                 }
                 _ => {}
             }
         }
+    }
+
+    /// The alarms raised while disconnected, printed once each.
+    async fn catch_up(&mut self, mark: DateTime<Utc>) -> Result<(), ClientError> {
+        eprintln!("watch: reconnected; fetching alarms raised meanwhile");
+        let from = mark - chrono::Duration::from_std(CATCH_UP_MARGIN).expect("small");
+        let recent = self.api.alarms_since(from, CATCH_UP_LIMIT).await?;
+        if recent.left_out {
+            eprintln!(
+                "watch: more than {CATCH_UP_LIMIT} alarms were raised meanwhile; only the newest \
+                 {CATCH_UP_LIMIT} are printed (GET /api/v1/alarms?from={} lists them all)",
+                from.to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
+        }
+        for alarm in &recent.alarms {
+            self.show(alarm);
+        }
+        Ok(())
+    }
+
+    /// One session: subscribe, catch up after a reconnect, print until the
+    /// end. `Ok` means stop watching; a transient error means reconnect.
+    /// Ctrl-C ends it at any step.
+    async fn session(&mut self, backoff: &mut Backoff, interrupt: &Interrupt) -> Result<Ending, ClientError> {
+        let Some(subscribed) = interrupt.or(self.subscribe()).await else {
+            return Ok(Ending::Interrupted);
+        };
+        let (mut session, server_time) = subscribed?;
         backoff.reset();
-        let reconnected = self.watermark.is_some();
         match self.watermark {
             Some(mark) => {
-                eprintln!("watch: reconnected; fetching alarms raised meanwhile");
-                let from = mark - chrono::Duration::from_std(CATCH_UP_MARGIN).expect("small");
-                for alarm in self.api.alarms_since(from, CATCH_UP_LIMIT).await? {
-                    self.show(&alarm);
-                }
+                let Some(caught_up) = interrupt.or(self.catch_up(mark)).await else {
+                    session.close().await;
+                    return Ok(Ending::Interrupted);
+                };
+                caught_up?;
             }
-            None => eprintln!(
-                "watch: watching alarms on {} (Ctrl-C to stop)",
-                self.api.server().key()
-            ),
-        }
-        if !reconnected {
-            self.watermark = server_time;
+            None => {
+                eprintln!(
+                    "watch: watching alarms on {} (Ctrl-C to stop)",
+                    self.api.server().key()
+                );
+                self.watermark = server_time;
+            }
         }
         while !self.done() {
             tokio::select! {
@@ -162,11 +192,14 @@ impl Watcher<'_> {
                     }
                     _ => {}
                 },
-                _ = tokio::signal::ctrl_c() => break,
+                () = interrupt.wait() => {
+                    session.close().await;
+                    return Ok(Ending::Interrupted);
+                }
             }
         }
         session.close().await;
-        Ok(())
+        Ok(Ending::Done)
     }
 
     fn bump(&mut self, time: DateTime<Utc>) {
@@ -176,8 +209,9 @@ impl Watcher<'_> {
     }
 }
 
-pub async fn run(api: &ApiClient, args: WatchArgs) -> Result<(), ClientError> {
+pub async fn run(api: &ApiClient, args: WatchArgs) -> Result<Ending, ClientError> {
     api.require_credentials()?;
+    let interrupt = Interrupt::listen();
     let mut watcher = Watcher {
         api,
         args: &args,
@@ -187,16 +221,15 @@ pub async fn run(api: &ApiClient, args: WatchArgs) -> Result<(), ClientError> {
     };
     let mut backoff = Backoff::default();
     loop {
-        let error = match watcher.session(&mut backoff).await {
-            Ok(()) => return Ok(()),
+        let error = match watcher.session(&mut backoff, &interrupt).await {
+            Ok(ending) => return Ok(ending),
             Err(e) if e.is_transient() => e,
             Err(e) => return Err(e),
         };
         let wait = backoff.next_random();
         eprintln!("watch: {error}; reconnecting in {:.1} s", wait.as_secs_f64());
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+        if interrupt.or(tokio::time::sleep(wait)).await.is_none() {
+            return Ok(Ending::Interrupted);
         }
     }
 }

@@ -1,11 +1,19 @@
 //! A WebSocket session with the hub (`/ws`), over ws:// or wss:// with the
 //! same trust roots as the HTTP client. Messages are the server's own
 //! protocol types; WebSocket pings are answered by tungstenite while reading.
+//!
+//! A server can vanish without closing anything (a frozen process, a cut
+//! cable): the handshake then never ends and reads wait forever while
+//! writes fill a socket no one reads. So the handshake has a time limit and
+//! a session that hears nothing (not even the server's pings, sent every
+//! `hello.heartbeat_secs`) for three heartbeats counts as closed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -15,8 +23,21 @@ use super::api::{error_chain, ApiClient};
 use super::error::{ApiFailure, ClientError};
 use crate::hub::protocol::{ClientMessage, ServerEvent};
 
+/// Longest wait for the connection and the WebSocket handshake.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
+/// Heartbeats missed before a silent server counts as gone.
+const MISSED_HEARTBEATS: u32 = 3;
+/// The server's default heartbeat, trusted until its `hello` says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
 pub struct HubSession {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// When the server was last heard from (any frame). Kept here rather
+    /// than in a timer inside [`Self::next`], which is cancelled and
+    /// started again by every `select!` that also waits for something else.
+    last_heard: Instant,
+    /// How long silence may last.
+    silence_limit: Duration,
 }
 
 /// Where to connect and as whom.
@@ -69,10 +90,21 @@ impl HubSession {
         }
         let shown = api.server().ws_url().to_string();
         let connector = Connector::Rustls(Arc::clone(api.tls()));
-        let connected =
-            tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, Some(connector)).await;
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, Some(connector));
+        let Ok(connected) = tokio::time::timeout(HANDSHAKE_WITHIN, connecting).await else {
+            return Err(ClientError::Unreachable {
+                url: shown,
+                detail: format!("no WebSocket handshake within {} s", HANDSHAKE_WITHIN.as_secs()),
+                not_sent: false,
+            });
+        };
         match connected {
-            Ok((stream, _response)) => Ok(Self { stream }),
+            Ok((stream, _response)) => Ok(Self {
+                stream,
+                last_heard: Instant::now(),
+                silence_limit: DEFAULT_HEARTBEAT * MISSED_HEARTBEATS,
+            }),
             // A refused handshake carries vigil's JSON error body.
             Err(tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
@@ -96,27 +128,40 @@ impl HubSession {
     }
 
     /// The next protocol message. Messages of a type this client does not
-    /// know (a newer server) are skipped; the end of the session is
-    /// [`ClientError::Closed`].
+    /// know (a newer server) are skipped; the end of the session, or a
+    /// server silent for three heartbeats, is [`ClientError::Closed`].
+    /// Cancel-safe: it may lose a `select!` and be called again.
     pub async fn next(&mut self) -> Result<ServerEvent, ClientError> {
         loop {
-            let frame = match self.stream.next().await {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => return Err(ClientError::WebSocket(error_chain(&e))),
-                None => {
+            let deadline = self.last_heard + self.silence_limit;
+            let frame = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(e))) => return Err(ClientError::WebSocket(error_chain(&e))),
+                Ok(None) => {
                     return Err(ClientError::Closed {
                         code: None,
                         reason: String::new(),
                     })
                 }
+                Err(_) => {
+                    return Err(ClientError::Closed {
+                        code: None,
+                        reason: format!("nothing from the server for {} s", self.silence_limit.as_secs()),
+                    })
+                }
             };
+            // Pings count too: they are all a quiet session hears.
+            self.last_heard = Instant::now();
             match frame {
-                Message::Text(text) => match serde_json::from_str::<ServerEvent>(text.as_str()) {
-                    Ok(event) => return Ok(event),
-                    Err(e) => {
-                        tracing::debug!(error = %e, %text, "skipping a message this client does not know")
+                Message::Text(text) => {
+                    if let Ok(event) = serde_json::from_str::<ServerEvent>(text.as_str()) {
+                        if let ServerEvent::Hello { heartbeat_secs, .. } = &event {
+                            self.silence_limit =
+                                Duration::from_secs((*heartbeat_secs).max(1)) * MISSED_HEARTBEATS;
+                        }
+                        return Ok(event);
                     }
-                },
+                }
                 Message::Close(frame) => {
                     return Err(ClientError::Closed {
                         code: frame.as_ref().map(|f| u16::from(f.code)),

@@ -331,9 +331,68 @@ mod tests {
         assert_eq!(pong, serde_json::json!({"type": "pong"}));
     }
 
+    /// Which kinds of [`ServerMessage`] a list of examples has. One field
+    /// per variant, set by a `match` without a wildcard and read back by a
+    /// destructuring without `..`: a new variant does not compile until it
+    /// has a field here, and the test fails until it has an example.
+    #[derive(Default)]
+    struct Covered {
+        hello: bool,
+        subscribed: bool,
+        clock: bool,
+        alarm: bool,
+        fib_result: bool,
+        number: bool,
+        pong: bool,
+        error: bool,
+    }
+
+    impl Covered {
+        fn add(&mut self, message: &ServerMessage<'_>) {
+            let seen = match message {
+                ServerMessage::Hello { .. } => &mut self.hello,
+                ServerMessage::Subscribed { .. } => &mut self.subscribed,
+                ServerMessage::Clock { .. } => &mut self.clock,
+                ServerMessage::Alarm(_) => &mut self.alarm,
+                ServerMessage::FibResult { .. } => &mut self.fib_result,
+                ServerMessage::Number { .. } => &mut self.number,
+                ServerMessage::Pong { .. } => &mut self.pong,
+                ServerMessage::Error { .. } => &mut self.error,
+            };
+            *seen = true;
+        }
+
+        /// The variants without an example.
+        fn missing(self) -> Vec<&'static str> {
+            let Covered {
+                hello,
+                subscribed,
+                clock,
+                alarm,
+                fib_result,
+                number,
+                pong,
+                error,
+            } = self;
+            [
+                ("hello", hello),
+                ("subscribed", subscribed),
+                ("clock", clock),
+                ("alarm", alarm),
+                ("fib_result", fib_result),
+                ("number", number),
+                ("pong", pong),
+                ("error", error),
+            ]
+            .into_iter()
+            .filter_map(|(name, seen)| (!seen).then_some(name))
+            .collect()
+        }
+    }
+
     /// Every server message reads back as the client's [`ServerEvent`] with
     /// the same content, so a field added to one side cannot be forgotten on
-    /// the other.
+    /// the other; [`Covered`] makes sure every message is tried.
     #[test]
     fn clients_read_every_server_message() {
         let id = Value::from("req-1");
@@ -380,6 +439,15 @@ mod tests {
                 id: &id,
             },
         ];
+        let mut covered = Covered::default();
+        for message in &messages {
+            covered.add(message);
+        }
+        assert_eq!(
+            covered.missing(),
+            Vec::<&str>::new(),
+            "server messages without an example"
+        );
         for message in &messages {
             let text = message.text();
             let event: ServerEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));

@@ -35,6 +35,6 @@ pub enum VisionError {
     /// The network failed to run (server error).
     #[error("face detection failed: {0}")]
     Inference(String),
-    #[error("cannot encode the annotated image: {0}")]
+    #[error("cannot encode the image as JPEG: {0}")]
     Encode(String),
 }

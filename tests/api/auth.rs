@@ -465,7 +465,7 @@ async fn user_promote_command_makes_an_admin() {
     let app = spawn_app().await;
     let _admin = app.create_user().await;
     let user = app.create_user().await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let output = crate::helpers::vigil_command()
         .args([
             "user",
             "--database",
@@ -490,7 +490,7 @@ async fn user_promote_command_makes_an_admin() {
         .unwrap();
     assert_eq!(stored.get_str("role").unwrap(), "admin");
 
-    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let unknown = crate::helpers::vigil_command()
         .args([
             "user",
             "--database",

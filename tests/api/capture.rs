@@ -2,52 +2,15 @@
 //! time through the real detector into the real database.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    database_uri, error_code, spawn_app_with, test_asset, unique_database_name, wait_for_status, AppOptions,
-    TestApp, TestUser, TEST_SECRET,
+    database_uri, error_code, free_port, make_clip, signal, spawn_app_with, test_asset, unique_database_name,
+    vigil_command, wait_for_status, AppOptions, TestApp, TestUser, TEST_SECRET,
 };
-
-fn asset_path(name: &str) -> PathBuf {
-    let dir = std::env::var("VIGIL_MODELS_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
-    Path::new(&dir).join("test-assets").join(name)
-}
-
-/// An H.264 clip of still images shown one after another: `(asset, seconds)`.
-fn make_clip(dir: &Path, name: &str, segments: &[(&str, u32)], size: u32, fps: u32) -> PathBuf {
-    let out = dir.join(name);
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-y", "-hide_banner", "-loglevel", "error"]);
-    let mut filter = String::new();
-    for (i, (asset, secs)) in segments.iter().enumerate() {
-        cmd.args(["-loop", "1", "-t", &secs.to_string(), "-i"])
-            .arg(asset_path(asset));
-        filter.push_str(&format!("[{i}]scale={size}:{size},fps={fps},setsar=1[v{i}];"));
-    }
-    for i in 0..segments.len() {
-        filter.push_str(&format!("[v{i}]"));
-    }
-    filter.push_str(&format!("concat=n={}:v=1:a=0", segments.len()));
-    let status = cmd
-        .args([
-            "-filter_complex",
-            &filter,
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg made {name}");
-    out
-}
 
 async fn cameras(app: &TestApp, admin: &TestUser) -> Vec<Value> {
     let response = app.get_as("/api/v1/cameras", &admin.access_token).await;
@@ -452,18 +415,8 @@ fn shutdown_leaves_no_ffmpeg_behind() {
     let clips = tempfile::tempdir().unwrap();
     let clip = make_clip(clips.path(), "loop.mp4", &[("coffee.png", 2)], 160, 5);
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
+    let port = free_port();
+    let mut child = vigil_command()
         .env("MONGODB_URI", database_uri())
         .env("VIGIL_MODELS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
         .args([
@@ -511,11 +464,7 @@ fn shutdown_leaves_no_ffmpeg_behind() {
         Duration::from_secs(30),
     ));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(pid, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {

@@ -8,23 +8,19 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{
-    database_uri, plain_jpeg, spawn_app_with, test_asset, unique_database_name, wait_for_status, AppOptions,
-    TestApp, TestUser, TEST_SECRET,
+    asset_path, database_uri, free_port, make_clip, plain_jpeg, signal, spawn_app_with, test_asset,
+    unique_database_name, upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, TestApp,
+    TestUser, TEST_SECRET,
 };
 
 /// The client as a user runs it: only what the test passes, none of the
 /// developer's VIGIL_* settings, and a private config folder for tokens.
 fn client(server: &str, config_home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = Command::from(vigil_command());
     cmd.env("XDG_CONFIG_HOME", config_home)
         .arg("client")
         .args(["--server", server])
@@ -102,33 +98,9 @@ async fn detections(app: &TestApp, user: &TestUser) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
-fn asset_path(name: &str) -> PathBuf {
-    let dir = std::env::var("VIGIL_MODELS_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
-    Path::new(&dir).join("test-assets").join(name)
-}
-
 /// A face image looped into an H.264 clip.
-fn face_clip(dir: &Path, seconds: u32) -> PathBuf {
-    let out = dir.join("face clip.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error", "-loop", "1", "-t"])
-        .arg(seconds.to_string())
-        .arg("-i")
-        .arg(asset_path("astronaut.png"))
-        .args([
-            "-vf",
-            "scale=320:320,fps=25",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg made the clip");
-    out
+fn face_clip(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    make_clip(dir, name, &[("astronaut.png", seconds)], 320, 25)
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -154,6 +126,58 @@ async fn fib_90_prints_the_exact_number_and_a_refusal_is_an_error() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("invalid_fib_n"), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
+
+    // A password in --server would show in every message and key the token
+    // file: refused, without repeating it.
+    let with_password = app.address.replace("http://", "http://alice:s3cret@");
+    let mut cmd = client(&with_password, home.path());
+    cmd.args(["fib", "10"]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("must not hold a user name or password"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("s3cret"), "{out:?}");
+}
+
+/// `vigil client` as a user with no home folder: no HOME, no
+/// XDG_CONFIG_HOME, and a uid without a passwd entry (mapped in a user
+/// namespace, so files stay readable), like a service's dynamic user.
+fn client_without_home(server: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") || key == "HOME" || key == "XDG_CONFIG_HOME" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(["--map-user=4242", "--map-group=4242", "--user", "--"])
+        .arg(env!("CARGO_BIN_EXE_vigil"))
+        .args(["client", "--server", server])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn an_api_key_needs_no_config_folder() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+
+    // Logging in needs somewhere to keep the tokens, and says so.
+    let mut cmd = client_without_home(&app.address);
+    cmd.args(["login", "--user", &user.user_name]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("no config folder"), "{out:?}");
+
+    // An API key needs no token file (an invalid one would get a 401).
+    let mut cmd = client_without_home(&app.address);
+    cmd.args(["--api-key", &key, "fib", "90"]);
+    let out = run(cmd, WAIT).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, "2880067194370816120\n");
 }
 
 #[tokio::test]
@@ -162,7 +186,10 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     let user = regular_user(&app).await;
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
-    let clip = face_clip(dir.path(), 3);
+    // Named with a colon and given as a relative path: ffmpeg would read
+    // `cam1:face clip.mp4` as a URL of protocol `cam1`.
+    let clip = Path::new("cam1:face clip.mp4");
+    std::fs::rename(face_clip(dir.path(), "face clip.mp4", 3), dir.path().join(clip)).unwrap();
     let photo = write(dir.path(), "photo.png", &test_asset("astronaut.png"));
 
     let mut cmd = client(&app.address, dir.path());
@@ -176,8 +203,9 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
         "--concurrency",
         "3",
     ])
-    .arg(&clip)
-    .arg(&photo);
+    .arg(clip)
+    .arg(&photo)
+    .current_dir(dir.path());
     let out = run(cmd, Duration::from_secs(180)).await;
     assert!(out.status.success(), "{out:?}");
 
@@ -200,9 +228,9 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     assert_eq!(
         frames,
         [
-            (0, "face clip.mp4@0:00.0".to_owned()),
-            (1, "face clip.mp4@0:01.0".to_owned()),
-            (2, "face clip.mp4@0:02.0".to_owned()),
+            (0, "cam1:face clip.mp4@0:00.0".to_owned()),
+            (1, "cam1:face clip.mp4@0:01.0".to_owned()),
+            (2, "cam1:face clip.mp4@0:02.0".to_owned()),
         ]
     );
 
@@ -227,14 +255,31 @@ async fn bad_inputs_are_reported_one_by_one_and_the_rest_is_uploaded() {
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "good.jpg", &plain_jpeg(64, 48));
-    let text = write(dir.path(), "notes.txt", b"not an image, not a video\n");
+    // Long enough for ffprobe to call it a 25 fps video of ANSI art.
+    let text = write(
+        dir.path(),
+        "notes.txt",
+        "not an image, not a video\n".repeat(20).as_bytes(),
+    );
+    // Sound with cover art: a picture in a video stream, not a video.
+    let song = dir.path().join("song.m4a");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error"])
+        .args(["-f", "lavfi", "-i", "sine=duration=1", "-i"])
+        .arg(asset_path("astronaut.png"))
+        .args(["-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png"])
+        .args(["-disposition:v", "attached_pic"])
+        .arg(&song)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(made.success(), "ffmpeg made the song");
     // JPEG magic, then garbage: the client sends it, the server refuses it.
     let broken = write(dir.path(), "broken.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4]);
     let missing = dir.path().join("missing.png");
 
     let mut cmd = client(&app.address, dir.path());
     cmd.args(["--api-key", &key, "upload"])
-        .args([&good, &text, &broken, &missing]);
+        .args([&good, &text, &song, &broken, &missing]);
     let out = run(cmd, WAIT).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let line = |name: &str| {
@@ -245,7 +290,12 @@ async fn bad_inputs_are_reported_one_by_one_and_the_rest_is_uploaded() {
             .to_owned()
     };
     assert!(line("good.jpg").starts_with("ok "), "{out:?}");
-    assert!(line("notes.txt").starts_with("fail ") && line("notes.txt").contains("neither an image"));
+    for name in ["notes.txt", "song.m4a"] {
+        assert!(
+            line(name).starts_with("fail ") && line(name).contains("neither an image"),
+            "{out:?}"
+        );
+    }
     assert!(line("broken.jpg").starts_with("fail ") && line("broken.jpg").contains("422 invalid_image"));
     assert!(line("missing.png").starts_with("fail "), "{out:?}");
     assert!(out.stderr.contains("1 uploaded"), "{out:?}");
@@ -328,6 +378,55 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
     assert_eq!(detections(&setup, &user).await.len(), 3);
 }
 
+#[tokio::test]
+async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
+    let setup = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&setup).await;
+    let key = api_key(&setup, &user).await;
+    let app = spawn_app_with(
+        AppOptions {
+            database_name: setup.database_name.clone(),
+            ..AppOptions::default()
+        }
+        .flag("--rate-limit-per-second", 1)
+        .flag("--rate-limit-burst", 1),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..5)
+        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .collect();
+
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload", "--concurrency", "1"])
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut upload = cmd.spawn().unwrap();
+    let mut stderr = Lines::stderr(&mut upload);
+    // The next image waits out Retry-After (1 s); Ctrl-C comes meanwhile.
+    stderr.wait_for("waiting", WAIT).await;
+    signal(upload.id().unwrap(), "-INT");
+    let before = detections(&setup, &user).await.len();
+    stderr.wait_for("interrupted", WAIT).await;
+    let out = tokio::time::timeout(WAIT, upload.wait_with_output())
+        .await
+        .expect("upload ends after Ctrl-C")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?} {:?}", stderr.seen);
+    let stored = detections(&setup, &user).await.len();
+    assert_eq!(
+        stored, before,
+        "an upload went out after Ctrl-C: {:?}",
+        stderr.seen
+    );
+    let ok = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ok "))
+        .count();
+    assert_eq!(ok, stored, "{out:?}");
+}
+
 fn counter_events(out: &Output) -> Vec<Value> {
     out.json_lines()
 }
@@ -393,53 +492,90 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     assert!(second.status.success(), "{second:?}");
     let (resumed, _) = check_steps(&counter_events(&second));
     assert_eq!(resumed, last, "the second run starts where the first stopped");
+
+    // Without --duration it counts until Ctrl-C, which still keeps the last
+    // value on the server and is status 130.
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["counter", "--client-id", &id, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut counter = cmd.spawn().unwrap();
+    let mut stdout = Lines::stdout(&mut counter);
+    stdout.wait_for(r#""event":"value""#, WAIT).await;
+    signal(counter.id().unwrap(), "-INT");
+    let stop = stdout.wait_for(r#""event":"stop""#, WAIT).await;
+    let status = tokio::time::timeout(WAIT, counter.wait())
+        .await
+        .expect("counter ends on Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{:?}", stdout.seen);
+    let stopped_at: Value = serde_json::from_str(&stop).unwrap();
+    let kept = app
+        .db
+        .collection::<Document>("counters")
+        .find_one(doc! { "_id": format!("anon:{id}") })
+        .await
+        .unwrap()
+        .expect("the server kept the value");
+    assert_eq!(
+        kept.get_i32("value").unwrap() as u64,
+        stopped_at["value"].as_u64().unwrap()
+    );
+
+    // An id the server would refuse is a bad command line, before any connection.
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["counter", "--client-id", "not valid", "--duration", "1s"]);
+    let out = run(cmd, WAIT).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("a client id is 1–64 characters"), "{out:?}");
 }
 
-/// A child's stderr, read line by line as the test goes.
-struct Stderr {
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+/// A child's stderr or stdout, read line by line as the test goes.
+struct Lines {
+    name: &'static str,
+    lines: tokio::io::Lines<BufReader<Box<dyn AsyncRead + Unpin + Send>>>,
     seen: Vec<String>,
 }
 
-impl Stderr {
-    fn take(child: &mut Child) -> Self {
+impl Lines {
+    fn new(name: &'static str, stream: Box<dyn AsyncRead + Unpin + Send>) -> Self {
         Self {
-            lines: BufReader::new(child.stderr.take().expect("stderr piped")).lines(),
+            name,
+            lines: BufReader::new(stream).lines(),
             seen: Vec::new(),
         }
     }
 
-    /// Reads until a line contains `text`.
-    async fn wait_for(&mut self, text: &str, within: Duration) {
+    fn stderr(child: &mut Child) -> Self {
+        Self::new("stderr", Box::new(child.stderr.take().expect("stderr piped")))
+    }
+
+    fn stdout(child: &mut Child) -> Self {
+        Self::new("stdout", Box::new(child.stdout.take().expect("stdout piped")))
+    }
+
+    /// Reads until a line contains `text`, and returns that line.
+    async fn wait_for(&mut self, text: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
+        let name = self.name;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = tokio::time::timeout(left, self.lines.next_line())
                 .await
-                .unwrap_or_else(|_| panic!("no `{text}` on stderr within {within:?}: {:?}", self.seen))
+                .unwrap_or_else(|_| panic!("no `{text}` on {name} within {within:?}: {:?}", self.seen))
                 .unwrap()
-                .unwrap_or_else(|| panic!("stderr ended before `{text}`: {:?}", self.seen));
-            let found = line.contains(text);
-            self.seen.push(line);
-            if found {
-                return;
+                .unwrap_or_else(|| panic!("{name} ended before `{text}`: {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(text) {
+                return line;
             }
         }
     }
 }
 
-async fn upload_face(app_url: &str, key: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{app_url}/api/v1/detections"))
-        .header("X-API-Key", key)
-        .header("content-type", "image/png")
-        .body(test_asset("astronaut.png"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let detection: Value = response.json().await.unwrap();
-    assert!(detection["face_count"].as_u64().unwrap() >= 1);
+/// The one-face portrait uploaded with an API key; the detection's id.
+async fn upload_face(address: &str, key: &str) -> String {
+    let detection = upload_face_to(&reqwest::Client::new(), address, Credential::ApiKey(key)).await;
     detection["id"].as_str().unwrap().to_owned()
 }
 
@@ -455,7 +591,7 @@ async fn watch_prints_an_alarm_created_through_the_api() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut watch = cmd.spawn().unwrap();
-    let mut stderr = Stderr::take(&mut watch);
+    let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
     let detection = upload_face(&app.address, &key).await;
@@ -469,6 +605,21 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     assert_eq!(alarm["detection_id"], detection.as_str());
     assert_eq!(alarm["user_id"], user.id.as_str());
     assert!(alarm["img"].as_str().unwrap().starts_with("/media/"), "{alarm}");
+
+    // Without --count it runs until Ctrl-C, which is status 130.
+    let mut cmd = client(&app.address, home.path());
+    cmd.args(["--api-key", &key, "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = cmd.spawn().unwrap();
+    let mut stderr = Lines::stderr(&mut watch);
+    stderr.wait_for("watching alarms", WAIT).await;
+    signal(watch.id().unwrap(), "-INT");
+    let status = tokio::time::timeout(WAIT, watch.wait())
+        .await
+        .expect("watch ends on Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{:?}", stderr.seen);
 
     // Without credentials there is nothing to watch, and it says how to fix it.
     let out = run(
@@ -484,23 +635,9 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     assert!(out.stderr.contains("vigil client login"), "{out:?}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `vigil serve` as a child process, so that it can be stopped and started again.
-async fn serve(port: u16, database: &str, data_dir: &Path) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
-    let child = cmd
+async fn serve(port: u16, database: &str, data_dir: &Path, extra: &[&str]) -> Child {
+    let child = Command::from(vigil_command())
         .args([
             "serve",
             "--bind",
@@ -511,6 +648,7 @@ async fn serve(port: u16, database: &str, data_dir: &Path) -> Child {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--shutdown-timeout-secs", "1", "--workers", "2"])
+        .args(extra)
         .env("MONGODB_URI", database_uri())
         .env("VIGIL_JWT_SECRET", TEST_SECRET)
         .stdout(Stdio::null())
@@ -528,7 +666,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     let port = free_port();
     let database = unique_database_name();
     let data = tempfile::tempdir().unwrap();
-    let mut server = serve(port, &database, data.path()).await;
+    let mut server = serve(port, &database, data.path(), &[]).await;
     let address = format!("http://127.0.0.1:{port}");
     // A second instance on the same database raises an alarm while the
     // first is away; tokens and keys are shared through the database.
@@ -546,15 +684,10 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut watch = cmd.spawn().unwrap();
-    let mut stderr = Stderr::take(&mut watch);
+    let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
-    let pid = server.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(server.id().unwrap(), "-TERM");
     tokio::time::timeout(Duration::from_secs(15), server.wait())
         .await
         .expect("the server stops")
@@ -562,7 +695,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     stderr.wait_for("reconnecting", WAIT).await;
 
     let meanwhile = upload_face(&other.address, &key).await;
-    let _server = serve(port, &database, data.path()).await;
+    let _server = serve(port, &database, data.path(), &[]).await;
     stderr.wait_for("reconnected", WAIT).await;
     let live = upload_face(&address, &key).await;
 
@@ -581,6 +714,80 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
         })
         .collect();
     assert_eq!(ids, [meanwhile, live], "{:?}", stderr.seen);
+}
+
+/// The delay of a `…; reconnecting in 1.5 s` line.
+fn reconnect_delay(line: &str) -> Duration {
+    let seconds = line
+        .rsplit("reconnecting in ")
+        .next()
+        .and_then(|rest| rest.trim_end_matches(" s").parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no delay in {line}"));
+    Duration::from_secs_f64(seconds)
+}
+
+/// A server that stops answering without closing anything (a SIGSTOPped
+/// process: its kernel still accepts connections) is noticed within three
+/// heartbeats, a handshake with it gives up after 10 s, and Ctrl-C ends
+/// `watch` and `counter` with status 130 even while they connect.
+#[tokio::test]
+async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they_reconnect() {
+    let port = free_port();
+    let database = unique_database_name();
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(port, &database, data.path(), &["--ws-heartbeat-secs", "1"]).await;
+    let address = format!("http://127.0.0.1:{port}");
+    let other = spawn_app_with(AppOptions {
+        database_name: database.clone(),
+        ..AppOptions::default()
+    })
+    .await;
+    let user = regular_user(&other).await;
+    let key = api_key(&other, &user).await;
+    let home = tempfile::tempdir().unwrap();
+
+    let mut cmd = client(&address, home.path());
+    cmd.args(["--api-key", &key, "watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = cmd.spawn().unwrap();
+    let mut watch_err = Lines::stderr(&mut watch);
+    let mut cmd = client(&address, home.path());
+    cmd.args(["counter", "--client-id", "silent-test", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut counter = cmd.spawn().unwrap();
+    let mut counter_out = Lines::stdout(&mut counter);
+    let mut counter_err = Lines::stderr(&mut counter);
+    watch_err.wait_for("watching alarms", WAIT).await;
+    counter_out.wait_for(r#""event":"value""#, WAIT).await;
+
+    signal(server.id().unwrap(), "-STOP");
+    // Heartbeats every second: three missed ones are noticed, where reads
+    // used to wait for ever (and the counter wrote into the void).
+    for lines in [&mut watch_err, &mut counter_err] {
+        let line = lines.wait_for("reconnecting", Duration::from_secs(15)).await;
+        assert!(line.contains("nothing from the server for 3 s"), "{line}");
+    }
+    // The kernel takes the connection, the process never answers.
+    async fn interrupt_while_connecting(lines: &mut Lines, child: &mut Child) -> Option<i32> {
+        let line = lines
+            .wait_for("no WebSocket handshake within 10 s", Duration::from_secs(30))
+            .await;
+        // Ctrl-C once the next attempt is under way.
+        tokio::time::sleep(reconnect_delay(&line) + Duration::from_millis(500)).await;
+        signal(child.id().unwrap(), "-INT");
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("Ctrl-C was ignored: {:?}", lines.seen))
+            .unwrap();
+        status.code()
+    }
+    let interrupted = tokio::join!(
+        interrupt_while_connecting(&mut watch_err, &mut watch),
+        interrupt_while_connecting(&mut counter_err, &mut counter),
+    );
+    assert_eq!(interrupted, (Some(130), Some(130)));
 }
 
 #[tokio::test]
@@ -838,10 +1045,9 @@ async fn tls_files_that_do_not_go_together_stop_startup_with_a_clear_error() {
     // Half a configuration is refused before anything starts.
     let out = run(
         {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+            let mut cmd = Command::from(vigil_command());
             cmd.args(["serve", "--bind", "127.0.0.1:0", "--tls-cert"])
-                .arg(&pki.cert)
-                .env_remove("VIGIL_TLS_KEY");
+                .arg(&pki.cert);
             cmd
         },
         WAIT,

@@ -250,12 +250,86 @@ impl TestApp {
     }
 }
 
-/// A test image fetched by `make models` (see models/manifest.toml).
-pub fn test_asset(name: &str) -> Vec<u8> {
+/// Where a test image fetched by `make models` (see models/manifest.toml) lives.
+pub fn asset_path(name: &str) -> std::path::PathBuf {
     let dir = std::env::var("VIGIL_MODELS_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
-    let path = std::path::Path::new(&dir).join("test-assets").join(name);
+    std::path::Path::new(&dir).join("test-assets").join(name)
+}
+
+/// A test image fetched by `make models`.
+pub fn test_asset(name: &str) -> Vec<u8> {
+    let path = asset_path(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make models`", path.display()))
+}
+
+/// An H.264 clip of still images shown one after another: `(asset, seconds)`.
+pub fn make_clip(
+    dir: &std::path::Path,
+    name: &str,
+    segments: &[(&str, u32)],
+    size: u32,
+    fps: u32,
+) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-y", "-hide_banner", "-loglevel", "error"]);
+    let mut filter = String::new();
+    for (i, (asset, secs)) in segments.iter().enumerate() {
+        cmd.args(["-loop", "1", "-t", &secs.to_string(), "-i"])
+            .arg(asset_path(asset));
+        filter.push_str(&format!("[{i}]scale={size}:{size},fps={fps},setsar=1[v{i}];"));
+    }
+    for i in 0..segments.len() {
+        filter.push_str(&format!("[v{i}]"));
+    }
+    filter.push_str(&format!("concat=n={}:v=1:a=0", segments.len()));
+    let status = cmd
+        .args([
+            "-filter_complex",
+            &filter,
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg made {name}");
+    out
+}
+
+/// The `vigil` binary under test, without the developer's own VIGIL_*
+/// settings: only what the test passes is what is tested.
+pub fn vigil_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Sends `name` (`-TERM`, `-INT`, `-STOP`…) to a child process, as a shell
+/// or a service manager would.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {name} {pid}");
+}
+
+/// A TCP port free right now, for a `vigil serve` child that must keep its
+/// address across a restart.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A small face-free JPEG made on the spot.
@@ -280,17 +354,43 @@ impl TestApp {
             .expect("request sent")
     }
 
-    /// Uploads the one-face portrait and returns the created detection.
+    /// Uploads the one-face portrait with an access token and returns the created detection.
     pub async fn upload_face(&self, token: &str) -> serde_json::Value {
-        let response = self
-            .upload_raw(token, test_asset("astronaut.png"), "image/png")
-            .await;
-        assert_eq!(
-            response.status(),
-            201,
-            "upload: {}",
-            response.text().await.unwrap()
-        );
-        response.json().await.unwrap()
+        upload_face_to(&self.http, &self.address, Credential::Bearer(token)).await
     }
+}
+
+/// How a test request authenticates.
+pub enum Credential<'a> {
+    /// An access token (JWT).
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+/// Uploads the one-face portrait to the server at `address` (a TestApp's,
+/// or a `vigil serve` child's) and returns the created detection, which
+/// found the face.
+pub async fn upload_face_to(
+    http: &reqwest::Client,
+    address: &str,
+    credential: Credential<'_>,
+) -> serde_json::Value {
+    let request = http
+        .post(format!("{address}/api/v1/detections"))
+        .header("content-type", "image/png")
+        .body(test_asset("astronaut.png"));
+    let request = match credential {
+        Credential::Bearer(token) => request.bearer_auth(token),
+        Credential::ApiKey(key) => request.header("X-API-Key", key),
+    };
+    let response = request.send().await.expect("request sent");
+    assert_eq!(
+        response.status(),
+        201,
+        "upload: {}",
+        response.text().await.unwrap()
+    );
+    let detection: serde_json::Value = response.json().await.unwrap();
+    assert!(detection["face_count"].as_u64().unwrap() >= 1, "{detection}");
+    detection
 }

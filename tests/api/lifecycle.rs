@@ -5,34 +5,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{database_uri, unique_database_name, wait_for_status, TEST_SECRET};
+use crate::helpers::{
+    database_uri, free_port, signal, unique_database_name, vigil_command, wait_for_status, TEST_SECRET,
+};
 
 fn vigil() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    // The developer's own settings must not leak into what we test.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = vigil_command();
     cmd.env("MONGODB_URI", database_uri()).env("RUST_LOG", "info");
     cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
@@ -132,7 +112,7 @@ async fn sigterm_stops_gracefully_with_status_zero() {
     stream.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    signal(&child, "-TERM");
+    signal(child.id(), "-TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use image::ImageFormat;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
@@ -27,10 +26,11 @@ use self::video::{Frames, Tools};
 use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::{ApiFailure, ClientError};
+use crate::media::MediaKind;
 
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
-    /// Images (JPEG, PNG, WebP, BMP, GIF) and video files (anything ffmpeg reads).
+    /// Images (JPEG, PNG, WebP, BMP, GIF) and video files (any video ffmpeg reads; not text, stills or cover art).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -55,7 +55,7 @@ pub struct UploadArgs {
     pub ffmpeg: PathBuf,
 
     /// The ffprobe program that reads a video's length and frame rate.
-    #[arg(long, default_value = "ffprobe")]
+    #[arg(long, env = "VIGIL_FFPROBE", default_value = "ffprobe")]
     pub ffprobe: PathBuf,
 }
 
@@ -75,8 +75,6 @@ pub enum Outcome {
 /// Largest image file read (the server's default limit is 10 MiB; this only
 /// keeps a mistaken multi-gigabyte "image" out of memory).
 const MAX_IMAGE_FILE: u64 = 64 * 1024 * 1024;
-/// JPEG quality of uploaded video frames.
-const FRAME_QUALITY: u8 = 90;
 /// Attempts to open a connection before the server counts as down.
 const CONNECT_ATTEMPTS: u32 = 5;
 /// 503 answers (database unavailable) one image may get before it fails;
@@ -141,17 +139,6 @@ impl Gate {
     }
 }
 
-fn content_type(format: ImageFormat) -> Option<&'static str> {
-    Some(match format {
-        ImageFormat::Jpeg => "image/jpeg",
-        ImageFormat::Png => "image/png",
-        ImageFormat::WebP => "image/webp",
-        ImageFormat::Bmp => "image/bmp",
-        ImageFormat::Gif => "image/gif",
-        _ => return None,
-    })
-}
-
 fn display(path: &Path) -> Arc<str> {
     path.to_string_lossy().into()
 }
@@ -163,7 +150,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// An image by its first bytes (what the server will check too), else a
-/// video if ffprobe finds a video stream.
+/// video if ffprobe finds a real one (see `video::parse_probe`).
 /// Errors are `(code, reason)`.
 async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Input, (&'static str, String)> {
     let unreadable = |e: std::io::Error| ("unreadable", e.to_string());
@@ -181,7 +168,10 @@ async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Inp
         }
         filled += n;
     }
-    if let Some(content_type) = image::guess_format(&head[..filled]).ok().and_then(content_type) {
+    let kind = image::guess_format(&head[..filled])
+        .ok()
+        .and_then(MediaKind::from_image_format);
+    if let Some(content_type) = kind.map(MediaKind::content_type) {
         return Ok(Input::Image {
             path: path.to_owned(),
             content_type,
@@ -374,11 +364,11 @@ async fn produce(
                         Err(reason) => break Some(Err(reason)),
                     };
                     let time = plan.frame_time(index, &info);
-                    let body = tokio::task::spawn_blocking(move || encode_jpeg(&image))
+                    let body = tokio::task::spawn_blocking(move || crate::vision::encode_jpeg(&image))
                         .await
                         .map_err(|e| format!("encoding the frame failed: {e}"))
-                        .and_then(|r| r)
-                        .map(|bytes| (bytes, "image/jpeg"));
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                        .map(|bytes| (Bytes::from(bytes), MediaKind::Jpeg.content_type()));
                     if expected.is_none_or(|n| index >= n) {
                         reporter.more_than_planned();
                     }
@@ -441,14 +431,6 @@ async fn read_image(path: &Path) -> Result<Bytes, String> {
         .map_err(|e| e.to_string())
 }
 
-fn encode_jpeg(image: &image::RgbImage) -> Result<Bytes, String> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, FRAME_QUALITY)
-        .encode_image(image)
-        .map_err(|e| format!("encoding the frame failed: {e}"))?;
-    Ok(Bytes::from(out))
-}
-
 /// The first reason to stop wins.
 fn set_stop(stop: &watch::Sender<Option<Stop>>, reason: Stop) {
     stop.send_if_modified(|current| {
@@ -481,7 +463,10 @@ impl Worker<'_> {
         let mut connect_failures = 0;
         let mut unavailable = 0;
         loop {
-            self.gate.wait().await;
+            // Stopped (Ctrl-C, quota) while paused: this one is not sent.
+            if !self.unless_stopped(self.gate.wait()).await {
+                return;
+            }
             let result = self
                 .api
                 .upload_image(bytes.clone(), content_type, &job.source)
@@ -527,7 +512,12 @@ impl Worker<'_> {
                         set_stop(self.stop, Stop::Unreachable(reason));
                         return self.reporter.failed_job(&job.item, "unreachable", &detail);
                     }
-                    tokio::time::sleep(connect_backoff.next_random()).await;
+                    if !self
+                        .unless_stopped(tokio::time::sleep(connect_backoff.next_random()))
+                        .await
+                    {
+                        return;
+                    }
                 }
                 Err(error) => {
                     return self
@@ -535,10 +525,17 @@ impl Worker<'_> {
                         .failed_job(&job.item, "request_failed", &error.to_string())
                 }
             }
-            // Stopped while waiting to retry: this one counts as not sent.
-            if self.stop.borrow().is_some() {
-                return;
-            }
+        }
+    }
+
+    /// Waits, cut short by a stop; `false` when the run has stopped, so the
+    /// waiting upload must not be sent.
+    async fn unless_stopped(&self, wait: impl std::future::Future<Output = ()>) -> bool {
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(Option::is_some) => false,
+            () = wait => self.stop.borrow().is_none(),
         }
     }
 }

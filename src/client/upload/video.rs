@@ -2,6 +2,7 @@
 //! frames, as PPM on a pipe, read with the capture module's reader).
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,7 @@ struct Probe {
 
 #[derive(Deserialize)]
 struct ProbeStream {
+    codec_name: Option<String>,
     avg_frame_rate: Option<String>,
     nb_frames: Option<String>,
     duration: Option<String>,
@@ -43,7 +45,32 @@ struct ProbeStream {
 
 #[derive(Deserialize)]
 struct ProbeFormat {
+    format_name: Option<String>,
     duration: Option<String>,
+}
+
+/// ffmpeg's demuxers and decoders for text art (ANSI, binary text, XBIN,
+/// ArtWorx, iCE Draw): they turn any `.txt`, `.nfo` or `.asc` into a
+/// 25 fps "video" of its characters, which is not worth a detection.
+const TEXT_FORMATS: &[&str] = &["tty", "bin", "xbin", "adf", "idf"];
+const TEXT_CODECS: &[&str] = &["ansi", "bintext", "xbin", "idf"];
+
+/// Whether ffprobe found a video in a real container, or something ffmpeg
+/// merely can show as pictures: text, or one still image in a format the
+/// server does not take (TIFF, JPEG 2000… through `image2` or a `*_pipe`
+/// demuxer). Images the server takes never get here: they are recognised
+/// by their first bytes.
+fn refuse(format: Option<&str>, codec: Option<&str>) -> Option<String> {
+    if format.is_some_and(|f| TEXT_FORMATS.contains(&f)) || codec.is_some_and(|c| TEXT_CODECS.contains(&c)) {
+        return Some("text (ffmpeg would only film its characters)".into());
+    }
+    match format {
+        Some(f) if f == "image2" || f.ends_with("_pipe") => Some(format!(
+            "a still image ({}) in a format the server does not take; convert it to JPEG or PNG",
+            codec.unwrap_or(f)
+        )),
+        _ => None,
+    }
 }
 
 /// `25/1`, `30000/1001`; `0/0` (unknown) is `None`.
@@ -54,10 +81,16 @@ fn rate(raw: &str) -> Option<f64> {
     (rate.is_finite() && rate > 0.0).then_some(rate)
 }
 
-/// ffprobe's JSON (`-show_entries stream=avg_frame_rate,nb_frames,duration:format=duration`).
+/// ffprobe's JSON (`-show_entries` [`PROBE_ENTRIES`]) for the first video
+/// stream that is not cover art: what sampling needs, or why the file is
+/// not a video.
 pub fn parse_probe(json: &[u8]) -> Result<VideoInfo, String> {
     let probe: Probe = serde_json::from_slice(json).map_err(|e| format!("unreadable ffprobe output: {e}"))?;
     let stream = probe.streams.first().ok_or("no video stream")?;
+    let format_name = probe.format.as_ref().and_then(|f| f.format_name.as_deref());
+    if let Some(reason) = refuse(format_name, stream.codec_name.as_deref()) {
+        return Err(reason);
+    }
     let seconds = |raw: &Option<String>| {
         raw.as_deref()
             .and_then(|s| s.parse::<f64>().ok())
@@ -79,16 +112,28 @@ fn last_line(bytes: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// What ffprobe is asked about the stream and the container.
+const PROBE_ENTRIES: &str = "stream=codec_name,avg_frame_rate,nb_frames,duration:format=format_name,duration";
+
+/// The stream that is probed and sampled: the first video stream that is not
+/// an attached picture (an MP3's or M4A's cover art is not a video).
+const VIDEO_STREAM: &str = "V:0";
+
+/// `file:` and the path: without it ffmpeg reads `cam1:0800.mp4` as a URL of
+/// protocol `cam1`.
+pub fn file_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path.as_os_str());
+    url
+}
+
 /// What the first video stream of `file` is, or why it cannot be read.
 pub async fn probe(tools: &Tools, file: &Path) -> Result<VideoInfo, String> {
     let output = Command::new(&tools.ffprobe)
-        .args(["-v", "error", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=avg_frame_rate,nb_frames,duration:format=duration",
-        ])
+        .args(["-v", "error", "-select_streams", VIDEO_STREAM])
+        .args(["-show_entries", PROBE_ENTRIES])
         .args(["-of", "json"])
-        .arg(file)
+        .arg(file_url(file))
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -103,12 +148,16 @@ pub async fn probe(tools: &Tools, file: &Path) -> Result<VideoInfo, String> {
 }
 
 /// The arguments of the ffmpeg run that writes the sampled frames to stdout.
-pub fn arguments(file: &Path, plan: &SamplingPlan) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-loglevel", "error", "-i"]
+pub fn arguments(file: &Path, plan: &SamplingPlan) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-loglevel", "error", "-i"]
         .map(Into::into)
         .to_vec();
-    args.push(file.into());
+    args.push(file_url(file));
+    let map = format!("0:{VIDEO_STREAM}");
     for arg in [
+        // The stream ffprobe described, not ffmpeg's own pick (which may be cover art).
+        "-map",
+        &map,
         "-an",
         "-sn",
         "-dn",
@@ -238,12 +287,33 @@ mod tests {
         assert!(parse_probe(b"nonsense").is_err());
     }
 
+    /// What ffprobe 5.1 prints for files that are not videos although it
+    /// reads them: a few hundred bytes of `.txt`, a TIFF, and (with `v:0`
+    /// instead of `V:0`) an MP3's cover art, which `V:0` leaves out.
+    #[test]
+    fn text_still_images_and_cover_art_are_not_videos() {
+        let text = br#"{"streams":[{"codec_name":"ansi","avg_frame_rate":"25/1","duration":"0.120000"}],"format":{"format_name":"tty","duration":"0.120000"}}"#;
+        let err = parse_probe(text).unwrap_err();
+        assert!(err.starts_with("text"), "{err}");
+
+        let tiff = br#"{"streams":[{"codec_name":"tiff","avg_frame_rate":"25/1"}],"format":{"format_name":"tiff_pipe"}}"#;
+        let err = parse_probe(tiff).unwrap_err();
+        assert!(err.contains("still image (tiff)"), "{err}");
+
+        let cover_art_left_out = br#"{"streams":[],"format":{"format_name":"mp3","duration":"1.044898"}}"#;
+        assert_eq!(parse_probe(cover_art_left_out).unwrap_err(), "no video stream");
+
+        let mp4 = br#"{"streams":[{"codec_name":"h264","avg_frame_rate":"5/1","duration":"1.000000","nb_frames":"5"}],"format":{"format_name":"mov,mp4,m4a,3gp,3g2,mj2","duration":"1.000000"}}"#;
+        assert_eq!(parse_probe(mp4).unwrap().frames, Some(5));
+    }
+
     #[test]
     fn ffmpeg_writes_ppm_frames_of_the_plan_to_stdout() {
-        let args = arguments(Path::new("in put.mp4"), &SamplingPlan::new(1.0));
+        let args = arguments(Path::new("cam1:in put.mp4"), &SamplingPlan::new(1.0));
         let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         let at = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
-        assert_eq!(at("-i"), "in put.mp4");
+        assert_eq!(at("-i"), "file:cam1:in put.mp4");
+        assert_eq!(at("-map"), "0:V:0");
         assert_eq!(at("-vf"), SamplingPlan::new(1.0).filter());
         assert_eq!(at("-c:v"), "ppm");
         assert_eq!(args.last().unwrap(), "pipe:1");
