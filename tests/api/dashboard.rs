@@ -645,3 +645,38 @@ async fn an_admin_sees_the_cameras_and_their_alarms_arrive_on_the_wall() {
     page.screenshot("03-camera-alarm-detail").await;
     page.close().await;
 }
+
+#[tokio::test]
+async fn a_file_over_the_upload_limit_gets_a_readable_message() {
+    // The astronaut photo (~790 kB) is far over 20 kB: the page shows the
+    // server's 413 as words, not as a failed request.
+    let app = spawn_app_with(AppOptions::default().flag("--max-upload-bytes", 20_000)).await;
+    app.create_user().await;
+    let user = app.create_user().await;
+    let files = tempfile::tempdir().unwrap();
+    let page = Browser::start("too-large").await;
+    page.goto(&app.url("/")).await;
+    log_in(&page, &user.user_name, &user.password).await;
+    open(&page, "#/upload").await;
+    let photo = file_with(files.path(), "astronaut.png", &test_asset("astronaut.png"));
+    page.find("#upload-file").await.send_keys(&photo).await.unwrap();
+    page.wait_for(
+        "the upload error",
+        SLOW,
+        "return !document.querySelector('#upload-error').hidden",
+    )
+    .await;
+    let message = page.text("#upload-error").await;
+    page.screenshot("01-too-large").await;
+    assert!(message.contains("too large"), "{message}");
+    assert_eq!(
+        page.find("#upload-error")
+            .await
+            .attr("data-code")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("payload_too_large")
+    );
+    page.close().await;
+}
