@@ -2,12 +2,14 @@
 //! the whole deployment, or read from a folder on every request while they
 //! are being edited (`--static-dir`).
 //!
-//! (Like every rust-embed folder, debug builds read `static/` from the source
-//! tree at run time; release builds carry the bytes.)
+//! Debug builds embed the files too (rust-embed's `debug-embed`), so the
+//! tests exercise the very copy that ships; `--static-dir` is the way to
+//! serve edits without a rebuild.
 //!
 //! Both sources answer the same way: a content type from a fixed table, a
-//! strong ETag from the content's SHA-256, and only paths made of plain
-//! segments, so no request can name a file outside the folder.
+//! strong ETag from the content's SHA-256 (computed at build time for the
+//! embedded files), and only paths made of plain segments, so no request can
+//! name a file outside the folder.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -74,15 +76,20 @@ impl Assets {
         if !is_plain_path(path) {
             return Ok(None);
         }
-        let bytes = match self {
+        let (bytes, digest) = match self {
             Self::Embedded => match Embedded::get(path) {
-                Some(file) => file.data,
+                Some(file) => (file.data, file.metadata.sha256_hash()),
                 None => return Ok(None),
             },
             Self::Dir(dir) => {
                 let full = dir.join(path);
                 match tokio::fs::read(&full).await {
-                    Ok(bytes) => Cow::Owned(bytes),
+                    // Hashing per request costs microseconds for files this
+                    // size; the folder may change between any two requests.
+                    Ok(bytes) => {
+                        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+                        (Cow::Owned(bytes), digest)
+                    }
                     Err(err)
                         if matches!(
                             err.kind(),
@@ -97,9 +104,7 @@ impl Assets {
                 }
             }
         };
-        // Hashing per request costs microseconds for files this size, and
-        // keeps the disk and embedded sources identical in behaviour.
-        let etag = hex::encode(&Sha256::digest(&bytes)[..16]);
+        let etag = hex::encode(&digest[..16]);
         Ok(Some(Asset {
             content_type: content_type(path),
             bytes,
@@ -189,6 +194,8 @@ mod tests {
         let index = assets.get(INDEX).await.unwrap().expect("index.html is embedded");
         assert!(String::from_utf8_lossy(&index.bytes).contains("<!doctype html>"));
         assert_eq!(index.etag.len(), 32);
+        // The build-time digest names these bytes, as the folder's would.
+        assert_eq!(index.etag, hex::encode(&Sha256::digest(&index.bytes)[..16]));
         assert!(assets.get("nope.js").await.unwrap().is_none());
         assert!(assets.get("../Cargo.toml").await.unwrap().is_none());
     }

@@ -10,6 +10,12 @@ export const WALL_SIZE = 200;
 const FIRST_PAGE = 50;
 /** A failed catch-up is tried again this much later. */
 const RETRY_MS = 5000;
+/**
+ * A catch-up looks back this far before the newest alarm seen: alarms are
+ * dated when their frame was taken, so one can be delivered (and pushed)
+ * after a newer one. The overlap comes back as duplicates and is dropped.
+ */
+const OVERLAP_MS = 60_000;
 
 const at = (alarm) => Date.parse(alarm.date);
 
@@ -56,12 +62,17 @@ export class AlarmFeed extends EventTarget {
     try {
       do {
         this.#again = false;
-        // `from` is inclusive: the newest known alarm comes back and is
-        // dropped as a duplicate, which is what makes equal dates safe.
-        const query = this.#newest ? { from: this.#newest, limit: WALL_SIZE } : { limit: FIRST_PAGE };
+        // `from` is inclusive and reaches back OVERLAP_MS: known alarms come
+        // back and are dropped as duplicates, which is what makes equal and
+        // out-of-order dates safe. Before the first load (even when pushed
+        // alarms already set #newest) the wall gets its first page.
+        const catchingUp = this.loaded && this.#newest;
+        const query = catchingUp
+          ? { from: new Date(Date.parse(this.#newest) - OVERLAP_MS).toISOString(), limit: WALL_SIZE }
+          : { limit: FIRST_PAGE };
         const page = await request('GET', '/api/v1/alarms', { query });
         if (epoch !== this.#epoch) return;
-        if (this.#newest && page.next_cursor) this.gap = true;
+        if (catchingUp) this.gap = Boolean(page.next_cursor);
         this.error = null;
         const fresh = this.loaded;
         this.loaded = true;

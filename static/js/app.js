@@ -31,7 +31,9 @@ sessionStorage.setItem(CLIENT_KEY, clientId);
 const hub = new Hub({
   clientId,
   topics: ['alarms', 'clock'],
-  token: async () => ((await session.ensureFresh()) ? session.accessToken() : null),
+  // `force`: the last handshake was refused, so the cached token may be one
+  // the server no longer accepts (a restarted server with a new secret).
+  token: async (force) => ((await (force ? session.refresh() : session.ensureFresh())) ? session.accessToken() : null),
 });
 const feed = new AlarmFeed(hub);
 
@@ -117,13 +119,15 @@ function updateBadge() {
   document.title = n > 0 ? `(${n}) vigil` : 'vigil';
 }
 
+// Only the state word is in the live region (and only written when it
+// changes): a countdown in it would be read out every second.
 function showConnection({ state, retryAt }) {
   conn.dataset.state = state;
   const text = conn.querySelector('.conn-text');
-  if (state === 'live') text.textContent = 'Live';
-  else if (state === 'connecting') text.textContent = 'Connecting…';
-  else if (retryAt) text.textContent = `Offline, retrying in ${Math.max(1, Math.round((retryAt - Date.now()) / 1000))} s`;
-  else text.textContent = 'Offline';
+  const word = state === 'live' ? 'Live' : state === 'connecting' ? 'Connecting…' : 'Offline';
+  if (text.textContent !== word) text.textContent = word;
+  const retry = conn.querySelector('.conn-retry');
+  retry.textContent = state === 'offline' && retryAt ? `, retrying in ${Math.max(1, Math.round((retryAt - Date.now()) / 1000))} s` : '';
 }
 
 function onSession(user) {

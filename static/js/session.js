@@ -2,10 +2,15 @@
 // the refresh token is kept in localStorage so that a reload keeps the login
 // (docs/security.md explains the trade-off). The access token is renewed
 // silently shortly before it expires.
+//
+// All tabs of a browser share the one stored login, kept with the id of its
+// user: a tab that sees another user's login appear reloads as that user
+// rather than go on silently as someone else under its old name.
 
 import { ApiError, request, useAuth } from './api.js';
 
-const REFRESH_KEY = 'vigil.refresh_token';
+/** JSON `{ user_id, token }`: the refresh token and whose it is. */
+const LOGIN_KEY = 'vigil.login';
 /** Retry a refresh that failed on the network this much later. */
 const RETRY_MS = 10_000;
 
@@ -14,6 +19,29 @@ let user = null;
 let timer = null;
 let inflight = null;
 const listeners = new Set();
+
+/** The stored login, or null (also for a malformed entry). */
+function stored() {
+  try {
+    const login = JSON.parse(localStorage.getItem(LOGIN_KEY));
+    return typeof login?.token === 'string' ? login : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The user id (`sub`) inside an access token; null when unreadable. */
+function subject(jwt) {
+  try {
+    const payload = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(payload)).sub ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Another user's login replaced the one this tab shows. */
+const replaced = (login) => Boolean(user && login?.user_id && login.user_id !== user.id);
 
 export const currentUser = () => user;
 export const accessToken = () => access?.token ?? null;
@@ -36,7 +64,7 @@ function schedule(ms) {
 }
 
 function keep(tokens) {
-  localStorage.setItem(REFRESH_KEY, tokens.refresh_token);
+  localStorage.setItem(LOGIN_KEY, JSON.stringify({ user_id: subject(tokens.access_token), token: tokens.refresh_token }));
   access = { token: tokens.access_token, expiresAt: Date.now() + tokens.expires_in * 1000 };
   // A minute early, or at 80% of the lifetime for short-lived tokens.
   const lead = Math.min(60, tokens.expires_in * 0.2);
@@ -46,7 +74,7 @@ function keep(tokens) {
 function forget() {
   clearTimeout(timer);
   access = null;
-  localStorage.removeItem(REFRESH_KEY);
+  localStorage.removeItem(LOGIN_KEY);
   if (user) {
     user = null;
     emit();
@@ -55,13 +83,19 @@ function forget() {
 
 async function spend() {
   // Read inside the lock: another tab may have spent and replaced it.
-  const token = localStorage.getItem(REFRESH_KEY);
-  if (!token) {
+  const login = stored();
+  if (!login) {
     forget();
     return false;
   }
+  if (replaced(login)) {
+    // The storage event reloads this tab; spending the other user's token
+    // here would only hand this tab's page their session.
+    location.reload();
+    return false;
+  }
   try {
-    keep(await request('POST', '/api/v1/auth/refresh', { json: { refresh_token: token }, authenticated: false }));
+    keep(await request('POST', '/api/v1/auth/refresh', { json: { refresh_token: login.token }, authenticated: false }));
     return true;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
@@ -97,17 +131,59 @@ export async function loadUser() {
   return user;
 }
 
-/** Resumes the login kept from a previous page load; false when there is none. */
+/** loadUser() for fresh tokens: a 401 ends the login rather than leave it refreshed for nobody. */
+async function loadOrForget() {
+  try {
+    return await loadUser();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) forget();
+    throw err;
+  }
+}
+
+/**
+ * Resumes the login kept from a previous page load; false when there is
+ * none. When the network or the server fails it throws, and keeps trying in
+ * the background so that the login is resumed once they are back.
+ */
 export async function restore() {
-  if (!localStorage.getItem(REFRESH_KEY)) return false;
-  if (!(await refresh())) return false;
-  await loadUser();
-  return true;
+  if (!stored()) return false;
+  try {
+    if (!(await ensureFresh())) return false;
+    await loadOrForget();
+    return true;
+  } catch (err) {
+    if (stored()) {
+      clearTimeout(timer); // keep() and forget() cancel this retry in turn
+      timer = setTimeout(() => restore().catch(() => {}), RETRY_MS);
+    }
+    throw err;
+  }
+}
+
+/** Revokes a refresh token on the server; best effort. */
+async function revoke(token) {
+  try {
+    await request('POST', '/api/v1/auth/logout', { json: { refresh_token: token }, authenticated: false });
+  } catch {
+    // Offline: it expires on its own.
+  }
 }
 
 export async function login(name, password) {
-  keep(await request('POST', '/api/v1/auth/login', { json: { login: name, password }, authenticated: false }));
-  return loadUser();
+  const tokens = await request('POST', '/api/v1/auth/login', { json: { login: name, password }, authenticated: false });
+  // One login per browser: the one stored (perhaps another user's, in
+  // another tab) ends here, and those tabs reload as this user.
+  const previous = stored();
+  if (previous) await revoke(previous.token);
+  keep(tokens);
+  try {
+    return await loadOrForget();
+  } catch (err) {
+    // The login form shows the error: no login may linger behind it.
+    forget();
+    throw err;
+  }
 }
 
 export function register(userName, email, password) {
@@ -119,23 +195,27 @@ export function register(userName, email, password) {
 
 /** Revokes the login on the server (best effort) and forgets it here. */
 export async function logout() {
-  const token = localStorage.getItem(REFRESH_KEY);
+  const login = stored();
   try {
-    if (token) await request('POST', '/api/v1/auth/logout', { json: { refresh_token: token }, authenticated: false });
-  } catch {
-    // Offline: the token is forgotten below and expires on its own.
+    if (login) await revoke(login.token);
   } finally {
     forget();
   }
 }
 
-// Logging out in one tab logs out the others.
+// Logging out in one tab logs out the others; logging in as someone else in
+// one tab makes the others that user (a reload: every view, the socket and
+// the alarm feed start again as them).
 addEventListener('storage', (event) => {
-  if ((event.key === REFRESH_KEY || event.key === null) && !localStorage.getItem(REFRESH_KEY) && user) {
+  if (event.key !== LOGIN_KEY && event.key !== null) return;
+  const login = stored();
+  if (!login && user) {
     clearTimeout(timer);
     access = null;
     user = null;
     emit();
+  } else if (replaced(login)) {
+    location.reload();
   }
 });
 

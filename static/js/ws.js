@@ -1,11 +1,15 @@
 // The page's one WebSocket to /ws (docs/websocket.md). It reconnects by
-// itself with growing pauses, notices a silently dead connection through its
-// own pings, and hands every server message on as an event named by its
+// itself with growing pauses, notices a silently dead connection by the
+// `clock` tick going quiet (the server sends one every second to a session
+// subscribed to `clock`; a JSON ping would be logged server-side, twice, per
+// tab), and hands every server message on as an event named by its
 // `type` (`hello`, `alarm`, `clock`, `fib_result`, `number`, …), plus
 // `state` events: `connecting`, `live` or `offline` (with `retryAt`).
 
-const PING_EVERY_MS = 20_000;
-const PONG_WITHIN_MS = 10_000;
+/** A live connection silent this long (no clock tick, nothing) is dead. */
+const SILENT_MS = 10_000;
+/** A connection that has not said `hello` this long after opening is given up. */
+const HELLO_WITHIN_MS = 10_000;
 const MAX_PAUSE_MS = 30_000;
 
 export class Hub extends EventTarget {
@@ -16,24 +20,28 @@ export class Hub extends EventTarget {
   #running = false;
   #generation = 0; // bumped by stop(): a connect begun before it must not finish
   #retryTimer = null;
-  #pingTimer = null;
-  #pongTimer = null;
+  #watchdog = null; // the hello timeout, then the silence timeout
+  #helloSeen = false; // of the current socket
+  #staleToken = false; // the last socket closed before `hello`: the token may be bad
   #onOnline = () => {
     if (this.#running && !this.#ws) this.#connect();
   };
   // The browser knows the network is gone: say so now rather than after
-  // the next unanswered ping.
+  // the clock tick goes quiet.
   #onOffline = () => {
     if (this.#ws) this.#closed(this.#ws, 4001);
   };
 
   /**
-   * `token`: async function giving a fresh access token (or null);
+   * `token`: async function (force) giving a fresh access token (or null);
+   *   with `force` true it must not reuse a cached one;
    * `clientId`: kept across reconnects so the counter resumes;
    * `topics`: subscribed after every `hello`.
    */
   constructor({ token, clientId, topics }) {
     super();
+    // The silence check relies on the clock tick.
+    if (!topics.includes('clock')) topics = [...topics, 'clock'];
     this.options = { token, clientId, topics };
     this.lastHello = null;
     this.lastClock = null;
@@ -63,6 +71,7 @@ export class Hub extends EventTarget {
     clearTimeout(this.#retryTimer);
     if (this.#ws) this.#drop(this.#ws, 1000);
     this.#attempt = 0;
+    this.#staleToken = false;
     this.lastHello = null;
     this.lastClock = null;
     this.#setState('offline', null);
@@ -87,8 +96,13 @@ export class Hub extends EventTarget {
     const generation = this.#generation;
     this.#setState('connecting');
     let token = null;
+    // A handshake refused before `hello` (a restarted dev server with a new
+    // signing secret, a revoked login) would be refused again with the
+    // same token: get a new one first.
+    const force = this.#staleToken;
     try {
-      token = await this.options.token();
+      token = await this.options.token(force);
+      if (force) this.#staleToken = false;
     } catch {
       // Offline or the server is down: same as a failed connection.
     }
@@ -103,8 +117,17 @@ export class Hub extends EventTarget {
     url.searchParams.set('token', token);
     const ws = new WebSocket(url);
     this.#ws = ws;
+    this.#helloSeen = false;
     ws.onmessage = (event) => this.#receive(ws, event.data);
     ws.onclose = (event) => this.#closed(ws, event.code);
+    // A handshake that hangs (a proxy holding the upgrade, a server that
+    // accepts but never greets) would otherwise leave the page "connecting".
+    this.#watch(ws, HELLO_WITHIN_MS, 4002);
+  }
+
+  #watch(ws, ms, code) {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = setTimeout(() => this.#closed(ws, code), ms);
   }
 
   #receive(ws, data) {
@@ -118,33 +141,23 @@ export class Hub extends EventTarget {
     if (typeof message?.type !== 'string') return;
     if (message.type === 'hello') {
       this.#attempt = 0;
+      this.#helloSeen = true;
+      this.#staleToken = false;
       this.lastHello = message;
       ws.send(JSON.stringify({ type: 'subscribe', topics: this.options.topics }));
-      this.#startPings(ws);
       this.#setState('live');
     } else if (message.type === 'clock') {
       this.lastClock = message;
-    } else if (message.type === 'pong') {
-      clearTimeout(this.#pongTimer);
     }
+    // Any message proves the connection alive. One that went away without
+    // a close frame (a sleeping laptop, a dropped Wi-Fi) would otherwise
+    // look live for minutes.
+    if (this.#helloSeen) this.#watch(ws, SILENT_MS, 4000);
     this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
   }
 
-  #startPings(ws) {
-    clearInterval(this.#pingTimer);
-    this.#pingTimer = setInterval(() => {
-      if (ws.readyState !== WebSocket.OPEN) return;
-      ws.send(JSON.stringify({ type: 'ping', id: 'keepalive' }));
-      clearTimeout(this.#pongTimer);
-      // A connection that went away without a close frame (a sleeping
-      // laptop, a dropped Wi-Fi) would otherwise look live for minutes.
-      this.#pongTimer = setTimeout(() => this.#closed(ws, 4000), PONG_WITHIN_MS);
-    }, PING_EVERY_MS);
-  }
-
   #drop(ws, code) {
-    clearInterval(this.#pingTimer);
-    clearTimeout(this.#pongTimer);
+    clearTimeout(this.#watchdog);
     ws.onmessage = null;
     ws.onclose = null;
     try {
@@ -157,6 +170,7 @@ export class Hub extends EventTarget {
 
   #closed(ws, code) {
     if (this.#ws !== ws) return;
+    if (!this.#helloSeen && navigator.onLine) this.#staleToken = true;
     this.#drop(ws, 1000);
     this.dispatchEvent(new CustomEvent('closed', { detail: { code } }));
     this.#retry();

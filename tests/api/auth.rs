@@ -293,16 +293,7 @@ async fn api_keys_create_use_list_and_revoke() {
     let owner = app.create_user().await;
     let other = app.create_user().await;
 
-    let created = app
-        .http
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&owner.access_token)
-        .json(&json!({ "name": "uploader" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let created = app.create_api_key(&owner.access_token, "uploader").await;
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(key.starts_with(created["prefix"].as_str().unwrap()));

@@ -34,7 +34,7 @@ struct Chromedriver {
 }
 
 impl Chromedriver {
-    fn start() -> Self {
+    async fn start() -> Self {
         let program = std::env::var("VIGIL_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -52,12 +52,13 @@ impl Chromedriver {
             });
         let driver = Self { child, port };
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // Asynchronous waits: this runtime also runs the app under test.
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "chromedriver did not listen on port {port} within 20 s"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         driver
     }
@@ -87,7 +88,7 @@ impl Browser {
     /// Starts chromedriver and a fresh Chromium. `name` prefixes this test's
     /// screenshots in target/screenshots/.
     pub async fn start(name: &str) -> Self {
-        let driver = Chromedriver::start();
+        let driver = Chromedriver::start().await;
         let profile = tempfile::tempdir().expect("profile dir");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
@@ -170,9 +171,13 @@ impl Browser {
                 return value;
             }
             if started.elapsed() > within {
-                let body = self.js("return document.body.innerText", vec![]).await;
-                self.screenshot(&format!("failed-{}", what.replace(' ', "-")))
-                    .await;
+                // Nothing here may panic: that would hide the real failure.
+                let body = self
+                    .client
+                    .execute("return document.body.innerText", vec![])
+                    .await
+                    .map_or_else(|e| format!("(unreadable: {e})"), |v| v.to_string());
+                self.screenshot(&format!("failed-{what}")).await;
                 panic!(
                     "timed out after {within:?} waiting for {what} (last script error: {last_error:?}); \
                      the page says:\n{body}"
@@ -218,7 +223,10 @@ impl Browser {
     }
 
     /// Saves a PNG of the viewport as target/screenshots/<test>-<name>.png,
-    /// once running animations (a new alarm's entrance) have finished.
+    /// once running animations (a new alarm's entrance) have finished. `name`
+    /// may be any text (a failure's description): it is reduced to
+    /// [A-Za-z0-9-]. Never panics: a missing picture must not hide why a test
+    /// failed.
     pub async fn screenshot(&self, name: &str) {
         let settled = "return document.getAnimations().every(a => a.playState !== 'running')";
         for _ in 0..60 {
@@ -227,9 +235,18 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if let Ok(png) = self.client.screenshot().await {
-            let path = self.shots.join(format!("{}-{name}.png", self.prefix));
-            std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let png = match self.client.screenshot().await {
+            Ok(png) => png,
+            Err(e) => {
+                eprintln!("screenshot {name}: {e}");
+                return;
+            }
+        };
+        let path = self
+            .shots
+            .join(format!("{}-{}.png", self.prefix, file_stem(name)));
+        if let Err(e) = std::fs::write(&path, png) {
+            eprintln!("screenshot {}: {e}", path.display());
         }
     }
 
@@ -254,4 +271,31 @@ impl Browser {
         assert!(response.status().is_success(), "CDP {cmd}: {}", response.status());
         response.json().await.expect("CDP JSON")
     }
+}
+
+/// `name` as a file name: runs of anything but ASCII letters, digits and '-'
+/// become one '-'.
+fn file_stem(name: &str) -> String {
+    let mut stem = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            stem.push(c);
+        } else if !stem.ends_with('-') {
+            stem.push('-');
+        }
+    }
+    let stem = stem.trim_matches('-');
+    if stem.is_empty() {
+        "unnamed".to_owned()
+    } else {
+        stem.chars().take(100).collect()
+    }
+}
+
+#[test]
+fn screenshot_names_are_safe_file_names() {
+    assert_eq!(file_stem("the view #/wall"), "the-view-wall");
+    assert_eq!(file_stem("failed-a/b c"), "failed-a-b-c");
+    assert_eq!(file_stem("../.."), "unnamed");
+    assert_eq!(file_stem("ok-01"), "ok-01");
 }

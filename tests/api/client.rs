@@ -69,16 +69,7 @@ async fn run(mut cmd: Command, within: Duration) -> Output {
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn api_key(app: &TestApp, user: &TestUser) -> String {
-    let created = app
-        .http
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&user.access_token)
-        .json(&json!({ "name": "client-test" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let created = app.create_api_key(&user.access_token, "client-test").await;
     created["key"].as_str().unwrap().to_owned()
 }
 

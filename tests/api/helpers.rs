@@ -231,6 +231,26 @@ impl TestApp {
         }
     }
 
+    /// Creates an API key for the holder of `token`; returns the created key
+    /// (`id`, `prefix`, and `key`, the secret shown this once).
+    pub async fn create_api_key(&self, token: &str, name: &str) -> serde_json::Value {
+        let created = self
+            .http
+            .post(self.url("/api/v1/api-keys"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(
+            created.status(),
+            201,
+            "create API key: {}",
+            created.text().await.unwrap()
+        );
+        created.json().await.expect("the created key")
+    }
+
     pub async fn delete_as(&self, path: impl AsRef<str>, token: &str) -> reqwest::Response {
         self.http
             .delete(self.url(path.as_ref()))

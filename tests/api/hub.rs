@@ -732,17 +732,7 @@ async fn credentials_in_the_handshake_and_by_message() {
     assert_eq!(next(&mut ws).await["code"], "invalid_token");
 
     // An API key works like a token.
-    let key: Value = app
-        .http
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&user.access_token)
-        .json(&json!({"name": "ws"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key = app.create_api_key(&user.access_token, "ws").await;
     let key = key["key"].as_str().expect("the key is shown once");
     send(&mut ws, json!({"type": "auth", "token": key})).await;
     let hello = next_of(&mut ws, "hello").await;

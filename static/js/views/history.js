@@ -19,7 +19,8 @@ function toLocalInput(iso) {
   const date = new Date(iso);
   if (!iso || Number.isNaN(date.getTime())) return '';
   const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60_000);
-  return shifted.toISOString().slice(0, 16);
+  // To the second: the input has step=1.
+  return shifted.toISOString().slice(0, 19);
 }
 
 function row(kind, item) {

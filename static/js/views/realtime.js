@@ -90,7 +90,8 @@ export function realtime(root, { hub }) {
     pending = null;
     fibOut.replaceChildren(
       h('span', { class: 'fib-head' }, `F(${n}) has ${value.length} digit${value.length === 1 ? '' : 's'}:`),
-      h('span', { class: 'fib-value', id: 'fib-value' }, value),
+      // Focusable: a long number scrolls, and keyboard users need to reach it.
+      h('span', { class: 'fib-value', id: 'fib-value', tabindex: 0 }, value),
     );
   };
   const onError = (event) => {
@@ -98,6 +99,13 @@ export function realtime(root, { hub }) {
       pending = null;
       fibOut.textContent = event.detail.message;
     }
+  };
+  // The answer goes to the session that asked: once it is gone, so is the
+  // answer, and the question has to be asked again.
+  const onClosed = () => {
+    if (!pending) return;
+    pending = null;
+    fibOut.textContent = 'The connection dropped before the answer came; compute again once the indicator says Live.';
   };
 
   // The counter.
@@ -141,7 +149,7 @@ export function realtime(root, { hub }) {
   });
 
   if (hub.lastClock) onClock({ detail: hub.lastClock });
-  const listeners = [['clock', onClock], ['fib_result', onFib], ['error', onError], ['hello', onHello], ['number', onNumber]];
+  const listeners = [['clock', onClock], ['fib_result', onFib], ['error', onError], ['hello', onHello], ['number', onNumber], ['closed', onClosed]];
   for (const [type, fn] of listeners) hub.addEventListener(type, fn);
   show();
   return () => {

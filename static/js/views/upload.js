@@ -60,9 +60,12 @@ export function upload(root) {
       const detection = await request('POST', '/api/v1/detections', { body: form });
       status.textContent = `${file.name}: ${plural(detection.face_count, 'face')} found.`;
       announce(status.textContent);
+      // One fresh copy (new signed URLs) when an image fails to load; an
+      // image that fails again is broken for good, not a loop of requests.
+      let reloads = 0;
       const show = (d) => result.replaceChildren(
         detectionBlock(d, {
-          reload: () => request('GET', `/api/v1/detections/${d.id}`).then(show, () => {}),
+          reload: () => reloads++ < 1 && request('GET', `/api/v1/detections/${d.id}`).then(show, () => {}),
         }),
       );
       show(detection);
