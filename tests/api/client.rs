@@ -328,10 +328,10 @@ async fn an_exhausted_quota_stops_the_upload_with_a_clear_message() {
     assert_eq!(detections(&app, &user).await.len(), 2);
 }
 
-#[tokio::test]
-async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
-    // Accounts are made on an unlimited instance; the uploads go to a
-    // limited one on the same database.
+/// A user with an API key, made on an unlimited instance, and a second
+/// instance on the same database that allows one request a second, where the
+/// uploads go.
+async fn rate_limited_instance() -> (TestApp, TestUser, String, TestApp) {
     let setup = spawn_app_with(AppOptions::default()).await;
     let user = regular_user(&setup).await;
     let key = api_key(&setup, &user).await;
@@ -344,6 +344,12 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
         .flag("--rate-limit-burst", 1),
     )
     .await;
+    (setup, user, key, app)
+}
+
+#[tokio::test]
+async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
+    let (setup, user, key, app) = rate_limited_instance().await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..3)
         .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
@@ -371,18 +377,7 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
 
 #[tokio::test]
 async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
-    let setup = spawn_app_with(AppOptions::default()).await;
-    let user = regular_user(&setup).await;
-    let key = api_key(&setup, &user).await;
-    let app = spawn_app_with(
-        AppOptions {
-            database_name: setup.database_name.clone(),
-            ..AppOptions::default()
-        }
-        .flag("--rate-limit-per-second", 1)
-        .flag("--rate-limit-burst", 1),
-    )
-    .await;
+    let (setup, user, key, app) = rate_limited_instance().await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..5)
         .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
