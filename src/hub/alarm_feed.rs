@@ -5,7 +5,7 @@
 //! instance's sessions once.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::DateTime;
@@ -17,7 +17,6 @@ use mongodb::change_stream::ChangeStream;
 use mongodb::Collection;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::message_log::Direction;
 use super::protocol::{ServerMessage, Topic};
 use super::Hub;
 use crate::alarms::{Alarm, AlarmBus, AlarmView};
@@ -94,20 +93,7 @@ impl AlarmFeed {
             s.wants(Topic::Alarms) && s.viewer.get().is_some_and(|v| v.may_see(alarm))
         });
         tracing::debug!(alarm = %alarm.id, sessions = delivered.len(), "alarm delivered");
-        if delivered.is_empty() {
-            return;
-        }
-        let payload = Arc::new(message.payload());
-        for session in &delivered {
-            hub.log().record(
-                &session.session_id,
-                &session.client_id,
-                session.user_id(),
-                Direction::Out,
-                message.kind(),
-                payload.clone(),
-            );
-        }
+        hub.log().record_broadcast(&delivered, &message);
     }
 }
 

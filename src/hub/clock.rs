@@ -2,12 +2,10 @@
 //! subscribed to `clock`, on the wall clock's second boundary so that all
 //! clients (and all instances) tick together.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
 
-use super::message_log::Direction;
 use super::protocol::{ServerMessage, Topic};
 use super::Hub;
 
@@ -24,18 +22,8 @@ pub async fn tick_forever(hub: Hub) {
         let message = ServerMessage::Clock { now: Utc::now() };
         let frame = message.text();
         let delivered = hub.registry().fan_out(&frame, |s| s.wants(Topic::Clock));
-        if hub.log().log_clock && !delivered.is_empty() {
-            let payload = Arc::new(message.payload());
-            for session in &delivered {
-                hub.log().record(
-                    &session.session_id,
-                    &session.client_id,
-                    session.user_id(),
-                    Direction::Out,
-                    message.kind(),
-                    payload.clone(),
-                );
-            }
+        if hub.log().log_clock {
+            hub.log().record_broadcast(&delivered, &message);
         }
     }
 }

@@ -17,6 +17,8 @@ use mongodb::Collection;
 use serde::{Serialize, Serializer};
 use tokio::sync::{mpsc, Notify};
 
+use super::protocol::ServerMessage;
+use super::topics::SessionHandle;
 use crate::db::Database;
 use crate::users::UserId;
 
@@ -124,6 +126,24 @@ impl MessageLog {
         };
         if self.tx.try_send(entry).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One outgoing entry per session a broadcast reached, sharing one payload.
+    pub fn record_broadcast(&self, delivered: &[Arc<SessionHandle>], message: &ServerMessage<'_>) {
+        if delivered.is_empty() {
+            return;
+        }
+        let payload = Arc::new(message.payload());
+        for session in delivered {
+            self.record(
+                &session.session_id,
+                &session.client_id,
+                session.user_id(),
+                Direction::Out,
+                message.kind(),
+                payload.clone(),
+            );
         }
     }
 
