@@ -647,15 +647,25 @@ async fn serve(port: u16, database: &str, data_dir: &Path, extra: &[&str]) -> Ch
     child
 }
 
-#[tokio::test]
-async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
+/// A `vigil serve` child that a test can stop and restart, and a second,
+/// in-process instance on the same database where the account and its API
+/// key are made (both live in the database, so both instances accept them).
+struct ChildServer {
+    port: u16,
+    database: String,
+    data: tempfile::TempDir,
+    child: Child,
+    address: String,
+    other: TestApp,
+    key: String,
+    home: tempfile::TempDir,
+}
+
+async fn child_server(extra: &[&str]) -> ChildServer {
     let port = free_port();
     let database = unique_database_name();
     let data = tempfile::tempdir().unwrap();
-    let mut server = serve(port, &database, data.path(), &[]).await;
-    let address = format!("http://127.0.0.1:{port}");
-    // A second instance on the same database raises an alarm while the
-    // first is away; tokens and keys are shared through the database.
+    let child = serve(port, &database, data.path(), extra).await;
     let other = spawn_app_with(AppOptions {
         database_name: database.clone(),
         ..AppOptions::default()
@@ -663,7 +673,31 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     .await;
     let user = regular_user(&other).await;
     let key = api_key(&other, &user).await;
-    let home = tempfile::tempdir().unwrap();
+    ChildServer {
+        port,
+        database,
+        data,
+        child,
+        address: format!("http://127.0.0.1:{port}"),
+        other,
+        key,
+        home: tempfile::tempdir().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
+    // The second instance raises an alarm while the first is away.
+    let ChildServer {
+        port,
+        database,
+        data,
+        child: mut server,
+        address,
+        other,
+        key,
+        home,
+    } = child_server(&[]).await;
 
     let mut cmd = client(&address, home.path());
     cmd.args(["--api-key", &key, "watch", "--json", "--count", "2"])
@@ -718,19 +752,13 @@ fn reconnect_delay(line: &str) -> Duration {
 /// `watch` and `counter` with status 130 even while they connect.
 #[tokio::test]
 async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they_reconnect() {
-    let port = free_port();
-    let database = unique_database_name();
-    let data = tempfile::tempdir().unwrap();
-    let server = serve(port, &database, data.path(), &["--ws-heartbeat-secs", "1"]).await;
-    let address = format!("http://127.0.0.1:{port}");
-    let other = spawn_app_with(AppOptions {
-        database_name: database.clone(),
-        ..AppOptions::default()
-    })
-    .await;
-    let user = regular_user(&other).await;
-    let key = api_key(&other, &user).await;
-    let home = tempfile::tempdir().unwrap();
+    let ChildServer {
+        child: server,
+        address,
+        key,
+        home,
+        ..
+    } = child_server(&["--ws-heartbeat-secs", "1"]).await;
 
     let mut cmd = client(&address, home.path());
     cmd.args(["--api-key", &key, "watch", "--json"])
