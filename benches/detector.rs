@@ -4,7 +4,12 @@
 //! onnxruntime.
 //!
 //! `cargo bench --bench detector -- --images DIR [--models-dir DIR]
-//!  [--max-sides 320,640,1280] [--threads 1,2] [--reps N]`
+//!  [--max-sides 320,640,1280] [--threads 1,2] [--reps N] [--tract-kernels]
+//!  [--profile]`
+//!
+//! `--tract-kernels` runs tract's operators only (vigil's own kernels off);
+//! `--profile` prints where the time goes, per operator kind and for the
+//! slowest nodes, instead of the per-image figures.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,6 +29,8 @@ fn main() -> anyhow::Result<()> {
     let mut sizes = vec![320, 640, 1280];
     let mut threads = vec![1, vigil::vision::default_threads()];
     let mut reps = 2usize;
+    let mut profile = false;
+    let mut kernels = vigil::vision::centerface::Kernels::Vigil;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -32,6 +39,10 @@ fn main() -> anyhow::Result<()> {
             "--max-sides" => sizes = list(&args.next().expect("--max-sides LIST")),
             "--threads" => threads = list(&args.next().expect("--threads LIST")),
             "--reps" => reps = args.next().expect("--reps N").parse()?,
+            // Time per operator kind instead of per image.
+            "--profile" => profile = true,
+            // tract's own 1×1 convolutions instead of vigil's (the baseline).
+            "--tract-kernels" => kernels = vigil::vision::centerface::Kernels::Tract,
             // tract's gates for splitting one operation across threads, to
             // find values that suit this model (see vision::centerface).
             "--panel-threshold" => tract_linalg::multithread::set_threading_panel_threshold(
@@ -71,8 +82,12 @@ fn main() -> anyhow::Result<()> {
             threads: t,
             ..DetectorConfig::default()
         };
-        let detector = Detector::load(&models_dir, config)?;
+        let detector = Detector::load_with_kernels(&models_dir, config, kernels)?;
         for &size in &sizes {
+            if profile {
+                print_profile(&detector, &images, size as u32, t, reps)?;
+                continue;
+            }
             let params = vigil::vision::DetectParams {
                 max_side: size as u32,
                 ..detector.params()
@@ -104,5 +119,63 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Sums each operator kind's time over `reps` passes of every image and
+/// prints them as JSON lines, largest first, as ms per image.
+fn print_profile(
+    detector: &Detector,
+    images: &[image::RgbImage],
+    max_side: u32,
+    threads: usize,
+    reps: usize,
+) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    for img in images {
+        detector.profile(img, max_side)?;
+    }
+    let mut by_op: HashMap<String, (f64, usize)> = HashMap::new();
+    let mut by_node: HashMap<String, (String, f64)> = HashMap::new();
+    for _ in 0..reps {
+        for img in images {
+            for node in detector.profile(img, max_side)? {
+                let ms = node.elapsed.as_secs_f64() * 1000.0;
+                let entry = by_op.entry(node.op.clone()).or_default();
+                entry.0 += ms;
+                entry.1 += 1;
+                by_node
+                    .entry(node.name)
+                    .or_insert((format!("{} {}", node.op, node.detail), 0.0))
+                    .1 += ms;
+            }
+        }
+    }
+    let runs = (reps * images.len()) as f64;
+    let total: f64 = by_op.values().map(|(ms, _)| ms).sum::<f64>() / runs;
+    let mut ops: Vec<_> = by_op.into_iter().collect();
+    ops.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (op, (ms, count)) in ops {
+        println!(
+            "{}",
+            serde_json::json!({
+                "max_side": max_side, "threads": threads, "op": op,
+                "ms_per_image": ms / runs, "nodes": (count as f64 / runs),
+                "share": ms / runs / total,
+            })
+        );
+    }
+    let mut nodes: Vec<_> = by_node.into_iter().collect();
+    nodes.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    for (name, (op, ms)) in nodes.into_iter().take(25) {
+        println!(
+            "{}",
+            serde_json::json!({"max_side": max_side, "threads": threads, "node": name, "op": op, "ms_per_image": ms / runs})
+        );
+    }
+    println!(
+        "{}",
+        serde_json::json!({"max_side": max_side, "threads": threads, "total_ms_per_image": total})
+    );
     Ok(())
 }

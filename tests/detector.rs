@@ -232,3 +232,55 @@ fn cli_reports_good_images_and_fails_on_unreadable_ones() {
     let img = image::load_from_memory(&jpeg).unwrap();
     assert_eq!((img.width(), img.height()), (512, 512));
 }
+
+/// vigil's own 1×1 convolution kernel (vision::pointwise) must compute what
+/// tract computes: every value of the four output maps, on real photos, at
+/// several input shapes, one and two threads.
+#[test]
+fn vigil_kernels_agree_with_tracts() {
+    use vigil::vision::centerface::{CenterFaceNet, Kernels, INPUT_MULTIPLE};
+    use vigil::vision::geometry::Letterbox;
+    use vigil::vision::pointwise::Isa;
+    use vigil::vision::preprocess::to_input_tensor;
+
+    let bytes = std::fs::read(models_dir().join("centerface.onnx")).expect("run `make models`");
+    for threads in [1, 2] {
+        let ours = CenterFaceNet::from_onnx_bytes(&bytes, threads, 4, Kernels::Vigil).unwrap();
+        let tracts = CenterFaceNet::from_onnx_bytes(&bytes, threads, 4, Kernels::Tract).unwrap();
+        for (name, max_side) in [("astronaut.png", 640), ("chelsea.png", 320), ("coffee.png", 416)] {
+            let image = decode_image(&asset(name), &ImageLimits::default()).unwrap();
+            let (w, h) = image.dimensions();
+            let lb = Letterbox::fit(w, h, max_side, INPUT_MULTIPLE);
+            let input = to_input_tensor(&image, &lb).unwrap();
+            if Isa::detect() != Isa::Portable {
+                let nodes = ours.profile(input.clone()).unwrap();
+                let swapped = nodes.iter().filter(|n| n.op == "VigilPointwiseConv").count();
+                assert_eq!(
+                    swapped, 41,
+                    "CenterFace has 41 1×1 convolutions, {swapped} use vigil's kernel"
+                );
+            }
+            let a = ours.run(input.clone()).unwrap();
+            let b = tracts.run(input).unwrap();
+            for (map, x, y) in [
+                ("heatmap", &a.heatmap, &b.heatmap),
+                ("scale", &a.scale, &b.scale),
+                ("offset", &a.offset, &b.offset),
+                ("landmarks", &a.landmarks, &b.landmarks),
+            ] {
+                let x = x.to_plain_array_view::<f32>().unwrap();
+                let y = y.to_plain_array_view::<f32>().unwrap();
+                assert_eq!(x.shape(), y.shape(), "{name} {map}");
+                let worst = x
+                    .iter()
+                    .zip(y.iter())
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    worst < 1e-3,
+                    "{name} at {max_side}, {threads} thread(s): {map} differs by up to {worst}"
+                );
+            }
+        }
+    }
+}

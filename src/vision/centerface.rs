@@ -17,6 +17,18 @@ const STRIDE: f32 = 4.0;
 
 type Plan = Arc<TypedRunnableModel>;
 
+/// Whose operators run the network's 1×1 convolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// vigil's channel-last kernel where the CPU has one (AVX-512), tract's
+    /// elsewhere (see [`super::pointwise`]).
+    #[default]
+    Vigil,
+    /// tract's everywhere: the baseline for `make bench-detector` and the
+    /// reference the tests compare vigil's kernel with.
+    Tract,
+}
+
 /// The parsed network plus a bounded cache of plans optimised for concrete
 /// input shapes.
 ///
@@ -27,12 +39,13 @@ type Plan = Arc<TypedRunnableModel>;
 /// `2 * max_side / 32` shapes in practice (the cache's capacity bounds memory
 /// if clients send many odd aspect ratios).
 pub struct CenterFaceNet {
-    /// Typed and decluttered once with symbolic height and width; only the
-    /// shape-specific optimisation is repeated per shape.
+    /// Typed once with symbolic height and width; the shape-specific
+    /// rewriting and optimisation is repeated per shape.
     generic: TypedModel,
     height: Symbol,
     width: Symbol,
     options: RunOptions,
+    kernels: Kernels,
     plans: PlanCache,
 }
 
@@ -55,7 +68,12 @@ pub struct RawOutputs {
 impl CenterFaceNet {
     /// Parses the ONNX bytes. `threads` > 1 runs matrix products on a private
     /// rayon pool of that size, shared by all concurrent inferences.
-    pub fn from_onnx_bytes(bytes: &[u8], threads: usize, cache_capacity: usize) -> TractResult<Self> {
+    pub fn from_onnx_bytes(
+        bytes: &[u8],
+        threads: usize,
+        cache_capacity: usize,
+        kernels: Kernels,
+    ) -> TractResult<Self> {
         let mut model = tract_onnx::onnx().model_for_read(&mut std::io::Cursor::new(bytes))?;
         // The file declares fixed output sizes for one input size; the real
         // ones follow from the input, as in the reference implementation
@@ -75,7 +93,9 @@ impl CenterFaceNet {
             ])
             .into(),
         )?;
-        let generic = model.into_typed()?.into_decluttered()?;
+        // Not decluttered yet: decluttering lowers the 1×1 convolutions that
+        // `build_plan` replaces with vigil's own operator.
+        let generic = model.into_typed()?;
         ensure!(
             generic.outputs.len() == 4,
             "CenterFace has 4 outputs, this model has {}",
@@ -90,6 +110,7 @@ impl CenterFaceNet {
                 executor,
                 ..RunOptions::default()
             },
+            kernels,
             plans: PlanCache::new(cache_capacity.max(1)),
         })
     }
@@ -101,6 +122,10 @@ impl CenterFaceNet {
             (self.width.clone(), TDim::Val(width as i64)),
         ]);
         let mut model = self.generic.set_symbols(&subs)?;
+        let pointwise = match self.kernels {
+            Kernels::Vigil => super::pointwise::swap_in(&mut model)?,
+            Kernels::Tract => 0,
+        };
         // Channel-last convolutions: tract's depthwise kernel vectorises
         // over channels only in NHWC, and CenterFace's MobileNetV2 backbone
         // is mostly depthwise. Measured at 640×480, one thread: 332 → 260 ms
@@ -115,6 +140,7 @@ impl CenterFaceNet {
         tracing::debug!(
             height,
             width,
+            pointwise,
             ms = started.elapsed().as_millis() as u64,
             "optimised CenterFace plan"
         );
@@ -157,6 +183,45 @@ impl CenterFaceNet {
     pub fn cached_plans(&self) -> usize {
         self.plans.len()
     }
+
+    /// Runs the network once and times every node of the optimised plan,
+    /// for `make bench-detector`'s `--profile`: where the time goes decides
+    /// which tract knob or transform is worth trying.
+    pub fn profile(&self, input: Tensor) -> TractResult<Vec<NodeTime>> {
+        let shape = input.shape();
+        let plan = self.plan(shape[2], shape[3])?;
+        let mut state = TypedSimpleState::new(&plan)?;
+        let mut times = Vec::with_capacity(plan.model().nodes.len());
+        state.run_plan_with_eval(tvec![input.into_tvalue()], |ctx, op_state, node, inputs| {
+            let started = Instant::now();
+            let outputs = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+            times.push(NodeTime {
+                name: node.name.clone(),
+                op: node.op().name().to_string(),
+                detail: format!(
+                    "{} -> {:?}",
+                    node.op().info().unwrap_or_default().join("; "),
+                    outputs
+                        .as_ref()
+                        .ok()
+                        .map(|o| o.iter().map(|v| v.shape().to_vec()).collect::<Vec<_>>())
+                ),
+                elapsed: started.elapsed(),
+            });
+            outputs
+        })?;
+        Ok(times)
+    }
+}
+
+/// One node's share of an inference (see [`CenterFaceNet::profile`]).
+#[derive(Debug, Clone)]
+pub struct NodeTime {
+    pub name: String,
+    pub op: String,
+    /// tract's description of the node (kernel, geometry) and output shapes.
+    pub detail: String,
+    pub elapsed: std::time::Duration,
 }
 
 /// Turns the output maps into faces in network-input pixels, exactly as the

@@ -7,7 +7,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::centerface::{self, CenterFaceNet, INPUT_MULTIPLE};
+use super::centerface::{self, CenterFaceNet, Kernels, INPUT_MULTIPLE};
 use super::geometry::{Face, Letterbox};
 use super::image_input::{decode_image, ImageLimits};
 use super::model::{self, ModelError};
@@ -82,14 +82,25 @@ impl Detector {
     /// Loads `centerface.onnx` from `models_dir`, refusing a missing or
     /// altered file with an error that says to run `make models`.
     pub fn load(models_dir: &Path, config: DetectorConfig) -> Result<Self, ModelError> {
+        Self::load_with_kernels(models_dir, config, Kernels::default())
+    }
+
+    /// [`Detector::load`] choosing whose convolution kernels run (for the
+    /// benchmark's baseline and the tests).
+    pub fn load_with_kernels(
+        models_dir: &Path,
+        config: DetectorConfig,
+        kernels: Kernels,
+    ) -> Result<Self, ModelError> {
         let path = models_dir.join(model::CENTERFACE_FILE);
         let bytes = model::read_verified(&path, model::CENTERFACE_SHA256)?;
         let started = Instant::now();
-        let net = CenterFaceNet::from_onnx_bytes(&bytes, config.threads.max(1), config.plan_cache_size)
-            .map_err(|e| ModelError::Load {
-                path: path.clone(),
-                message: format!("{e:?}"),
-            })?;
+        let net =
+            CenterFaceNet::from_onnx_bytes(&bytes, config.threads.max(1), config.plan_cache_size, kernels)
+                .map_err(|e| ModelError::Load {
+                    path: path.clone(),
+                    message: format!("{e:?}"),
+                })?;
         tracing::info!(
             path = %path.display(),
             ms = started.elapsed().as_millis() as u64,
@@ -169,6 +180,15 @@ impl Detector {
             image_height: height,
             faces,
         })
+    }
+
+    /// Per-node times of one inference on `image` (pre-processing excluded).
+    pub fn profile(&self, image: &RgbImage, max_side: u32) -> Result<Vec<centerface::NodeTime>, VisionError> {
+        let (width, height) = image.dimensions();
+        let lb = Letterbox::fit(width.max(1), height.max(1), max_side, INPUT_MULTIPLE);
+        let inference = |e: tract_onnx::prelude::TractError| VisionError::Inference(format!("{e:?}"));
+        let input = super::preprocess::to_input_tensor(image, &lb).map_err(inference)?;
+        self.net.profile(input).map_err(inference)
     }
 
     /// Number of shape-specific plans built so far (for metrics and tests).

@@ -13,6 +13,7 @@ pub mod geometry;
 pub mod image_input;
 pub mod model;
 pub mod nms;
+pub mod pointwise;
 pub mod pool;
 pub mod preprocess;
 
