@@ -233,14 +233,14 @@ fn cli_reports_good_images_and_fails_on_unreadable_ones() {
     assert_eq!((img.width(), img.height()), (512, 512));
 }
 
-/// vigil's own 1×1 convolution kernel (vision::pointwise) must compute what
+/// vigil's own convolution kernels (vision::kernels) must compute what
 /// tract computes: every value of the four output maps, on real photos, at
 /// several input shapes, one and two threads.
 #[test]
 fn vigil_kernels_agree_with_tracts() {
     use vigil::vision::centerface::{CenterFaceNet, Kernels, INPUT_MULTIPLE};
     use vigil::vision::geometry::Letterbox;
-    use vigil::vision::pointwise::Isa;
+    use vigil::vision::kernels::Isa;
     use vigil::vision::preprocess::to_input_tensor;
 
     let bytes = std::fs::read(models_dir().join("centerface.onnx")).expect("run `make models`");
@@ -254,10 +254,15 @@ fn vigil_kernels_agree_with_tracts() {
             let input = to_input_tensor(&image, &lb).unwrap();
             if Isa::detect() != Isa::Portable {
                 let nodes = ours.profile(input.clone()).unwrap();
-                let swapped = nodes.iter().filter(|n| n.op == "VigilPointwiseConv").count();
+                let count = |op: &str| nodes.iter().filter(|n| n.op == op).count();
+                let (pointwise, depthwise) = (count("VigilPointwiseConv"), count("VigilDepthwiseConv"));
                 assert_eq!(
-                    swapped, 41,
-                    "CenterFace has 41 1×1 convolutions, {swapped} use vigil's kernel"
+                    pointwise, 41,
+                    "CenterFace has 41 1×1 convolutions, {pointwise} use vigil's kernel"
+                );
+                assert_eq!(
+                    depthwise, 17,
+                    "CenterFace has 17 depthwise ones, {depthwise} use vigil's kernel"
                 );
             }
             let a = ours.run(input.clone()).unwrap();

@@ -21,7 +21,7 @@ type Plan = Arc<TypedRunnableModel>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
     /// vigil's channel-last kernel where the CPU has one (AVX-512), tract's
-    /// elsewhere (see [`super::pointwise`]).
+    /// elsewhere (see [`super::kernels`]).
     #[default]
     Vigil,
     /// tract's everywhere: the baseline for `make bench-detector` and the
@@ -123,7 +123,7 @@ impl CenterFaceNet {
         ]);
         let mut model = self.generic.set_symbols(&subs)?;
         let pointwise = match self.kernels {
-            Kernels::Vigil => super::pointwise::swap_in(&mut model)?,
+            Kernels::Vigil => super::kernels::swap_in(&mut model)?,
             Kernels::Tract => 0,
         };
         // Channel-last convolutions: tract's depthwise kernel vectorises

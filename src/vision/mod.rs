@@ -11,9 +11,9 @@ pub mod draw;
 pub mod eval;
 pub mod geometry;
 pub mod image_input;
+pub mod kernels;
 pub mod model;
 pub mod nms;
-pub mod pointwise;
 pub mod pool;
 pub mod preprocess;
 

@@ -1,27 +1,11 @@
-//! vigil's own operator for CenterFace's 1×1 convolutions, swapped into the
-//! tract graph before it is optimised.
-//!
-//! Why: profiling the optimised plan per node (`cargo bench --bench
-//! detector -- --profile`) showed tract lowering these convolutions, which are most of
-//! MobileNetV2's arithmetic, to matrix products with the pixels on the
-//! kernel's vector axis. With channel-last activations that axis is strided
-//! in the output, so every result is stored one float at a time, and the
-//! activations are repacked before each product: the 16→96 expansion at
-//! 320×240 took 17 ms where onnxruntime takes 7. This operator keeps the
-//! output channels on the vector axis instead (see [`kernel`]).
-//!
-//! Everything else (depthwise and 3×3 convolutions, the decoder head) stays
-//! tract's. The operator is used only where it has a fast kernel (AVX-512);
-//! elsewhere the graph is left as it was.
-
-pub mod kernel;
-
+//! [`PointwiseConv`]: a channel-last 1×1 convolution with its bias and ReLU,
+//! and the rule that swaps it in for tract's `Conv`.
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-pub use kernel::{Activation, Isa, PackedWeights};
+use super::pointwise_kernel::{self as kernel, PackedWeights};
+use super::{activation, channel_last_patch, const_f32, following_relu, Activation, Isa};
 
 /// A channel-last 1×1 convolution with its bias and, optionally, the ReLU
 /// that follows it: `[.., cin]` in, `[.., cout]` out.
@@ -131,36 +115,14 @@ impl TypedOp for PointwiseConv {
     as_op!();
 }
 
-/// Replaces every eligible ONNX-style 1×1 convolution of `model` (NCHW, f32,
-/// stride 1, one group, constant weights) by [`PointwiseConv`] between two
-/// axis moves, folding a following ReLU into it. Returns how many were
-/// replaced; nothing is done (0) when this CPU has no fast kernel.
-///
-/// Run on the typed model before decluttering: the declutter pass then
-/// cancels the moves between neighbouring channel-last operators.
-pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
-    let isa = Isa::detect();
-    if isa == Isa::Portable {
-        return Ok(0);
-    }
-    let before = count(model);
-    Rewriter::<()>::default()
-        .with_rule_for("vigil-pointwise", move |_, model, node, name, conv: &Conv| {
-            rule(isa, model, node, name, conv)
-        })
-        .rewrite(&(), model)?;
-    Ok(count(model) - before)
-}
-
-fn count(model: &TypedModel) -> usize {
-    model.nodes.iter().filter(|n| n.op_is::<PointwiseConv>()).count()
-}
-
-fn rule(
+/// Replaces an ONNX-style 1×1 convolution (NCHW, f32, stride 1, one group,
+/// constant weights) and the ReLU after it by [`PointwiseConv`] between two
+/// axis moves.
+pub(super) fn rule(
     isa: Isa,
     model: &TypedModel,
     node: &TypedNode,
-    name: &str,
+    _name: &str,
     conv: &Conv,
 ) -> TractResult<Option<TypedModelPatch>> {
     let spec = &conv.pool_spec;
@@ -174,65 +136,14 @@ fn rule(
     // Same spatial size in and out: no padding to emulate.
     rule_if!(x.shape[2..] == y.shape[2..]);
     let (cout, cin) = (spec.output_channels, spec.input_channels);
-    rule_if_some!(kernel = model.outlet_fact(node.inputs[1])?.konst.clone());
-    rule_if_some!(bias = model.outlet_fact(node.inputs[2])?.konst.clone());
-    rule_if!(kernel.len() == cout * cin && kernel.datum_type() == f32::datum_type());
-    rule_if!(bias.datum_type() == f32::datum_type() && (bias.len() == cout || bias.len() == 1));
-    let kernel = kernel.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
-    let bias = bias.try_as_plain_ram()?.as_slice::<f32>()?;
-    let bias: Vec<f32> = if bias.len() == cout {
-        bias.to_vec()
-    } else {
-        vec![bias[0]; cout]
-    };
+    rule_if_some!(kernel = const_f32(model, node.inputs[1], cout * cin)?);
+    rule_if_some!(bias = const_f32(model, node.inputs[2], cout)?);
 
     let relu = following_relu(model, node)?;
-    let activation = if relu.is_some() {
-        Activation::Relu
-    } else {
-        Activation::Identity
-    };
-    let op = PointwiseConv::new(PackedWeights::new(&kernel, &bias, cout, cin), activation, isa);
-
-    let mut patch = TypedModelPatch::default();
-    let input = patch.tap_model(model, node.inputs[0])?;
-    let nhwc = patch.wire_node(format!("{name}.nhwc_in"), AxisOp::Move(1, 3), &[input])?;
-    let conv = patch.wire_node(format!("{name}.pointwise"), op, &nhwc)?;
-    let nchw = patch.wire_node(format!("{name}.nhwc_out"), AxisOp::Move(3, 1), &conv)?;
-    let replaced = relu.unwrap_or(node.id.into());
-    patch.shunt_outside(model, replaced, nchw[0])?;
-    Ok(Some(patch))
-}
-
-/// The output of the ReLU applied to `conv`'s output when that ReLU is the
-/// conv's only consumer (as tract imports ONNX `Relu`: `max(x, 0)`).
-fn following_relu(model: &TypedModel, conv: &TypedNode) -> TractResult<Option<OutletId>> {
-    let outlet: OutletId = conv.id.into();
-    if model.output_outlets()?.contains(&outlet) {
-        return Ok(None);
-    }
-    let [succ] = conv.outputs[0].successors.as_slice() else {
-        return Ok(None);
-    };
-    let next = model.node(succ.node);
-    let Some(bin) = next.op_as::<TypedBinOp>() else {
-        return Ok(None);
-    };
-    if bin.0.name() != "Max" || next.inputs.len() != 2 {
-        return Ok(None);
-    }
-    let other = next.inputs[1 - succ.slot];
-    let is_zero = model
-        .outlet_fact(other)?
-        .konst
-        .as_ref()
-        .and_then(|k| {
-            k.try_as_plain_ram()
-                .ok()?
-                .as_slice::<f32>()
-                .ok()
-                .map(|s| s.iter().all(|v| *v == 0.0))
-        })
-        .unwrap_or(false);
-    Ok(is_zero.then(|| next.id.into()))
+    let op = PointwiseConv::new(
+        PackedWeights::new(&kernel, &bias, cout, cin),
+        activation(relu),
+        isa,
+    );
+    channel_last_patch(model, node, relu, op).map(Some)
 }

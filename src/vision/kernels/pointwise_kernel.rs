@@ -7,16 +7,7 @@
 //! blocks so one AVX-512 register holds 16 output channels; each input value
 //! is broadcast straight from `x`, so the activations are never repacked.
 
-/// What is applied to each output value after the bias.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Identity,
-    /// `max(v, 0)`, ONNX `Relu`.
-    Relu,
-}
-
-/// Output channels per block: one AVX-512 register of f32.
-pub const LANES: usize = 16;
+use super::{Activation, Isa, LANES};
 
 /// The weights and bias of one 1×1 convolution, packed as `[block][input
 /// channel][LANES]` with the last block zero-padded.
@@ -87,26 +78,6 @@ impl PackedWeights {
     }
 }
 
-/// Which implementation [`run`] uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// Plain Rust, for any CPU (and as the reference in tests).
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    /// The fastest implementation this CPU runs.
-    pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        Isa::Portable
-    }
-}
-
 /// Computes `out` (`pixels × cout`) from `x` (`pixels × cin`).
 pub fn run(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], isa: Isa) {
     assert_eq!(x.len() % w.cin.max(1), 0, "x must hold whole pixels");
@@ -137,10 +108,7 @@ fn portable(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], pixe
             for (i, v) in row.iter().enumerate() {
                 acc += v * w.weight(o, i);
             }
-            out[p * w.cout + o] = match act {
-                Activation::Identity => acc,
-                Activation::Relu => acc.max(0.0),
-            };
+            out[p * w.cout + o] = act.apply(acc);
         }
     }
 }

@@ -1,0 +1,164 @@
+//! [`DepthwiseConv`]: a channel-last depthwise 3×3 convolution (padding 1,
+//! stride 1 or 2) with its bias and ReLU, and the rule that swaps it in for
+//! tract's `Conv`.
+
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::depthwise_kernel::{self as kernel, DepthwiseWeights, Input};
+use super::{activation, channel_last_patch, const_f32, following_relu, Activation, Isa};
+
+/// `[n, h, w, c]` in, `[n, ⌈h/s⌉, ⌈w/s⌉, c]` out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepthwiseConv {
+    weights: Arc<DepthwiseWeights>,
+    activation: Activation,
+    isa: Isa,
+}
+
+impl DepthwiseConv {
+    pub fn new(weights: DepthwiseWeights, activation: Activation, isa: Isa) -> Self {
+        Self {
+            weights: Arc::new(weights),
+            activation,
+            isa,
+        }
+    }
+}
+
+impl Op for DepthwiseConv {
+    fn name(&self) -> StaticName {
+        "VigilDepthwiseConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "3×3 on {} channels, stride {}, {:?}, {:?}",
+            self.weights.channels(),
+            self.weights.stride(),
+            self.activation,
+            self.isa
+        )])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for DepthwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = args_1!(inputs);
+        let c = self.weights.channels();
+        let &[n, h, w, xc] = x.shape() else {
+            bail!("VigilDepthwiseConv wants [n, h, w, c], got {:?}", x.shape());
+        };
+        ensure!(
+            x.datum_type() == f32::datum_type() && xc == c && h > 0 && w > 0,
+            "VigilDepthwiseConv wants f32 [n, h, w, {c}], got {:?} {:?}",
+            x.datum_type(),
+            x.shape()
+        );
+        let (ho, wo) = (self.weights.output_size(h), self.weights.output_size(w));
+        let view = x.try_as_plain_ram()?;
+        let input = Input {
+            data: view.as_slice::<f32>()?,
+            height: h,
+            width: w,
+        };
+        // SAFETY: `run_rows` writes every element (all rows, all columns,
+        // all channels) before the tensor is read.
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&[n, ho, wo, c])? };
+        let out = unsafe { output.as_slice_mut_unchecked::<f32>() };
+        // Output rows are independent: threads take whole rows, so results
+        // do not depend on the thread count.
+        let work = out.len() * 9;
+        tract_linalg::multithread::par_chunks_mut(out, wo * c, work, |first, rows| {
+            kernel::run_rows(&self.weights, self.activation, input, rows, first, self.isa);
+            Ok(())
+        })?;
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for DepthwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let x = inputs[0];
+        ensure!(
+            x.datum_type == f32::datum_type() && x.rank() == 4,
+            "VigilDepthwiseConv runs on f32 [n, h, w, c]"
+        );
+        ensure!(
+            x.shape[3] == self.weights.channels().to_dim(),
+            "VigilDepthwiseConv expects {} channels last, got {:?}",
+            self.weights.channels(),
+            x.shape
+        );
+        let s = self.weights.stride() as u64;
+        let shape = [
+            x.shape[0].clone(),
+            x.shape[1].clone().div_ceil(s),
+            x.shape[2].clone().div_ceil(s),
+            x.shape[3].clone(),
+        ];
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let out = self.output_facts(inputs)?.remove(0);
+        Ok(tvec!((Cost::FMA(f32::datum_type()), out.shape.volume() * 9)))
+    }
+
+    as_op!();
+}
+
+/// Replaces an ONNX-style depthwise 3×3 convolution (NCHW, f32, one group
+/// per channel, padding 1, stride 1 or 2, constant weights) and the ReLU
+/// after it by [`DepthwiseConv`] between two axis moves.
+pub(super) fn rule(
+    isa: Isa,
+    model: &TypedModel,
+    node: &TypedNode,
+    _name: &str,
+    conv: &Conv,
+) -> TractResult<Option<TypedModelPatch>> {
+    let spec = &conv.pool_spec;
+    let c = spec.input_channels;
+    rule_if!(conv.q_params.is_none() && node.inputs.len() == 3);
+    rule_if!(conv.group == c && spec.output_channels == c && c > 1);
+    rule_if!(spec.data_format == DataFormat::NCHW && conv.kernel_fmt == KernelFormat::OIHW);
+    rule_if!(*spec.kernel_shape == [3, 3]);
+    rule_if!(spec.dilations.as_ref().is_none_or(|d| d.iter().all(|&d| d == 1)));
+    let stride = match spec.strides.as_deref() {
+        None | Some([1, 1]) => 1,
+        Some([2, 2]) => 2,
+        _ => return Ok(None),
+    };
+    let one = |p: &[usize]| p == [1, 1];
+    rule_if!(match &spec.padding {
+        PaddingSpec::Explicit(before, after) => one(before) && one(after),
+        PaddingSpec::ExplicitOnnxPool(before, after, _) => one(before) && one(after),
+        _ => false,
+    });
+    let x = model.outlet_fact(node.inputs[0])?;
+    rule_if!(x.datum_type == f32::datum_type() && x.rank() == 4);
+    // The output size must be what padding 1 gives (⌈size / stride⌉).
+    let y = &node.outputs[0].fact;
+    let s = stride as u64;
+    rule_if!(y.shape[2] == x.shape[2].clone().div_ceil(s) && y.shape[3] == x.shape[3].clone().div_ceil(s));
+    rule_if_some!(kernel = const_f32(model, node.inputs[1], c * 9)?);
+    rule_if_some!(bias = const_f32(model, node.inputs[2], c)?);
+
+    let relu = following_relu(model, node)?;
+    let op = DepthwiseConv::new(
+        DepthwiseWeights::new(&kernel, &bias, c, stride),
+        activation(relu),
+        isa,
+    );
+    channel_last_patch(model, node, relu, op).map(Some)
+}

@@ -1,0 +1,183 @@
+//! vigil's own operators for CenterFace's convolutions, swapped into the
+//! tract graph before it is optimised.
+//!
+//! Why: profiling the optimised plan per node (`cargo bench --bench detector
+//! -- --profile`) showed where tract lost to onnxruntime on this network:
+//! - tract lowers the 1×1 convolutions, most of MobileNetV2's arithmetic, to
+//!   matrix products with the pixels on the kernel's vector axis. With
+//!   channel-last activations that axis is strided in the output, so every
+//!   result is stored one float at a time, and the activations are repacked
+//!   before each product: the 16→96 expansion at 320×240 took 17 ms where
+//!   onnxruntime takes 7. [`PointwiseConv`] keeps the output channels on the
+//!   vector axis instead.
+//! - tract's depthwise convolution splits channels between threads, so with
+//!   two threads each one walks the whole image for half the channels and the
+//!   pair is slower than one thread alone. [`DepthwiseConv`] splits rows.
+//!
+//! Both fold the ReLU that follows them. Everything else (the first 3×3
+//! convolution, the decoder head, the transposed convolutions) stays tract's.
+//! The operators are used only where they have a fast kernel (AVX-512);
+//! elsewhere the graph is left as it was.
+
+mod depthwise;
+mod depthwise_kernel;
+mod pointwise;
+mod pointwise_kernel;
+
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::Conv;
+
+pub use depthwise::DepthwiseConv;
+pub use depthwise_kernel::DepthwiseWeights;
+pub use pointwise::PointwiseConv;
+pub use pointwise_kernel::PackedWeights;
+
+/// f32 lanes of one AVX-512 register: channels are processed in blocks of this many.
+pub const LANES: usize = 16;
+
+/// What is applied to each output value after the bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    /// `max(v, 0)`, ONNX `Relu`.
+    Relu,
+}
+
+impl Activation {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::Identity => v,
+            Activation::Relu => v.max(0.0),
+        }
+    }
+}
+
+/// Which implementation the kernels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain Rust, for any CPU (and the reference in tests).
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    /// The fastest implementation this CPU runs.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        Isa::Portable
+    }
+}
+
+/// Replaces every convolution of `model` that one of vigil's operators
+/// handles, with the ReLU that follows it. Returns how many were replaced;
+/// nothing is done (0) when this CPU has no fast kernel.
+///
+/// Run on the typed model before decluttering: the declutter pass then
+/// cancels the axis moves between neighbouring channel-last operators.
+pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
+    let isa = Isa::detect();
+    if isa == Isa::Portable {
+        return Ok(0);
+    }
+    let ours = |m: &TypedModel| {
+        m.nodes
+            .iter()
+            .filter(|n| n.op_is::<PointwiseConv>() || n.op_is::<DepthwiseConv>())
+            .count()
+    };
+    let before = ours(model);
+    Rewriter::<()>::default()
+        .with_rule_for("vigil-pointwise", move |_, model, node, name, conv: &Conv| {
+            pointwise::rule(isa, model, node, name, conv)
+        })
+        .with_rule_for("vigil-depthwise", move |_, model, node, name, conv: &Conv| {
+            depthwise::rule(isa, model, node, name, conv)
+        })
+        .rewrite(&(), model)?;
+    Ok(ours(model) - before)
+}
+
+/// The f32 values of a constant input with `len` elements (or one, then
+/// repeated), or `None` when the input is not such a constant.
+fn const_f32(model: &TypedModel, outlet: OutletId, len: usize) -> TractResult<Option<Vec<f32>>> {
+    let Some(value) = model.outlet_fact(outlet)?.konst.clone() else {
+        return Ok(None);
+    };
+    if value.datum_type() != f32::datum_type() || (value.len() != len && value.len() != 1) {
+        return Ok(None);
+    }
+    let values = value.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+    Ok(Some(if values.len() == len {
+        values
+    } else {
+        vec![values[0]; len]
+    }))
+}
+
+/// The output of the ReLU applied to `conv`'s output when that ReLU is the
+/// conv's only consumer (as tract imports ONNX `Relu`: `max(x, 0)`).
+fn following_relu(model: &TypedModel, conv: &TypedNode) -> TractResult<Option<OutletId>> {
+    let outlet: OutletId = conv.id.into();
+    if model.output_outlets()?.contains(&outlet) {
+        return Ok(None);
+    }
+    let [succ] = conv.outputs[0].successors.as_slice() else {
+        return Ok(None);
+    };
+    let next = model.node(succ.node);
+    let Some(bin) = next.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    if bin.0.name() != "Max" || next.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let other = next.inputs[1 - succ.slot];
+    let zero = model
+        .outlet_fact(other)?
+        .konst
+        .as_ref()
+        .and_then(|k| {
+            k.try_as_plain_ram()
+                .ok()?
+                .as_slice::<f32>()
+                .ok()
+                .map(|s| s.iter().all(|v| *v == 0.0))
+        })
+        .unwrap_or(false);
+    Ok(zero.then(|| next.id.into()))
+}
+
+/// The patch that runs `op` channel-last in place of the NCHW `conv` (and
+/// of the ReLU folded into `op`, if any): move channels last, run, move them
+/// back. Consecutive channel-last operators leave back-to-back moves that the
+/// declutter pass removes.
+fn channel_last_patch(
+    model: &TypedModel,
+    conv: &TypedNode,
+    relu: Option<OutletId>,
+    op: impl TypedOp,
+) -> TractResult<TypedModelPatch> {
+    let name = &conv.name;
+    let mut patch = TypedModelPatch::default();
+    let input = patch.tap_model(model, conv.inputs[0])?;
+    let nhwc = patch.wire_node(format!("{name}.nhwc_in"), AxisOp::Move(1, 3), &[input])?;
+    let out = patch.wire_node(format!("{name}.vigil"), op, &nhwc)?;
+    let nchw = patch.wire_node(format!("{name}.nhwc_out"), AxisOp::Move(3, 1), &out)?;
+    patch.shunt_outside(model, relu.unwrap_or(conv.id.into()), nchw[0])?;
+    Ok(patch)
+}
+
+/// [`Activation::Relu`] when `relu` was found, for the operators' constructors.
+fn activation(relu: Option<OutletId>) -> Activation {
+    if relu.is_some() {
+        Activation::Relu
+    } else {
+        Activation::Identity
+    }
+}
