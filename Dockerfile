@@ -10,7 +10,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY crates ./crates
 COPY src ./src
+# Cargo reads every target the manifest declares, benches included.
+COPY benches ./benches
 COPY migrations ./migrations
 COPY static ./static
 COPY models/manifest.toml ./models/manifest.toml

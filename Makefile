@@ -42,11 +42,11 @@ run: deps venv models
 	scripts/with-database.sh -- $(TARGET_DIR)/release/vigil serve
 
 test: deps venv models test-assets
-	scripts/with-database.sh --ephemeral -- $(CARGO) test --lib --bins --tests
+	scripts/with-database.sh --ephemeral -- $(CARGO) test --workspace --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

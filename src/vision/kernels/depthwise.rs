@@ -6,8 +6,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::depthwise_kernel::{self as kernel, DepthwiseWeights, Input};
 use super::{activation, channel_last_patch, const_f32, following_relu, Activation, Isa};
+use vigil_kernels::depthwise::{self as kernel, DepthwiseWeights, Input};
 
 /// `[n, h, w, c]` in, `[n, ⌈h/s⌉, ⌈w/s⌉, c]` out.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,62 +17,19 @@
 //! Both fold the ReLU that follows them. Everything else (the first 3×3
 //! convolution, the decoder head, the transposed convolutions) stays tract's.
 //! The operators are used only where they have a fast kernel (AVX-512);
-//! elsewhere the graph is left as it was.
+//! elsewhere the graph is left as it was. Their arithmetic is in the
+//! `vigil-kernels` crate; this module is the tract glue.
 
 mod depthwise;
-mod depthwise_kernel;
 mod pointwise;
-mod pointwise_kernel;
 
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::Conv;
 
 pub use depthwise::DepthwiseConv;
-pub use depthwise_kernel::DepthwiseWeights;
 pub use pointwise::PointwiseConv;
-pub use pointwise_kernel::PackedWeights;
-
-/// f32 lanes of one AVX-512 register: channels are processed in blocks of this many.
-pub const LANES: usize = 16;
-
-/// What is applied to each output value after the bias.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Identity,
-    /// `max(v, 0)`, ONNX `Relu`.
-    Relu,
-}
-
-impl Activation {
-    #[inline(always)]
-    fn apply(self, v: f32) -> f32 {
-        match self {
-            Activation::Identity => v,
-            Activation::Relu => v.max(0.0),
-        }
-    }
-}
-
-/// Which implementation the kernels use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// Plain Rust, for any CPU (and the reference in tests).
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    /// The fastest implementation this CPU runs.
-    pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        Isa::Portable
-    }
-}
+pub use vigil_kernels::{Activation, Isa};
 
 /// Replaces every convolution of `model` that one of vigil's operators
 /// handles, with the ReLU that follows it. Returns how many were replaced;

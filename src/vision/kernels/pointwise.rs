@@ -4,8 +4,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::pointwise_kernel::{self as kernel, PackedWeights};
 use super::{activation, channel_last_patch, const_f32, following_relu, Activation, Isa};
+use vigil_kernels::pointwise::{self as kernel, PackedWeights};
 
 /// A channel-last 1×1 convolution with its bias and, optionally, the ReLU
 /// that follows it: `[.., cin]` in, `[.., cout]` out.
