@@ -264,6 +264,11 @@ fn vigil_kernels_agree_with_tracts() {
                     depthwise, 17,
                     "CenterFace has 17 depthwise ones, {depthwise} use vigil's kernel"
                 );
+                let dense = count("VigilDenseConv3x3");
+                assert_eq!(
+                    dense, 2,
+                    "CenterFace has 2 dense 3×3 ones, {dense} use vigil's kernel"
+                );
             }
             let a = ours.run(input.clone()).unwrap();
             let b = tracts.run(input).unwrap();

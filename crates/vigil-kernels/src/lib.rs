@@ -8,6 +8,7 @@
 //! optimised without optimising all of vigil: at opt-level 0 the vector code
 //! is many times slower.
 
+pub mod dense;
 pub mod depthwise;
 pub mod pointwise;
 

@@ -13,13 +13,18 @@
 //! - tract's depthwise convolution splits channels between threads, so with
 //!   two threads each one walks the whole image for half the channels and the
 //!   pair is slower than one thread alone. [`DepthwiseConv`] splits rows.
+//! - the first convolution's output (32 channels at half the input size)
+//!   went through a transposition to channel-last that took longer than the
+//!   convolution. [`DenseConv3x3`] reads the channel-first image and writes
+//!   channel-last; it also runs the head's 3×3 convolution.
 //!
-//! Both fold the ReLU that follows them. Everything else (the first 3×3
-//! convolution, the decoder head, the transposed convolutions) stays tract's.
+//! All three fold the ReLU that follows them. The transposed convolutions of
+//! the feature pyramid and the batch norms after them stay tract's.
 //! The operators are used only where they have a fast kernel (AVX-512);
 //! elsewhere the graph is left as it was. Their arithmetic is in the
 //! `vigil-kernels` crate; this module is the tract glue.
 
+mod dense;
 mod depthwise;
 mod pointwise;
 
@@ -27,6 +32,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::Conv;
 
+pub use dense::DenseConv3x3;
 pub use depthwise::DepthwiseConv;
 pub use pointwise::PointwiseConv;
 pub use vigil_kernels::{Activation, Isa};
@@ -45,7 +51,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     let ours = |m: &TypedModel| {
         m.nodes
             .iter()
-            .filter(|n| n.op_is::<PointwiseConv>() || n.op_is::<DepthwiseConv>())
+            .filter(|n| n.op_is::<PointwiseConv>() || n.op_is::<DepthwiseConv>() || n.op_is::<DenseConv3x3>())
             .count()
     };
     let before = ours(model);
@@ -55,6 +61,9 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
         })
         .with_rule_for("vigil-depthwise", move |_, model, node, name, conv: &Conv| {
             depthwise::rule(isa, model, node, name, conv)
+        })
+        .with_rule_for("vigil-dense", move |_, model, node, name, conv: &Conv| {
+            dense::rule(isa, model, node, name, conv)
         })
         .rewrite(&(), model)?;
     Ok(ours(model) - before)
