@@ -18,5 +18,8 @@ $(VENV)/.bench-ok: $(VENV)/.ok requirements-bench.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	touch $@
 
+# BENCH_DETECTOR_ARGS=--tract-baseline adds a column with tract's own operators.
+BENCH_DETECTOR_ARGS ?=
+
 bench-detector: models $(VENV)/.bench-ok
-	VIGIL_MODELS_DIR=$(CURDIR)/models $(PY) scripts/bench_detector.py --images $(FACES_DIR)
+	VIGIL_MODELS_DIR=$(CURDIR)/models $(PY) scripts/bench_detector.py --images $(FACES_DIR) $(BENCH_DETECTOR_ARGS)

@@ -7,6 +7,8 @@ CenterFace, decode and NMS. vigil's figures come from its release-built
 bench (`cargo bench --bench detector`), which prints JSON lines; this script
 times onnxruntime itself, then prints one table and, last,
 `ratio_vs_onnxruntime@640=X` (vigil ÷ onnxruntime, all cores).
+`--tract-baseline` adds a column for vigil with tract's own convolution
+operators only (what vigil ran before it had its own kernels).
 """
 
 from __future__ import annotations
@@ -121,10 +123,12 @@ def time_ort(model_path, images, max_side, threads, reps):
     return ms, faces
 
 
-def run_vigil(args, size, threads):
+def run_vigil(args, size, threads, tract_kernels=False):
     """vigil's ms/image and faces for one (max side, threads) from its bench."""
     bench_args = ["--images", str(args.images), "--models-dir", str(args.models_dir),
                   "--max-sides", str(size), "--threads", str(threads), "--reps", str(args.reps)]
+    if tract_kernels:
+        bench_args.append("--tract-kernels")
     if args.vigil_bench:
         cmd = [str(args.vigil_bench), *bench_args]
     else:
@@ -148,6 +152,8 @@ def main() -> int:
     parser.add_argument("--max-sides", default="320,640,1280")
     parser.add_argument("--reps", type=int, default=2,
                         help="timed passes over the images (after one warm-up pass)")
+    parser.add_argument("--tract-baseline", action="store_true",
+                        help="also time vigil with tract's own convolution operators only")
     parser.add_argument("--vigil-bench", type=Path,
                         help="a binary built by `cargo bench --no-run --bench detector` (skips cargo)")
     args = parser.parse_args()
@@ -164,16 +170,21 @@ def main() -> int:
 
     print(f"\n{len(images)} images from {args.images}, {cores} cores, "
           f"onnxruntime {ort.__version__}; ms/image (faces found)")
-    print(f"{'max side':>8} {'threads':>7} {'vigil (tract)':>16} {'onnxruntime':>16} {'ratio':>6}")
+    baseline = f" {'tract only':>16}" if args.tract_baseline else ""
+    print(f"{'max side':>8} {'threads':>7} {'vigil':>16}{baseline} {'onnxruntime':>16} {'ratio':>6}")
     ratio_at_640 = None
     for size in sizes:
         for t in threads:
             # Each pair runs back to back, so drifting load on a shared
             # machine hits both sides of a ratio alike.
             v_ms, v_faces = run_vigil(args, size, t)
+            column = ""
+            if args.tract_baseline:
+                b_ms, b_faces = run_vigil(args, size, t, tract_kernels=True)
+                column = f" {b_ms:>10.1f} ({b_faces:>3})"
             ort_ms, ort_faces = time_ort(model, images, size, t, args.reps)
             ratio = v_ms / ort_ms
-            print(f"{size:>8} {t:>7} {v_ms:>10.1f} ({v_faces:>3}) {ort_ms:>10.1f} ({ort_faces:>3}) "
+            print(f"{size:>8} {t:>7} {v_ms:>10.1f} ({v_faces:>3}){column} {ort_ms:>10.1f} ({ort_faces:>3}) "
                   f"{ratio:>6.2f}", flush=True)
             if size == 640 and t == cores:
                 ratio_at_640 = ratio

@@ -17,15 +17,15 @@ const STRIDE: f32 = 4.0;
 
 type Plan = Arc<TypedRunnableModel>;
 
-/// Whose operators run the network's 1×1 convolutions.
+/// Whose operators run the network's convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
-    /// vigil's channel-last kernel where the CPU has one (AVX-512), tract's
-    /// elsewhere (see [`super::kernels`]).
+    /// vigil's channel-last kernels where the CPU has them (AVX-512),
+    /// tract's elsewhere (see [`super::kernels`]).
     #[default]
     Vigil,
-    /// tract's everywhere: the baseline for `make bench-detector` and the
-    /// reference the tests compare vigil's kernel with.
+    /// tract's everywhere: the baseline for the detector bench and the
+    /// reference the tests compare vigil's kernels with.
     Tract,
 }
 
@@ -93,8 +93,8 @@ impl CenterFaceNet {
             ])
             .into(),
         )?;
-        // Not decluttered yet: decluttering lowers the 1×1 convolutions that
-        // `build_plan` replaces with vigil's own operator.
+        // Not decluttered yet: decluttering lowers the convolutions that
+        // `build_plan` replaces with vigil's own operators.
         let generic = model.into_typed()?;
         ensure!(
             generic.outputs.len() == 4,
@@ -122,14 +122,17 @@ impl CenterFaceNet {
             (self.width.clone(), TDim::Val(width as i64)),
         ]);
         let mut model = self.generic.set_symbols(&subs)?;
-        let pointwise = match self.kernels {
+        // vigil's operators first: they replace the convolutions they
+        // handle (all of CenterFace's on an AVX-512 CPU) before tract's own
+        // rewriting sees them.
+        let vigil_ops = match self.kernels {
             Kernels::Vigil => super::kernels::swap_in(&mut model)?,
             Kernels::Tract => 0,
         };
-        // Channel-last convolutions: tract's depthwise kernel vectorises
-        // over channels only in NHWC, and CenterFace's MobileNetV2 backbone
-        // is mostly depthwise. Measured at 640×480, one thread: 332 → 260 ms
-        // (depthwise 108 → 43 ms). Needs concrete shapes, hence done here.
+        // Channel-last for the convolutions left to tract: its depthwise
+        // kernel vectorises over channels only in NHWC. Measured at 640×480,
+        // one thread, before vigil had its own: 332 → 260 ms (depthwise
+        // 108 → 43 ms). Needs concrete shapes, hence done here.
         let nhwc = tract_onnx::tract_core::transform::get_transform("conv_nhwc")?
             .context("tract has no conv_nhwc transform")?;
         model.transform(&*nhwc)?;
@@ -140,7 +143,7 @@ impl CenterFaceNet {
         tracing::debug!(
             height,
             width,
-            pointwise,
+            vigil_ops,
             ms = started.elapsed().as_millis() as u64,
             "optimised CenterFace plan"
         );
@@ -185,10 +188,14 @@ impl CenterFaceNet {
     }
 
     /// Runs the network once and times every node of the optimised plan,
-    /// for `make bench-detector`'s `--profile`: where the time goes decides
-    /// which tract knob or transform is worth trying.
+    /// for the detector bench's `--profile`: where the time goes is what
+    /// decided which convolutions vigil runs itself.
     pub fn profile(&self, input: Tensor) -> TractResult<Vec<NodeTime>> {
         let shape = input.shape();
+        ensure!(
+            shape.len() == 4 && shape[0] == 1 && shape[1] == 3,
+            "CenterFace input must be [1, 3, H, W], got {shape:?}"
+        );
         let plan = self.plan(shape[2], shape[3])?;
         let mut state = TypedSimpleState::new(&plan)?;
         let mut times = Vec::with_capacity(plan.model().nodes.len());
