@@ -7,7 +7,7 @@
 //! values are broadcast from where they are, so reading the network's
 //! channel-first input costs no transposition.
 
-use super::{Activation, Isa, LANES};
+use super::{output_rows, Activation, Floats, Isa, LANES};
 
 const TAPS: usize = 9;
 
@@ -22,14 +22,14 @@ pub enum Layout {
 
 /// The weights of one convolution, packed as `[tap][input channel][output
 /// channel]` with output channels padded to whole blocks, and its bias.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DenseWeights {
     cin: usize,
     cout: usize,
     padded: usize,
     stride: usize,
-    weights: Vec<f32>,
-    bias: Vec<f32>,
+    weights: Floats,
+    bias: Floats,
 }
 
 impl std::fmt::Debug for DenseWeights {
@@ -41,18 +41,6 @@ impl std::fmt::Debug for DenseWeights {
         )
     }
 }
-
-/// Bitwise equality, so it is an equivalence (tract compares operators).
-impl PartialEq for DenseWeights {
-    fn eq(&self, other: &Self) -> bool {
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        (self.cin, self.cout, self.stride) == (other.cin, other.cout, other.stride)
-            && bits(&self.weights) == bits(&other.weights)
-            && bits(&self.bias) == bits(&other.bias)
-    }
-}
-
-impl Eq for DenseWeights {}
 
 impl DenseWeights {
     /// Packs `kernel` given as `[cout][cin][3][3]` (ONNX's OIHW) and `bias`
@@ -81,8 +69,8 @@ impl DenseWeights {
             cout,
             padded,
             stride,
-            weights,
-            bias: padded_bias,
+            weights: Floats(weights),
+            bias: Floats(padded_bias),
         }
     }
 
@@ -132,22 +120,9 @@ pub fn run_rows(
     isa: Isa,
 ) {
     let (ho, wo) = (w.output_size(input.height), w.output_size(input.width));
-    let row_len = wo * w.cout;
     let image_len = input.height * input.width * w.cin;
-    assert!(
-        row_len > 0 && out.len().is_multiple_of(row_len),
-        "out must hold whole rows"
-    );
-    let rows = out.len() / row_len;
-    assert!(
-        (first_row + rows).div_ceil(ho) * image_len <= input.data.len(),
-        "out rows beyond the input's images"
-    );
     let strides = strides(&input, w.cin);
-    for r in 0..rows {
-        let (image, y) = ((first_row + r) / ho, (first_row + r) % ho);
-        let src = &input.data[image * image_len..(image + 1) * image_len];
-        let dst = &mut out[r * row_len..(r + 1) * row_len];
+    for (src, y, dst) in output_rows(out, wo * w.cout, ho, first_row, input.data, image_len) {
         let rows_in = window(y as isize * w.stride as isize - 1, input.height);
         match isa {
             Isa::Portable => portable_row(w, act, src, strides, input.width, rows_in, dst),
@@ -155,7 +130,7 @@ pub fn run_rows(
             Isa::Avx512 => {
                 assert!(std::arch::is_x86_feature_detected!("avx512f"));
                 // SAFETY: AVX-512F is present (checked above); `src` is one
-                // whole image and `dst` one whole output row (asserted above),
+                // whole image and `dst` one whole output row (`output_rows`),
                 // which bounds every access of the kernel.
                 unsafe { avx512::row(w, act, src, strides, input.width, rows_in, dst) }
             }

@@ -5,19 +5,19 @@
 //! Work is split by output rows, each computed for all channels in blocks of
 //! 16: a block's nine taps stay in registers for the whole row.
 
-use super::{Activation, Isa, LANES};
+use super::{output_rows, Activation, Floats, Isa, LANES};
 
 const TAPS: usize = 9;
 
 /// A depthwise convolution's taps, packed as `[tap][channel]` (channels
 /// padded to whole blocks), and its bias.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DepthwiseWeights {
     channels: usize,
     padded: usize,
     stride: usize,
-    taps: Vec<f32>,
-    bias: Vec<f32>,
+    taps: Floats,
+    bias: Floats,
 }
 
 impl std::fmt::Debug for DepthwiseWeights {
@@ -29,19 +29,6 @@ impl std::fmt::Debug for DepthwiseWeights {
         )
     }
 }
-
-/// Bitwise equality, so it is an equivalence (tract compares operators).
-impl PartialEq for DepthwiseWeights {
-    fn eq(&self, other: &Self) -> bool {
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        self.channels == other.channels
-            && self.stride == other.stride
-            && bits(&self.taps) == bits(&other.taps)
-            && bits(&self.bias) == bits(&other.bias)
-    }
-}
-
-impl Eq for DepthwiseWeights {}
 
 impl DepthwiseWeights {
     /// Packs `kernel` given as `[channel][3][3]` (ONNX's OIHW with one input
@@ -63,8 +50,8 @@ impl DepthwiseWeights {
             channels,
             padded,
             stride,
-            taps,
-            bias: padded_bias,
+            taps: Floats(taps),
+            bias: Floats(padded_bias),
         }
     }
 
@@ -101,29 +88,15 @@ pub fn run_rows(
     isa: Isa,
 ) {
     let (ho, wo) = (w.output_size(input.height), w.output_size(input.width));
-    let row_len = wo * w.channels;
     let image_len = input.height * input.width * w.channels;
-    assert!(
-        row_len > 0 && out.len().is_multiple_of(row_len),
-        "out must hold whole rows"
-    );
-    let rows = out.len() / row_len;
-    assert!(
-        input.data.len().is_multiple_of(image_len.max(1))
-            && (first_row + rows).div_ceil(ho) * image_len <= input.data.len(),
-        "out rows beyond the input's images"
-    );
-    for r in 0..rows {
-        let (image, y) = ((first_row + r) / ho, (first_row + r) % ho);
-        let src = &input.data[image * image_len..(image + 1) * image_len];
-        let dst = &mut out[r * row_len..(r + 1) * row_len];
+    for (src, y, dst) in output_rows(out, wo * w.channels, ho, first_row, input.data, image_len) {
         match isa {
             Isa::Portable => portable_row(w, act, src, input.height, input.width, y, dst),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
                 assert!(std::arch::is_x86_feature_detected!("avx512f"));
                 // SAFETY: AVX-512F is present (checked above); `src` is one
-                // whole image and `dst` one whole output row (asserted above),
+                // whole image and `dst` one whole output row (`output_rows`),
                 // which bounds every access of the kernel.
                 unsafe { avx512::row(w, act, src, input.height, input.width, y, dst) }
             }

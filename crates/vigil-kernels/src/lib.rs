@@ -12,6 +12,60 @@ pub mod dense;
 pub mod depthwise;
 pub mod pointwise;
 
+/// Packed weights, compared bit for bit so that equality is an equivalence
+/// (tract compares operators to deduplicate them, which needs `Eq`).
+#[derive(Clone)]
+struct Floats(Vec<f32>);
+
+impl PartialEq for Floats {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+impl Eq for Floats {}
+
+impl std::ops::Deref for Floats {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+/// The output rows a row-split kernel computes, each with the input image it
+/// reads: `out` holds whole rows of `row_len` values, from row `first_row` of
+/// a stack of images of `rows_per_image` output rows each, and `input` holds
+/// those images, `image_len` values each. Yields (image, row in the image,
+/// row). Panics if `out` is not whole rows or reaches past the input.
+fn output_rows<'a>(
+    out: &'a mut [f32],
+    row_len: usize,
+    rows_per_image: usize,
+    first_row: usize,
+    input: &'a [f32],
+    image_len: usize,
+) -> impl Iterator<Item = (&'a [f32], usize, &'a mut [f32])> {
+    assert!(
+        row_len > 0 && out.len().is_multiple_of(row_len),
+        "out must hold whole rows"
+    );
+    let rows = out.len() / row_len;
+    assert!(
+        (first_row + rows).div_ceil(rows_per_image) * image_len <= input.len(),
+        "out rows beyond the input's images"
+    );
+    out.chunks_mut(row_len).enumerate().map(move |(r, row)| {
+        let (image, y) = ((first_row + r) / rows_per_image, (first_row + r) % rows_per_image);
+        (&input[image * image_len..(image + 1) * image_len], y, row)
+    })
+}
+
 /// f32 lanes of one AVX-512 register: channels are processed in blocks of this many.
 pub const LANES: usize = 16;
 

@@ -7,17 +7,17 @@
 //! blocks so one AVX-512 register holds 16 output channels; each input value
 //! is broadcast straight from `x`, so the activations are never repacked.
 
-use super::{Activation, Isa, LANES};
+use super::{Activation, Floats, Isa, LANES};
 
 /// The weights and bias of one 1×1 convolution, packed as `[block][input
 /// channel][LANES]` with the last block zero-padded.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PackedWeights {
     cin: usize,
     cout: usize,
     blocks: usize,
-    weights: Vec<f32>,
-    bias: Vec<f32>,
+    weights: Floats,
+    bias: Floats,
 }
 
 impl std::fmt::Debug for PackedWeights {
@@ -25,20 +25,6 @@ impl std::fmt::Debug for PackedWeights {
         write!(f, "PackedWeights({}→{})", self.cin, self.cout)
     }
 }
-
-/// Bitwise equality, so it is an equivalence (tract compares operators to
-/// deduplicate them, which needs `Eq`).
-impl PartialEq for PackedWeights {
-    fn eq(&self, other: &Self) -> bool {
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        self.cin == other.cin
-            && self.cout == other.cout
-            && bits(&self.weights) == bits(&other.weights)
-            && bits(&self.bias) == bits(&other.bias)
-    }
-}
-
-impl Eq for PackedWeights {}
 
 impl PackedWeights {
     /// Packs `kernel` given as `[cout][cin]` (ONNX's OIHW with 1×1 spatial
@@ -60,8 +46,8 @@ impl PackedWeights {
             cin,
             cout,
             blocks,
-            weights,
-            bias: padded_bias,
+            weights: Floats(weights),
+            bias: Floats(padded_bias),
         }
     }
 

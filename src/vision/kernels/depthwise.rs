@@ -3,10 +3,9 @@
 //! tract's `Conv`.
 
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
-use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::cnn::Conv;
 
-use super::{activation, channel_last_patch, const_f32, following_relu, Activation, Isa};
+use super::{activation, channel_last_patch, const_f32, following_relu, padded_3x3_stride, Activation, Isa};
 use vigil_kernels::depthwise::{self as kernel, DepthwiseWeights, Input};
 
 /// `[n, h, w, c]` in, `[n, ⌈h/s⌉, ⌈w/s⌉, c]` out.
@@ -129,28 +128,8 @@ pub(super) fn rule(
 ) -> TractResult<Option<TypedModelPatch>> {
     let spec = &conv.pool_spec;
     let c = spec.input_channels;
-    rule_if!(conv.q_params.is_none() && node.inputs.len() == 3);
     rule_if!(conv.group == c && spec.output_channels == c && c > 1);
-    rule_if!(spec.data_format == DataFormat::NCHW && conv.kernel_fmt == KernelFormat::OIHW);
-    rule_if!(*spec.kernel_shape == [3, 3]);
-    rule_if!(spec.dilations.as_ref().is_none_or(|d| d.iter().all(|&d| d == 1)));
-    let stride = match spec.strides.as_deref() {
-        None | Some([1, 1]) => 1,
-        Some([2, 2]) => 2,
-        _ => return Ok(None),
-    };
-    let one = |p: &[usize]| p == [1, 1];
-    rule_if!(match &spec.padding {
-        PaddingSpec::Explicit(before, after) => one(before) && one(after),
-        PaddingSpec::ExplicitOnnxPool(before, after, _) => one(before) && one(after),
-        _ => false,
-    });
-    let x = model.outlet_fact(node.inputs[0])?;
-    rule_if!(x.datum_type == f32::datum_type() && x.rank() == 4);
-    // The output size must be what padding 1 gives (⌈size / stride⌉).
-    let y = &node.outputs[0].fact;
-    let s = stride as u64;
-    rule_if!(y.shape[2] == x.shape[2].clone().div_ceil(s) && y.shape[3] == x.shape[3].clone().div_ceil(s));
+    rule_if_some!(stride = padded_3x3_stride(model, node, conv)?);
     rule_if_some!(kernel = const_f32(model, node.inputs[1], c * 9)?);
     rule_if_some!(bias = const_f32(model, node.inputs[2], c)?);
 

@@ -30,7 +30,8 @@ mod pointwise;
 
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
 
 pub use dense::DenseConv3x3;
 pub use depthwise::DepthwiseConv;
@@ -67,6 +68,36 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
         })
         .rewrite(&(), model)?;
     Ok(ours(model) - before)
+}
+
+/// The stride (1 or 2) of `conv` if it is the kind of 3×3 convolution vigil's
+/// 3×3 kernels compute: f32 NCHW data, OIHW weights and bias as inputs, one
+/// pixel of zero padding on every side, no dilation, the same stride on both
+/// axes, and so an output of ⌈size / stride⌉ pixels. `None` otherwise.
+fn padded_3x3_stride(model: &TypedModel, node: &TypedNode, conv: &Conv) -> TractResult<Option<usize>> {
+    let spec = &conv.pool_spec;
+    rule_if!(conv.q_params.is_none() && node.inputs.len() == 3);
+    rule_if!(spec.data_format == DataFormat::NCHW && conv.kernel_fmt == KernelFormat::OIHW);
+    rule_if!(*spec.kernel_shape == [3, 3]);
+    rule_if!(spec.dilations.as_ref().is_none_or(|d| d.iter().all(|&d| d == 1)));
+    let stride = match spec.strides.as_deref() {
+        None | Some([1, 1]) => 1,
+        Some([2, 2]) => 2,
+        _ => return Ok(None),
+    };
+    let one = |p: &[usize]| p == [1, 1];
+    rule_if!(match &spec.padding {
+        PaddingSpec::Explicit(before, after) | PaddingSpec::ExplicitOnnxPool(before, after, _) => {
+            one(before) && one(after)
+        }
+        _ => false,
+    });
+    let x = model.outlet_fact(node.inputs[0])?;
+    rule_if!(x.datum_type == f32::datum_type() && x.rank() == 4);
+    let y = &node.outputs[0].fact;
+    let s = stride as u64;
+    rule_if!(y.shape[2] == x.shape[2].clone().div_ceil(s) && y.shape[3] == x.shape[3].clone().div_ceil(s));
+    Ok(Some(stride))
 }
 
 /// The f32 values of a constant input with `len` elements (or one, then
