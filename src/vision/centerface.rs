@@ -9,6 +9,7 @@ use anyhow::{bail, ensure, Context};
 use tract_onnx::prelude::*;
 
 use super::geometry::{BoundingBox, Face, Landmarks, Point};
+use super::kernels::{self, Isa};
 
 /// CenterFace's output maps are 1/4 of the input; padding the input to a
 /// multiple of 32 keeps every stride-2 stage exact.
@@ -27,6 +28,10 @@ pub enum Kernels {
     /// tract's everywhere: the baseline for the detector bench and the
     /// reference the tests compare vigil's kernels with.
     Tract,
+    /// vigil's operators with their portable arithmetic, on any CPU: slower
+    /// than tract's, for the tests (so the operators are checked on CPUs
+    /// without AVX-512 too).
+    Portable,
 }
 
 /// The parsed network plus a bounded cache of plans optimised for concrete
@@ -125,9 +130,10 @@ impl CenterFaceNet {
         // vigil's operators first: they replace the convolutions they
         // handle (all of CenterFace's on an AVX-512 CPU) before tract's own
         // rewriting sees them.
-        let vigil_ops = match self.kernels {
-            Kernels::Vigil => super::kernels::swap_in(&mut model)?,
-            Kernels::Tract => 0,
+        let vigil_ops = match (self.kernels, Isa::detect()) {
+            (Kernels::Vigil, Isa::Portable) | (Kernels::Tract, _) => 0,
+            (Kernels::Vigil, isa) => kernels::swap_in(&mut model, isa)?,
+            (Kernels::Portable, _) => kernels::swap_in(&mut model, Isa::Portable)?,
         };
         // Channel-last for the convolutions left to tract: its depthwise
         // kernel vectorises over channels only in NHWC. Measured at 640×480,

@@ -7,6 +7,8 @@
 //! values are broadcast from where they are, so reading the network's
 //! channel-first input costs no transposition.
 
+use std::mem::MaybeUninit;
+
 use super::{output_rows, Activation, Floats, Isa, LANES};
 
 const TAPS: usize = 9;
@@ -53,6 +55,7 @@ impl DenseWeights {
         );
         assert_eq!(bias.len(), cout, "one bias per output channel");
         assert!(stride == 1 || stride == 2, "stride 1 or 2");
+        assert!(cin > 0 && cout > 0, "at least one channel in and out");
         let padded = cout.div_ceil(LANES) * LANES;
         let mut weights = vec![0.0; TAPS * cin * padded];
         for o in 0..cout {
@@ -115,7 +118,7 @@ pub fn run_rows(
     w: &DenseWeights,
     act: Activation,
     input: Input,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     first_row: usize,
     isa: Isa,
 ) {
@@ -154,7 +157,7 @@ fn portable_row(
     (rs, cs, chs): (usize, usize, usize),
     wi: usize,
     rows: [Option<usize>; 3],
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
 ) {
     for (x, out) in dst.chunks_mut(w.cout).enumerate() {
         let cols = window(x as isize * w.stride as isize - 1, wi);
@@ -170,7 +173,7 @@ fn portable_row(
                     }
                 }
             }
-            *value = act.apply(acc);
+            value.write(act.apply(acc));
         }
     }
 }
@@ -178,6 +181,7 @@ fn portable_row(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{window, Activation, DenseWeights, LANES};
 
@@ -202,14 +206,14 @@ mod avx512 {
         strides: (usize, usize, usize),
         wi: usize,
         rows: [Option<usize>; 3],
-        dst: &mut [f32],
+        dst: &mut [MaybeUninit<f32>],
     ) {
         let s = w.stride;
         let wo = dst.len() / w.cout;
         let row = Row {
             w,
             src: src.as_ptr(),
-            dst: dst.as_mut_ptr(),
+            dst: dst.as_mut_ptr().cast::<f32>(),
             strides,
             width: wi,
             rows,
@@ -324,6 +328,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::as_output;
 
     fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| (i as f32 * 0.377 + seed).sin() * 2.0).collect()
@@ -395,20 +400,25 @@ mod tests {
                 width: wi,
                 layout,
             };
-            let mut out = vec![f32::NAN; want.len() + 1];
-            let len = want.len();
+            // In two calls split at every row, the way threads split them
+            // (mid-image too when there are several images).
             let rows = n * h.div_ceil(s);
-            let half = rows / 2 * w.output_size(wi) * cout;
-            let (a, b) = out[..len].split_at_mut(half);
-            run_rows(&w, act, input, a, 0, isa);
-            run_rows(&w, act, input, b, rows / 2, isa);
-            assert!(out[len].is_nan(), "wrote past the output");
-            for (ix, (g, r)) in out.iter().zip(&want).enumerate() {
-                let tolerance = 1e-4 * (1.0 + r.abs()) * ((cin * 9) as f32).sqrt();
-                assert!(
-                    (g - r).abs() <= tolerance,
-                    "{isa:?} {layout:?} {n}×{h}×{wi}, {cin}→{cout}, stride {s}: out[{ix}] = {g}, want {r}"
-                );
+            let row_len = w.output_size(wi) * cout;
+            for split in 0..=rows {
+                let mut out = vec![f32::NAN; want.len() + 1];
+                let len = want.len();
+                let (a, b) = out[..len].split_at_mut(split * row_len);
+                run_rows(&w, act, input, as_output(a), 0, isa);
+                run_rows(&w, act, input, as_output(b), split, isa);
+                assert!(out[len].is_nan(), "wrote past the output");
+                for (ix, (g, r)) in out.iter().zip(&want).enumerate() {
+                    let tolerance = 1e-4 * (1.0 + r.abs()) * ((cin * 9) as f32).sqrt();
+                    assert!(
+                        (g - r).abs() <= tolerance,
+                        "{isa:?} {layout:?} {n}×{h}×{wi}, {cin}→{cout}, stride {s}, split at row {split}: \
+                         out[{ix}] = {g}, want {r}"
+                    );
+                }
             }
         }
     }

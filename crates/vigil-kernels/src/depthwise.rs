@@ -5,6 +5,8 @@
 //! Work is split by output rows, each computed for all channels in blocks of
 //! 16: a block's nine taps stay in registers for the whole row.
 
+use std::mem::MaybeUninit;
+
 use super::{output_rows, Activation, Floats, Isa, LANES};
 
 const TAPS: usize = 9;
@@ -37,6 +39,7 @@ impl DepthwiseWeights {
         assert_eq!(kernel.len(), channels * TAPS, "kernel must be channels × 3 × 3");
         assert_eq!(bias.len(), channels, "one bias per channel");
         assert!(stride == 1 || stride == 2, "stride 1 or 2");
+        assert!(channels > 0, "at least one channel");
         let padded = channels.div_ceil(LANES) * LANES;
         let mut taps = vec![0.0; TAPS * padded];
         for c in 0..channels {
@@ -83,7 +86,7 @@ pub fn run_rows(
     w: &DepthwiseWeights,
     act: Activation,
     input: Input,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     first_row: usize,
     isa: Isa,
 ) {
@@ -120,7 +123,7 @@ fn portable_row(
     h: usize,
     wi: usize,
     y: usize,
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
 ) {
     let c = w.channels;
     let s = w.stride as isize;
@@ -132,7 +135,7 @@ fn portable_row(
                     acc += src[(iy * wi + ix) * c + ch] * w.taps[(ky * 3 + kx) * w.padded + ch];
                 }
             }
-            *o = act.apply(acc);
+            o.write(act.apply(acc));
         }
     }
 }
@@ -140,6 +143,7 @@ fn portable_row(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{window, Activation, DepthwiseWeights, LANES, TAPS};
 
@@ -187,7 +191,7 @@ mod avx512 {
         h: usize,
         wi: usize,
         y: usize,
-        dst: &mut [f32],
+        dst: &mut [MaybeUninit<f32>],
     ) {
         let c = w.channels;
         let s = w.stride;
@@ -216,7 +220,7 @@ mod avx512 {
                     k,
                     bias: _mm512_loadu_ps(w.bias.as_ptr().add(c0)),
                     src: src.as_ptr().add(c0),
-                    dst: dst.as_mut_ptr().add(c0),
+                    dst: dst.as_mut_ptr().cast::<f32>().add(c0),
                     mask: if lanes == LANES {
                         0xffff
                     } else {
@@ -258,6 +262,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::as_output;
 
     fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| (i as f32 * 0.618 + seed).sin() * 2.0).collect()
@@ -314,27 +319,31 @@ mod tests {
             height: h,
             width: wi,
         };
-        // All rows at once, then split in two calls the way threads split them.
+        // All rows at once, then in two calls split at every row, the way
+        // threads split them (mid-image too when there are several images).
         let mut whole = vec![f32::NAN; images * ho * wo * c + 1];
         let len = whole.len() - 1;
-        run_rows(&w, act, input, &mut whole[..len], 0, isa);
+        run_rows(&w, act, input, as_output(&mut whole[..len]), 0, isa);
         assert!(whole[len].is_nan(), "wrote past the output");
-        let mut split = vec![f32::NAN; len];
-        let half = (images * ho / 2) * wo * c;
-        let (a, b) = split.split_at_mut(half);
-        run_rows(&w, act, input, a, 0, isa);
-        run_rows(&w, act, input, b, images * ho / 2, isa);
-        for (ix, ((g, q), r)) in whole.iter().zip(&split).zip(&want).enumerate() {
-            let shape = format!("{isa:?} {images}×{h}×{wi}×{c} stride {s}");
+        let shape = format!("{isa:?} {images}×{h}×{wi}×{c} stride {s}");
+        for (ix, (g, r)) in whole.iter().zip(&want).enumerate() {
             assert!(
                 (g - r).abs() <= 1e-4 * (1.0 + r.abs()),
                 "{shape}: out[{ix}] = {g}, want {r}"
             );
-            assert_eq!(
-                g.to_bits(),
-                q.to_bits(),
-                "{shape}: out[{ix}] depends on the row split"
-            );
+        }
+        for split in 0..=images * ho {
+            let mut parts = vec![f32::NAN; len];
+            let (a, b) = parts.split_at_mut(split * wo * c);
+            run_rows(&w, act, input, as_output(a), 0, isa);
+            run_rows(&w, act, input, as_output(b), split, isa);
+            for (ix, (g, q)) in whole.iter().zip(&parts).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    q.to_bits(),
+                    "{shape}: out[{ix}] differs when split at row {split}"
+                );
+            }
         }
     }
 

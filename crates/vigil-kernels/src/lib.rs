@@ -4,6 +4,10 @@
 //! with an AVX-512 implementation and a portable one that any CPU runs and
 //! the tests use as a reference.
 //!
+//! Outputs are `&mut [MaybeUninit<f32>]`: the operators allocate them
+//! uninitialised (zeroing would cost a pass over memory) and every kernel
+//! writes each element exactly once.
+//!
 //! A crate of its own so that debug builds (the test suite) can compile it
 //! optimised without optimising all of vigil: at opt-level 0 the vector code
 //! is many times slower.
@@ -44,16 +48,20 @@ impl std::ops::Deref for Floats {
 /// those images, `image_len` values each. Yields (image, row in the image,
 /// row). Panics if `out` is not whole rows or reaches past the input.
 fn output_rows<'a>(
-    out: &'a mut [f32],
+    out: &'a mut [std::mem::MaybeUninit<f32>],
     row_len: usize,
     rows_per_image: usize,
     first_row: usize,
     input: &'a [f32],
     image_len: usize,
-) -> impl Iterator<Item = (&'a [f32], usize, &'a mut [f32])> {
+) -> impl Iterator<Item = (&'a [f32], usize, &'a mut [std::mem::MaybeUninit<f32>])> {
     assert!(
         row_len > 0 && out.len().is_multiple_of(row_len),
         "out must hold whole rows"
+    );
+    assert!(
+        rows_per_image > 0 && image_len > 0,
+        "empty images have no output rows"
     );
     let rows = out.len() / row_len;
     assert!(
@@ -64,6 +72,15 @@ fn output_rows<'a>(
         let (image, y) = ((first_row + r) / rows_per_image, (first_row + r) % rows_per_image);
         (&input[image * image_len..(image + 1) * image_len], y, row)
     })
+}
+
+/// `values` seen as output storage, for the tests (the kernels take
+/// `MaybeUninit` so that callers can hand them fresh memory).
+#[cfg(test)]
+fn as_output(values: &mut [f32]) -> &mut [std::mem::MaybeUninit<f32>] {
+    // SAFETY: same layout; the kernels only ever write initialised f32
+    // values into it, so `values` stays initialised.
+    unsafe { &mut *(values as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) }
 }
 
 /// f32 lanes of one AVX-512 register: channels are processed in blocks of this many.

@@ -7,6 +7,8 @@
 //! blocks so one AVX-512 register holds 16 output channels; each input value
 //! is broadcast straight from `x`, so the activations are never repacked.
 
+use std::mem::MaybeUninit;
+
 use super::{Activation, Floats, Isa, LANES};
 
 /// The weights and bias of one 1×1 convolution, packed as `[block][input
@@ -65,7 +67,7 @@ impl PackedWeights {
 }
 
 /// Computes `out` (`pixels × cout`) from `x` (`pixels × cin`).
-pub fn run(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], isa: Isa) {
+pub fn run(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [MaybeUninit<f32>], isa: Isa) {
     assert_eq!(x.len() % w.cin.max(1), 0, "x must hold whole pixels");
     let pixels = x.len().checked_div(w.cin).unwrap_or(0);
     assert_eq!(
@@ -86,7 +88,7 @@ pub fn run(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], isa: 
     }
 }
 
-fn portable(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], pixels: usize) {
+fn portable(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [MaybeUninit<f32>], pixels: usize) {
     for p in 0..pixels {
         let row = &x[p * w.cin..(p + 1) * w.cin];
         for o in 0..w.cout {
@@ -94,7 +96,7 @@ fn portable(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], pixe
             for (i, v) in row.iter().enumerate() {
                 acc += v * w.weight(o, i);
             }
-            out[p * w.cout + o] = act.apply(acc);
+            out[p * w.cout + o].write(act.apply(acc));
         }
     }
 }
@@ -102,6 +104,7 @@ fn portable(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], pixe
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{Activation, PackedWeights, LANES};
 
@@ -130,7 +133,13 @@ mod avx512 {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn run(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [f32], pixels: usize) {
+    pub(super) unsafe fn run(
+        w: &PackedWeights,
+        act: Activation,
+        x: &[f32],
+        out: &mut [MaybeUninit<f32>],
+        pixels: usize,
+    ) {
         let groups = groups(w.blocks);
         let mut p = 0;
         while p < pixels {
@@ -159,7 +168,7 @@ mod avx512 {
         w: &PackedWeights,
         act: Activation,
         x: &[f32],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         b0: usize,
         mut p: usize,
         end: usize,
@@ -181,7 +190,7 @@ mod avx512 {
                 tile::<NB, NP>(
                     w,
                     x.as_ptr().add(p * w.cin),
-                    out.as_mut_ptr().add(p * w.cout),
+                    out.as_mut_ptr().cast::<f32>().add(p * w.cout),
                     b0,
                     mask,
                     relu,
@@ -192,7 +201,7 @@ mod avx512 {
                 tile::<NB, 1>(
                     w,
                     x.as_ptr().add(p * w.cin),
-                    out.as_mut_ptr().add(p * w.cout),
+                    out.as_mut_ptr().cast::<f32>().add(p * w.cout),
                     b0,
                     mask,
                     relu,
@@ -258,6 +267,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::as_output;
 
     /// Deterministic, non-trivial values (no RNG needed for a reproducible test).
     fn values(n: usize, seed: f32) -> Vec<f32> {
@@ -295,7 +305,7 @@ mod tests {
         // A canary past the end catches a store beyond `cout` on the last pixel.
         let mut out = vec![f32::NAN; pixels * cout + 1];
         let (body, canary) = out.split_at_mut(pixels * cout);
-        run(&w, act, &x, body, isa);
+        run(&w, act, &x, as_output(body), isa);
         assert!(canary[0].is_nan(), "wrote past the output");
         let want = reference(&kernel, &bias, &x, cout, cin, act);
         for (ix, (g, r)) in body.iter().zip(&want).enumerate() {

@@ -8,7 +8,7 @@ use tract_onnx::tract_core::ops::source::TypedSource;
 
 use vigil_kernels::dense::{self as kernel, DenseWeights, Input, Layout};
 
-use super::{activation, const_f32, following_relu, padded_3x3_stride, Activation, Isa};
+use super::{activation, const_f32, filled_output, following_relu, padded_3x3_stride, Activation, Isa};
 
 /// `[n, c, h, w]` (channel-first) or `[n, h, w, c]` in, `[n, ⌈h/s⌉, ⌈w/s⌉, cout]` out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,13 +88,10 @@ impl EvalOp for DenseConv3x3 {
             width: w,
             layout: self.layout,
         };
-        // SAFETY: `run_rows` writes every element before the tensor is read.
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&[n, ho, wo, cout])? };
-        let out = unsafe { output.as_slice_mut_unchecked::<f32>() };
-        let work = out.len() * cin * 9;
-        tract_linalg::multithread::par_chunks_mut(out, wo * cout, work, |first, rows| {
+        // Output rows are independent.
+        let work = n * ho * wo * cout * cin * 9;
+        let output = filled_output(&[n, ho, wo, cout], wo * cout, work, |first, rows| {
             kernel::run_rows(&self.weights, self.activation, input, rows, first, self.isa);
-            Ok(())
         })?;
         Ok(tvec!(output.into_tvalue()))
     }

@@ -5,7 +5,10 @@
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 
-use super::{activation, channel_last_patch, const_f32, following_relu, padded_3x3_stride, Activation, Isa};
+use super::{
+    activation, channel_last_patch, const_f32, filled_output, following_relu, padded_3x3_stride, Activation,
+    Isa,
+};
 use vigil_kernels::depthwise::{self as kernel, DepthwiseWeights, Input};
 
 /// `[n, h, w, c]` in, `[n, ⌈h/s⌉, ⌈w/s⌉, c]` out.
@@ -70,16 +73,9 @@ impl EvalOp for DepthwiseConv {
             height: h,
             width: w,
         };
-        // SAFETY: `run_rows` writes every element (all rows, all columns,
-        // all channels) before the tensor is read.
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&[n, ho, wo, c])? };
-        let out = unsafe { output.as_slice_mut_unchecked::<f32>() };
-        // Output rows are independent: threads take whole rows, so results
-        // do not depend on the thread count.
-        let work = out.len() * 9;
-        tract_linalg::multithread::par_chunks_mut(out, wo * c, work, |first, rows| {
+        // Output rows are independent.
+        let output = filled_output(&[n, ho, wo, c], wo * c, n * ho * wo * c * 9, |first, rows| {
             kernel::run_rows(&self.weights, self.activation, input, rows, first, self.isa);
-            Ok(())
         })?;
         Ok(tvec!(output.into_tvalue()))
     }

@@ -21,12 +21,14 @@
 //! All three fold the ReLU that follows them. The transposed convolutions of
 //! the feature pyramid and the batch norms after them stay tract's.
 //! The operators are used only where they have a fast kernel (AVX-512);
-//! elsewhere the graph is left as it was. Their arithmetic is in the
+//! elsewhere the graph is left as it was (see `centerface::Kernels`). Their arithmetic is in the
 //! `vigil-kernels` crate; this module is the tract glue.
 
 mod dense;
 mod depthwise;
 mod pointwise;
+
+use std::mem::MaybeUninit;
 
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -39,16 +41,13 @@ pub use pointwise::PointwiseConv;
 pub use vigil_kernels::{Activation, Isa};
 
 /// Replaces every convolution of `model` that one of vigil's operators
-/// handles, with the ReLU that follows it. Returns how many were replaced;
-/// nothing is done (0) when this CPU has no fast kernel.
+/// handles, with the ReLU that follows it, the operators computing with
+/// `isa`. Returns how many were replaced. (With [`Isa::Portable`] they are
+/// slower than tract's: that is for tests on any CPU.)
 ///
 /// Run on the typed model before decluttering: the declutter pass then
 /// cancels the axis moves between neighbouring channel-last operators.
-pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
-    let isa = Isa::detect();
-    if isa == Isa::Portable {
-        return Ok(0);
-    }
+pub fn swap_in(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
     let ours = |m: &TypedModel| {
         m.nodes
             .iter()
@@ -68,6 +67,46 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
         })
         .rewrite(&(), model)?;
     Ok(ours(model) - before)
+}
+
+/// A new f32 tensor of `shape` whose elements `fill` writes, every one of
+/// them, split in rows of `row_len` across the plan's executor (whole rows
+/// only, so results do not depend on the thread count): `fill(first_row,
+/// rows)`. `work` (elements read or multiply-adds) decides whether
+/// splitting is worth it.
+///
+/// The storage is not zeroed first (that would be one more pass over memory
+/// per layer); the kernels take it as `MaybeUninit` and write each element.
+fn filled_output(
+    shape: &[usize],
+    row_len: usize,
+    work: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> TractResult<Tensor> {
+    // SAFETY: only read after `fill` has written every element (the kernels'
+    // contract, checked by their tests).
+    let mut output = unsafe { Tensor::uninitialized::<f32>(shape)? };
+    let len = output.len();
+    if len == 0 {
+        return Ok(output);
+    }
+    ensure!(
+        row_len > 0 && len.is_multiple_of(row_len),
+        "{len} elements are not rows of {row_len}"
+    );
+    // SAFETY: the tensor owns `len` f32 of plain storage, non-empty here;
+    // viewing them as `MaybeUninit` claims nothing about their contents.
+    let out = unsafe {
+        std::slice::from_raw_parts_mut(
+            output.as_ptr_mut_unchecked::<f32>().cast::<MaybeUninit<f32>>(),
+            len,
+        )
+    };
+    tract_linalg::multithread::par_chunks_mut(out, row_len, work, |first, rows| {
+        fill(first, rows);
+        Ok(())
+    })?;
+    Ok(output)
 }
 
 /// The stride (1 or 2) of `conv` if it is the kind of 3×3 convolution vigil's
@@ -109,7 +148,14 @@ fn const_f32(model: &TypedModel, outlet: OutletId, len: usize) -> TractResult<Op
     if value.datum_type() != f32::datum_type() || (value.len() != len && value.len() != 1) {
         return Ok(None);
     }
-    let values = value.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+    // A constant tract keeps in another storage is left to tract.
+    let Some(values) = value
+        .try_as_plain_ram()
+        .ok()
+        .and_then(|v| v.as_slice::<f32>().ok().map(<[f32]>::to_vec))
+    else {
+        return Ok(None);
+    };
     Ok(Some(if values.len() == len {
         values
     } else {
@@ -131,7 +177,12 @@ fn following_relu(model: &TypedModel, conv: &TypedNode) -> TractResult<Option<Ou
     let Some(bin) = next.op_as::<TypedBinOp>() else {
         return Ok(None);
     };
-    if bin.0.name() != "Max" || next.inputs.len() != 2 {
+    // Same shape out as in: a zero that broadcasts to a bigger shape is not
+    // a plain ReLU.
+    if bin.0.name() != "Max"
+        || next.inputs.len() != 2
+        || next.outputs[0].fact.shape != conv.outputs[0].fact.shape
+    {
         return Ok(None);
     }
     let other = next.inputs[1 - succ.slot];

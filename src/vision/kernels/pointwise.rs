@@ -4,7 +4,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::{activation, channel_last_patch, const_f32, following_relu, Activation, Isa};
+use super::{activation, channel_last_patch, const_f32, filled_output, following_relu, Activation, Isa};
 use vigil_kernels::pointwise::{self as kernel, PackedWeights};
 
 /// A channel-last 1×1 convolution with its bias and, optionally, the ReLU
@@ -64,23 +64,11 @@ impl EvalOp for PointwiseConv {
         *shape.last_mut().unwrap() = cout;
         let view = x.try_as_plain_ram()?;
         let xs = view.as_slice::<f32>()?;
-        // SAFETY: every element is written by `kernel::run` below (it covers
-        // all pixels × cout), so no uninitialised value is ever read.
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-        let out = unsafe { output.as_slice_mut_unchecked::<f32>() };
-        let macs = xs.len() * cout;
-        // Pixels are independent: split them across the plan's executor
-        // (whole pixels only, so results do not depend on the thread count).
-        tract_linalg::multithread::par_chunks_mut(out, cout.max(1), macs, |first, chunk| {
-            let pixels = chunk.len() / cout.max(1);
-            kernel::run(
-                &self.weights,
-                self.activation,
-                &xs[first * cin..(first + pixels) * cin],
-                chunk,
-                self.isa,
-            );
-            Ok(())
+        // Pixels are independent: one row per pixel.
+        let output = filled_output(&shape, cout, xs.len() * cout, |first, chunk| {
+            let pixels = chunk.len() / cout;
+            let x = &xs[first * cin..(first + pixels) * cin];
+            kernel::run(&self.weights, self.activation, x, chunk, self.isa);
         })?;
         Ok(tvec!(output.into_tvalue()))
     }
