@@ -20,9 +20,10 @@
 //!
 //! All three fold the ReLU that follows them. The transposed convolutions of
 //! the feature pyramid and the batch norms after them stay tract's.
+//!
 //! The operators are used only where they have a fast kernel (AVX-512);
-//! elsewhere the graph is left as it was (see `centerface::Kernels`). Their arithmetic is in the
-//! `vigil-kernels` crate; this module is the tract glue.
+//! elsewhere the graph is left as it was (see `centerface::Kernels`). Their
+//! arithmetic is in the `vigil-kernels` crate; this module is the tract glue.
 
 mod dense;
 mod depthwise;
