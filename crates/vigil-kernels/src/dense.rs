@@ -184,6 +184,7 @@ mod avx512 {
     use std::mem::MaybeUninit;
 
     use super::{window, Activation, DenseWeights, LANES};
+    use crate::tile;
 
     /// One output row, everything a tile needs to know about it.
     struct Row<'a> {
@@ -278,13 +279,7 @@ mod avx512 {
         // (or `EDGE`, where each tap is checked), and blocks that exist.
         unsafe {
             let wp = w.weights.as_ptr().add(b0 * LANES);
-            let mut acc = [[_mm512_setzero_ps(); NB]; NP];
-            for b in 0..NB {
-                let bias = _mm512_loadu_ps(w.bias.as_ptr().add((b0 + b) * LANES));
-                for p in acc.iter_mut() {
-                    p[b] = bias;
-                }
-            }
+            let mut acc = tile::from_bias::<NB, NP>(w.bias.as_ptr().add(b0 * LANES));
             for (ky, iy) in row.rows.iter().enumerate() {
                 let Some(iy) = *iy else { continue };
                 for (kx, col) in cols.iter().enumerate() {
@@ -309,18 +304,13 @@ mod avx512 {
                     }
                 }
             }
-            let zero = _mm512_setzero_ps();
-            for (p, a) in acc.iter().enumerate() {
-                for (b, &v) in a.iter().enumerate() {
-                    let v = if row.relu { _mm512_max_ps(v, zero) } else { v };
-                    let dst = row.dst.add((x0 + p) * w.cout + (b0 + b) * LANES);
-                    if b + 1 == NB {
-                        _mm512_mask_storeu_ps(dst, last_mask, v);
-                    } else {
-                        _mm512_storeu_ps(dst, v);
-                    }
-                }
-            }
+            tile::store(
+                &acc,
+                row.dst.add(x0 * w.cout + b0 * LANES),
+                w.cout,
+                last_mask,
+                row.relu,
+            );
         }
     }
 }

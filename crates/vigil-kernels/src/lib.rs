@@ -83,6 +83,59 @@ fn as_output(values: &mut [f32]) -> &mut [std::mem::MaybeUninit<f32>] {
     unsafe { &mut *(values as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) }
 }
 
+/// Register tiles shared by the 1×1 and dense kernels: `NP` pixels × `NB`
+/// blocks of 16 output channels, accumulated in AVX-512 registers.
+#[cfg(target_arch = "x86_64")]
+mod tile {
+    use std::arch::x86_64::*;
+
+    use super::LANES;
+
+    /// Every pixel's accumulators start at its blocks' bias (`NB` blocks at `bias`).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn from_bias<const NB: usize, const NP: usize>(bias: *const f32) -> [[__m512; NB]; NP] {
+        let mut acc = [[_mm512_setzero_ps(); NB]; NP];
+        for b in 0..NB {
+            // SAFETY: the caller passes NB whole blocks of bias.
+            let v = unsafe { _mm512_loadu_ps(bias.add(b * LANES)) };
+            for pixel in acc.iter_mut() {
+                pixel[b] = v;
+            }
+        }
+        acc
+    }
+
+    /// Stores pixel `p`'s blocks at `dst + p · pixel_stride`, through the
+    /// ReLU if `relu`, the last block only in the lanes of `last_mask`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn store<const NB: usize, const NP: usize>(
+        acc: &[[__m512; NB]; NP],
+        dst: *mut f32,
+        pixel_stride: usize,
+        last_mask: __mmask16,
+        relu: bool,
+    ) {
+        let zero = _mm512_setzero_ps();
+        for (p, pixel) in acc.iter().enumerate() {
+            for (b, &v) in pixel.iter().enumerate() {
+                let v = if relu { _mm512_max_ps(v, zero) } else { v };
+                // SAFETY: the caller passes NP pixels of output at `dst`,
+                // each with NB blocks, the last one as wide as `last_mask`.
+                unsafe {
+                    let at = dst.add(p * pixel_stride + b * LANES);
+                    if b + 1 == NB {
+                        _mm512_mask_storeu_ps(at, last_mask, v);
+                    } else {
+                        _mm512_storeu_ps(at, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// f32 lanes of one AVX-512 register: channels are processed in blocks of this many.
 pub const LANES: usize = 16;
 

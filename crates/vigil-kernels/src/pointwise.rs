@@ -107,6 +107,7 @@ mod avx512 {
     use std::mem::MaybeUninit;
 
     use super::{Activation, PackedWeights, LANES};
+    use crate::tile;
 
     /// Pixels per outer step: a multiple of every tile height below, so the
     /// tiles of each block group line up and only the image's last pixels
@@ -229,13 +230,7 @@ mod avx512 {
         unsafe {
             let wp = w.weights.as_ptr().add(b0 * cin * LANES);
             let bp = w.bias.as_ptr().add(b0 * LANES);
-            let mut acc = [[_mm512_setzero_ps(); NB]; NP];
-            for b in 0..NB {
-                let bias = _mm512_loadu_ps(bp.add(b * LANES));
-                for row in acc.iter_mut() {
-                    row[b] = bias;
-                }
-            }
+            let mut acc = tile::from_bias::<NB, NP>(bp);
             for i in 0..cin {
                 let mut wv = [_mm512_setzero_ps(); NB];
                 for (b, v) in wv.iter_mut().enumerate() {
@@ -248,18 +243,7 @@ mod avx512 {
                     }
                 }
             }
-            let zero = _mm512_setzero_ps();
-            for (p, row) in acc.iter().enumerate() {
-                for (b, &v) in row.iter().enumerate() {
-                    let v = if relu { _mm512_max_ps(v, zero) } else { v };
-                    let dst = out.add(p * w.cout + (b0 + b) * LANES);
-                    if b + 1 == NB {
-                        _mm512_mask_storeu_ps(dst, last_mask, v);
-                    } else {
-                        _mm512_storeu_ps(dst, v);
-                    }
-                }
-            }
+            tile::store(&acc, out.add(b0 * LANES), w.cout, last_mask, relu);
         }
     }
 }
