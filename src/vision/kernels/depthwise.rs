@@ -119,7 +119,6 @@ pub(super) fn rule(
     isa: Isa,
     model: &TypedModel,
     node: &TypedNode,
-    _name: &str,
     conv: &Conv,
 ) -> TractResult<Option<TypedModelPatch>> {
     let spec = &conv.pool_spec;

@@ -57,11 +57,11 @@ pub fn swap_in(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
     };
     let before = ours(model);
     Rewriter::<()>::default()
-        .with_rule_for("vigil-pointwise", move |_, model, node, name, conv: &Conv| {
-            pointwise::rule(isa, model, node, name, conv)
+        .with_rule_for("vigil-pointwise", move |_, model, node, _, conv: &Conv| {
+            pointwise::rule(isa, model, node, conv)
         })
-        .with_rule_for("vigil-depthwise", move |_, model, node, name, conv: &Conv| {
-            depthwise::rule(isa, model, node, name, conv)
+        .with_rule_for("vigil-depthwise", move |_, model, node, _, conv: &Conv| {
+            depthwise::rule(isa, model, node, conv)
         })
         .with_rule_for("vigil-dense", move |_, model, node, name, conv: &Conv| {
             dense::rule(isa, model, node, name, conv)
