@@ -9,7 +9,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{output_rows, Activation, Floats, Isa, LANES};
+use super::{output_rows, window, Activation, Floats, Isa, LANES};
 
 const TAPS: usize = 9;
 
@@ -139,15 +139,6 @@ pub fn run_rows(
             }
         }
     }
-}
-
-/// For a 3-tap window starting at `start`, the input index of each tap that
-/// falls inside `0..size`.
-fn window(start: isize, size: usize) -> [Option<usize>; 3] {
-    std::array::from_fn(|t| {
-        let i = start + t as isize;
-        (i >= 0 && (i as usize) < size).then_some(i as usize)
-    })
 }
 
 fn portable_row(

@@ -7,7 +7,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{output_rows, Activation, Floats, Isa, LANES};
+use super::{output_rows, taps_inside, Activation, Floats, Isa, LANES};
 
 const TAPS: usize = 9;
 
@@ -107,15 +107,6 @@ pub fn run_rows(
     }
 }
 
-/// Input rows and columns a 3-tap window starting at `start` reads, as
-/// (tap, index) pairs that fall inside `0..size`.
-fn window(start: isize, size: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..3).filter_map(move |t| {
-        let i = start + t as isize;
-        (i >= 0 && (i as usize) < size).then_some((t, i as usize))
-    })
-}
-
 fn portable_row(
     w: &DepthwiseWeights,
     act: Activation,
@@ -130,8 +121,8 @@ fn portable_row(
     for (xo, out) in dst.chunks_mut(c).enumerate() {
         for (ch, o) in out.iter_mut().enumerate() {
             let mut acc = w.bias[ch];
-            for (ky, iy) in window(y as isize * s - 1, h) {
-                for (kx, ix) in window(xo as isize * s - 1, wi) {
+            for (ky, iy) in taps_inside(y as isize * s - 1, h) {
+                for (kx, ix) in taps_inside(xo as isize * s - 1, wi) {
                     acc += src[(iy * wi + ix) * c + ch] * w.taps[(ky * 3 + kx) * w.padded + ch];
                 }
             }
@@ -145,7 +136,8 @@ mod avx512 {
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
 
-    use super::{window, Activation, DepthwiseWeights, LANES, TAPS};
+    use super::{Activation, DepthwiseWeights, LANES, TAPS};
+    use crate::{taps_inside, window};
 
     /// What one 16-channel block of a row needs: the taps, the bias, where
     /// its channels start in the input image and the output row, and which
@@ -197,10 +189,7 @@ mod avx512 {
         let s = w.stride;
         let wo = dst.len() / c;
         // Input rows this output row reads (1 to 3 of them at the borders).
-        let mut rows = [None; 3];
-        for (ky, iy) in window(y as isize * s as isize - 1, h) {
-            rows[ky] = Some(iy);
-        }
+        let rows = window(y as isize * s as isize - 1, h);
         // Columns 1..inner_end read a whole 3-wide window inside the image
         // (column 0 reads column −1; x is inner while x·s + 1 ≤ wi − 1).
         let inner_end = if wi >= 2 { ((wi - 2) / s + 1).min(wo) } else { 0 };
@@ -209,7 +198,7 @@ mod avx512 {
             // SAFETY: `taps` and `bias` are padded to whole blocks, so the 16
             // lanes at `c0` exist; image and row accesses go through `Block`,
             // masked to the `lanes` channels that exist at `c0`, at pixels
-            // inside the image (`window`, the inner range) and columns of the
+            // inside the image (`window`, `taps_inside`, the inner range) and columns of the
             // row (`x < wo`).
             unsafe {
                 let mut k = [_mm512_setzero_ps(); TAPS];
@@ -248,7 +237,7 @@ mod avx512 {
                     let mut acc = b.bias;
                     for (ky, iy) in rows.iter().enumerate() {
                         let Some(iy) = *iy else { continue };
-                        for (kx, ix) in window(x as isize * s as isize - 1, wi) {
+                        for (kx, ix) in taps_inside(x as isize * s as isize - 1, wi) {
                             acc = _mm512_fmadd_ps(b.pixel(iy, ix), b.k[ky * 3 + kx], acc);
                         }
                     }

@@ -136,6 +136,24 @@ mod tile {
     }
 }
 
+/// For a 3-tap window of a padded 3×3 convolution starting at `start` (one
+/// pixel before the output pixel's position), the input index of each tap
+/// that falls inside `0..size`; the others read the zero padding.
+fn window(start: isize, size: usize) -> [Option<usize>; 3] {
+    std::array::from_fn(|t| {
+        let i = start + t as isize;
+        (i >= 0 && (i as usize) < size).then_some(i as usize)
+    })
+}
+
+/// The taps of [`window`] that fall inside the image, as (tap, index).
+fn taps_inside(start: isize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    window(start, size)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(t, i)| Some((t, i?)))
+}
+
 /// f32 lanes of one AVX-512 register: channels are processed in blocks of this many.
 pub const LANES: usize = 16;
 
