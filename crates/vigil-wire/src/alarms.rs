@@ -1,0 +1,28 @@
+//! "A face was seen", as the API and the WebSocket hub show it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An alarm as the API and the WebSocket hub show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AlarmView {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6b7")]
+    pub id: String,
+    #[schema(example = "2 faces detected on upload")]
+    pub message: String,
+    /// RFC 3339.
+    pub date: DateTime<Utc>,
+    /// Signed URL of the annotated frame; works in `<img src>` until it expires.
+    #[schema(example = "/media/6650f1c2a4b1c2d3e4f5a6b8.jpg?exp=1767225600&sig=…")]
+    pub img: String,
+    #[schema(example = 2)]
+    pub face_count: u32,
+    #[schema(example = "upload")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_id: Option<String>,
+    pub detection_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}

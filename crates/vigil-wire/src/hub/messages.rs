@@ -1,0 +1,385 @@
+//! The messages of `/ws`, both directions; every one carries a `type`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use super::{ClientId, CounterValue, FibN, Parity, Topic};
+use crate::alarms::AlarmView;
+use crate::ErrorCode;
+
+/// What a client may send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Auth {
+        token: String,
+    },
+    Subscribe {
+        topics: Vec<Topic>,
+    },
+    Unsubscribe {
+        topics: Vec<Topic>,
+    },
+    Fib {
+        /// Echoed in the answer, whatever JSON it is.
+        #[serde(default)]
+        id: Value,
+        n: FibN,
+    },
+    Number {
+        kind: Parity,
+    },
+    Value {
+        value: CounterValue,
+    },
+    Ping {
+        #[serde(default)]
+        id: Value,
+    },
+}
+
+/// Every `type` a client may send.
+pub const CLIENT_TYPES: &[&str] = &[
+    "auth",
+    "subscribe",
+    "unsubscribe",
+    "fib",
+    "number",
+    "value",
+    "ping",
+];
+
+/// Why a frame was not accepted: the `error` the server answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl ClientMessage {
+    /// Reads a text frame: its JSON (when it is JSON) and the message, or
+    /// the refusal with the most precise code there is.
+    pub fn read(text: &str) -> (Option<Value>, Result<ClientMessage, Refusal>) {
+        let value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                let refusal = Refusal::new(ErrorCode::InvalidJson, format!("not a JSON message: {e}"));
+                return (None, Err(refusal));
+            }
+        };
+        let message = Self::from_value(&value);
+        (Some(value), message)
+    }
+
+    fn from_value(value: &Value) -> Result<ClientMessage, Refusal> {
+        let Some(kind) = value.get("type").and_then(Value::as_str) else {
+            return Err(Refusal::new(
+                ErrorCode::MissingType,
+                "every message is a JSON object with a string `type`",
+            ));
+        };
+        if !CLIENT_TYPES.contains(&kind) {
+            return Err(Refusal::new(
+                ErrorCode::UnknownType,
+                format!(
+                    "unknown message type {kind:?}; expected one of {}",
+                    CLIENT_TYPES.join(", ")
+                ),
+            ));
+        }
+        serde_json::from_value(value.clone()).map_err(|e| {
+            // The value rules say precisely what is wrong with a field that
+            // is there but not acceptable.
+            let field = |name| value.get(name).filter(|v| !v.is_null());
+            match kind {
+                "fib" => field("n")
+                    .and_then(|n| FibN::try_from(n).err())
+                    .map(|e| Refusal::new(ErrorCode::InvalidFibN, e.to_string())),
+                "value" => field("value")
+                    .and_then(|v| CounterValue::try_from(v).err())
+                    .map(|e| Refusal::new(ErrorCode::InvalidValue, e.to_string())),
+                _ => None,
+            }
+            .unwrap_or_else(|| {
+                Refusal::new(
+                    ErrorCode::InvalidMessage,
+                    format!("malformed `{kind}` message: {e}"),
+                )
+            })
+        })
+    }
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Hello {
+        client_id: ClientId,
+        /// The last counter value kept for this client, or 0.
+        value: CounterValue,
+        #[serde(with = "rfc3339_millis")]
+        server_time: DateTime<Utc>,
+        authenticated: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+        topics: Vec<Topic>,
+        heartbeat_secs: u64,
+    },
+    Subscribed {
+        topics: Vec<Topic>,
+    },
+    Clock {
+        #[serde(with = "rfc3339_millis")]
+        now: DateTime<Utc>,
+    },
+    Alarm(AlarmView),
+    FibResult {
+        #[serde(default)]
+        id: Value,
+        n: u64,
+        /// Decimal digits: exact however large.
+        value: String,
+    },
+    Number {
+        kind: Parity,
+        value: u8,
+    },
+    Pong {
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        id: Value,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        id: Value,
+    },
+}
+
+impl ServerMessage {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerMessage::Hello { .. } => "hello",
+            ServerMessage::Subscribed { .. } => "subscribed",
+            ServerMessage::Clock { .. } => "clock",
+            ServerMessage::Alarm(_) => "alarm",
+            ServerMessage::FibResult { .. } => "fib_result",
+            ServerMessage::Number { .. } => "number",
+            ServerMessage::Pong { .. } => "pong",
+            ServerMessage::Error { .. } => "error",
+        }
+    }
+
+    pub fn error(refusal: Refusal, id: Value) -> Self {
+        ServerMessage::Error {
+            code: refusal.code,
+            message: refusal.message,
+            id,
+        }
+    }
+
+    /// The frame text.
+    pub fn text(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialise")
+    }
+}
+
+/// Times with milliseconds and a `Z`, the form JavaScript's `Date` reads.
+mod rfc3339_millis {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_each_client_message() {
+        for (text, expected) in [
+            (
+                r#"{"type":"auth","token":"t"}"#,
+                ClientMessage::Auth { token: "t".into() },
+            ),
+            (
+                r#"{"type":"subscribe","topics":["alarms","clock"]}"#,
+                ClientMessage::Subscribe {
+                    topics: vec![Topic::Alarms, Topic::Clock],
+                },
+            ),
+            (
+                r#"{"type":"unsubscribe","topics":["clock"]}"#,
+                ClientMessage::Unsubscribe {
+                    topics: vec![Topic::Clock],
+                },
+            ),
+            (
+                r#"{"type":"fib","id":7,"n":10}"#,
+                ClientMessage::Fib {
+                    id: json!(7),
+                    n: FibN::new(10),
+                },
+            ),
+            (
+                r#"{"type":"number","kind":"odd"}"#,
+                ClientMessage::Number { kind: Parity::Odd },
+            ),
+            (
+                r#"{"type":"value","value":42}"#,
+                ClientMessage::Value {
+                    value: CounterValue::new(42).unwrap(),
+                },
+            ),
+            (r#"{"type":"ping"}"#, ClientMessage::Ping { id: Value::Null }),
+        ] {
+            let (value, message) = ClientMessage::read(text);
+            assert!(value.is_some(), "{text}");
+            assert_eq!(message, Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_with_a_precise_code() {
+        for (text, code) in [
+            ("hello", ErrorCode::InvalidJson),
+            ("[1,2]", ErrorCode::MissingType),
+            (r#"{"type":3}"#, ErrorCode::MissingType),
+            (r#"{"type":"dance"}"#, ErrorCode::UnknownType),
+            (
+                r#"{"type":"subscribe","topics":["weather"]}"#,
+                ErrorCode::InvalidMessage,
+            ),
+            (r#"{"type":"number","kind":"prime"}"#, ErrorCode::InvalidMessage),
+            (r#"{"type":"fib"}"#, ErrorCode::InvalidMessage),
+            (r#"{"type":"fib","n":-1}"#, ErrorCode::InvalidFibN),
+            (r#"{"type":"fib","n":"7"}"#, ErrorCode::InvalidFibN),
+            (r#"{"type":"value","value":100}"#, ErrorCode::InvalidValue),
+            (r#"{"type":"value"}"#, ErrorCode::InvalidMessage),
+        ] {
+            let refusal = ClientMessage::read(text).1.unwrap_err();
+            assert_eq!(refusal.code, code, "{text}: {}", refusal.message);
+        }
+    }
+
+    #[test]
+    fn client_messages_serialise_to_what_is_read() {
+        for message in [
+            ClientMessage::Subscribe {
+                topics: vec![Topic::Alarms],
+            },
+            ClientMessage::Number { kind: Parity::Even },
+            ClientMessage::Value {
+                value: CounterValue::new(42).unwrap(),
+            },
+            ClientMessage::Fib {
+                id: "f".into(),
+                n: FibN::new(90),
+            },
+            ClientMessage::Ping { id: Value::Null },
+        ] {
+            let text = serde_json::to_string(&message).unwrap();
+            assert_eq!(ClientMessage::read(&text).1, Ok(message));
+        }
+    }
+
+    /// Every server message reads back as itself. The `match` has no
+    /// wildcard: a new message does not compile until it has an example.
+    #[test]
+    fn every_server_message_reads_back() {
+        let now: DateTime<Utc> = "2026-05-01T10:00:00.123Z".parse().unwrap();
+        let alarm = AlarmView {
+            id: "6650f1c2a4b1c2d3e4f5a6b7".into(),
+            message: "1 face detected on upload".into(),
+            date: "2026-05-01T10:00:02.345Z".parse().unwrap(),
+            img: "/media/x.jpg?exp=1&sig=s".into(),
+            face_count: 1,
+            source: "upload".into(),
+            camera_id: None,
+            detection_id: "6650f1c2a4b1c2d3e4f5a6b9".into(),
+            user_id: Some("6650f1c2a4b1c2d3e4f5a6b0".into()),
+        };
+        let example = |kind: &str| match kind {
+            "hello" => ServerMessage::Hello {
+                client_id: ClientId::parse("c").unwrap(),
+                value: CounterValue::new(42).unwrap(),
+                server_time: now,
+                authenticated: true,
+                user_id: Some("u".into()),
+                topics: vec![Topic::Clock],
+                heartbeat_secs: 10,
+            },
+            "subscribed" => ServerMessage::Subscribed {
+                topics: vec![Topic::Alarms],
+            },
+            "clock" => ServerMessage::Clock { now },
+            "alarm" => ServerMessage::Alarm(alarm.clone()),
+            "fib_result" => ServerMessage::FibResult {
+                id: json!("req-1"),
+                n: 10,
+                value: "55".into(),
+            },
+            "number" => ServerMessage::Number {
+                kind: Parity::Odd,
+                value: 17,
+            },
+            "pong" => ServerMessage::Pong { id: json!(3) },
+            _ => ServerMessage::Error {
+                code: ErrorCode::InvalidFibN,
+                message: "n must not be negative".into(),
+                id: json!("req-1"),
+            },
+        };
+        let kinds = [
+            "hello",
+            "subscribed",
+            "clock",
+            "alarm",
+            "fib_result",
+            "number",
+            "pong",
+            "error",
+        ];
+        for kind in kinds {
+            let message = example(kind);
+            let covered = match &message {
+                ServerMessage::Hello { .. }
+                | ServerMessage::Subscribed { .. }
+                | ServerMessage::Clock { .. }
+                | ServerMessage::Alarm(_)
+                | ServerMessage::FibResult { .. }
+                | ServerMessage::Number { .. }
+                | ServerMessage::Pong { .. }
+                | ServerMessage::Error { .. } => message.kind(),
+            };
+            assert_eq!(covered, kind);
+            let text = message.text();
+            let back: ServerMessage = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back, message, "{text}");
+            assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["type"], kind);
+        }
+        let pong = serde_json::to_value(ServerMessage::Pong { id: Value::Null }).unwrap();
+        assert_eq!(pong, json!({"type": "pong"}));
+        let clock = serde_json::to_value(ServerMessage::Clock { now }).unwrap();
+        assert_eq!(clock, json!({"type": "clock", "now": "2026-05-01T10:00:00.123Z"}));
+    }
+}

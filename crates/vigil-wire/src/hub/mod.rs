@@ -1,0 +1,52 @@
+//! The WebSocket protocol of `/ws` (docs/websocket.md describes it for
+//! client authors): JSON text frames, each an object with a `type`.
+
+mod client_id;
+mod messages;
+mod values;
+
+use serde::{Deserialize, Serialize};
+
+pub use client_id::{ClientId, InvalidClientId, CLIENT_ID_RULE};
+pub use messages::{ClientMessage, Refusal, ServerMessage, CLIENT_TYPES};
+pub use values::{CounterValue, FibN, InvalidCounterValue, InvalidFibN, NumberView, Parity};
+
+use crate::ErrorCode;
+
+/// What a session can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    Alarms,
+    Clock,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 2] = [Topic::Alarms, Topic::Clock];
+}
+
+/// The codes an `error` message may carry.
+pub const ERROR_CODES: &[ErrorCode] = &[
+    ErrorCode::InvalidJson,
+    ErrorCode::MissingType,
+    ErrorCode::UnknownType,
+    ErrorCode::InvalidMessage,
+    ErrorCode::BinaryNotSupported,
+    ErrorCode::Unauthenticated,
+    ErrorCode::AlreadyAuthenticated,
+    ErrorCode::InvalidToken,
+    ErrorCode::InvalidFibN,
+    ErrorCode::InvalidValue,
+    ErrorCode::DatabaseUnavailable,
+    ErrorCode::Internal,
+];
+
+/// The close codes the server ends a session with.
+pub mod close {
+    /// The server is shutting down; reconnect (to another instance).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Too many invalid messages in a row, or no `auth` when one is required.
+    pub const POLICY: u16 = 1008;
+    /// The client did not read fast enough: its queue filled up.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}

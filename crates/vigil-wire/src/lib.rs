@@ -1,0 +1,18 @@
+//! The contract between vigil and its clients: the error codes, the HTTP
+//! bodies a client reads, the WebSocket protocol, and the image kinds an
+//! upload may be. The server (`vigil`) serialises these types and the
+//! command-line client (`vigil-client`) deserialises the same ones, so the
+//! two cannot drift apart; the OpenAPI document is generated from them too.
+//!
+//! Nothing here knows about HTTP frameworks, databases or models.
+
+pub mod alarms;
+pub mod auth;
+pub mod detections;
+pub mod error;
+pub mod faces;
+pub mod hub;
+pub mod media;
+pub mod paging;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
