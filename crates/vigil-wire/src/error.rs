@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 macro_rules! error_codes {
     ($($variant:ident => ($status:literal, $name:literal)),+ $(,)?) => {
         /// Stable, machine-readable error codes. Never rename one: clients match on them.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum ErrorCode { $(#[serde(rename = $name)] $variant),+ }
 
         impl ErrorCode {
@@ -72,6 +72,21 @@ impl ErrorCode {
         self.status() >= 500
     }
 }
+
+/// A string enum of every code, as clients see them.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Stable, machine-readable error code. Never renamed: clients match on it.",
+            ))
+            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -124,3 +124,20 @@ pub struct Face {
     pub bbox: BoundingBox,
     pub landmarks: Landmarks,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
+        let a = BoundingBox::from_corners(0.0, 0.0, 10.0, 10.0);
+        assert_eq!(a.iou(&a), 1.0);
+        let far = BoundingBox::from_corners(20.0, 20.0, 30.0, 30.0);
+        assert_eq!(a.iou(&far), 0.0);
+        let half = BoundingBox::from_corners(5.0, 0.0, 15.0, 10.0);
+        assert!((a.iou(&half) - 50.0 / 150.0).abs() < 1e-6);
+        let empty = BoundingBox::from_corners(3.0, 3.0, 3.0, 3.0);
+        assert_eq!(empty.iou(&empty), 0.0);
+    }
+}

@@ -14,7 +14,7 @@ pub enum Parity {
 
 impl Parity {
     pub fn of(value: u8) -> Self {
-        if value % 2 == 0 {
+        if value.is_multiple_of(2) {
             Parity::Even
         } else {
             Parity::Odd
