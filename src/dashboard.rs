@@ -55,6 +55,12 @@ pub enum AssetsError {
     },
 }
 
+impl crate::error::Coded for AssetsError {
+    fn code(&self) -> crate::error::ErrorCode {
+        crate::error::ErrorCode::Internal
+    }
+}
+
 impl Assets {
     pub fn new(dir: Option<&Path>) -> Self {
         dir.map_or(Self::Embedded, |d| Self::Dir(d.to_owned()))

@@ -1,12 +1,12 @@
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use vigil::cli::{client, detect, eval_detector, user, watch};
-use vigil::config::{DatabaseArgs, LogFormat, ServeArgs};
+use clap::{CommandFactory, Parser, Subcommand};
+use vigil::cli::{detect, eval_detector, user, watch};
+use vigil::config::{DatabaseArgs, ServeArgs};
 use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::Database;
+use vigil::logging::{self, LogFormat};
 use vigil::startup::Application;
-use vigil::telemetry;
 
 /// vigil: finds human faces in camera feeds, videos and uploads, stores every
 /// detection in MongoDB and pushes alarms live.
@@ -35,8 +35,6 @@ enum Command {
     Watch(watch::WatchArgs),
     /// List local V4L2 cameras.
     Cameras,
-    /// Talk to a vigil server: upload images and videos, watch alarms, counter, Fibonacci.
-    Client(client::ClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,14 +44,15 @@ fn main() -> ExitCode {
             eprintln!("warning: ignoring .env: {err}");
         }
     }
-    let cli = Cli::parse();
+    let cli = Cli::try_parse()
+        .unwrap_or_else(|err| vigil::config::args::with_env_hint(err, &Cli::command()).exit());
     let result = match cli.command {
         Command::Serve(args) => {
-            telemetry::init(args.log_format);
+            logging::init(args.log_format);
             block_on(serve(*args))
         }
         Command::Migrate(args) => {
-            telemetry::init(LogFormat::Pretty);
+            logging::init(LogFormat::Pretty);
             block_on(migrate(args))
         }
         Command::Openapi => {
@@ -61,17 +60,16 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(args) => {
-            telemetry::init(LogFormat::Pretty);
+            logging::init(LogFormat::Pretty);
             block_on(user::run(args))
         }
         Command::Detect(args) => detect::run(args),
         Command::EvalDetector(args) => eval_detector::run(args),
         Command::Watch(args) => {
-            telemetry::init(LogFormat::Pretty);
+            logging::init(LogFormat::Pretty);
             watch::run(args)
         }
         Command::Cameras => watch::list_devices(),
-        Command::Client(args) => block_on(client::run(args)),
     };
     match result {
         Ok(code) => code,
@@ -99,7 +97,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::connect(&args).await?;
+    let db = Database::connect(&args.settings()).await?;
     let set = MigrationSet::embedded()?;
     let owner = format!("vigil-migrate-{}", std::process::id());
     let report = Migrator::new(&db, &set, owner).run().await?;

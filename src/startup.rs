@@ -9,8 +9,10 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tokio::task::JoinHandle;
+use utoipa_actix_web::AppExt;
 
-use crate::alarms::{AlarmBus, Alarms};
+use crate::alarms::AlarmBus;
+use crate::api::{self, Services};
 use crate::auth::AuthService;
 use crate::capture::{Cameras, CaptureDeps, RecorderSink};
 use crate::config::{Config, SecretSource};
@@ -18,13 +20,11 @@ use crate::db::health::ReadyState;
 use crate::db::health::{HealthMonitor, Readiness};
 use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
 use crate::db::{Database, DbError};
-use crate::detections::{Detections, Recorder, UploadService};
-use crate::hub::{Hub, HubConfig};
+use crate::detections::{Recorder, UploadService};
+use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
 use crate::media::{FileStore, GridFsStore, MediaBackend, SharedMediaStore};
-use crate::state::AppState;
-use crate::vision::{Detector, DetectorConfig, DetectorPool};
-use crate::{api, telemetry};
+use crate::vision::DetectorPool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -52,7 +52,7 @@ pub struct Application {
     port: u16,
     server: Server,
     background: Vec<JoinHandle<()>>,
-    state: web::Data<AppState>,
+    services: Services,
 }
 
 impl Application {
@@ -89,7 +89,7 @@ impl Application {
             interval: config.health_interval,
             ping_timeout: config
                 .database
-                .server_selection_timeout()
+                .server_selection_timeout
                 .min(Duration::from_secs(3)),
             migrated,
         };
@@ -97,25 +97,20 @@ impl Application {
         let auth = AuthService::new(&db, &config.auth, &config.jwt_secret)
             .map_err(|e| StartupError::Config(e.to_string()))?;
         let limiter = auth.limiter.clone();
-        let detector = load_detector(&config).await?;
-        let media: SharedMediaStore = match config.uploads.media_store {
+        let detector = DetectorPool::load(&config.models_dir, &config.detector).await?;
+        let media: SharedMediaStore = match config.media.backend {
             MediaBackend::Fs => {
                 Arc::new(FileStore::open(config.data_dir.join("images")).map_err(StartupError::Media)?)
             }
             MediaBackend::Gridfs => Arc::new(GridFsStore::new(&db)),
         };
         let alarm_bus = AlarmBus::new(1024);
-        let recorder = Recorder {
-            detections: Detections::new(&db),
-            alarms: Alarms::new(&db),
-            media: media.clone(),
-            bus: alarm_bus.clone(),
-        };
+        let recorder = Recorder::new(&db, media.clone(), alarm_bus.clone());
         let uploads = UploadService {
             detector: detector.clone(),
             recorder: recorder.clone(),
             users: auth.users.clone(),
-            limits: config.uploads.image_limits(),
+            limits: config.uploads,
         };
         let cameras = Cameras::new(CaptureDeps {
             detector: detector.clone(),
@@ -123,25 +118,29 @@ impl Application {
             ffmpeg: config.capture.ffmpeg.clone(),
         });
         let sweeper = sweep_orphans_when_ready(recorder.clone(), readiness.clone());
-        let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.uploads.media_url_ttl_secs);
-        let hub = Hub::new(&db, HubConfig::from(&config.hub), &instance_id, signer.clone());
+        let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.media.url_ttl);
+        let hub = Hub::new(
+            &db,
+            config.hub.clone(),
+            &instance_id,
+            signer.clone(),
+            auth.clone(),
+        );
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
-        let hub_tasks = hub.start(alarm_bus.clone(), first_alarm_stream);
-        let state = web::Data::new(AppState {
-            config: config.clone(),
-            db,
-            readiness,
-            auth,
-            detector,
-            media,
-            signer,
-            alarm_bus,
-            recorder,
-            uploads,
-            hub,
-            cameras,
-            instance_id,
-        });
+        let hub_tasks = hub.start(alarm_bus, first_alarm_stream);
+        let services = Services {
+            auth: web::Data::new(auth),
+            uploads: web::Data::new(uploads),
+            recorder: web::Data::new(recorder),
+            signer: web::Data::new(signer),
+            media: web::Data::new(media),
+            hub: web::Data::new(hub),
+            cameras: web::Data::new(cameras),
+            readiness: web::Data::new(readiness),
+            detector: web::Data::new(detector),
+            assets: web::Data::new(assets),
+            limits: web::Data::new(config.uploads),
+        };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             addr: config.bind,
@@ -154,13 +153,12 @@ impl Application {
                 source,
             })?
             .port();
-        let app_state = state.clone();
+        let app_services = services.clone();
         let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(telemetry::request_span))
-                .app_data(app_state.clone())
-                .configure(api::configure)
-                .default_service(web::to(api::not_found))
+            let app = App::new()
+                .wrap(from_fn(api::request_span::request_span))
+                .into_utoipa_app();
+            api::routes(app_services.register(app)).into_app()
         })
         .workers(config.workers)
         .shutdown_timeout(config.shutdown_timeout.as_secs());
@@ -179,7 +177,7 @@ impl Application {
         // Ids were checked unique in config; a source that cannot be opened
         // shows in the camera's status, it never stops the server.
         for spec in &config.capture.cameras {
-            if let Err(err) = state.cameras.add(spec.clone()) {
+            if let Err(err) = services.cameras.add(spec.clone()) {
                 tracing::error!(camera = %spec.id, error = %err, "camera not started");
             }
         }
@@ -194,7 +192,7 @@ impl Application {
             port,
             server,
             background,
-            state,
+            services,
         })
     }
 
@@ -202,8 +200,9 @@ impl Application {
         self.port
     }
 
-    pub fn state(&self) -> web::Data<AppState> {
-        self.state.clone()
+    /// The services the handlers use (tests reach the database and the hub through them).
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Serves until SIGINT/SIGTERM (or the server handle stops it), then lets
@@ -211,8 +210,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         // Before the runtime goes away: every ffmpeg child killed and reaped.
-        self.state.cameras.shutdown().await;
-        self.state.hub.shutdown().await;
+        self.services.cameras.shutdown().await;
+        self.services.hub.shutdown().await;
         for task in self.background {
             task.abort();
         }
@@ -230,7 +229,7 @@ async fn migrate_if_reachable(
     instance_id: &str,
     config: &Config,
 ) -> Result<bool, StartupError> {
-    let timeout = config.database.server_selection_timeout();
+    let timeout = config.database.server_selection_timeout;
     match tokio::time::timeout(timeout, db.ping()).await {
         Ok(Ok(())) => {
             let report = Migrator::new(db, migrations, instance_id).run().await?;
@@ -249,27 +248,6 @@ async fn migrate_if_reachable(
             Ok(false)
         }
     }
-}
-
-/// Loads the model once for the process; a missing or corrupt file stops
-/// startup with a message that says to run `make models`.
-async fn load_detector(config: &Config) -> Result<DetectorPool, StartupError> {
-    let cores = crate::vision::default_threads();
-    let or_cores = |n: usize| if n == 0 { cores } else { n };
-    let detector_config = DetectorConfig {
-        max_side: config.detector.detect_max_side,
-        score_threshold: config.detector.detect_threshold,
-        threads: or_cores(config.detector.detector_threads),
-        ..DetectorConfig::default()
-    };
-    let models_dir = config.models_dir.clone();
-    let detector = tokio::task::spawn_blocking(move || Detector::load(&models_dir, detector_config))
-        .await
-        .map_err(|e| StartupError::Config(format!("model loading task failed: {e}")))??;
-    Ok(DetectorPool::new(
-        Arc::new(detector),
-        or_cores(config.detector.detector_concurrency),
-    ))
 }
 
 /// Sweeps orphan images (older than an hour, referenced by no detection)

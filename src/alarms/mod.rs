@@ -7,21 +7,52 @@ mod repository;
 use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 pub use bus::AlarmBus;
 pub use repository::{AlarmScope, Alarms};
+pub use vigil_wire::alarms::AlarmView;
 
-use crate::auth::principal::Principal;
+use crate::auth::Principal;
 use crate::media::signed::UrlSigner;
 use crate::media::MediaId;
 use crate::users::UserId;
+
+/// An alarm's id: 24 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AlarmId(pub ObjectId);
+
+impl AlarmId {
+    pub fn new() -> Self {
+        Self(ObjectId::new())
+    }
+}
+
+impl Default for AlarmId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::str::FromStr for AlarmId {
+    type Err = mongodb::bson::oid::Error;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        ObjectId::parse_str(raw).map(Self)
+    }
+}
+
+impl std::fmt::Display for AlarmId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.to_hex())
+    }
+}
 
 /// The stored alarm.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Alarm {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: AlarmId,
     pub message: String,
     #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub date: DateTime<Utc>,
@@ -33,6 +64,7 @@ pub struct Alarm {
     /// Set for camera alarms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera_id: Option<String>,
+    /// The detection (an ObjectId: detections sit above alarms).
     pub detection_id: ObjectId,
     /// The uploader; `None` for camera alarms (admins see those).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,50 +86,30 @@ impl Alarm {
     }
 }
 
-/// An alarm as the API and the WebSocket hub show it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AlarmView {
-    #[schema(example = "6650f1c2a4b1c2d3e4f5a6b7")]
-    pub id: String,
-    #[schema(example = "2 faces detected on upload")]
-    pub message: String,
-    /// RFC 3339.
-    pub date: DateTime<Utc>,
-    /// Signed URL of the annotated frame; works in `<img src>` until it expires.
-    #[schema(example = "/media/6650f1c2a4b1c2d3e4f5a6b8.jpg?exp=1767225600&sig=…")]
-    pub img: String,
-    #[schema(example = 2)]
-    pub face_count: u32,
-    #[schema(example = "upload")]
-    pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub camera_id: Option<String>,
-    pub detection_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-}
-
-impl AlarmView {
-    pub fn new(alarm: &Alarm, signer: &UrlSigner) -> Self {
-        Self {
-            id: alarm.id.to_hex(),
-            message: alarm.message.clone(),
-            date: alarm.date,
-            img: signer.url(&alarm.image),
-            face_count: alarm.face_count,
-            source: alarm.source.clone(),
-            camera_id: alarm.camera_id.clone(),
-            detection_id: alarm.detection_id.to_hex(),
-            user_id: alarm.user_id.map(|u| u.to_string()),
+impl Alarm {
+    /// The alarm as the API and the hub show it, with its image URL signed now.
+    pub fn view(&self, signer: &UrlSigner) -> AlarmView {
+        AlarmView {
+            id: self.id.to_string(),
+            message: self.message.clone(),
+            date: self.date,
+            img: signer.url(&self.image),
+            face_count: self.face_count,
+            source: self.source.clone(),
+            camera_id: self.camera_id.clone(),
+            detection_id: self.detection_id.to_hex(),
+            user_id: self.user_id.map(|u| u.to_string()),
         }
     }
 }
 
-/// Which alarms a caller may see: admins all, everyone else their own.
-pub fn repository_scope(principal: &Principal) -> AlarmScope {
-    if principal.is_admin() {
-        AlarmScope::All
-    } else {
-        AlarmScope::Owner(principal.user_id)
+impl AlarmScope {
+    /// Which alarms a caller may see: admins all, everyone else their own.
+    pub fn of(principal: &Principal) -> Self {
+        if principal.is_admin() {
+            AlarmScope::All
+        } else {
+            AlarmScope::Owner(principal.user_id)
+        }
     }
 }

@@ -2,7 +2,7 @@ use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Collection};
 
-use super::Alarm;
+use super::{Alarm, AlarmId};
 use crate::db::paging::{find_page, Page, PageRequest};
 use crate::db::{Database, DbError};
 use crate::users::UserId;
@@ -50,19 +50,24 @@ impl Alarms {
         .map_err(DbError::from_driver)
     }
 
-    pub async fn get(&self, scope: AlarmScope, id: ObjectId) -> Result<Option<Alarm>, DbError> {
+    pub async fn get(&self, scope: AlarmScope, id: AlarmId) -> Result<Option<Alarm>, DbError> {
         let mut filter = scope.filter();
-        filter.insert("_id", id);
+        filter.insert("_id", id.0);
         self.alarms.find_one(filter).await.map_err(DbError::from_driver)
     }
 
     pub async fn list(&self, scope: AlarmScope, page: &PageRequest) -> Result<Page<Alarm>, DbError> {
-        find_page(&self.alarms, scope.filter(), "date", page, |a| (a.date, a.id)).await
+        find_page(&self.alarms, scope.filter(), "date", page, |a| (a.date, a.id.0)).await
     }
 
-    pub async fn delete_for_detection(&self, detection: ObjectId) -> Result<(), DbError> {
+    pub async fn delete_for_detection(
+        &self,
+        detection: ObjectId,
+        session: &mut ClientSession,
+    ) -> Result<(), DbError> {
         self.alarms
             .delete_many(doc! { "detection_id": detection })
+            .session(session)
             .await
             .map(drop)
             .map_err(DbError::from_driver)

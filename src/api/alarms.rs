@@ -2,12 +2,15 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use super::listing::{parse_object_id, ListQuery, PageOf};
-use crate::alarms::repository_scope;
-use crate::alarms::AlarmView;
-use crate::auth::principal::Principal;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::state::AppState;
+use super::error::ApiError;
+use super::extract::PathId;
+use super::listing::ListQuery;
+use crate::alarms::{AlarmId, AlarmScope, AlarmView};
+use crate::auth::Principal;
+use crate::detections::Recorder;
+use crate::media::signed::UrlSigner;
+use vigil_wire::paging::PageOf;
+use vigil_wire::ErrorBody;
 
 /// Alarms, newest first.
 #[utoipa::path(
@@ -21,21 +24,17 @@ use crate::state::AppState;
 )]
 #[get("/api/v1/alarms")]
 pub async fn list(
-    state: web::Data<AppState>,
     principal: Principal,
+    recorder: web::Data<Recorder>,
+    signer: web::Data<UrlSigner>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .recorder
+    let page = recorder
         .alarms
-        .list(repository_scope(&principal), &query.page()?)
+        .list(AlarmScope::of(&principal), &query.page()?)
         .await?;
     Ok(HttpResponse::Ok().json(PageOf {
-        items: page
-            .items
-            .iter()
-            .map(|a| AlarmView::new(a, &state.signer))
-            .collect(),
+        items: page.items.iter().map(|a| a.view(&signer)).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -52,16 +51,15 @@ pub async fn list(
 )]
 #[get("/api/v1/alarms/{id}")]
 pub async fn get(
-    state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<String>,
+    id: PathId<AlarmId>,
+    recorder: web::Data<Recorder>,
+    signer: web::Data<UrlSigner>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_object_id(&id, "alarm")?;
-    let alarm = state
-        .recorder
+    let alarm = recorder
         .alarms
-        .get(repository_scope(&principal), id)
+        .get(AlarmScope::of(&principal), id.0)
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no alarm with this id"))?;
-    Ok(HttpResponse::Ok().json(AlarmView::new(&alarm, &state.signer)))
+        .ok_or_else(PathId::<AlarmId>::not_found)?;
+    Ok(HttpResponse::Ok().json(alarm.view(&signer)))
 }

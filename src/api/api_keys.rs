@@ -1,22 +1,20 @@
 //! API keys of the caller.
 
 use actix_web::{delete, get, post, web, HttpResponse};
-use mongodb::bson::oid::ObjectId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::api_keys::{ApiKeyView, CreatedApiKey, KeyName};
-use crate::auth::principal::Principal;
-use crate::auth::AuthError;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::state::AppState;
+use super::error::ApiError;
+use super::extract::PathId;
+use crate::auth::api_keys::{ApiKeyId, ApiKeyView, CreatedApiKey, KeyName};
+use crate::auth::{AuthError, AuthService, Principal};
+use vigil_wire::ErrorBody;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// 1–64 characters saying what the key is for.
-    #[schema(example = "camera-uploader")]
-    pub name: String,
+    pub name: KeyName,
 }
 
 /// Creates an API key. The key is in this answer only.
@@ -31,20 +29,13 @@ pub struct NewApiKey {
 )]
 #[post("/api/v1/api-keys")]
 pub async fn create(
-    state: web::Data<AppState>,
     principal: Principal,
+    auth: web::Data<AuthService>,
     body: web::Json<NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = KeyName::parse(&body.name).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ValidationFailed,
-            "name must be 1-64 printable characters",
-        )
-    })?;
-    let created = state
-        .auth
+    let created = auth
         .api_keys
-        .create(principal.user_id, name)
+        .create(principal.user_id, body.into_inner().name)
         .await
         .map_err(AuthError::from)?;
     tracing::info!(key = %created.view.id, "API key created");
@@ -58,13 +49,8 @@ pub async fn create(
     responses((status = 200, description = "Newest first", body = [ApiKeyView]))
 )]
 #[get("/api/v1/api-keys")]
-pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
-    let keys = state
-        .auth
-        .api_keys
-        .list(principal.user_id)
-        .await
-        .map_err(AuthError::from)?;
+pub async fn list(principal: Principal, auth: web::Data<AuthService>) -> Result<HttpResponse, ApiError> {
+    let keys = auth.api_keys.list(principal.user_id).await?;
     Ok(HttpResponse::Ok().json(keys))
 }
 
@@ -80,22 +66,14 @@ pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<Ht
 )]
 #[delete("/api/v1/api-keys/{id}")]
 pub async fn revoke(
-    state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<String>,
+    id: PathId<ApiKeyId>,
+    auth: web::Data<AuthService>,
 ) -> Result<HttpResponse, ApiError> {
-    let not_found = || ApiError::new(ErrorCode::NotFound, "no such API key");
-    let id = ObjectId::parse_str(id.as_str()).map_err(|_| not_found())?;
-    if state
-        .auth
-        .api_keys
-        .revoke(principal.user_id, id)
-        .await
-        .map_err(AuthError::from)?
-    {
-        tracing::info!(key = %id, "API key revoked");
+    if auth.api_keys.revoke(principal.user_id, id.0).await? {
+        tracing::info!(key = %id.0, "API key revoked");
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(not_found())
+        Err(PathId::<ApiKeyId>::not_found())
     }
 }

@@ -4,23 +4,22 @@ use actix_web::{post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::principal::ClientIp;
-use crate::auth::TokenPair;
-use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use super::error::ApiError;
+use super::extract::RateLimitedIp;
+use crate::auth::{AuthService, TokenPair};
+use crate::users::fields::{Email, Password, UserName};
 use crate::users::UserView;
+use vigil_wire::ErrorBody;
 
+/// A new account; each field is checked as it is read.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// 3–32 characters of A-Z, a-z, 0-9, `_`, `.`, `-`; unique regardless of case.
-    #[schema(example = "alice")]
-    pub user_name: String,
-    #[schema(example = "alice@example.org")]
-    pub email: String,
+    pub user_name: UserName,
+    pub email: Email,
     /// 8–128 characters.
-    #[schema(example = "correct horse battery staple")]
-    pub password: String,
+    pub password: Password,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -53,15 +52,16 @@ pub struct RefreshRequest {
 )]
 #[post("/api/v1/auth/register")]
 pub async fn register(
-    state: web::Data<AppState>,
-    _ip: ClientIp,
+    _: RateLimitedIp,
+    auth: web::Data<AuthService>,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let user = state
-        .auth
-        .register(&body.user_name, &body.email, body.password)
-        .await?;
+    let RegisterRequest {
+        user_name,
+        email,
+        password,
+    } = body.into_inner();
+    let user = auth.register(&user_name, &email, password).await?;
     tracing::info!(user = %user.id, role = ?user.role, "registered");
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
@@ -78,12 +78,12 @@ pub async fn register(
 )]
 #[post("/api/v1/auth/login")]
 pub async fn login(
-    state: web::Data<AppState>,
-    ip: ClientIp,
+    ip: RateLimitedIp,
+    auth: web::Data<AuthService>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let tokens = state.auth.login(&body.login, body.password, ip.0).await?;
+    let tokens = auth.login(&body.login, body.password, ip.0).await?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 
@@ -98,11 +98,11 @@ pub async fn login(
 )]
 #[post("/api/v1/auth/refresh")]
 pub async fn refresh(
-    state: web::Data<AppState>,
-    _ip: ClientIp,
+    _: RateLimitedIp,
+    auth: web::Data<AuthService>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = state.auth.refresh(&body.refresh_token).await?;
+    let tokens = auth.refresh(&body.refresh_token).await?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 
@@ -115,10 +115,10 @@ pub async fn refresh(
 )]
 #[post("/api/v1/auth/logout")]
 pub async fn logout(
-    state: web::Data<AppState>,
-    _ip: ClientIp,
+    _: RateLimitedIp,
+    auth: web::Data<AuthService>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&body.refresh_token).await?;
+    auth.logout(&body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,4 +1,4 @@
-//! Runtime camera management (admins) and `/metrics`.
+//! Runtime camera management (admins).
 //!
 //! Cameras added here run until removed or until the process stops; the
 //! ones that must survive a restart belong in `--camera` / `VIGIL_CAMERAS`.
@@ -7,22 +7,10 @@ use actix_web::{delete, get, post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::principal::Principal;
-use crate::capture::metrics::{render, ProcessFigures};
-use crate::capture::{CameraSpec, CameraStatus, CamerasError};
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::state::AppState;
-
-impl From<CamerasError> for ApiError {
-    fn from(err: CamerasError) -> Self {
-        let code = match err {
-            CamerasError::Exists(_) => ErrorCode::CameraExists,
-            CamerasError::NotFound(_) => ErrorCode::NotFound,
-            CamerasError::ShuttingDown => ErrorCode::NotReady,
-        };
-        ApiError::new(code, err.to_string())
-    }
-}
+use super::error::ApiError;
+use super::extract::{Admin, PathId};
+use crate::capture::{CameraId, CameraSpec, CameraStatus, Cameras};
+use vigil_wire::ErrorBody;
 
 /// A camera to start; the same fields as `--camera`.
 #[derive(Deserialize, ToSchema)]
@@ -45,6 +33,14 @@ pub struct NewCamera {
     pub r#loop: Option<bool>,
 }
 
+impl TryFrom<NewCamera> for CameraSpec {
+    type Error = crate::capture::SpecError;
+
+    fn try_from(body: NewCamera) -> Result<Self, Self::Error> {
+        CameraSpec::from_parts(&body.id, &body.source, body.fps, body.cooldown_secs, body.r#loop)
+    }
+}
+
 /// Lists cameras with their status and counters (admins only).
 #[utoipa::path(
     tag = "cameras",
@@ -55,9 +51,8 @@ pub struct NewCamera {
     )
 )]
 #[get("/api/v1/cameras")]
-pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
-    principal.require_admin()?;
-    Ok(HttpResponse::Ok().json(state.cameras.list()))
+pub async fn list(_: Admin, cameras: web::Data<Cameras>) -> HttpResponse {
+    HttpResponse::Ok().json(cameras.list())
 }
 
 /// Starts watching a camera or feed (admins only). The answer comes at once;
@@ -76,15 +71,13 @@ pub async fn list(state: web::Data<AppState>, principal: Principal) -> Result<Ht
 )]
 #[post("/api/v1/cameras")]
 pub async fn create(
-    state: web::Data<AppState>,
-    principal: Principal,
+    Admin(admin): Admin,
+    cameras: web::Data<Cameras>,
     body: web::Json<NewCamera>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_admin()?;
-    let spec = CameraSpec::from_parts(&body.id, &body.source, body.fps, body.cooldown_secs, body.r#loop)
-        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e.to_string()))?;
-    let status = state.cameras.add(spec)?;
-    tracing::info!(camera = %status.id, by = %principal.user_id, "camera added through the API");
+    let spec = CameraSpec::try_from(body.into_inner())?;
+    let status = cameras.add(spec)?;
+    tracing::info!(camera = %status.id, by = %admin.user_id, "camera added through the API");
     Ok(HttpResponse::Created().json(status))
 }
 
@@ -102,29 +95,10 @@ pub async fn create(
 )]
 #[delete("/api/v1/cameras/{id}")]
 pub async fn remove(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
+    _: Admin,
+    id: PathId<CameraId>,
+    cameras: web::Data<Cameras>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_admin()?;
-    state.cameras.remove(&id).await?;
+    cameras.remove(&id.0).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Prometheus metrics: per-camera counters and states, detector slots,
-/// process memory, threads and file descriptors. Unauthenticated, like most
-/// scrape targets: keep it on the internal network.
-#[utoipa::path(
-    tag = "health",
-    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
-)]
-#[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let figures = ProcessFigures {
-        detector_slots: state.detector.max_concurrent(),
-        detector_slots_free: state.detector.available_slots(),
-    };
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(render(&state.cameras.list(), &figures))
 }

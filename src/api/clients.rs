@@ -4,10 +4,12 @@ use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::principal::Principal;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use super::error::ApiError;
+use super::extract::Admin;
+use crate::error::ErrorCode;
 use crate::hub::presence::ClientView;
-use crate::state::AppState;
+use crate::hub::Hub;
+use vigil_wire::ErrorBody;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ClientsQuery {
@@ -35,11 +37,10 @@ pub struct ClientList {
 )]
 #[get("/api/v1/clients")]
 pub async fn list(
-    state: web::Data<AppState>,
-    principal: Principal,
+    _: Admin,
+    hub: web::Data<Hub>,
     query: web::Query<ClientsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_admin()?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::new(
@@ -47,7 +48,7 @@ pub async fn list(
             "limit must be between 1 and 1000",
         ));
     }
-    let presence = state.hub.presence();
+    let presence = hub.presence();
     let count = presence.count().await?;
     let items = presence
         .list(limit)

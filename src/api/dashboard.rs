@@ -11,30 +11,28 @@ use actix_web::http::header::{self, CacheControl, CacheDirective, EntityTag, IfN
 use actix_web::web::Bytes;
 use actix_web::{route, web, HttpMessage, HttpRequest, HttpResponse};
 
+use super::error::ApiError;
 use crate::dashboard::{Asset, Assets, CONTENT_SECURITY_POLICY, INDEX};
-use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use crate::error::ErrorCode;
 
 #[route("/", method = "GET", method = "HEAD")]
-pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    serve(&req, &state, INDEX).await
+pub async fn index(req: HttpRequest, assets: web::Data<Assets>) -> Result<HttpResponse, ApiError> {
+    serve(&req, &assets, INDEX).await
 }
 
 #[route("/static/{path:.*}", method = "GET", method = "HEAD")]
 pub async fn static_file(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    assets: web::Data<Assets>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    serve(&req, &state, &path).await
+    serve(&req, &assets, &path).await
 }
 
-async fn serve(req: &HttpRequest, state: &AppState, path: &str) -> Result<HttpResponse, ApiError> {
-    let assets = Assets::new(state.config.static_dir.as_deref());
+async fn serve(req: &HttpRequest, assets: &Assets, path: &str) -> Result<HttpResponse, ApiError> {
     let asset = assets
         .get(path)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no file {path} in the dashboard")))?;
     Ok(respond(req, asset))
 }

@@ -1,22 +1,16 @@
 //! Uploading images for detection and reading the results back.
 
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
-use super::listing::{parse_object_id, ListQuery, PageOf};
-use super::upload_body::read_upload;
-use crate::auth::principal::Principal;
-use crate::detections::{parse_source, DetectionScope, DetectionView};
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::state::AppState;
-
-#[derive(Deserialize, IntoParams)]
-pub struct UploadQuery {
-    /// Label stored with the result (1–64 characters, default `upload`);
-    /// a multipart `source` field takes precedence.
-    pub source: Option<String>,
-}
+use super::error::ApiError;
+use super::extract::{PathId, UploadBody};
+use super::listing::ListQuery;
+use crate::auth::Principal;
+use crate::detections::{DetectionId, DetectionScope, DetectionView, Recorder, UploadService};
+use crate::media::signed::UrlSigner;
+use crate::vision::ImageLimits;
+use vigil_wire::paging::PageOf;
+use vigil_wire::ErrorBody;
 
 /// Detects faces in an image, stores the result and raises an alarm when faces are found.
 ///
@@ -28,7 +22,7 @@ pub struct UploadQuery {
 #[utoipa::path(
     tag = "detections",
     security(("bearer" = []), ("api_key" = [])),
-    params(UploadQuery),
+    params(super::extract::UploadQuery),
     request_body(
         description = "The image: multipart field `image`, or a raw JPEG/PNG/WebP/BMP/GIF body",
         content(
@@ -45,31 +39,26 @@ pub struct UploadQuery {
         (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
         (status = 413, description = "`payload_too_large` (bytes) or `image_too_large` (pixels)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_image`: not a decodable JPEG/PNG/WebP/BMP/GIF", body = ErrorBody),
+        (status = 422, description = "`invalid_image`: not a decodable JPEG/PNG/WebP/BMP/GIF; `validation_failed`: bad `source`", body = ErrorBody),
         (status = 429, description = "`quota_exhausted` or `rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
     )
 )]
 #[post("/api/v1/detections")]
 pub async fn create(
-    state: web::Data<AppState>,
     principal: Principal,
+    uploads: web::Data<UploadService>,
+    limits: web::Data<ImageLimits>,
+    signer: web::Data<UrlSigner>,
     req: HttpRequest,
-    query: web::Query<UploadQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let upload = read_upload(&req, payload, state.config.uploads.max_upload_bytes).await?;
-    let source = parse_source(upload.source.as_deref().or(query.source.as_deref())).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ValidationFailed,
-            "`source` must be 1-64 printable characters",
-        )
-    })?;
-    let recorded = state
-        .uploads
-        .detect(principal.user_id, upload.bytes, source)
+    let upload = UploadBody::read(&req, payload, limits.max_bytes).await?;
+    let recorded = uploads
+        .detect(principal.user_id, upload.bytes, upload.source)
         .await?;
     tracing::info!(detection = %recorded.detection.id, faces = recorded.detection.face_count, "detection stored");
-    Ok(HttpResponse::Created().json(DetectionView::new(&recorded.detection, &state.signer)))
+    Ok(HttpResponse::Created().json(recorded.detection.view(&signer)))
 }
 
 /// The caller's detections, newest first.
@@ -84,21 +73,17 @@ pub async fn create(
 )]
 #[get("/api/v1/detections")]
 pub async fn list(
-    state: web::Data<AppState>,
     principal: Principal,
+    recorder: web::Data<Recorder>,
+    signer: web::Data<UrlSigner>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .recorder
+    let page = recorder
         .detections
         .list(DetectionScope(principal.user_id), &query.page()?)
         .await?;
     Ok(HttpResponse::Ok().json(PageOf {
-        items: page
-            .items
-            .iter()
-            .map(|d| DetectionView::new(d, &state.signer))
-            .collect(),
+        items: page.items.iter().map(|d| d.view(&signer)).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -115,18 +100,17 @@ pub async fn list(
 )]
 #[get("/api/v1/detections/{id}")]
 pub async fn get(
-    state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<String>,
+    id: PathId<DetectionId>,
+    recorder: web::Data<Recorder>,
+    signer: web::Data<UrlSigner>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_object_id(&id, "detection")?;
-    let record = state
-        .recorder
+    let record = recorder
         .detections
-        .get(DetectionScope(principal.user_id), id)
+        .get(DetectionScope(principal.user_id), id.0)
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no detection with this id"))?;
-    Ok(HttpResponse::Ok().json(DetectionView::new(&record, &state.signer)))
+        .ok_or_else(PathId::<DetectionId>::not_found)?;
+    Ok(HttpResponse::Ok().json(record.view(&signer)))
 }
 
 /// Deletes one of the caller's detections, its alarm and its images.
@@ -137,21 +121,18 @@ pub async fn get(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`: nothing was deleted", body = ErrorBody),
     )
 )]
 #[delete("/api/v1/detections/{id}")]
 pub async fn remove(
-    state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<String>,
+    id: PathId<DetectionId>,
+    recorder: web::Data<Recorder>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_object_id(&id, "detection")?;
-    let record = state
-        .recorder
-        .detections
-        .take(DetectionScope(principal.user_id), id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no detection with this id"))?;
-    state.recorder.forget(&record).await.map_err(ApiError::internal)?;
-    Ok(HttpResponse::NoContent().finish())
+    if recorder.delete(DetectionScope(principal.user_id), id.0).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(PathId::<DetectionId>::not_found())
+    }
 }

@@ -4,9 +4,10 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::health::ReadyState;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::state::AppState;
+use super::error::ApiError;
+use crate::db::health::{Readiness, ReadyState};
+use crate::error::ErrorCode;
+use vigil_wire::ErrorBody;
 
 #[derive(Serialize, ToSchema)]
 pub struct Status {
@@ -30,8 +31,8 @@ pub async fn healthz() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.readiness.current() {
+pub async fn readyz(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError> {
+    match readiness.current() {
         ReadyState::Ready => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         ReadyState::Starting => Err(ApiError::new(
             ErrorCode::NotReady,

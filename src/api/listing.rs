@@ -1,10 +1,9 @@
 //! Query parameters shared by the list endpoints.
 
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
-use crate::db::paging::PageRequest;
-use crate::error::{ApiError, ErrorCode};
+use crate::db::paging::{PageError, PageRequest};
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
@@ -19,27 +18,12 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    pub fn page(&self) -> Result<PageRequest, ApiError> {
+    pub fn page(&self) -> Result<PageRequest, PageError> {
         PageRequest::parse(
             self.from.as_deref(),
             self.to.as_deref(),
             self.limit,
             self.cursor.as_deref(),
         )
-        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
     }
-}
-
-/// One page of a newest-first listing.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PageOf<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-pub fn parse_object_id(raw: &str, what: &str) -> Result<mongodb::bson::oid::ObjectId, ApiError> {
-    mongodb::bson::oid::ObjectId::parse_str(raw)
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("no {what} with this id")))
 }

@@ -5,9 +5,11 @@ use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::media::MediaId;
-use crate::state::AppState;
+use super::error::ApiError;
+use crate::error::ErrorCode;
+use crate::media::signed::UrlSigner;
+use crate::media::{MediaId, SharedMediaStore};
+use vigil_wire::ErrorBody;
 
 #[derive(Deserialize, IntoParams)]
 pub struct Signature {
@@ -29,9 +31,10 @@ pub struct Signature {
 )]
 #[get("/media/{id}")]
 pub async fn get(
-    state: web::Data<AppState>,
     id: web::Path<String>,
     signature: web::Query<Signature>,
+    signer: web::Data<UrlSigner>,
+    media: web::Data<SharedMediaStore>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(ErrorCode::NotFound, "no such image");
     let id: MediaId = id.parse().map_err(|()| not_found())?;
@@ -41,16 +44,8 @@ pub async fn get(
             "the media URL is not signed",
         ));
     };
-    let seconds_left = state
-        .signer
-        .verify(&id, exp, sig)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidSignature, e.to_string()))?;
-    let bytes = state
-        .media
-        .get(id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_found)?;
+    let seconds_left = signer.verify(&id, exp, sig)?;
+    let bytes = media.get(id).await?.ok_or_else(not_found)?;
     // The content behind an id never changes; caching is bounded by the URL's life.
     let max_age = u32::try_from(seconds_left.clamp(0, 86_400)).unwrap_or(0);
     Ok(HttpResponse::Ok()

@@ -1,6 +1,8 @@
-//! HTTP handlers, grouped by resource. Handlers stay thin: they parse the
-//! request into domain types, call a module that does the work, and map its
-//! error once through [`ApiError`].
+//! HTTP: every route, the extractors, and the one mapping from errors to
+//! JSON answers. Handlers stay thin: they take what they use (typed ids,
+//! parsed bodies, the services), call the module that does the work, and
+//! return its result; any layer's error becomes the JSON body through
+//! [`error::ApiError`].
 
 pub mod alarms;
 pub mod api_keys;
@@ -9,27 +11,42 @@ pub mod cameras;
 pub mod clients;
 pub mod dashboard;
 pub mod detections;
+pub mod error;
+pub mod extract;
 pub mod health;
 pub mod listing;
 pub mod media;
+pub mod metrics;
 pub mod numbers;
 pub mod openapi;
-pub mod upload_body;
+pub mod request_span;
+mod services;
 pub mod users;
 pub mod ws;
 
+use actix_web::dev::{ServiceFactory, ServiceRequest};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa_actix_web::UtoipaApp;
 
-use crate::error::{ApiError, ErrorCode};
+pub use services::Services;
 
-/// Registers every route of the HTTP surface.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(json_config())
+use self::error::ApiError;
+use crate::error::ErrorCode;
+
+/// Registers every route of the HTTP surface. Documented routes go through
+/// utoipa's `service`, so the OpenAPI document lists exactly what is served.
+pub fn routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.openapi(openapi::base())
+        .app_data(json_config())
         .app_data(query_config())
         .app_data(path_config())
         .service(health::healthz)
         .service(health::readyz)
+        .service(metrics::metrics)
         .service(auth::register)
         .service(auth::login)
         .service(auth::refresh)
@@ -53,13 +70,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(cameras::list)
         .service(cameras::create)
         .service(cameras::remove)
-        .service(cameras::metrics)
-        .service(dashboard::index)
-        .service(dashboard::static_file)
-        .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
-            "/api-docs/openapi.json",
-            <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
-        ));
+        .openapi_service(|api| {
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", api)
+        })
+        // Files, not API: outside the document.
+        .map(|app| {
+            app.service(dashboard::index)
+                .service(dashboard::static_file)
+                .default_service(web::to(not_found))
+        })
 }
 
 /// Unknown routes answer with the same JSON error body as everything else.
@@ -87,6 +106,8 @@ fn json_config() -> web::JsonConfig {
                     ErrorCode::PayloadTooLarge,
                     format!("JSON body larger than {limit} bytes"),
                 ),
+                // A field that is there but breaks its rule (a domain type's
+                // `try_from`) is a validation failure, like a wrong type.
                 JsonPayloadError::Deserialize(e) if e.is_data() => {
                     ApiError::new(ErrorCode::ValidationFailed, format!("invalid request body: {e}"))
                 }

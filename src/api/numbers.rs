@@ -2,9 +2,9 @@
 
 use actix_web::{get, HttpResponse};
 
-use crate::auth::principal::ClientIp;
-use crate::error::ErrorBody;
-use crate::hub::numbers::{NumberView, Parity};
+use super::extract::RateLimitedIp;
+use crate::hub::numbers::{draw, NumberView, Parity};
+use vigil_wire::ErrorBody;
 
 /// An even number in 0–99, uniformly drawn.
 #[utoipa::path(
@@ -16,8 +16,8 @@ use crate::hub::numbers::{NumberView, Parity};
     )
 )]
 #[get("/api/v1/numbers/even")]
-pub async fn even(_ip: ClientIp) -> HttpResponse {
-    HttpResponse::Ok().json(NumberView::draw(Parity::Even))
+pub async fn even(_: RateLimitedIp) -> HttpResponse {
+    HttpResponse::Ok().json(draw(Parity::Even))
 }
 
 /// An odd number in 0–99, uniformly drawn.
@@ -30,6 +30,6 @@ pub async fn even(_ip: ClientIp) -> HttpResponse {
     )
 )]
 #[get("/api/v1/numbers/odd")]
-pub async fn odd(_ip: ClientIp) -> HttpResponse {
-    HttpResponse::Ok().json(NumberView::draw(Parity::Odd))
+pub async fn odd(_: RateLimitedIp) -> HttpResponse {
+    HttpResponse::Ok().json(draw(Parity::Odd))
 }

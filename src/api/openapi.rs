@@ -1,23 +1,12 @@
-//! The OpenAPI document, generated from the handlers' annotations.
-//! `vigil openapi` prints it; `openapi/openapi.json` is the committed copy
-//! (a test fails when the two differ).
+//! The OpenAPI document: what the whole API shares (title, tags, security
+//! schemes) is declared here; paths and schemas come from the routes as
+//! `api::routes` registers them. `vigil openapi` prints it;
+//! `openapi/openapi.json` is the committed copy (a test fails when the two
+//! differ).
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use super::{
-    alarms, api_keys, auth, cameras, clients, detections, health, listing, media, numbers, users, ws,
-};
-use crate::alarms::AlarmView;
-use crate::auth::api_keys::{ApiKeyView, CreatedApiKey};
-use crate::auth::TokenPair;
-use crate::capture::{CameraState, CameraStatus};
-use crate::detections::DetectionView;
-use crate::error::{ErrorBody, ErrorDetail};
-use crate::hub::numbers::{NumberView, Parity};
-use crate::hub::presence::ClientView;
-use crate::users::{Role, UserView};
-use crate::vision::{BoundingBox, Face, Landmarks, Point};
+use utoipa_actix_web::AppExt;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,64 +21,6 @@ Errors are always `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"..
 Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket at `/ws`; its messages are described in docs/websocket.md.",
         license(name = "MIT")
     ),
-    paths(
-        health::healthz,
-        health::readyz,
-        auth::register,
-        auth::login,
-        auth::refresh,
-        auth::logout,
-        users::me,
-        users::set_quota,
-        api_keys::create,
-        api_keys::list,
-        api_keys::revoke,
-        detections::create,
-        detections::list,
-        detections::get,
-        detections::remove,
-        alarms::list,
-        alarms::get,
-        media::get,
-        numbers::even,
-        numbers::odd,
-        clients::list,
-        ws::connect,
-        cameras::list,
-        cameras::create,
-        cameras::remove,
-        cameras::metrics,
-    ),
-    components(schemas(
-        ErrorBody,
-        ErrorDetail,
-        health::Status,
-        auth::RegisterRequest,
-        auth::LoginRequest,
-        auth::RefreshRequest,
-        TokenPair,
-        UserView,
-        Role,
-        users::QuotaUpdate,
-        api_keys::NewApiKey,
-        ApiKeyView,
-        CreatedApiKey,
-        DetectionView,
-        AlarmView,
-        listing::PageOf<DetectionView>,
-        listing::PageOf<AlarmView>,
-        Face,
-        BoundingBox,
-        Landmarks,
-        Point,
-        NumberView,
-        Parity,
-        ClientView,
-        clients::ClientList,
-        cameras::NewCamera,
-        CameraStatus,
-        CameraState,
-    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -133,9 +64,21 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The document's shared part, before the routes add their paths.
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document of the routes as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    super::routes(actix_web::App::new().into_utoipa_app())
+        .split_for_parts()
+        .1
+}
+
 /// The document as pretty JSON with a trailing newline (the committed form).
 pub fn document_json() -> String {
-    let mut json = ApiDoc::openapi()
+    let mut json = document()
         .to_pretty_json()
         .expect("the OpenAPI document serialises");
     json.push('\n');

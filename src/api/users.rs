@@ -4,11 +4,11 @@ use actix_web::{get, patch, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::principal::Principal;
-use crate::auth::AuthError;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::state::AppState;
-use crate::users::{UserId, UserView};
+use super::error::ApiError;
+use super::extract::{Admin, PathId};
+use crate::auth::{AuthError, AuthService, Principal};
+use crate::users::{Quota, UserId, UserView};
+use vigil_wire::ErrorBody;
 
 /// The caller's account, with quota and usage.
 #[utoipa::path(
@@ -21,21 +21,19 @@ use crate::users::{UserId, UserView};
     )
 )]
 #[get("/api/v1/users/me")]
-pub async fn me(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .auth
+pub async fn me(principal: Principal, auth: web::Data<AuthService>) -> Result<HttpResponse, ApiError> {
+    let user = auth
         .users
         .find(principal.user_id)
         .await?
-        .ok_or_else(|| ApiError::from(AuthError::InvalidToken("the account no longer exists")))?;
+        .ok_or(AuthError::InvalidToken("the account no longer exists"))?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaUpdate {
-    #[schema(example = 1000)]
-    pub api_request_quota: u32,
+    pub api_request_quota: Quota,
 }
 
 /// Sets a user's API request quota (admins only).
@@ -52,14 +50,13 @@ pub struct QuotaUpdate {
 )]
 #[patch("/api/v1/users/{id}/quota")]
 pub async fn set_quota(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
+    _: Admin,
+    id: PathId<UserId>,
+    auth: web::Data<AuthService>,
     body: web::Json<QuotaUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_admin()?;
-    let id = UserId::parse(&id).ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))?;
-    let user = state.auth.users.set_quota(id, body.api_request_quota).await?;
-    tracing::info!(user = %id, quota = body.api_request_quota, "quota set");
+    let quota = body.api_request_quota;
+    let user = auth.users.set_quota(id.0, quota).await?;
+    tracing::info!(user = %id.0, %quota, "quota set");
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }

@@ -1,15 +1,23 @@
-//! `GET /ws`: the handshake. Credentials and the client id are checked here,
-//! so a bad token is a plain 401 before any WebSocket exists; the session
-//! itself lives in [`crate::hub::session`].
+//! `GET /ws`: the handshake, and actix-ws adapted to the hub's [`Socket`].
+//! Credentials and the client id are checked here, so a bad token is a
+//! plain 401 before any WebSocket exists; the session itself lives in
+//! [`crate::hub::session`].
 
+use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use bytestring::ByteString;
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::hub::client_id::{ClientId, CLIENT_ID_RULE};
-use crate::hub::session::{self, authenticate_token, SessionStart};
-use crate::state::AppState;
+use super::error::ApiError;
+use crate::error::ErrorCode;
+use crate::hub::session::{self, ClientFrame, CloseFrame, SessionStart, Socket};
+use crate::hub::Hub;
+use vigil_wire::hub::{ClientId, CLIENT_ID_RULE};
+use vigil_wire::ErrorBody;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct WsQuery {
@@ -42,7 +50,7 @@ const MAX_FRAME: usize = 16 * 1024;
 pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
-    state: web::Data<AppState>,
+    hub: web::Data<Hub>,
     query: web::Query<WsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -57,20 +65,65 @@ pub async fn connect(
         None => ClientId::generate(),
     };
     let principal = match query.token.as_deref().map(str::trim) {
-        Some(token) if !token.is_empty() => Some(authenticate_token(&state, token).await?),
+        Some(token) if !token.is_empty() => Some(hub.auth().authenticate_token(token).await?),
         _ => None,
     };
     let (response, ws, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket handshake: {e}")))?;
-    let stream = stream
+    let frames = stream
         .max_frame_size(MAX_FRAME)
         .aggregate_continuations()
-        .max_continuation_size(MAX_FRAME);
+        .max_continuation_size(MAX_FRAME)
+        .map(|frame| frame.map(client_frame).map_err(|e| e.to_string()));
     let start = SessionStart {
-        client_id: client_id.into_string(),
+        client_id,
         principal,
         remote_addr: req.peer_addr().map(|a| a.to_string()),
     };
-    actix_web::rt::spawn(session::run(state, ws, stream, start));
+    let hub = Hub::clone(&hub);
+    actix_web::rt::spawn(session::run(hub, ActixSocket(ws), Box::pin(frames), start));
     Ok(response)
+}
+
+fn client_frame(message: AggregatedMessage) -> ClientFrame {
+    match message {
+        AggregatedMessage::Text(text) => ClientFrame::Text(text.to_string()),
+        AggregatedMessage::Binary(bytes) => ClientFrame::Binary(bytes.len()),
+        AggregatedMessage::Ping(bytes) => ClientFrame::Ping(bytes),
+        AggregatedMessage::Pong(_) => ClientFrame::Pong,
+        AggregatedMessage::Close(reason) => ClientFrame::Close(reason.map(|r| CloseFrame {
+            code: r.code.into(),
+            reason: r.description,
+        })),
+    }
+}
+
+/// An actix-ws session as the hub's [`Socket`].
+#[derive(Clone)]
+struct ActixSocket(actix_ws::Session);
+
+impl Socket for ActixSocket {
+    type Closed = actix_ws::Closed;
+
+    fn text(&mut self, text: ByteString) -> LocalBoxFuture<'_, Result<(), Self::Closed>> {
+        Box::pin(self.0.text(text))
+    }
+
+    fn ping(&mut self) -> LocalBoxFuture<'_, Result<(), Self::Closed>> {
+        Box::pin(self.0.ping(b""))
+    }
+
+    fn pong(&mut self, bytes: Bytes) -> LocalBoxFuture<'_, Result<(), Self::Closed>> {
+        Box::pin(async move { self.0.pong(&bytes).await })
+    }
+
+    fn close(self, frame: Option<CloseFrame>) -> LocalBoxFuture<'static, ()> {
+        let reason = frame.map(|f| CloseReason {
+            code: CloseCode::from(f.code),
+            description: f.reason,
+        });
+        Box::pin(async move {
+            let _ = self.0.close(reason).await;
+        })
+    }
 }

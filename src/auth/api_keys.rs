@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::tokens::{random_secret, secret_digest};
 use crate::db::{Database, DbError};
+use crate::error::{Coded, ErrorCode};
 use crate::users::UserId;
 
 const KEY_PREFIX: &str = "vgl_";
@@ -18,10 +19,29 @@ const SHOWN_PREFIX_LEN: usize = 12;
 /// Keys one user may hold; a leaked password must not mint keys without bound.
 pub const MAX_KEYS_PER_USER: u64 = 100;
 
+/// An API key's id (not the key): 24 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApiKeyId(pub ObjectId);
+
+impl std::str::FromStr for ApiKeyId {
+    type Err = mongodb::bson::oid::Error;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        ObjectId::parse_str(raw).map(Self)
+    }
+}
+
+impl std::fmt::Display for ApiKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.to_hex())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredApiKey {
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: ApiKeyId,
     pub user_id: UserId,
     pub name: String,
     pub prefix: String,
@@ -56,7 +76,7 @@ pub struct CreatedApiKey {
 impl From<&StoredApiKey> for ApiKeyView {
     fn from(k: &StoredApiKey) -> Self {
         Self {
-            id: k.id.to_hex(),
+            id: k.id.to_string(),
             name: k.name.clone(),
             prefix: k.prefix.clone(),
             created_at: k.created_at,
@@ -64,15 +84,29 @@ impl From<&StoredApiKey> for ApiKeyView {
     }
 }
 
-/// 1–64 printable characters naming what the key is for.
-#[derive(Debug, Clone)]
+/// 1–64 printable characters saying what the key is for.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(try_from = "String")]
+#[schema(value_type = String, example = "camera-uploader")]
 pub struct KeyName(String);
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("name must be 1-64 printable characters")]
+pub struct InvalidKeyName;
+
 impl KeyName {
-    pub fn parse(raw: &str) -> Option<Self> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidKeyName> {
         let name = raw.trim();
         let ok = (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control);
-        ok.then(|| Self(name.to_owned()))
+        ok.then(|| Self(name.to_owned())).ok_or(InvalidKeyName)
+    }
+}
+
+impl TryFrom<String> for KeyName {
+    type Error = InvalidKeyName;
+
+    fn try_from(raw: String) -> Result<Self, InvalidKeyName> {
+        Self::parse(&raw)
     }
 }
 
@@ -82,6 +116,22 @@ pub enum ApiKeyError {
     TooMany,
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Coded for ApiKeyError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ApiKeyError::TooMany => ErrorCode::ValidationFailed,
+            ApiKeyError::Db(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiKeyError::TooMany => None,
+            ApiKeyError::Db(e) => e.retry_after(),
+        }
+    }
 }
 
 impl From<mongodb::error::Error> for ApiKeyError {
@@ -108,7 +158,7 @@ impl ApiKeys {
         }
         let key = random_secret(KEY_PREFIX);
         let stored = StoredApiKey {
-            id: ObjectId::new(),
+            id: ApiKeyId(ObjectId::new()),
             user_id: user,
             name: name.0,
             prefix: key[..SHOWN_PREFIX_LEN].to_owned(),
@@ -134,10 +184,10 @@ impl ApiKeys {
     }
 
     /// Deletes the key if `user` owns it. Someone else's key looks absent.
-    pub async fn revoke(&self, user: UserId, id: ObjectId) -> Result<bool, ApiKeyError> {
+    pub async fn revoke(&self, user: UserId, id: ApiKeyId) -> Result<bool, ApiKeyError> {
         let result = self
             .keys
-            .delete_one(doc! { "_id": id, "user_id": user.0 })
+            .delete_one(doc! { "_id": id.0, "user_id": user.0 })
             .await?;
         Ok(result.deleted_count == 1)
     }

@@ -1,31 +1,34 @@
 //! Accounts and access control: passwords, access and refresh tokens, API
-//! keys, the authenticated-principal extractor, rate limits and login throttling.
+//! keys, who a caller is ([`Principal`]), rate limits and login throttling.
+//! The HTTP extractors that use this live in `api::extract`.
 
 pub mod api_keys;
 pub mod password;
 pub mod principal;
 pub mod rate_limit;
 pub mod refresh;
+pub mod secret;
 pub mod throttle;
 pub mod tokens;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub use principal::{Credential, Principal};
+pub use secret::JwtSecret;
+pub use vigil_wire::auth::TokenPair;
 
 use self::api_keys::{ApiKeyError, ApiKeys};
-use self::password::{HashError, PasswordHasher};
-use self::rate_limit::{retry_after_secs, RequestLimiter};
+use self::password::{Argon2Settings, HashError, PasswordHasher};
+use self::rate_limit::{retry_after_secs, RateLimit, RequestLimiter};
 use self::refresh::{RefreshError, RefreshTokens};
-use self::throttle::LoginThrottle;
-use self::tokens::TokenIssuer;
-use crate::config::{AuthArgs, JwtSecret};
+use self::throttle::{LoginThrottle, ThrottleSettings};
+use self::tokens::{JwtAlgorithm, TokenError, TokenIssuer};
 use crate::db::{Database, DbError};
-use crate::error::{ApiError, ErrorCode};
-use crate::users::fields::{Email, FieldError, Password, UserName};
-use crate::users::{User, UserError, Users};
+use crate::error::{Coded, ErrorCode};
+use crate::users::fields::{Email, FieldError, Password, Quota, UserName};
+use crate::users::{User, UserError, UserId, Users};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -55,55 +58,47 @@ pub enum AuthError {
     Db(#[from] DbError),
 }
 
-impl From<UserError> for ApiError {
-    fn from(err: UserError) -> Self {
-        match err {
-            UserError::NameTaken => ApiError::new(ErrorCode::UserNameTaken, err.to_string()),
-            UserError::EmailTaken => ApiError::new(ErrorCode::EmailTaken, err.to_string()),
-            UserError::NotFound => ApiError::new(ErrorCode::NotFound, "no such user"),
-            UserError::QuotaExhausted { .. } => ApiError::new(ErrorCode::QuotaExhausted, err.to_string()),
-            UserError::Db(db) => db.into(),
+impl Coded for AuthError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            AuthError::Field(e) => e.code(),
+            AuthError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            AuthError::LoginThrottled(_) => ErrorCode::LoginThrottled,
+            AuthError::Unauthenticated => ErrorCode::Unauthenticated,
+            AuthError::InvalidToken(_) => ErrorCode::InvalidToken,
+            AuthError::Forbidden => ErrorCode::Forbidden,
+            AuthError::RateLimited(_) => ErrorCode::RateLimited,
+            AuthError::User(e) => e.code(),
+            AuthError::ApiKey(e) => e.code(),
+            AuthError::Refresh(e) => e.code(),
+            AuthError::Hash(e) => e.code(),
+            AuthError::Db(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            AuthError::LoginThrottled(wait) | AuthError::RateLimited(wait) => Some(retry_after_secs(*wait)),
+            AuthError::User(e) => e.retry_after(),
+            AuthError::ApiKey(e) => e.retry_after(),
+            AuthError::Refresh(e) => e.retry_after(),
+            AuthError::Db(e) => e.retry_after(),
+            _ => None,
         }
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(err: AuthError) -> Self {
-        let message = err.to_string();
-        match err {
-            AuthError::Field(_) => ApiError::new(ErrorCode::ValidationFailed, message),
-            AuthError::InvalidCredentials => ApiError::new(ErrorCode::InvalidCredentials, message),
-            AuthError::LoginThrottled(wait) => {
-                ApiError::new(ErrorCode::LoginThrottled, message).with_retry_after(retry_after_secs(wait))
-            }
-            AuthError::Unauthenticated => ApiError::new(ErrorCode::Unauthenticated, message),
-            AuthError::InvalidToken(_) => ApiError::new(ErrorCode::InvalidToken, message),
-            AuthError::Forbidden => ApiError::new(ErrorCode::Forbidden, message),
-            AuthError::RateLimited(wait) => {
-                ApiError::new(ErrorCode::RateLimited, message).with_retry_after(retry_after_secs(wait))
-            }
-            AuthError::User(e) => e.into(),
-            AuthError::ApiKey(ApiKeyError::TooMany) => ApiError::new(ErrorCode::ValidationFailed, message),
-            AuthError::ApiKey(ApiKeyError::Db(e)) | AuthError::Db(e) => e.into(),
-            AuthError::Refresh(RefreshError::Db(e)) => e.into(),
-            AuthError::Refresh(e) => ApiError::new(ErrorCode::InvalidToken, e.to_string()),
-            AuthError::Hash(e) => ApiError::internal(e),
-        }
-    }
-}
-
-/// Tokens handed out by login and refresh.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TokenPair {
-    /// JWT for `Authorization: Bearer`.
-    pub access_token: String,
-    /// Opaque; exchange at `/api/v1/auth/refresh`. Single use.
-    pub refresh_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: String,
-    /// Seconds until the access token expires.
-    #[schema(example = 900)]
-    pub expires_in: i64,
+/// Accounts, tokens and limits, as `vigil serve` is configured.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The quota of a new account, until an admin changes it.
+    pub default_quota: Quota,
+    pub rate_limit: RateLimit,
+    pub jwt_algorithm: JwtAlgorithm,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub argon2: Argon2Settings,
+    pub login_throttle: ThrottleSettings,
 }
 
 /// Everything account-related that handlers need, built once at startup.
@@ -115,41 +110,39 @@ pub struct AuthService {
     pub limiter: RequestLimiter,
     refresh: RefreshTokens,
     passwords: PasswordHasher,
-    throttle: std::sync::Arc<LoginThrottle>,
-    default_quota: u32,
+    throttle: Arc<LoginThrottle>,
+    default_quota: Quota,
 }
 
 impl AuthService {
-    pub fn new(db: &Database, args: &AuthArgs, secret: &JwtSecret) -> Result<Self, HashError> {
+    pub fn new(db: &Database, settings: &AuthSettings, secret: &JwtSecret) -> Result<Self, HashError> {
         Ok(Self {
             users: Users::new(db),
             api_keys: ApiKeys::new(db),
-            tokens: TokenIssuer::new(secret.as_bytes(), args.jwt_algorithm, args.access_token_ttl_secs),
-            limiter: RequestLimiter::new(args.rate_limit_per_second, args.rate_limit_burst),
-            refresh: RefreshTokens::new(db, args.refresh_token_ttl_secs),
-            passwords: PasswordHasher::new(
-                args.argon2_memory_kib,
-                args.argon2_iterations,
-                args.argon2_parallelism,
-            )?,
-            throttle: std::sync::Arc::new(LoginThrottle::new(
-                args.login_max_failures,
-                args.login_max_failures_per_ip,
-                Duration::from_secs(args.login_failure_window_secs),
-            )),
-            default_quota: args.default_quota,
+            tokens: TokenIssuer::new(
+                secret.as_bytes(),
+                settings.jwt_algorithm,
+                settings.access_token_ttl,
+            ),
+            limiter: RequestLimiter::new(settings.rate_limit),
+            refresh: RefreshTokens::new(db, settings.refresh_token_ttl),
+            passwords: PasswordHasher::new(settings.argon2)?,
+            throttle: Arc::new(LoginThrottle::new(settings.login_throttle)),
+            default_quota: settings.default_quota,
         })
     }
 
-    pub async fn register(&self, user_name: &str, email: &str, password: String) -> Result<User, AuthError> {
-        let name = UserName::parse(user_name)?;
-        let email = Email::parse(email)?;
-        let password = Password::parse(password)?;
+    pub async fn register(
+        &self,
+        name: &UserName,
+        email: &Email,
+        password: Password,
+    ) -> Result<User, AuthError> {
         let passwords = self.passwords.clone();
         let hash = tokio::task::spawn_blocking(move || passwords.hash(&password))
             .await
             .map_err(|e| HashError::from_join(&e))??;
-        Ok(self.users.create(&name, &email, hash, self.default_quota).await?)
+        Ok(self.users.create(name, email, hash, self.default_quota).await?)
     }
 
     /// Same answer and the same work for an unknown login and a wrong password.
@@ -190,6 +183,58 @@ impl AuthService {
         Ok(self.refresh.revoke(refresh_token).await?)
     }
 
+    /// Resolves the credentials of a request to a principal: an access
+    /// token when there is one, else an API key.
+    pub async fn authenticate(
+        &self,
+        bearer_token: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        if let Some(token) = bearer_token {
+            let claims = self.tokens.verify(token).map_err(|e| match e {
+                TokenError::Expired => AuthError::InvalidToken("access token expired; refresh it"),
+                TokenError::Invalid => AuthError::InvalidToken("access token invalid"),
+            })?;
+            let user_id =
+                UserId::parse(&claims.sub).ok_or(AuthError::InvalidToken("access token invalid"))?;
+            return Ok(Principal {
+                user_id,
+                role: claims.role,
+                credential: Credential::AccessToken,
+            });
+        }
+        if let Some(key) = api_key {
+            let invalid = AuthError::InvalidToken("API key invalid or revoked");
+            let stored = self.api_keys.authenticate(key).await?.ok_or(invalid)?;
+            let user = self
+                .users
+                .find(stored.user_id)
+                .await?
+                .ok_or(AuthError::InvalidToken("API key invalid or revoked"))?;
+            return Ok(Principal {
+                user_id: user.id,
+                role: user.role,
+                credential: Credential::ApiKey(stored.id),
+            });
+        }
+        Err(AuthError::Unauthenticated)
+    }
+
+    /// One token that may be either credential (the WebSocket's `?token=`
+    /// and `auth` message): an access token is tried first, then an API key.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Principal, AuthError> {
+        match self.authenticate(Some(token), None).await {
+            Err(AuthError::InvalidToken(jwt_reason)) => match self.authenticate(None, Some(token)).await {
+                // A JWT-shaped token is better explained by the JWT's own reason (e.g. expired).
+                Err(AuthError::InvalidToken(_)) if token.matches('.').count() == 2 => {
+                    Err(AuthError::InvalidToken(jwt_reason))
+                }
+                other => other,
+            },
+            other => other,
+        }
+    }
+
     fn issue_pair(&self, user: &User, refresh_token: String) -> Result<TokenPair, AuthError> {
         Ok(TokenPair {
             access_token: self.tokens.issue(user.id, user.role),
@@ -197,11 +242,5 @@ impl AuthService {
             token_type: "Bearer".to_owned(),
             expires_in: self.tokens.ttl_secs(),
         })
-    }
-}
-
-impl HashError {
-    fn from_join(err: &tokio::task::JoinError) -> Self {
-        HashError::new(format!("hashing task failed: {err}"))
     }
 }

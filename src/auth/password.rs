@@ -5,6 +5,7 @@ use argon2::password_hash::{
 };
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use crate::error::{Coded, ErrorCode};
 use crate::users::fields::Password;
 
 #[derive(Debug, thiserror::Error)]
@@ -12,9 +13,23 @@ use crate::users::fields::Password;
 pub struct HashError(String);
 
 impl HashError {
-    pub(crate) fn new(message: String) -> Self {
-        Self(message)
+    pub(crate) fn from_join(err: &tokio::task::JoinError) -> Self {
+        HashError(format!("hashing task failed: {err}"))
     }
+}
+
+impl Coded for HashError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Internal
+    }
+}
+
+/// Argon2id's cost parameters (OWASP's minimum by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
 }
 
 #[derive(Clone)]
@@ -26,7 +41,12 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<Self, HashError> {
+    pub fn new(settings: Argon2Settings) -> Result<Self, HashError> {
+        let Argon2Settings {
+            memory_kib,
+            iterations,
+            parallelism,
+        } = settings;
         let params =
             Params::new(memory_kib, iterations, parallelism, None).map_err(|e| HashError(e.to_string()))?;
         let mut hasher = Self {
@@ -71,7 +91,12 @@ mod tests {
 
     #[test]
     fn hashes_verify_and_carry_their_parameters() {
-        let hasher = PasswordHasher::new(1024, 1, 1).unwrap();
+        let hasher = PasswordHasher::new(Argon2Settings {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
         let hash = hasher
             .hash(&Password::parse("correct horse".into()).unwrap())
             .unwrap();

@@ -7,16 +7,23 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use mongodb::bson::oid::ObjectId;
 
+use super::api_keys::ApiKeyId;
 use crate::users::UserId;
 
 /// Whose bucket a request draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateKey {
     User(UserId),
-    ApiKey(ObjectId),
+    ApiKey(ApiKeyId),
     Ip(IpAddr),
+}
+
+/// A sustained rate and the burst allowed on top of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
 }
 
 #[derive(Clone)]
@@ -26,10 +33,8 @@ pub struct RequestLimiter {
 }
 
 impl RequestLimiter {
-    pub fn new(per_second: u32, burst: Option<u32>) -> Self {
-        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate);
-        let quota = Quota::per_second(rate).allow_burst(burst);
+    pub fn new(limit: RateLimit) -> Self {
+        let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
         Self {
             limiter: Arc::new(RateLimiter::keyed(quota)),
             clock: DefaultClock::default(),
@@ -73,9 +78,16 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 mod tests {
     use super::*;
 
+    fn limit(per_second: u32, burst: u32) -> RateLimit {
+        RateLimit {
+            per_second: NonZeroU32::new(per_second).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        }
+    }
+
     #[test]
     fn burst_then_refusal_per_key() {
-        let limiter = RequestLimiter::new(10, Some(3));
+        let limiter = RequestLimiter::new(limit(10, 3));
         let a = RateKey::Ip("127.0.0.1".parse().unwrap());
         let b = RateKey::Ip("127.0.0.2".parse().unwrap());
         for _ in 0..3 {
@@ -88,7 +100,7 @@ mod tests {
 
     #[test]
     fn idle_keys_are_evicted() {
-        let limiter = RequestLimiter::new(1000, Some(1));
+        let limiter = RequestLimiter::new(limit(1000, 1));
         for i in 0..50u8 {
             limiter.check(RateKey::Ip(IpAddr::from([10, 0, 0, i]))).unwrap();
         }

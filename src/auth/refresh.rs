@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tokens::{random_secret, secret_digest};
 use crate::db::{Database, DbError};
+use crate::error::{Coded, ErrorCode};
 use crate::users::UserId;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +41,22 @@ pub enum RefreshError {
     Db(#[from] DbError),
 }
 
+impl Coded for RefreshError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            RefreshError::Invalid | RefreshError::Reused => ErrorCode::InvalidToken,
+            RefreshError::Db(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            RefreshError::Db(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
 impl From<mongodb::error::Error> for RefreshError {
     fn from(err: mongodb::error::Error) -> Self {
         RefreshError::Db(DbError::from_driver(err))
@@ -53,19 +70,12 @@ pub struct RefreshTokens {
 }
 
 impl RefreshTokens {
-    pub fn new(db: &Database, ttl_secs: u64) -> Self {
+    /// `ttl` is bounded where it is configured (at most ten years).
+    pub fn new(db: &Database, ttl: std::time::Duration) -> Self {
         Self {
             tokens: db.collection("refresh_tokens"),
-            ttl: Duration::seconds(
-                i64::try_from(ttl_secs)
-                    .unwrap_or(i64::MAX / 1000)
-                    .min(10 * 365 * 86400),
-            ),
+            ttl: Duration::from_std(ttl).unwrap_or(Duration::days(3650)),
         }
-    }
-
-    pub fn ttl_secs(&self) -> i64 {
-        self.ttl.num_seconds()
     }
 
     /// Starts a new family (a login) and returns its first token.

@@ -25,6 +25,14 @@ enum Key {
     Ip(IpAddr),
 }
 
+/// How many failed logins, within how long, make further attempts wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    pub max_per_account: u32,
+    pub max_per_ip: u32,
+    pub window: Duration,
+}
+
 pub struct LoginThrottle {
     max_per_account: u32,
     max_per_ip: u32,
@@ -33,7 +41,12 @@ pub struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    pub fn new(max_per_account: u32, max_per_ip: u32, window: Duration) -> Self {
+    pub fn new(settings: ThrottleSettings) -> Self {
+        let ThrottleSettings {
+            max_per_account,
+            max_per_ip,
+            window,
+        } = settings;
         Self {
             max_per_account,
             max_per_ip,
@@ -109,7 +122,11 @@ mod tests {
 
     #[test]
     fn blocks_an_account_after_max_failures_until_the_window_passes() {
-        let t = LoginThrottle::new(3, 100, Duration::from_millis(200));
+        let t = LoginThrottle::new(ThrottleSettings {
+            max_per_account: 3,
+            max_per_ip: 100,
+            window: Duration::from_millis(200),
+        });
         for _ in 0..3 {
             assert!(t.check("Bob", ip(1)).is_ok());
             t.record_failure("Bob", ip(1));
@@ -126,7 +143,11 @@ mod tests {
 
     #[test]
     fn blocks_an_ip_spraying_many_accounts() {
-        let t = LoginThrottle::new(100, 4, Duration::from_secs(60));
+        let t = LoginThrottle::new(ThrottleSettings {
+            max_per_account: 100,
+            max_per_ip: 4,
+            window: Duration::from_secs(60),
+        });
         for i in 0..4 {
             t.record_failure(&format!("user{i}"), ip(9));
         }
@@ -136,7 +157,11 @@ mod tests {
 
     #[test]
     fn success_clears_the_account() {
-        let t = LoginThrottle::new(2, 100, Duration::from_secs(60));
+        let t = LoginThrottle::new(ThrottleSettings {
+            max_per_account: 2,
+            max_per_ip: 100,
+            window: Duration::from_secs(60),
+        });
         t.record_failure("carol", ip(1));
         t.record_success("carol");
         t.record_failure("carol", ip(1));

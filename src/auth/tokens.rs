@@ -8,8 +8,15 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::JwtAlgorithm;
 use crate::users::{Role, UserId};
+
+/// The HMAC algorithms an access token may be signed with; no other is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    Hs256,
+    Hs384,
+    Hs512,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -37,7 +44,7 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn new(secret: &[u8], algorithm: JwtAlgorithm, ttl_secs: u64) -> Self {
+    pub fn new(secret: &[u8], algorithm: JwtAlgorithm, ttl: std::time::Duration) -> Self {
         let algorithm = match algorithm {
             JwtAlgorithm::Hs256 => Algorithm::HS256,
             JwtAlgorithm::Hs384 => Algorithm::HS384,
@@ -47,7 +54,7 @@ impl TokenIssuer {
             algorithm,
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
-            ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2),
+            ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
         }
     }
 
@@ -99,8 +106,10 @@ pub fn secret_digest(secret: &str) -> String {
 mod tests {
     use super::*;
 
+    const SECS_900: std::time::Duration = std::time::Duration::from_secs(900);
+
     fn issuer() -> TokenIssuer {
-        TokenIssuer::new(&[7u8; 32], JwtAlgorithm::Hs256, 900)
+        TokenIssuer::new(&[7u8; 32], JwtAlgorithm::Hs256, SECS_900)
     }
 
     fn user() -> UserId {
@@ -120,9 +129,9 @@ mod tests {
     #[test]
     fn another_secret_or_algorithm_is_refused() {
         let token = issuer().issue(user(), Role::User);
-        let other_secret = TokenIssuer::new(&[8u8; 32], JwtAlgorithm::Hs256, 900);
+        let other_secret = TokenIssuer::new(&[8u8; 32], JwtAlgorithm::Hs256, SECS_900);
         assert!(matches!(other_secret.verify(&token), Err(TokenError::Invalid)));
-        let other_alg = TokenIssuer::new(&[7u8; 32], JwtAlgorithm::Hs512, 900);
+        let other_alg = TokenIssuer::new(&[7u8; 32], JwtAlgorithm::Hs512, SECS_900);
         assert!(matches!(other_alg.verify(&token), Err(TokenError::Invalid)));
     }
 

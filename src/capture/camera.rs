@@ -14,10 +14,10 @@ use tokio::sync::watch;
 use super::policy::{AlarmPolicy, AlarmReason};
 use super::sampler::Latest;
 use super::source::{self, stopped, Ended, FrameOut};
-use super::spec::CameraSpec;
+use super::spec::{CameraId, CameraSpec};
 use super::status::{CameraState, CameraStats};
-use crate::detections::{Frame, Recorder};
-use crate::media::MediaKind;
+use crate::detections::{Frame, Recorder, Source};
+use crate::media::ImageKind;
 use crate::vision::{encode_jpeg, Detection, DetectorPool};
 
 /// First retry delay of a failed source; doubles up to [`BACKOFF_MAX`].
@@ -29,7 +29,7 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// A frame that raised an alarm.
 pub struct CameraAlarm {
-    pub camera_id: String,
+    pub camera_id: CameraId,
     pub reason: AlarmReason,
     pub image: Arc<RgbImage>,
     pub detection: Detection,
@@ -42,7 +42,7 @@ pub trait AlarmSink: Send + Sync + 'static {
     fn raise(&self, alarm: CameraAlarm) -> BoxFuture<'_, Result<(), String>>;
 
     /// Every processed frame (for `vigil watch --every-frame`).
-    fn frame(&self, _camera_id: &str, _detection: &Detection, _duration_ms: f64) {}
+    fn frame(&self, _camera_id: &CameraId, _detection: &Detection, _duration_ms: f64) {}
 }
 
 /// Stores the frame, its annotated copy, a detection and an alarm, and
@@ -57,13 +57,15 @@ impl AlarmSink for RecorderSink {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
+            // A camera id is always a valid source label (narrower alphabet, same length).
+            let source = Source::parse(alarm.camera_id.as_str()).map_err(|e| e.to_string())?;
             self.0
                 .record(Frame {
                     owner: None,
-                    source: alarm.camera_id.clone(),
-                    camera_id: Some(alarm.camera_id),
+                    source,
+                    camera_id: Some(alarm.camera_id.to_string()),
                     original,
-                    original_kind: MediaKind::Jpeg,
+                    original_kind: ImageKind::Jpeg,
                     image: alarm.image,
                     detection: alarm.detection,
                     duration_ms: alarm.duration_ms,

@@ -11,8 +11,9 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::camera::{supervise, CaptureDeps};
-use super::spec::CameraSpec;
+use super::spec::{CameraId, CameraSpec};
 use super::status::{CameraStats, CameraStatus};
+use crate::error::{Coded, ErrorCode};
 
 /// Time a camera task gets to stop its source before it is aborted.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,11 +21,21 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum CamerasError {
     #[error("a camera with id `{0}` already exists")]
-    Exists(String),
+    Exists(CameraId),
     #[error("no camera with id `{0}`")]
-    NotFound(String),
+    NotFound(CameraId),
     #[error("capture is shutting down")]
     ShuttingDown,
+}
+
+impl Coded for CamerasError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            CamerasError::Exists(_) => ErrorCode::CameraExists,
+            CamerasError::NotFound(_) => ErrorCode::NotFound,
+            CamerasError::ShuttingDown => ErrorCode::NotReady,
+        }
+    }
 }
 
 struct Running {
@@ -38,7 +49,7 @@ struct Running {
 #[derive(Clone)]
 pub struct Cameras {
     deps: CaptureDeps,
-    running: Arc<Mutex<Option<BTreeMap<String, Running>>>>,
+    running: Arc<Mutex<Option<BTreeMap<CameraId, Running>>>>,
 }
 
 impl Cameras {
@@ -49,7 +60,7 @@ impl Cameras {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<BTreeMap<String, Running>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<BTreeMap<CameraId, Running>>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -87,19 +98,19 @@ impl Cameras {
             .unwrap_or_default()
     }
 
-    pub fn get(&self, id: &str) -> Option<CameraStatus> {
+    pub fn get(&self, id: &CameraId) -> Option<CameraStatus> {
         self.lock()
             .as_ref()
             .and_then(|running| running.get(id).map(|r| r.stats.snapshot(&r.spec)))
     }
 
     /// Stops a camera and waits until its source is closed.
-    pub async fn remove(&self, id: &str) -> Result<(), CamerasError> {
+    pub async fn remove(&self, id: &CameraId) -> Result<(), CamerasError> {
         let camera = self
             .lock()
             .as_mut()
             .and_then(|running| running.remove(id))
-            .ok_or_else(|| CamerasError::NotFound(id.to_owned()))?;
+            .ok_or_else(|| CamerasError::NotFound(id.clone()))?;
         stop(camera).await;
         tracing::info!(camera = %id, "camera removed");
         Ok(())

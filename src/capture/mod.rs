@@ -20,5 +20,14 @@ pub mod status;
 pub use camera::{AlarmSink, CameraAlarm, CaptureDeps, RecorderSink};
 pub use manager::{Cameras, CamerasError};
 pub use policy::{AlarmPolicy, AlarmReason};
-pub use spec::{CameraSpec, SourceSpec, SpecError};
+pub use spec::{CameraId, CameraSpec, SourceSpec, SpecError};
 pub use status::{CameraState, CameraStatus};
+
+/// Validated capture settings of `vigil serve`.
+#[derive(Debug, Clone)]
+pub struct CaptureSettings {
+    /// Started with the server; ids are unique.
+    pub cameras: Vec<CameraSpec>,
+    /// The ffmpeg program of `ffmpeg:` sources.
+    pub ffmpeg: std::path::PathBuf,
+}

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::Serialize;
+
+use crate::error::{Coded, ErrorCode};
+
 pub const DEFAULT_FPS: f64 = 5.0;
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
 pub const MAX_FPS: f64 = 60.0;
@@ -40,6 +44,12 @@ pub enum SpecError {
     BadLoop(String),
     #[error("loop=true only applies to ffmpeg sources reading a local file")]
     LoopNeedsFile,
+}
+
+impl Coded for SpecError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::ValidationFailed
+    }
 }
 
 /// Where frames come from.
@@ -116,7 +126,7 @@ impl FromStr for SourceSpec {
 /// One configured camera.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraSpec {
-    pub id: String,
+    pub id: CameraId,
     pub source: SourceSpec,
     /// Frames per second sampled from the source (and searched for faces).
     pub fps: f64,
@@ -136,7 +146,7 @@ impl CameraSpec {
         cooldown_secs: Option<f64>,
         looping: Option<bool>,
     ) -> Result<Self, SpecError> {
-        validate_id(id)?;
+        let id = CameraId::parse(id)?;
         let source: SourceSpec = source.parse()?;
         let fps = match fps {
             Some(f) if f.is_finite() && f > 0.0 && f <= MAX_FPS => f,
@@ -153,7 +163,7 @@ impl CameraSpec {
             return Err(SpecError::LoopNeedsFile);
         }
         Ok(Self {
-            id: id.to_owned(),
+            id,
             source,
             fps,
             cooldown,
@@ -239,16 +249,48 @@ impl fmt::Display for CameraSpec {
     }
 }
 
-fn validate_id(id: &str) -> Result<(), SpecError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(SpecError::BadId(id.to_owned()))
+/// A camera's id: 1–64 characters of `A-Z a-z 0-9 _ - .`; also the
+/// `source` of its detections and its label in metrics.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CameraId(String);
+
+impl CameraId {
+    pub fn parse(id: &str) -> Result<Self, SpecError> {
+        let ok = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(SpecError::BadId(id.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for CameraId {
+    type Err = SpecError;
+
+    fn from_str(id: &str) -> Result<Self, SpecError> {
+        Self::parse(id)
+    }
+}
+
+impl fmt::Display for CameraId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for CameraId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
     }
 }
 
@@ -293,7 +335,7 @@ mod tests {
     #[test]
     fn full_spec_parses_into_typed_fields() {
         let spec = parse("id=front,source=ffmpeg:/videos/door.mp4,fps=2.5,cooldown=30,loop=true").unwrap();
-        assert_eq!(spec.id, "front");
+        assert_eq!(spec.id.as_str(), "front");
         assert_eq!(
             spec.source,
             SourceSpec::Ffmpeg {

@@ -125,7 +125,7 @@ impl CameraStats {
     pub fn snapshot(&self, spec: &CameraSpec) -> CameraStatus {
         let inner = self.inner();
         CameraStatus {
-            id: spec.id.clone(),
+            id: spec.id.to_string(),
             source: spec.source.redacted(),
             fps: spec.fps,
             cooldown_secs: spec.cooldown.as_secs_f64(),

@@ -1,5 +1,4 @@
 //! Implementations of the `vigil` subcommands that are not `serve`.
-pub mod client;
 pub mod detect;
 pub mod eval_detector;
 pub mod user;

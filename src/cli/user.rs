@@ -25,7 +25,7 @@ pub enum UserCommand {
 }
 
 pub async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::connect(&args.database).await?;
+    let db = Database::connect(&args.database.settings()).await?;
     let users = Users::new(&db);
     match args.command {
         UserCommand::Promote { name } => {

@@ -87,7 +87,7 @@ impl AlarmSink for PrintSink {
         })
     }
 
-    fn frame(&self, camera_id: &str, detection: &Detection, duration_ms: f64) {
+    fn frame(&self, camera_id: &crate::capture::CameraId, detection: &Detection, duration_ms: f64) {
         if self.every_frame {
             println!(
                 "frame camera={camera_id} faces={} detect_ms={duration_ms:.1}",

@@ -8,12 +8,23 @@ pub mod health;
 pub mod migrations;
 pub mod paging;
 
+use std::time::Duration;
+
 use mongodb::bson::doc;
 use mongodb::options::ClientOptions;
 use mongodb::Client;
 
-use crate::config::DatabaseArgs;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{Coded, ErrorCode, DATABASE_RETRY_AFTER};
+
+/// How to reach MongoDB.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub uri: String,
+    pub name: String,
+    pub pool_size: u32,
+    /// How long an operation waits for a usable server before it fails.
+    pub server_selection_timeout: Duration,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -22,7 +33,7 @@ pub enum DbError {
     #[error("database unavailable: {0}")]
     Unavailable(#[source] mongodb::error::Error),
     #[error("database error: {0}")]
-    Driver(#[from] mongodb::error::Error),
+    Driver(#[source] mongodb::error::Error),
     #[error("stored document is malformed: {0}")]
     Malformed(String),
 }
@@ -40,19 +51,22 @@ impl DbError {
     }
 }
 
-impl From<DbError> for ApiError {
-    fn from(err: DbError) -> Self {
-        match err {
-            DbError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                ApiError::new(
-                    ErrorCode::DatabaseUnavailable,
-                    "the database is unavailable, try again shortly",
-                )
-                .with_retry_after(5)
-            }
-            other => ApiError::internal(other),
+impl Coded for DbError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            DbError::Unavailable(_) => ErrorCode::DatabaseUnavailable,
+            DbError::InvalidUri(_) | DbError::Driver(_) | DbError::Malformed(_) => ErrorCode::Internal,
         }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        matches!(self, DbError::Unavailable(_)).then_some(DATABASE_RETRY_AFTER)
+    }
+}
+
+impl From<mongodb::error::Error> for DbError {
+    fn from(err: mongodb::error::Error) -> Self {
+        DbError::from_driver(err)
     }
 }
 
@@ -80,16 +94,16 @@ pub struct Database {
 
 impl Database {
     /// Builds the client and its pool. Does not wait for the server.
-    pub async fn connect(args: &DatabaseArgs) -> Result<Self, DbError> {
-        let mut options = ClientOptions::parse(&args.uri)
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let mut options = ClientOptions::parse(&settings.uri)
             .await
             .map_err(DbError::InvalidUri)?;
         options.app_name = Some("vigil".to_owned());
-        options.max_pool_size = Some(args.pool_size);
-        options.server_selection_timeout = Some(args.server_selection_timeout());
-        options.connect_timeout = Some(args.server_selection_timeout());
+        options.max_pool_size = Some(settings.pool_size);
+        options.server_selection_timeout = Some(settings.server_selection_timeout);
+        options.connect_timeout = Some(settings.server_selection_timeout);
         let client = Client::with_options(options).map_err(DbError::InvalidUri)?;
-        let db = client.database(&args.name);
+        let db = client.database(&settings.name);
         Ok(Self { client, db })
     }
 

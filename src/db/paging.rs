@@ -13,10 +13,10 @@ use mongodb::bson::{doc, DateTime as BsonDateTime, Document};
 use mongodb::Collection;
 use serde::de::DeserializeOwned;
 
-use super::DbError;
+pub use vigil_wire::paging::{DEFAULT_LIMIT, MAX_LIMIT};
 
-pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 200;
+use super::DbError;
+use crate::error::{Coded, ErrorCode};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PageError {
@@ -28,6 +28,12 @@ pub enum PageError {
     BadCursor,
     #[error("`from` must not be after `to`")]
     EmptyRange,
+}
+
+impl Coded for PageError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidQuery
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use image::RgbImage;
-use mongodb::bson::oid::ObjectId;
 
-use super::{DetectionRecord, Detections, MediaRefs, MODEL_NAME};
-use crate::alarms::{Alarm, AlarmBus, Alarms};
-use crate::db::DbError;
-use crate::media::{MediaError, MediaId, MediaKind, SharedMediaStore};
+use super::{DetectionId, DetectionRecord, DetectionScope, Detections, MediaRefs, Source, MODEL_NAME};
+use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
+use crate::db::{Database, DbError};
+use crate::error::{Coded, ErrorCode};
+use crate::media::{ImageKind, MediaError, MediaId, SharedMediaStore};
 use crate::users::UserId;
 use crate::vision::{annotate_jpeg, Detection, VisionError};
 
@@ -25,14 +25,31 @@ pub enum RecordError {
     Vision(#[from] VisionError),
 }
 
+impl Coded for RecordError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            RecordError::Media(e) => e.code(),
+            RecordError::Db(e) => e.code(),
+            RecordError::Vision(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            RecordError::Db(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
 /// One image and what the detector found in it.
 pub struct Frame {
     pub owner: Option<UserId>,
-    pub source: String,
+    pub source: Source,
     pub camera_id: Option<String>,
     /// The image as received (uploads) or as captured (cameras, JPEG).
     pub original: Vec<u8>,
-    pub original_kind: MediaKind,
+    pub original_kind: ImageKind,
     pub image: Arc<RgbImage>,
     pub detection: Detection,
     pub duration_ms: f64,
@@ -46,6 +63,7 @@ pub struct Recorded {
 
 #[derive(Clone)]
 pub struct Recorder {
+    db: Database,
     pub detections: Detections,
     pub alarms: Alarms,
     pub media: SharedMediaStore,
@@ -53,6 +71,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    pub fn new(db: &Database, media: SharedMediaStore, bus: AlarmBus) -> Self {
+        Self {
+            db: db.clone(),
+            detections: Detections::new(db),
+            alarms: Alarms::new(db),
+            media,
+            bus,
+        }
+    }
+
     pub async fn record(&self, frame: Frame) -> Result<Recorded, RecordError> {
         let image = frame.image.clone();
         let faces = frame.detection.faces.clone();
@@ -62,7 +90,7 @@ impl Recorder {
 
         let media = MediaRefs {
             original: MediaId::new(frame.original_kind),
-            annotated: MediaId::new(MediaKind::Jpeg),
+            annotated: MediaId::new(ImageKind::Jpeg),
         };
         // Durable images before any document points at them.
         let stored = async {
@@ -77,16 +105,16 @@ impl Recorder {
 
         let face_count = u32::try_from(frame.detection.faces.len()).unwrap_or(u32::MAX);
         let now = Utc::now();
-        let detection_id = ObjectId::new();
+        let detection_id = DetectionId::new();
         let alarm = (face_count > 0).then(|| Alarm {
-            id: ObjectId::new(),
-            message: Alarm::message_for(face_count, &frame.source, frame.camera_id.is_some()),
+            id: AlarmId::new(),
+            message: Alarm::message_for(face_count, frame.source.as_str(), frame.camera_id.is_some()),
             date: now,
             image: media.annotated,
             face_count,
-            source: frame.source.clone(),
+            source: frame.source.to_string(),
             camera_id: frame.camera_id.clone(),
-            detection_id,
+            detection_id: detection_id.0,
             user_id: frame.owner,
         });
         let record = DetectionRecord {
@@ -102,7 +130,7 @@ impl Recorder {
             model: MODEL_NAME.to_owned(),
             duration_ms: frame.duration_ms,
             media,
-            alarm_id: alarm.as_ref().map(|a| a.id),
+            alarm_id: alarm.as_ref().map(|a| a.id.0),
         };
 
         if let Err(err) = self.detections.insert(&record).await {
@@ -125,11 +153,38 @@ impl Recorder {
         })
     }
 
-    /// Deletes a detection's documents and then its images.
-    pub async fn forget(&self, record: &DetectionRecord) -> Result<(), RecordError> {
-        self.alarms.delete_for_detection(record.id).await?;
+    /// Deletes one of the caller's detections with its alarm, then its
+    /// images. `Ok(false)` when the caller has no such detection. The two
+    /// documents go in one transaction: a database failure on the way
+    /// leaves both, never an alarm whose detection is gone. An image that
+    /// cannot be removed is left to the orphan sweep.
+    pub async fn delete(&self, scope: DetectionScope, id: DetectionId) -> Result<bool, RecordError> {
+        let mut session = self.db.client().start_session().await.map_err(DbError::from)?;
+        session.start_transaction().await.map_err(DbError::from)?;
+        let taken = async {
+            let Some(record) = self.detections.take(scope, id, &mut session).await? else {
+                return Ok(None);
+            };
+            self.alarms.delete_for_detection(id.0, &mut session).await?;
+            Ok::<_, DbError>(Some(record))
+        }
+        .await;
+        let record = match taken {
+            Ok(record) => {
+                session.commit_transaction().await.map_err(DbError::from)?;
+                record
+            }
+            Err(err) => {
+                let _ = session.abort_transaction().await;
+                return Err(err.into());
+            }
+        };
+        let Some(record) = record else {
+            return Ok(false);
+        };
         self.remove_images(record.media).await;
-        Ok(())
+        tracing::info!(detection = %id, "detection deleted");
+        Ok(true)
     }
 
     async fn remove_images(&self, media: MediaRefs) {

@@ -1,8 +1,7 @@
-use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Document};
-use mongodb::Collection;
+use mongodb::{ClientSession, Collection};
 
-use super::DetectionRecord;
+use super::{DetectionId, DetectionRecord};
 use crate::db::paging::{find_page, Page, PageRequest};
 use crate::db::{Database, DbError};
 use crate::media::MediaId;
@@ -33,9 +32,13 @@ impl Detections {
             .map_err(DbError::from_driver)
     }
 
-    pub async fn get(&self, scope: DetectionScope, id: ObjectId) -> Result<Option<DetectionRecord>, DbError> {
+    pub async fn get(
+        &self,
+        scope: DetectionScope,
+        id: DetectionId,
+    ) -> Result<Option<DetectionRecord>, DbError> {
         self.detections
-            .find_one(doc! { "_id": id, "user_id": scope.0 .0 })
+            .find_one(doc! { "_id": id.0, "user_id": scope.0 .0 })
             .await
             .map_err(DbError::from_driver)
     }
@@ -50,7 +53,7 @@ impl Detections {
             doc! { "user_id": scope.0 .0 },
             "created_at",
             page,
-            |d| (d.created_at, d.id),
+            |d| (d.created_at, d.id.0),
         )
         .await
     }
@@ -59,17 +62,19 @@ impl Detections {
     pub async fn take(
         &self,
         scope: DetectionScope,
-        id: ObjectId,
+        id: DetectionId,
+        session: &mut ClientSession,
     ) -> Result<Option<DetectionRecord>, DbError> {
         self.detections
-            .find_one_and_delete(doc! { "_id": id, "user_id": scope.0 .0 })
+            .find_one_and_delete(doc! { "_id": id.0, "user_id": scope.0 .0 })
+            .session(session)
             .await
             .map_err(DbError::from_driver)
     }
 
-    pub async fn delete(&self, id: ObjectId) -> Result<(), DbError> {
+    pub async fn delete(&self, id: DetectionId) -> Result<(), DbError> {
         self.detections
-            .delete_one(doc! { "_id": id })
+            .delete_one(doc! { "_id": id.0 })
             .await
             .map(drop)
             .map_err(DbError::from_driver)

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Frame, RecordError, Recorded, Recorder};
-use crate::error::{ApiError, ErrorCode};
-use crate::media::MediaKind;
+use super::{Frame, RecordError, Recorded, Recorder, Source};
+use crate::error::{Coded, ErrorCode};
+use crate::media::ImageKind;
 use crate::users::{UserError, UserId, Users};
 use crate::vision::image_input::sniff_format;
 use crate::vision::{decode_image, DetectorPool, ImageError, ImageLimits, VisionError};
@@ -26,21 +26,21 @@ pub enum UploadError {
     Record(#[from] RecordError),
 }
 
-impl From<UploadError> for ApiError {
-    fn from(err: UploadError) -> Self {
-        match err {
-            UploadError::Image(e @ ImageError::TooLarge { .. }) => {
-                ApiError::new(ErrorCode::PayloadTooLarge, e.to_string())
-            }
-            UploadError::Image(
-                e @ (ImageError::DimensionsTooLarge { .. } | ImageError::TooManyPixels { .. }),
-            ) => ApiError::new(ErrorCode::ImageTooLarge, e.to_string()),
-            UploadError::Image(e) => ApiError::new(ErrorCode::InvalidImage, e.to_string()),
-            UploadError::Quota(e) => e.into(),
-            UploadError::Vision(VisionError::Image(e)) => UploadError::Image(e).into(),
-            UploadError::Vision(e) => ApiError::internal(e),
-            UploadError::Record(RecordError::Db(e)) => e.into(),
-            UploadError::Record(e) => ApiError::internal(e),
+impl Coded for UploadError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            UploadError::Image(e) => e.code(),
+            UploadError::Quota(e) => e.code(),
+            UploadError::Vision(e) => e.code(),
+            UploadError::Record(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            UploadError::Quota(e) => e.retry_after(),
+            UploadError::Record(e) => e.retry_after(),
+            UploadError::Image(_) | UploadError::Vision(_) => None,
         }
     }
 }
@@ -58,10 +58,10 @@ impl UploadService {
         &self,
         user: UserId,
         bytes: Vec<u8>,
-        source: String,
+        source: Source,
     ) -> Result<Recorded, UploadError> {
         let format = sniff_format(&bytes)?;
-        let kind = MediaKind::from_image_format(format)
+        let kind = ImageKind::from_image_format(format)
             .ok_or_else(|| ImageError::UnsupportedFormat(format!("{format:?}")))?;
         let limits = self.limits;
         let (image, bytes) =

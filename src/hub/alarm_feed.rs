@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use futures_util::StreamExt;
-use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Document};
 use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
 use mongodb::change_stream::ChangeStream;
 use mongodb::Collection;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::protocol::{ServerMessage, Topic};
+use vigil_wire::hub::{ServerMessage, Topic};
+
 use super::Hub;
-use crate::alarms::{Alarm, AlarmBus, AlarmView};
+use crate::alarms::{Alarm, AlarmBus, AlarmId};
 use crate::db::{Database, DbError};
 
 /// Ids remembered for de-duplication. Both paths deliver within moments of
@@ -28,13 +28,13 @@ const REMEMBERED: usize = 4096;
 
 #[derive(Default)]
 pub struct RecentIds {
-    set: HashSet<ObjectId>,
-    order: VecDeque<ObjectId>,
+    set: HashSet<AlarmId>,
+    order: VecDeque<AlarmId>,
 }
 
 impl RecentIds {
     /// True the first time an id is seen (within the window).
-    pub fn first_time(&mut self, id: ObjectId) -> bool {
+    pub fn first_time(&mut self, id: AlarmId) -> bool {
         if !self.set.insert(id) {
             return false;
         }
@@ -83,12 +83,12 @@ impl AlarmFeed {
         {
             return;
         }
-        let mut view = AlarmView::new(alarm, hub.signer());
+        let mut view = alarm.view(hub.signer());
         // The database keeps milliseconds: an alarm from the bus must look
         // exactly like the same alarm read back (change stream, HTTP API).
         view.date = DateTime::from_timestamp_millis(view.date.timestamp_millis()).unwrap_or(view.date);
-        let message = ServerMessage::Alarm(&view);
-        let frame = message.text();
+        let message = ServerMessage::Alarm(view);
+        let frame = message.text().into();
         let delivered = hub.registry().fan_out(&frame, |s| {
             s.wants(Topic::Alarms) && s.viewer.get().is_some_and(|v| v.may_see(alarm))
         });
@@ -178,11 +178,11 @@ mod tests {
     #[test]
     fn an_id_is_new_once_and_old_ids_are_forgotten() {
         let mut recent = RecentIds::default();
-        let first = ObjectId::new();
+        let first = AlarmId::new();
         assert!(recent.first_time(first));
         assert!(!recent.first_time(first));
         for _ in 0..REMEMBERED {
-            assert!(recent.first_time(ObjectId::new()));
+            assert!(recent.first_time(AlarmId::new()));
         }
         assert_eq!(recent.set.len(), REMEMBERED);
         assert!(recent.first_time(first), "forgotten after {REMEMBERED} newer ids");

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{Timelike, Utc};
 
-use super::protocol::{ServerMessage, Topic};
+use vigil_wire::hub::{ServerMessage, Topic};
+
 use super::Hub;
 
 /// How long until the next whole second of the wall clock.
@@ -20,7 +21,7 @@ pub async fn tick_forever(hub: Hub) {
     loop {
         tokio::time::sleep(until_next_second()).await;
         let message = ServerMessage::Clock { now: Utc::now() };
-        let frame = message.text();
+        let frame = message.text().into();
         let delivered = hub.registry().fan_out(&frame, |s| s.wants(Topic::Clock));
         if hub.log().log_clock {
             hub.log().record_broadcast(&delivered, &message);

@@ -9,6 +9,8 @@ use chrono::Utc;
 use mongodb::bson::{self, doc, Document};
 use mongodb::Collection;
 
+use vigil_wire::hub::{ClientId, CounterValue};
+
 use crate::db::{Database, DbError};
 use crate::users::UserId;
 
@@ -17,7 +19,7 @@ pub struct Counters {
     counters: Collection<Document>,
 }
 
-fn key(client_id: &str, user: Option<UserId>) -> String {
+fn key(client_id: &ClientId, user: Option<UserId>) -> String {
     match user {
         Some(user) => format!("user:{user}:{client_id}"),
         None => format!("anon:{client_id}"),
@@ -32,7 +34,7 @@ impl Counters {
     }
 
     /// The last kept value, or 0 for a client never seen.
-    pub async fn get(&self, client_id: &str, user: Option<UserId>) -> Result<u8, DbError> {
+    pub async fn get(&self, client_id: &ClientId, user: Option<UserId>) -> Result<CounterValue, DbError> {
         let found = self
             .counters
             .find_one(doc! { "_id": key(client_id, user) })
@@ -44,13 +46,19 @@ impl Counters {
                 Some(bson::Bson::Int64(v)) => u8::try_from(*v).ok(),
                 _ => None,
             })
-            .unwrap_or(0))
+            .and_then(|v| CounterValue::new(v).ok())
+            .unwrap_or_default())
     }
 
-    pub async fn set(&self, client_id: &str, user: Option<UserId>, value: u8) -> Result<(), DbError> {
+    pub async fn set(
+        &self,
+        client_id: &ClientId,
+        user: Option<UserId>,
+        value: CounterValue,
+    ) -> Result<(), DbError> {
         let mut fields = doc! {
-            "client_id": client_id,
-            "value": i32::from(value),
+            "client_id": client_id.as_str(),
+            "value": i32::from(value.get()),
             "updated_at": bson::DateTime::from_chrono(Utc::now()),
         };
         if let Some(user) = user {

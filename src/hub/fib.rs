@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use num_bigint::BigUint;
 use tokio::sync::Semaphore;
+use vigil_wire::hub::FibN;
+
+use crate::error::{Coded, ErrorCode};
 
 /// F(n), with F(0) = 0 and F(1) = 1.
 pub fn fib(n: u64) -> BigUint {
@@ -48,6 +51,15 @@ impl FibService {
         }
     }
 
+    /// Refuses an `n` above `--fib-max-n` before any work is queued.
+    pub fn check(&self, n: FibN) -> Result<u64, FibError> {
+        let n = n.get();
+        if n > self.max_n {
+            return Err(FibError::TooLarge { max: self.max_n });
+        }
+        Ok(n)
+    }
+
     /// F(n) in decimal.
     pub async fn decimal(&self, n: u64) -> Result<String, FibError> {
         if n > self.max_n {
@@ -62,10 +74,19 @@ impl FibService {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FibError {
-    #[error("n must be at most {max}")]
+    #[error("n is too large: at most {max}")]
     TooLarge { max: u64 },
     #[error("the computation was cancelled")]
     Cancelled,
+}
+
+impl Coded for FibError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            FibError::TooLarge { .. } => ErrorCode::InvalidFibN,
+            FibError::Cancelled => ErrorCode::Internal,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ use mongodb::Collection;
 use serde::{Serialize, Serializer};
 use tokio::sync::{mpsc, Notify};
 
-use super::protocol::ServerMessage;
+use vigil_wire::hub::{ClientId, ServerMessage};
+
 use super::topics::SessionHandle;
 use crate::db::Database;
 use crate::users::UserId;
@@ -106,7 +107,7 @@ impl MessageLog {
     pub fn record(
         &self,
         session_id: &str,
-        client_id: &str,
+        client_id: &ClientId,
         user_id: Option<UserId>,
         direction: Direction,
         kind: &str,
@@ -115,7 +116,7 @@ impl MessageLog {
         let at = Utc::now();
         let entry = LogEntry {
             session_id: session_id.to_owned(),
-            client_id: client_id.to_owned(),
+            client_id: client_id.to_string(),
             user_id,
             instance_id: self.instance_id.clone(),
             direction,
@@ -130,11 +131,11 @@ impl MessageLog {
     }
 
     /// One outgoing entry per session a broadcast reached, sharing one payload.
-    pub fn record_broadcast(&self, delivered: &[Arc<SessionHandle>], message: &ServerMessage<'_>) {
+    pub fn record_broadcast(&self, delivered: &[Arc<SessionHandle>], message: &ServerMessage) {
         if delivered.is_empty() {
             return;
         }
-        let payload = Arc::new(message.payload());
+        let payload = payload_of(message);
         for session in delivered {
             self.record(
                 &session.session_id,

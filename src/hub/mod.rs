@@ -8,7 +8,6 @@
 //! [`Registry`], never by waiting on each other.
 
 pub mod alarm_feed;
-pub mod client_id;
 pub mod clock;
 pub mod counters;
 pub mod fib;
@@ -32,7 +31,7 @@ use self::message_log::{LogWriter, MessageLog};
 use self::presence::Presence;
 use self::topics::{Closing, Registry};
 use crate::alarms::AlarmBus;
-use crate::config::HubArgs;
+use crate::auth::AuthService;
 use crate::db::Database;
 use crate::media::signed::UrlSigner;
 
@@ -48,22 +47,6 @@ pub struct HubConfig {
     pub log_ttl_days: u32,
     pub log_buffer: usize,
     pub instance_heartbeat: Duration,
-}
-
-impl From<&HubArgs> for HubConfig {
-    fn from(args: &HubArgs) -> Self {
-        Self {
-            allow_anonymous: args.ws_allow_anonymous,
-            queue: args.ws_queue as usize,
-            heartbeat: Duration::from_secs(args.ws_heartbeat_secs),
-            client_timeout: Duration::from_secs(args.ws_client_timeout_secs),
-            fib_max_n: args.fib_max_n,
-            log_clock: args.ws_log_clock,
-            log_ttl_days: args.ws_log_ttl_days,
-            log_buffer: args.ws_log_buffer as usize,
-            instance_heartbeat: Duration::from_secs(args.instance_heartbeat_secs),
-        }
-    }
 }
 
 /// Cheap to clone; one per process.
@@ -84,6 +67,8 @@ struct Inner {
     fib: FibService,
     feed: AlarmFeed,
     signer: UrlSigner,
+    /// Checks the credentials of `?token=` and `auth` messages.
+    auth: AuthService,
     /// The main runtime: session clean-up that must outlive an HTTP worker goes here.
     runtime: tokio::runtime::Handle,
     heartbeat_ok: AtomicBool,
@@ -91,7 +76,13 @@ struct Inner {
 
 impl Hub {
     /// Must be called inside the main tokio runtime.
-    pub fn new(db: &Database, config: HubConfig, instance_id: &str, signer: UrlSigner) -> Self {
+    pub fn new(
+        db: &Database,
+        config: HubConfig,
+        instance_id: &str,
+        signer: UrlSigner,
+        auth: AuthService,
+    ) -> Self {
         let (log, writer) = MessageLog::new(
             db,
             instance_id,
@@ -111,6 +102,7 @@ impl Hub {
                 registry: Registry::default(),
                 instance_id: instance_id.to_owned(),
                 signer,
+                auth,
                 runtime: tokio::runtime::Handle::current(),
                 heartbeat_ok: AtomicBool::new(false),
                 config,
@@ -152,6 +144,10 @@ impl Hub {
 
     pub fn signer(&self) -> &UrlSigner {
         &self.inner.signer
+    }
+
+    pub fn auth(&self) -> &AuthService {
+        &self.inner.auth
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {

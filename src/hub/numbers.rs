@@ -2,38 +2,15 @@
 //! asked parity (50 candidates each).
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Parity {
-    Even,
-    Odd,
-}
+pub use vigil_wire::hub::{NumberView, Parity};
 
-impl Parity {
-    pub fn draw(self) -> u8 {
-        let half: u8 = rand::thread_rng().gen_range(0..50);
-        half * 2 + u8::from(self == Parity::Odd)
-    }
-}
-
-/// A drawn number, as the HTTP API and the `number` message return it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-pub struct NumberView {
-    pub kind: Parity,
-    /// In 0–99, with the asked parity.
-    #[schema(example = 42, minimum = 0, maximum = 99)]
-    pub value: u8,
-}
-
-impl NumberView {
-    pub fn draw(kind: Parity) -> Self {
-        Self {
-            kind,
-            value: kind.draw(),
-        }
+/// A number in 0–99 of the given parity, every one equally likely.
+pub fn draw(kind: Parity) -> NumberView {
+    let half: u8 = rand::thread_rng().gen_range(0..50);
+    NumberView {
+        kind,
+        value: half * 2 + u8::from(kind == Parity::Odd),
     }
 }
 
@@ -46,7 +23,9 @@ mod tests {
         for kind in [Parity::Even, Parity::Odd] {
             let mut seen = [0u32; 100];
             for _ in 0..20_000 {
-                seen[usize::from(kind.draw())] += 1;
+                let number = draw(kind);
+                assert_eq!(number.kind, kind);
+                seen[usize::from(number.value)] += 1;
             }
             for (value, count) in seen.iter().enumerate() {
                 let right_parity = (value % 2 == 1) == (kind == Parity::Odd);

@@ -15,6 +15,8 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use vigil_wire::hub::ClientId;
+
 use super::topics::SessionHandle;
 use crate::db::{is_duplicate_key, Database, DbError};
 use crate::users::UserId;
@@ -24,7 +26,7 @@ use crate::users::UserId;
 pub struct PresenceRow {
     #[serde(rename = "_id")]
     pub session_id: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
     pub instance_id: String,
@@ -56,7 +58,7 @@ impl From<PresenceRow> for ClientView {
     fn from(row: PresenceRow) -> Self {
         Self {
             session_id: row.session_id,
-            client_id: row.client_id,
+            client_id: row.client_id.to_string(),
             user_id: row.user_id.map(|u| u.to_string()),
             instance_id: row.instance_id,
             connected_at: row.connected_at,

@@ -5,72 +5,77 @@
 //! through the bounded queue ([`SessionHandle::push`]), so a client that
 //! stops reading fills its own queue and is closed with 1013, while the
 //! reader keeps watching heartbeats and the rest of the process never waits.
+//!
+//! The socket itself is the HTTP layer's business (`api::ws` adapts
+//! actix-ws to [`Socket`] and [`ClientFrame`]): this module is the protocol.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
+use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
+use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use vigil_wire::hub::{close, ClientId, ClientMessage, CounterValue, FibN, Refusal, ServerMessage, Topic};
+use vigil_wire::ErrorCode;
 
 use super::fib::FibError;
 use super::message_log::{payload_of, Direction};
-use super::numbers::NumberView;
-use super::protocol::{self, ClientMessage, ProtocolError, ServerMessage, Topic};
+use super::protocol;
 use super::topics::{Closing, Outgoing, SessionHandle, Viewer};
 use super::Hub;
-use crate::alarms::repository_scope;
-use crate::auth::principal::{authenticate, Principal};
-use crate::auth::AuthError;
-use crate::state::AppState;
+use crate::auth::Principal;
+use crate::error::Coded;
 
 /// Consecutive refused messages after which the server closes with 1008.
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
 
 /// What the handshake established.
 pub struct SessionStart {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub principal: Option<Principal>,
     pub remote_addr: Option<String>,
 }
 
-/// `?token=` and `auth` take either credential: an access token (JWT) is
-/// tried first, then an API key.
-pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, AuthError> {
-    let as_jwt = authenticate(state, Some(token), None).await;
-    match as_jwt {
-        Ok(principal) => Ok(principal),
-        Err(AuthError::InvalidToken(jwt_reason)) => match authenticate(state, None, Some(token)).await {
-            Ok(principal) => Ok(principal),
-            // A JWT-shaped token is better explained by the JWT's own reason (e.g. expired).
-            Err(AuthError::InvalidToken(_)) if token.matches('.').count() == 2 => {
-                Err(AuthError::InvalidToken(jwt_reason))
-            }
-            Err(err) => Err(err),
-        },
-        Err(err) => Err(err),
-    }
+/// A frame from the client, as the socket hands it over.
+#[derive(Debug)]
+pub enum ClientFrame {
+    Text(String),
+    /// Binary frames are refused; only their size is logged.
+    Binary(usize),
+    Ping(Bytes),
+    Pong,
+    Close(Option<CloseFrame>),
 }
 
-impl Viewer {
-    pub fn of(principal: &Principal) -> Self {
-        Self {
-            user_id: principal.user_id,
-            scope: repository_scope(principal),
-        }
-    }
+/// A close frame: its code, and the reason text when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    pub code: u16,
+    pub reason: Option<String>,
+}
+
+/// The sending half of a WebSocket connection.
+pub trait Socket: Clone + 'static {
+    type Closed: std::fmt::Debug;
+
+    fn text(&mut self, text: bytestring::ByteString) -> LocalBoxFuture<'_, Result<(), Self::Closed>>;
+    fn ping(&mut self) -> LocalBoxFuture<'_, Result<(), Self::Closed>>;
+    fn pong(&mut self, bytes: Bytes) -> LocalBoxFuture<'_, Result<(), Self::Closed>>;
+    /// Sends the close frame (or none) and ends the connection.
+    fn close(self, frame: Option<CloseFrame>) -> LocalBoxFuture<'static, ()>;
 }
 
 /// How a session ended.
 #[derive(Debug)]
 enum End {
-    ClientClosed(Option<CloseReason>),
+    ClientClosed(Option<CloseFrame>),
     /// The TCP connection ended without a close frame.
     Vanished,
-    Broken(actix_ws::ProtocolError),
+    /// The connection broke (a protocol violation at the WebSocket level).
+    Broken(String),
     /// Nothing at all (not even a pong) within the client timeout.
     TimedOut,
     Server(Closing),
@@ -79,7 +84,6 @@ enum End {
 type PendingFib = LocalBoxFuture<'static, (Value, u64, Result<String, FibError>)>;
 
 struct Session {
-    state: web::Data<AppState>,
     hub: Hub,
     handle: Arc<SessionHandle>,
     errors: u32,
@@ -132,13 +136,12 @@ impl Drop for Departure {
 }
 
 #[tracing::instrument(name = "ws_session", skip_all, fields(session, client = %start.client_id, user))]
-pub async fn run(
-    state: web::Data<AppState>,
-    ws: actix_ws::Session,
-    stream: AggregatedMessageStream,
+pub async fn run<K: Socket>(
+    hub: Hub,
+    socket: K,
+    frames: impl Stream<Item = Result<ClientFrame, String>> + Unpin,
     start: SessionStart,
 ) {
-    let hub = state.hub.clone();
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     tracing::Span::current().record("session", session_id.as_str());
     let (handle, out_rx, closing) = SessionHandle::new(
@@ -162,9 +165,9 @@ pub async fn run(
     }
     tracing::debug!("WebSocket session started");
 
-    let writer = actix_web::rt::spawn(write(ws.clone(), out_rx, closing.clone()));
+    // The socket belongs to this connection's worker thread: a local task.
+    let writer = tokio::task::spawn_local(write(socket.clone(), out_rx, closing.clone()));
     let mut session = Session {
-        state,
         hub: hub.clone(),
         handle: handle.clone(),
         errors: 0,
@@ -174,44 +177,44 @@ pub async fn run(
     }
     // Only now: `hello` is always the first message, before any broadcast.
     departure.key = Some(hub.registry().insert(handle.clone()));
-    let end = session.read(stream, closing).await;
+    let end = session.read(frames, closing).await;
 
     departure.now().await;
+    let server_close = |code, text: &str| {
+        Some(CloseFrame {
+            code,
+            reason: Some(text.to_owned()),
+        })
+    };
     let (stop_writer, close) = match &end {
-        End::ClientClosed(reason) => (Closing::GoingAway, Some((reason.clone(), Duration::from_secs(1)))),
+        End::ClientClosed(frame) => (Closing::GoingAway, Some((frame.clone(), Duration::from_secs(1)))),
         End::Vanished | End::Broken(_) => (Closing::GoingAway, None),
         End::TimedOut => (
             Closing::GoingAway,
-            Some((Some(CloseCode::Away.into()), Duration::from_millis(100))),
+            Some((
+                Some(CloseFrame {
+                    code: close::GOING_AWAY,
+                    reason: None,
+                }),
+                Duration::from_millis(100),
+            )),
         ),
         End::Server(why) => {
-            let (code, text, grace) = match why {
+            let (text, grace) = match why {
                 // The queue is full because the socket is: the close frame
                 // waits behind it, for as long as a client may stay silent.
-                Closing::TooSlow => (
-                    CloseCode::Again,
-                    "too slow: messages were piling up",
-                    hub.config().client_timeout,
-                ),
-                Closing::Policy => (
-                    CloseCode::Policy,
-                    "too many invalid messages",
-                    Duration::from_secs(1),
-                ),
-                Closing::GoingAway => (CloseCode::Away, "server shutting down", Duration::from_secs(1)),
+                Closing::TooSlow => ("too slow: messages were piling up", hub.config().client_timeout),
+                Closing::Policy => ("too many invalid messages", Duration::from_secs(1)),
+                Closing::GoingAway => ("server shutting down", Duration::from_secs(1)),
             };
-            let reason = CloseReason {
-                code,
-                description: Some(text.to_owned()),
-            };
-            (*why, Some((Some(reason), grace)))
+            (*why, Some((server_close(why.close_code(), text), grace)))
         }
     };
     handle.close(stop_writer);
     // The writer flushes queued frames (the last error before a 1008, say) first.
     let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
-    if let Some((reason, grace)) = close {
-        let _ = tokio::time::timeout(grace, ws.close(reason)).await;
+    if let Some((frame, grace)) = close {
+        let _ = tokio::time::timeout(grace, socket.close(frame)).await;
     }
     match end {
         End::TimedOut => tracing::info!("WebSocket client silent beyond the timeout; connection dropped"),
@@ -224,8 +227,8 @@ pub async fn run(
 }
 
 /// Moves queued frames to the socket until the session closes.
-async fn write(
-    mut ws: actix_ws::Session,
+async fn write<K: Socket>(
+    mut socket: K,
     mut frames: mpsc::Receiver<Outgoing>,
     mut closing: watch::Receiver<Option<Closing>>,
 ) {
@@ -244,7 +247,7 @@ async fn write(
             biased;
             // Only a slow client loses the frame being written: its socket is stuck.
             _ = closing_slow.wait_for(too_slow) => return,
-            sent = send(&mut ws, frame) => if sent.is_err() { return },
+            sent = send(&mut socket, frame) => if sent.is_err() { return },
         }
     }
     if too_slow(&closing.borrow()) {
@@ -252,7 +255,7 @@ async fn write(
     }
     let flush = async {
         while let Ok(frame) = frames.try_recv() {
-            if send(&mut ws, frame).await.is_err() {
+            if send(&mut socket, frame).await.is_err() {
                 return;
             }
         }
@@ -260,11 +263,11 @@ async fn write(
     let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
 }
 
-async fn send(ws: &mut actix_ws::Session, frame: Outgoing) -> Result<(), actix_ws::Closed> {
+async fn send<K: Socket>(socket: &mut K, frame: Outgoing) -> Result<(), K::Closed> {
     match frame {
-        Outgoing::Text(text) => ws.text(text).await,
-        Outgoing::Ping => ws.ping(b"").await,
-        Outgoing::Pong(bytes) => ws.pong(&bytes).await,
+        Outgoing::Text(text) => socket.text(text).await,
+        Outgoing::Ping => socket.ping().await,
+        Outgoing::Pong(bytes) => socket.pong(bytes).await,
     }
 }
 
@@ -279,7 +282,7 @@ impl Session {
 
     async fn read(
         &mut self,
-        mut stream: AggregatedMessageStream,
+        mut frames: impl Stream<Item = Result<ClientFrame, String>> + Unpin,
         mut closing: watch::Receiver<Option<Closing>>,
     ) -> End {
         let started = Instant::now();
@@ -304,7 +307,7 @@ impl Session {
                         && !self.config().allow_anonymous
                         && started.elapsed() >= self.config().client_timeout
                     {
-                        self.refuse(ProtocolError::new("unauthenticated", "no auth message in time"), &Value::Null);
+                        self.refuse(Refusal::new(ErrorCode::Unauthenticated, "no auth message in time"), Value::Null);
                         self.handle.close(Closing::Policy);
                         continue;
                     }
@@ -316,24 +319,24 @@ impl Session {
                 }
                 // While a Fibonacci number is computed, further frames wait
                 // in the socket: one client cannot queue unbounded work.
-                frame = stream.recv(), if !computing => {
+                frame = frames.next(), if !computing => {
                     last_seen = Instant::now();
                     match frame {
                         None => return End::Vanished,
                         Some(Err(err)) => return End::Broken(err),
-                        Some(Ok(AggregatedMessage::Text(text))) => pending = self.on_text(&text).await,
-                        Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                            self.log_in("binary", payload_of(&serde_json::json!({ "bytes": bytes.len() })));
+                        Some(Ok(ClientFrame::Text(text))) => pending = self.on_text(&text).await,
+                        Some(Ok(ClientFrame::Binary(len))) => {
+                            self.log_in("binary", payload_of(&serde_json::json!({ "bytes": len })));
                             self.refuse(
-                                ProtocolError::new("binary_not_supported", "messages are JSON text frames"),
-                                &Value::Null,
+                                Refusal::new(ErrorCode::BinaryNotSupported, "messages are JSON text frames"),
+                                Value::Null,
                             );
                         }
-                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        Some(Ok(ClientFrame::Ping(bytes))) => {
                             self.handle.push(Outgoing::Pong(bytes));
                         }
-                        Some(Ok(AggregatedMessage::Pong(_))) => {}
-                        Some(Ok(AggregatedMessage::Close(reason))) => return End::ClientClosed(reason),
+                        Some(Ok(ClientFrame::Pong)) => {}
+                        Some(Ok(ClientFrame::Close(frame))) => return End::ClientClosed(frame),
                     }
                 }
             }
@@ -351,26 +354,27 @@ impl Session {
         );
     }
 
-    fn send(&self, message: &ServerMessage<'_>) {
-        if self.handle.push(Outgoing::Text(message.text())) {
+    fn send(&self, message: ServerMessage) {
+        debug_assert!(
+            !matches!(&message, ServerMessage::Error { code, .. } if !vigil_wire::hub::ERROR_CODES.contains(code)),
+            "{message:?} is not in the WebSocket's list of error codes"
+        );
+        let payload = payload_of(&message);
+        if self.handle.push(Outgoing::Text(message.text().into())) {
             self.hub.log().record(
                 &self.handle.session_id,
                 &self.handle.client_id,
                 self.handle.user_id(),
                 Direction::Out,
                 message.kind(),
-                Arc::new(message.payload()),
+                payload,
             );
         }
     }
 
     /// An `error` to this client only; counts towards the 1008 limit.
-    fn refuse(&mut self, error: ProtocolError, id: &Value) {
-        self.send(&ServerMessage::Error {
-            code: error.code,
-            message: &error.message,
-            id,
-        });
+    fn refuse(&mut self, refusal: Refusal, id: Value) {
+        self.send(ServerMessage::error(refusal, id));
         self.errors += 1;
         if self.errors >= MAX_CONSECUTIVE_ERRORS {
             self.handle.close(Closing::Policy);
@@ -378,11 +382,11 @@ impl Session {
     }
 
     /// An `error` that is the server's fault: not counted against the client.
-    fn server_error(&self, code: &str, message: &str) {
-        self.send(&ServerMessage::Error {
-            code,
-            message,
-            id: &Value::Null,
+    fn server_error(&self, error: &impl Coded, message: &str) {
+        self.send(ServerMessage::Error {
+            code: error.code(),
+            message: message.to_owned(),
+            id: Value::Null,
         });
     }
 
@@ -392,15 +396,12 @@ impl Session {
             Ok(value) => value,
             Err(err) => {
                 tracing::warn!(error = %err, "could not read the client's counter value");
-                self.server_error(
-                    "database_unavailable",
-                    "the last counter value could not be read; hello.value is 0",
-                );
-                0
+                self.server_error(&err, "the last counter value could not be read; hello.value is 0");
+                CounterValue::default()
             }
         };
-        self.send(&ServerMessage::Hello {
-            client_id: &self.handle.client_id,
+        self.send(ServerMessage::Hello {
+            client_id: self.handle.client_id.clone(),
             value,
             server_time: chrono::Utc::now(),
             authenticated: user.is_some(),
@@ -415,8 +416,8 @@ impl Session {
         self.log_in(&incoming.kind, Arc::new(incoming.payload));
         let message = match incoming.message {
             Ok(message) => message,
-            Err(error) => {
-                self.refuse(error, &Value::Null);
+            Err(refusal) => {
+                self.refuse(refusal, incoming.id);
                 return None;
             }
         };
@@ -425,11 +426,11 @@ impl Session {
             && !matches!(message, ClientMessage::Auth { .. } | ClientMessage::Ping { .. })
         {
             self.refuse(
-                ProtocolError::new(
-                    "unauthenticated",
+                Refusal::new(
+                    ErrorCode::Unauthenticated,
                     "this server needs credentials: connect with ?token= or send an auth message first",
                 ),
-                &Value::Null,
+                Value::Null,
             );
             return None;
         }
@@ -437,59 +438,46 @@ impl Session {
             ClientMessage::Auth { token } => self.auth(&token).await,
             ClientMessage::Subscribe { topics } => self.subscribe(&topics, true),
             ClientMessage::Unsubscribe { topics } => self.subscribe(&topics, false),
-            ClientMessage::Fib { id, n } => match self.fib_n(&n) {
-                Ok(n) => {
-                    let fib = self.hub.fib().clone();
-                    self.errors = 0;
-                    return Some(Box::pin(async move {
-                        let value = fib.decimal(n).await;
-                        (id, n, value)
-                    }));
-                }
-                Err(error) => {
-                    self.refuse(error, &id);
-                    return None;
-                }
-            },
+            ClientMessage::Fib { id, n } => return self.fib(id, n),
             ClientMessage::Number { kind } => {
-                let number = NumberView::draw(kind);
-                self.send(&ServerMessage::Number {
+                let number = super::numbers::draw(kind);
+                self.send(ServerMessage::Number {
                     kind: number.kind,
                     value: number.value,
                 });
                 Ok(())
             }
-            ClientMessage::Value { value } => self.keep_value(&value).await,
+            ClientMessage::Value { value } => {
+                self.keep_value(value).await;
+                Ok(())
+            }
             ClientMessage::Ping { id } => {
-                self.send(&ServerMessage::Pong { id: &id });
+                self.send(ServerMessage::Pong { id });
                 Ok(())
             }
         };
         match accepted {
             Ok(()) => self.errors = 0,
-            Err(error) => self.refuse(error, &Value::Null),
+            Err(refusal) => self.refuse(refusal, Value::Null),
         }
         None
     }
 
-    async fn auth(&mut self, token: &str) -> Result<(), ProtocolError> {
+    async fn auth(&mut self, token: &str) -> Result<(), Refusal> {
         if self.authenticated() {
-            return Err(ProtocolError::new(
-                "already_authenticated",
+            return Err(Refusal::new(
+                ErrorCode::AlreadyAuthenticated,
                 "this session is authenticated already; reconnect to change identity",
             ));
         }
-        let principal = match authenticate_token(&self.state, token).await {
+        let principal = match self.hub.auth().authenticate_token(token).await {
             Ok(principal) => principal,
-            Err(AuthError::Db(err)) => {
+            Err(err) if err.code().is_server_side() => {
                 tracing::warn!(error = %err, "could not check WebSocket credentials");
-                self.server_error(
-                    "database_unavailable",
-                    "credentials could not be checked; try again",
-                );
+                self.server_error(&err, "credentials could not be checked; try again");
                 return Ok(());
             }
-            Err(err) => return Err(ProtocolError::new("invalid_token", err.to_string())),
+            Err(err) => return Err(Refusal::new(ErrorCode::InvalidToken, err.to_string())),
         };
         let _ = self.handle.viewer.set(Viewer::of(&principal));
         tracing::Span::current().record("user", tracing::field::display(principal.user_id));
@@ -506,10 +494,10 @@ impl Session {
         Ok(())
     }
 
-    fn subscribe(&mut self, topics: &[Topic], on: bool) -> Result<(), ProtocolError> {
+    fn subscribe(&mut self, topics: &[Topic], on: bool) -> Result<(), Refusal> {
         if on && topics.contains(&Topic::Alarms) && !self.authenticated() {
-            return Err(ProtocolError::new(
-                "unauthenticated",
+            return Err(Refusal::new(
+                ErrorCode::Unauthenticated,
                 "alarms need an authenticated session: connect with ?token= or send an auth message first",
             ));
         }
@@ -518,52 +506,45 @@ impl Session {
         } else {
             self.handle.unsubscribe(topics);
         }
-        self.send(&ServerMessage::Subscribed {
+        self.send(ServerMessage::Subscribed {
             topics: self.handle.topics(),
         });
         Ok(())
     }
 
-    fn fib_n(&self, n: &Value) -> Result<u64, ProtocolError> {
-        let max = self.hub.fib().max_n;
-        let out_of_range =
-            || ProtocolError::new("invalid_fib_n", format!("n must be an integer from 0 to {max}"));
-        match n {
-            Value::Number(number) => match number.as_u64() {
-                Some(n) if n <= max => Ok(n),
-                Some(_) => Err(ProtocolError::new(
-                    "invalid_fib_n",
-                    format!("n is too large: at most {max}"),
-                )),
-                None if number.as_i64().is_some_and(|n| n < 0) => {
-                    Err(ProtocolError::new("invalid_fib_n", "n must not be negative"))
-                }
-                None => Err(out_of_range()),
-            },
-            _ => Err(out_of_range()),
+    /// Starts computing F(n); the answer is sent when it is ready.
+    fn fib(&mut self, id: Value, n: FibN) -> Option<PendingFib> {
+        let fib = self.hub.fib().clone();
+        match fib.check(n) {
+            Ok(n) => {
+                self.errors = 0;
+                Some(Box::pin(async move {
+                    let value = fib.decimal(n).await;
+                    (id, n, value)
+                }))
+            }
+            Err(err) => {
+                self.refuse(Refusal::new(err.code(), err.to_string()), id);
+                None
+            }
         }
     }
 
     fn fib_done(&mut self, (id, n, value): (Value, u64, Result<String, FibError>)) {
         match value {
-            Ok(value) => self.send(&ServerMessage::FibResult { id: &id, n, value }),
+            Ok(value) => self.send(ServerMessage::FibResult { id, n, value }),
             Err(err) => {
                 tracing::warn!(error = %err, n, "Fibonacci computation failed");
-                self.send(&ServerMessage::Error {
-                    code: "internal",
-                    message: "the computation failed",
-                    id: &id,
+                self.send(ServerMessage::Error {
+                    code: err.code(),
+                    message: "the computation failed".to_owned(),
+                    id,
                 });
             }
         }
     }
 
-    async fn keep_value(&mut self, value: &Value) -> Result<(), ProtocolError> {
-        let value = value
-            .as_u64()
-            .filter(|v| *v <= 99)
-            .and_then(|v| u8::try_from(v).ok())
-            .ok_or_else(|| ProtocolError::new("invalid_value", "value must be an integer from 0 to 99"))?;
+    async fn keep_value(&mut self, value: CounterValue) {
         if let Err(err) = self
             .hub
             .counters()
@@ -571,11 +552,7 @@ impl Session {
             .await
         {
             tracing::warn!(error = %err, "could not keep the counter value");
-            self.server_error(
-                "database_unavailable",
-                "the value could not be kept; send it again",
-            );
+            self.server_error(&err, "the value could not be kept; send it again");
         }
-        Ok(())
     }
 }

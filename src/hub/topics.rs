@@ -9,24 +9,43 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
+use vigil_wire::hub::{close, ClientId, Topic};
 
-use super::protocol::Topic;
 use crate::alarms::{Alarm, AlarmScope};
+use crate::auth::Principal;
 use crate::users::UserId;
 
 /// Why the server ends a session (the WebSocket close code it sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closing {
-    /// 1013: the client does not read fast enough.
+    /// The client does not read fast enough.
     TooSlow,
-    /// 1008: too many bad messages in a row, or no `auth` when it is required.
+    /// Too many bad messages in a row, or no `auth` when it is required.
     Policy,
-    /// 1001: the server is shutting down.
+    /// The server is shutting down.
     GoingAway,
+}
+
+impl Closing {
+    pub fn close_code(self) -> u16 {
+        match self {
+            Closing::TooSlow => close::TRY_AGAIN_LATER,
+            Closing::Policy => close::POLICY,
+            Closing::GoingAway => close::GOING_AWAY,
+        }
+    }
+}
+
+/// A topic as a bit of a session's subscription set.
+fn bit(topic: Topic) -> u8 {
+    match topic {
+        Topic::Alarms => 1,
+        Topic::Clock => 2,
+    }
 }
 
 /// A frame on its way to one client.
@@ -45,6 +64,13 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    pub fn of(principal: &Principal) -> Self {
+        Self {
+            user_id: principal.user_id,
+            scope: AlarmScope::of(principal),
+        }
+    }
+
     pub fn may_see(&self, alarm: &Alarm) -> bool {
         match self.scope {
             AlarmScope::All => true,
@@ -57,7 +83,7 @@ impl Viewer {
 pub struct SessionHandle {
     /// Also the `_id` of its `ws_clients` row.
     pub session_id: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub connected_at: DateTime<Utc>,
     pub remote_addr: Option<String>,
     pub viewer: OnceLock<Viewer>,
@@ -69,7 +95,7 @@ pub struct SessionHandle {
 impl SessionHandle {
     pub fn new(
         session_id: String,
-        client_id: String,
+        client_id: ClientId,
         remote_addr: Option<String>,
         queue: usize,
     ) -> (
@@ -85,7 +111,7 @@ impl SessionHandle {
             connected_at: Utc::now(),
             remote_addr,
             viewer: OnceLock::new(),
-            topics: AtomicU8::new(Topic::Clock.bit()),
+            topics: AtomicU8::new(bit(Topic::Clock)),
             out,
             closing,
         });
@@ -97,7 +123,7 @@ impl SessionHandle {
     }
 
     pub fn wants(&self, topic: Topic) -> bool {
-        self.topics.load(Ordering::Relaxed) & topic.bit() != 0
+        self.topics.load(Ordering::Relaxed) & bit(topic) != 0
     }
 
     pub fn topics(&self) -> Vec<Topic> {
@@ -105,12 +131,12 @@ impl SessionHandle {
     }
 
     pub fn subscribe(&self, topics: &[Topic]) {
-        let bits = topics.iter().fold(0, |acc, t| acc | t.bit());
+        let bits = topics.iter().fold(0, |acc, t| acc | bit(*t));
         self.topics.fetch_or(bits, Ordering::Relaxed);
     }
 
     pub fn unsubscribe(&self, topics: &[Topic]) {
-        let bits = topics.iter().fold(0, |acc, t| acc | t.bit());
+        let bits = topics.iter().fold(0, |acc, t| acc | bit(*t));
         self.topics.fetch_and(!bits, Ordering::Relaxed);
     }
 
@@ -215,11 +241,15 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn client(id: &str) -> ClientId {
+        ClientId::parse(id).unwrap()
+    }
+
     #[test]
     fn a_full_queue_closes_the_session_as_too_slow_and_spares_the_others() {
         let registry = Registry::default();
-        let (slow, _slow_rx, slow_closing) = SessionHandle::new("s".into(), "slow".into(), None, 2);
-        let (fast, mut fast_rx, fast_closing) = SessionHandle::new("f".into(), "fast".into(), None, 2);
+        let (slow, _slow_rx, slow_closing) = SessionHandle::new("s".into(), client("slow"), None, 2);
+        let (fast, mut fast_rx, fast_closing) = SessionHandle::new("f".into(), client("fast"), None, 2);
         registry.insert(slow.clone());
         registry.insert(fast.clone());
         let frame = ByteString::from("{}");
@@ -233,7 +263,7 @@ mod tests {
 
     #[test]
     fn topics_default_to_the_clock() {
-        let (s, _rx, _c) = SessionHandle::new("s".into(), "c".into(), None, 1);
+        let (s, _rx, _c) = SessionHandle::new("s".into(), client("c"), None, 1);
         assert_eq!(s.topics(), vec![Topic::Clock]);
         s.subscribe(&[Topic::Alarms]);
         s.unsubscribe(&[Topic::Clock]);

@@ -92,13 +92,13 @@ impl MediaStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::MediaKind;
+    use crate::media::ImageKind;
 
     #[tokio::test]
     async fn put_get_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path().join("images")).unwrap();
-        let id = MediaId::new(MediaKind::Jpeg);
+        let id = MediaId::new(ImageKind::Jpeg);
         assert_eq!(store.get(id).await.unwrap(), None);
         store.put(id, b"jpeg bytes").await.unwrap();
         assert_eq!(store.get(id).await.unwrap().as_deref(), Some(&b"jpeg bytes"[..]));

@@ -16,62 +16,21 @@ use mongodb::bson::oid::ObjectId;
 
 pub use fs::FileStore;
 pub use gridfs::GridFsStore;
-
 /// Image formats the store holds; the extension is part of the id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    Jpeg,
-    Png,
-    Webp,
-    Bmp,
-    Gif,
-}
+pub use vigil_wire::media::ImageKind;
 
-impl MediaKind {
-    pub const ALL: [MediaKind; 5] = [Self::Jpeg, Self::Png, Self::Webp, Self::Bmp, Self::Gif];
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpg",
-            Self::Png => "png",
-            Self::Webp => "webp",
-            Self::Bmp => "bmp",
-            Self::Gif => "gif",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Webp => "image/webp",
-            Self::Bmp => "image/bmp",
-            Self::Gif => "image/gif",
-        }
-    }
-
-    pub fn from_image_format(format: image::ImageFormat) -> Option<Self> {
-        Some(match format {
-            image::ImageFormat::Jpeg => Self::Jpeg,
-            image::ImageFormat::Png => Self::Png,
-            image::ImageFormat::WebP => Self::Webp,
-            image::ImageFormat::Bmp => Self::Bmp,
-            image::ImageFormat::Gif => Self::Gif,
-            _ => return None,
-        })
-    }
-}
+use crate::error::{Coded, ErrorCode};
 
 /// `<24 hex digits>.<ext>`: the only names the store accepts, so a request
 /// can never reach a path outside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MediaId {
     pub oid: ObjectId,
-    pub kind: MediaKind,
+    pub kind: ImageKind,
 }
 
 impl MediaId {
-    pub fn new(kind: MediaKind) -> Self {
+    pub fn new(kind: ImageKind) -> Self {
         Self {
             oid: ObjectId::new(),
             kind,
@@ -97,7 +56,7 @@ impl FromStr for MediaId {
         {
             return Err(());
         }
-        let kind = MediaKind::ALL
+        let kind = ImageKind::ALL
             .into_iter()
             .find(|k| k.extension() == ext)
             .ok_or(())?;
@@ -130,6 +89,12 @@ pub enum MediaError {
     Db(#[from] mongodb::error::Error),
 }
 
+impl Coded for MediaError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Internal
+    }
+}
+
 /// Where images live. Writes are durable when `put` returns.
 pub trait MediaStore: Send + Sync {
     fn put<'a>(&'a self, id: MediaId, bytes: &'a [u8]) -> BoxFuture<'a, Result<(), MediaError>>;
@@ -143,7 +108,15 @@ pub trait MediaStore: Send + Sync {
 
 pub type SharedMediaStore = Arc<dyn MediaStore>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Where images are kept and how long their signed URLs work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaSettings {
+    pub backend: MediaBackend,
+    pub url_ttl: Duration,
+}
+
+/// Where [`MediaStore`] keeps images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaBackend {
     /// Files under $VIGIL_DATA_DIR/images (one instance).
     Fs,
@@ -157,7 +130,7 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_refuse_paths() {
-        let id = MediaId::new(MediaKind::Png);
+        let id = MediaId::new(ImageKind::Png);
         assert_eq!(id.to_string().parse::<MediaId>().unwrap(), id);
         for bad in [
             "../../etc/passwd",

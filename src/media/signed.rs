@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::MediaId;
+use crate::error::{Coded, ErrorCode};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -21,6 +22,12 @@ pub enum SignatureError {
     Invalid,
 }
 
+impl Coded for SignatureError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidSignature
+    }
+}
+
 #[derive(Clone)]
 pub struct UrlSigner {
     key: Vec<u8>,
@@ -30,12 +37,12 @@ pub struct UrlSigner {
 impl UrlSigner {
     /// Derives its own key from the server secret, so a media signature can
     /// never double as a token signature.
-    pub fn new(secret: &[u8], ttl_secs: u64) -> Self {
+    pub fn new(secret: &[u8], ttl: std::time::Duration) -> Self {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
         mac.update(b"vigil media url v1");
         Self {
             key: mac.finalize().into_bytes().to_vec(),
-            ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2),
+            ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
         }
     }
 
@@ -72,7 +79,9 @@ impl UrlSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::MediaKind;
+    use crate::media::ImageKind;
+
+    const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
 
     fn parts(url: &str) -> (i64, String) {
         let query = url.split_once('?').unwrap().1;
@@ -90,17 +99,17 @@ mod tests {
 
     #[test]
     fn signed_urls_verify_only_for_their_id_and_expiry() {
-        let signer = UrlSigner::new(b"server secret of sufficient length!!", 60);
-        let id = MediaId::new(MediaKind::Jpeg);
+        let signer = UrlSigner::new(b"server secret of sufficient length!!", MINUTE);
+        let id = MediaId::new(ImageKind::Jpeg);
         let (exp, sig) = parts(&signer.url(&id));
         assert!(signer.verify(&id, exp, &sig).unwrap() <= 60);
         assert_eq!(
-            signer.verify(&MediaId::new(MediaKind::Jpeg), exp, &sig),
+            signer.verify(&MediaId::new(ImageKind::Jpeg), exp, &sig),
             Err(SignatureError::Invalid)
         );
         assert_eq!(signer.verify(&id, exp + 1, &sig), Err(SignatureError::Invalid));
         assert_eq!(signer.verify(&id, exp, "AAAA"), Err(SignatureError::Invalid));
-        let other = UrlSigner::new(b"another secret of sufficient length!", 60);
+        let other = UrlSigner::new(b"another secret of sufficient length!", MINUTE);
         assert_eq!(other.verify(&id, exp, &sig), Err(SignatureError::Invalid));
         let (old_exp, old_sig) = parts(&signer.url_expiring_at(&id, Utc::now().timestamp() - 1));
         assert_eq!(

@@ -1,6 +1,13 @@
 //! Account fields, parsed once at the edge: a value of these types is valid.
+//! Request bodies deserialize straight into them (`serde(try_from)`), so a
+//! handler never sees an unchecked name, address or password.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{Coded, ErrorCode};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FieldError {
@@ -12,9 +19,33 @@ pub enum FieldError {
     Password,
 }
 
-/// 3–32 characters of `[A-Za-z0-9_.-]`. Compared case-insensitively through [`UserName::key`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Coded for FieldError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::ValidationFailed
+    }
+}
+
+/// `TryFrom<String>` for a type with a `parse(&str)`, for `serde(try_from)`.
+macro_rules! parsed_from_string {
+    ($type:ty) => {
+        impl TryFrom<String> for $type {
+            type Error = FieldError;
+
+            fn try_from(raw: String) -> Result<Self, FieldError> {
+                Self::parse(&raw)
+            }
+        }
+    };
+}
+
+// Compared case-insensitively through `UserName::key`.
+/// 3–32 characters of `A-Z a-z 0-9 _ . -`; unique regardless of case.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String")]
+#[schema(value_type = String, example = "alice")]
 pub struct UserName(String);
+
+parsed_from_string!(UserName);
 
 impl UserName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
@@ -35,11 +66,16 @@ impl UserName {
     }
 }
 
-/// An email address, lower-cased. The check is deliberately the practical one
-/// (one `@`, a dotted domain, no spaces): full RFC 5322 admits addresses that
-/// no mail system delivers, and only a sent mail proves an address anyway.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// The check is deliberately the practical one (one `@`, a dotted domain, no
+// spaces): full RFC 5322 admits addresses that no mail system delivers, and
+// only a sent mail proves an address anyway.
+/// An email address (stored lower-cased); unique.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String")]
+#[schema(value_type = String, example = "alice@example.org")]
 pub struct Email(String);
+
+parsed_from_string!(Email);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
@@ -75,8 +111,20 @@ impl Email {
     }
 }
 
-/// A plaintext password on its way to the hasher; never printed.
+// A plaintext password on its way to the hasher; never printed.
+/// 8–128 characters.
+#[derive(Deserialize, ToSchema)]
+#[serde(try_from = "String")]
+#[schema(value_type = String, example = "correct horse battery staple")]
 pub struct Password(String);
+
+impl TryFrom<String> for Password {
+    type Error = FieldError;
+
+    fn try_from(raw: String) -> Result<Self, FieldError> {
+        Self::parse(raw)
+    }
+}
 
 impl Password {
     pub fn parse(raw: String) -> Result<Self, FieldError> {
@@ -90,6 +138,18 @@ impl Password {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// How many accepted uploads the account may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = u32, example = 100)]
+pub struct Quota(pub u32);
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -8,6 +8,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use fields::Quota;
 pub use repository::{QuotaUse, UserError, Users};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -28,6 +29,14 @@ impl UserId {
     }
 }
 
+impl std::str::FromStr for UserId {
+    type Err = mongodb::bson::oid::Error;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        ObjectId::parse_str(raw).map(Self)
+    }
+}
+
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0.to_hex())
@@ -44,8 +53,8 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub role: Role,
-    pub api_request_quota: i64,
-    pub api_requests_used: i64,
+    pub api_request_quota: Quota,
+    pub api_requests_used: u32,
     #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub created_at: DateTime<Utc>,
 }
@@ -60,10 +69,9 @@ pub struct UserView {
     #[schema(example = "alice@example.org")]
     pub email: String,
     pub role: Role,
-    #[schema(example = 100)]
-    pub api_request_quota: i64,
+    pub api_request_quota: Quota,
     #[schema(example = 3)]
-    pub api_requests_used: i64,
+    pub api_requests_used: u32,
     pub created_at: DateTime<Utc>,
 }
 

@@ -3,9 +3,10 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
 
-use super::fields::{Email, UserName};
+use super::fields::{Email, Quota, UserName};
 use super::{Role, User, UserId};
 use crate::db::{is_duplicate_key, Database, DbError};
+use crate::error::{Coded, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -16,9 +17,28 @@ pub enum UserError {
     #[error("no such user")]
     NotFound,
     #[error("API request quota used up ({used} of {quota})")]
-    QuotaExhausted { used: i64, quota: i64 },
+    QuotaExhausted { used: u32, quota: Quota },
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl Coded for UserError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            UserError::NameTaken => ErrorCode::UserNameTaken,
+            UserError::EmailTaken => ErrorCode::EmailTaken,
+            UserError::NotFound => ErrorCode::NotFound,
+            UserError::QuotaExhausted { .. } => ErrorCode::QuotaExhausted,
+            UserError::Db(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            UserError::Db(e) => e.retry_after(),
+            _ => None,
+        }
+    }
 }
 
 impl From<mongodb::error::Error> for UserError {
@@ -30,8 +50,8 @@ impl From<mongodb::error::Error> for UserError {
 /// Quota after one unit was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaUse {
-    pub used: i64,
-    pub quota: i64,
+    pub used: u32,
+    pub quota: Quota,
 }
 
 const CLAIMS: &str = "claims";
@@ -59,7 +79,7 @@ impl Users {
         name: &UserName,
         email: &Email,
         password_hash: String,
-        quota: u32,
+        quota: Quota,
     ) -> Result<User, UserError> {
         let claimed_admin = match self.claims.insert_one(doc! { "_id": FIRST_ADMIN }).await {
             Ok(_) => true,
@@ -73,7 +93,7 @@ impl Users {
             email: email.as_str().to_owned(),
             password_hash,
             role: if claimed_admin { Role::Admin } else { Role::User },
-            api_request_quota: i64::from(quota),
+            api_request_quota: quota,
             api_requests_used: 0,
             created_at: Utc::now(),
         };
@@ -150,11 +170,11 @@ impl Users {
         Ok(())
     }
 
-    pub async fn set_quota(&self, id: UserId, quota: u32) -> Result<User, UserError> {
+    pub async fn set_quota(&self, id: UserId, quota: Quota) -> Result<User, UserError> {
         self.users
             .find_one_and_update(
                 doc! { "_id": id.0 },
-                doc! { "$set": { "api_request_quota": i64::from(quota) } },
+                doc! { "$set": { "api_request_quota": i64::from(quota.0) } },
             )
             .return_document(ReturnDocument::After)
             .await?

@@ -22,7 +22,9 @@ pub use draw::{annotate, annotate_jpeg, encode_jpeg};
 pub use geometry::{BoundingBox, Face, Landmarks, Point};
 pub use image_input::{decode_image, ImageError, ImageLimits};
 pub use model::ModelError;
-pub use pool::{Detected, DetectorPool};
+pub use pool::{Detected, DetectorPool, DetectorSettings};
+
+use crate::error::{Coded, ErrorCode};
 
 /// Everything that can go wrong between bytes and faces.
 #[derive(Debug, thiserror::Error)]
@@ -38,4 +40,27 @@ pub enum VisionError {
     Inference(String),
     #[error("cannot encode the image as JPEG: {0}")]
     Encode(String),
+}
+
+impl Coded for VisionError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            VisionError::Image(e) => e.code(),
+            VisionError::Model(_) | VisionError::Inference(_) | VisionError::Encode(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl Coded for ImageError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ImageError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ImageError::DimensionsTooLarge { .. } | ImageError::TooManyPixels { .. } => {
+                ErrorCode::ImageTooLarge
+            }
+            ImageError::Empty | ImageError::UnsupportedFormat(_) | ImageError::Corrupt(_) => {
+                ErrorCode::InvalidImage
+            }
+        }
+    }
 }

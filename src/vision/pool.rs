@@ -1,13 +1,23 @@
 //! Running the detector from async code without blocking the runtime.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use image::RgbImage;
 use tokio::sync::Semaphore;
 
-use super::detector::{Detection, Detector};
+use super::detector::{Detection, Detector, DetectorConfig};
 use super::image_input::ImageLimits;
+use super::model::ModelError;
 use super::VisionError;
+
+/// The detector of `vigil serve`: the model's settings, and how many
+/// detections may run at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorSettings {
+    pub config: DetectorConfig,
+    pub concurrency: usize,
+}
 
 /// An image that was decoded and searched for faces.
 #[derive(Debug, Clone)]
@@ -37,6 +47,21 @@ impl DetectorPool {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
         }
+    }
+
+    /// Loads the model once for the process, off the async runtime. A
+    /// missing or corrupt file is an error that says to run `make models`.
+    pub async fn load(models_dir: &Path, settings: &DetectorSettings) -> Result<Self, ModelError> {
+        let path = models_dir.join(super::model::CENTERFACE_FILE);
+        let models_dir = models_dir.to_owned();
+        let config = settings.config.clone();
+        let detector = tokio::task::spawn_blocking(move || Detector::load(&models_dir, config))
+            .await
+            .map_err(|e| ModelError::Load {
+                path,
+                message: format!("the model loading task failed: {e}"),
+            })??;
+        Ok(Self::new(Arc::new(detector), settings.concurrency))
     }
 
     /// A pool allowing one detection per available core.

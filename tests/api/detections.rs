@@ -235,7 +235,8 @@ async fn media_urls_must_be_signed_and_fresh() {
     let id: vigil::media::MediaId = path.trim_start_matches("/media/").parse().unwrap();
     let tampered = url.replace("sig=", "sig=AAAA");
     let unsigned = path.to_owned();
-    let signer = vigil::media::signed::UrlSigner::new(TEST_SECRET.as_bytes(), 60);
+    let signer =
+        vigil::media::signed::UrlSigner::new(TEST_SECRET.as_bytes(), std::time::Duration::from_secs(60));
     let expired = signer.url_expiring_at(&id, chrono::Utc::now().timestamp() - 5);
     let other_image = url.replacen(&id.oid.to_hex(), "0123456789abcdef01234567", 1);
     for (what, bad) in [

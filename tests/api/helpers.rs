@@ -11,7 +11,7 @@ pub const TEST_SECRET: &str = "test-secret-that-is-long-enough-for-production-us
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     // Logs only on request: `TEST_LOG=1 cargo test` (they drown test output otherwise).
     if std::env::var_os("TEST_LOG").is_some() {
-        vigil::telemetry::init(vigil::config::LogFormat::Pretty);
+        vigil::logging::init(vigil::logging::LogFormat::Pretty);
     }
 });
 

@@ -1,17 +1,16 @@
 use mongodb::bson::{doc, Document};
-use vigil::config::DatabaseArgs;
 use vigil::db::migrations::{Migration, MigrationError, MigrationSet, Migrator};
-use vigil::db::Database;
+use vigil::db::{Database, DatabaseSettings};
 use vigil::startup::Application;
 
 use crate::helpers::{database_uri, spawn_app_with, unique_database_name, AppOptions};
 
 async fn fresh_database() -> Database {
-    Database::connect(&DatabaseArgs {
+    Database::connect(&DatabaseSettings {
         uri: database_uri(),
         name: unique_database_name(),
         pool_size: 16,
-        server_selection_timeout_secs: 5,
+        server_selection_timeout: std::time::Duration::from_secs(5),
     })
     .await
     .unwrap()
@@ -160,11 +159,11 @@ async fn two_instances_starting_together_share_one_migration_history() {
     assert_eq!(a.get("/healthz").await.status(), 200);
     assert_eq!(b.get("/healthz").await.status(), 200);
     let recorded = records(
-        &Database::connect(&DatabaseArgs {
+        &Database::connect(&DatabaseSettings {
             uri: database_uri(),
             name,
             pool_size: 4,
-            server_selection_timeout_secs: 5,
+            server_selection_timeout: std::time::Duration::from_secs(5),
         })
         .await
         .unwrap(),

@@ -80,3 +80,57 @@ async fn starts_without_a_database_and_migrates_when_it_appears() {
         vigil::db::migrations::MigrationSet::embedded().unwrap().len()
     );
 }
+
+#[tokio::test]
+async fn a_delete_during_an_outage_is_a_503_and_deletes_nothing() {
+    let Some((proxy, app)) = proxied_app().await else {
+        return;
+    };
+    app.wait_for_readiness(200, Duration::from_secs(10)).await;
+    let user = app.create_user().await;
+    let detection = app.upload_face(&user.access_token).await;
+    let id = detection["id"].as_str().unwrap().to_owned();
+    let alarm_id = detection["alarm_id"]
+        .as_str()
+        .expect("a face raises an alarm")
+        .to_owned();
+
+    proxy.cut();
+    let response = app
+        .delete_as(format!("/api/v1/detections/{id}"), &user.access_token)
+        .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(error_code(response).await, "database_unavailable");
+
+    proxy.restore();
+    app.wait_for_readiness(200, Duration::from_secs(30)).await;
+    let path = |kind: &str, id: &str| format!("/api/v1/{kind}/{id}");
+    assert_eq!(
+        app.get_as(&path("detections", &id), &user.access_token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get_as(&path("alarms", &alarm_id), &user.access_token)
+            .await
+            .status(),
+        200
+    );
+
+    let response = app.delete_as(path("detections", &id), &user.access_token).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        app.get_as(&path("detections", &id), &user.access_token)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.get_as(&path("alarms", &alarm_id), &user.access_token)
+            .await
+            .status(),
+        404
+    );
+}

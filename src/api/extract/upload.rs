@@ -1,21 +1,37 @@
 //! Reading an image upload: multipart (`image` and optional `source` fields)
 //! or a raw `image/*` body, never more than the configured number of bytes.
+//! Read by the handler after the caller is authenticated, so nobody can make
+//! the server take in a body without credentials.
 
 use actix_multipart::Multipart;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest};
 use futures_util::{Stream, StreamExt, TryStreamExt};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::ApiError;
+use crate::detections::{InvalidSource, Source};
+use crate::error::ErrorCode;
+use crate::media::ImageKind;
 
-pub const RAW_IMAGE_TYPES: [&str; 5] = ["image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif"];
-const MAX_SOURCE_BYTES: usize = 256;
-
-pub struct Upload {
-    pub bytes: Vec<u8>,
-    /// The multipart `source` field, when sent.
+/// The query of an upload.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// Label stored with the result (1–64 characters, default `upload`);
+    /// a multipart `source` field takes precedence.
     pub source: Option<String>,
 }
+
+/// An upload as received: the image bytes (not yet looked at) and its label.
+pub struct Upload {
+    pub bytes: Vec<u8>,
+    pub source: Source,
+}
+
+/// How an upload body is read.
+pub struct UploadBody;
 
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
@@ -43,7 +59,24 @@ where
     Ok(bytes)
 }
 
-pub async fn read_upload(req: &HttpRequest, payload: web::Payload, max: usize) -> Result<Upload, ApiError> {
+impl UploadBody {
+    /// Reads the body (at most `max` bytes of image) and the label, from the
+    /// multipart `source` field or else `?source=`.
+    pub async fn read(req: &HttpRequest, payload: web::Payload, max: usize) -> Result<Upload, ApiError> {
+        let (bytes, field) = read_image(req, payload, max).await?;
+        let query = web::Query::<UploadQuery>::from_query(req.query_string())
+            .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query string: {e}")))?;
+        let source = Source::given(field.as_deref().or(query.source.as_deref()))?;
+        Ok(Upload { bytes, source })
+    }
+}
+
+/// The image bytes and the multipart `source` field, when there is one.
+async fn read_image(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max: usize,
+) -> Result<(Vec<u8>, Option<String>), ApiError> {
     let declared_length = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -64,24 +97,29 @@ pub async fn read_upload(req: &HttpRequest, payload: web::Payload, max: usize) -
     if essence == "multipart/form-data" {
         return read_multipart(req, payload, max).await;
     }
-    if RAW_IMAGE_TYPES.contains(&essence) {
+    if ImageKind::from_content_type(essence).is_some() {
         if declared_length.is_some_and(|len| len > max) {
             return Err(too_large(max));
         }
         let bytes = collect(payload, max, || too_large(max)).await?;
-        return Ok(Upload { bytes, source: None });
+        return Ok((bytes, None));
     }
+    let accepted: Vec<_> = ImageKind::ALL.iter().map(|k| k.content_type()).collect();
     Err(ApiError::new(
         ErrorCode::UnsupportedMediaType,
         format!(
             "send the image as multipart/form-data (field `image`) or as a raw body of type {}; got {:?}",
-            RAW_IMAGE_TYPES.join(", "),
+            accepted.join(", "),
             essence
         ),
     ))
 }
 
-async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) -> Result<Upload, ApiError> {
+async fn read_multipart(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max: usize,
+) -> Result<(Vec<u8>, Option<String>), ApiError> {
     let bad = |e: actix_multipart::MultipartError| {
         ApiError::new(ErrorCode::BadRequest, format!("malformed multipart body: {e}"))
     };
@@ -92,16 +130,9 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
         match field.name() {
             Some("image") if image.is_none() => image = Some(collect(field, max, || too_large(max)).await?),
             Some("source") if source.is_none() => {
-                let raw = collect(field, MAX_SOURCE_BYTES, || {
-                    ApiError::new(
-                        ErrorCode::ValidationFailed,
-                        "`source` is longer than 64 characters",
-                    )
-                })
-                .await?;
-                let text = String::from_utf8(raw)
-                    .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "`source` must be UTF-8 text"))?;
-                source = Some(text);
+                // A label of more bytes than the longest valid one cannot be valid.
+                let raw = collect(field, Source::MAX_BYTES, || InvalidSource.into()).await?;
+                source = Some(String::from_utf8(raw).map_err(|_| InvalidSource)?);
             }
             // Unknown or repeated fields are drained and ignored, within the same limit.
             _ => drop(collect(field, max, || too_large(max)).await?),
@@ -109,5 +140,5 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
     }
     let bytes = image
         .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "the multipart body has no `image` field"))?;
-    Ok(Upload { bytes, source })
+    Ok((bytes, source))
 }

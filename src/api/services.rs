@@ -1,0 +1,64 @@
+//! What the handlers use, built once at startup and shared by every worker.
+//! Each service is app data of its own, so a handler's signature says which
+//! ones it touches.
+
+use actix_web::dev::{ServiceFactory, ServiceRequest};
+use actix_web::web;
+use utoipa_actix_web::UtoipaApp;
+
+use crate::auth::AuthService;
+use crate::capture::Cameras;
+use crate::dashboard::Assets;
+use crate::db::health::Readiness;
+use crate::detections::{Recorder, UploadService};
+use crate::hub::Hub;
+use crate::media::signed::UrlSigner;
+use crate::media::SharedMediaStore;
+use crate::vision::{DetectorPool, ImageLimits};
+
+#[derive(Clone)]
+pub struct Services {
+    pub auth: web::Data<AuthService>,
+    pub uploads: web::Data<UploadService>,
+    pub recorder: web::Data<Recorder>,
+    pub signer: web::Data<UrlSigner>,
+    pub media: web::Data<SharedMediaStore>,
+    pub hub: web::Data<Hub>,
+    pub cameras: web::Data<Cameras>,
+    pub readiness: web::Data<Readiness>,
+    pub detector: web::Data<DetectorPool>,
+    pub assets: web::Data<Assets>,
+    pub limits: web::Data<ImageLimits>,
+}
+
+impl Services {
+    pub fn register<T>(&self, app: UtoipaApp<T>) -> UtoipaApp<T>
+    where
+        T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+    {
+        let Services {
+            auth,
+            uploads,
+            recorder,
+            signer,
+            media,
+            hub,
+            cameras,
+            readiness,
+            detector,
+            assets,
+            limits,
+        } = self.clone();
+        app.app_data(auth)
+            .app_data(uploads)
+            .app_data(recorder)
+            .app_data(signer)
+            .app_data(media)
+            .app_data(hub)
+            .app_data(cameras)
+            .app_data(readiness)
+            .app_data(detector)
+            .app_data(assets)
+            .app_data(limits)
+    }
+}
