@@ -1,0 +1,545 @@
+//! The forward pass: dlib's ResNet as a fixed sequence of phases over
+//! preallocated buffers.
+//!
+//! Activations are channel-last with a one-pixel zero border (so 3×3
+//! convolutions need no edge cases). Every tensor of the network gets a
+//! buffer in one arena, planned once at load: a buffer is reused only by a
+//! later tensor of the same shape, so borders written as zeros at
+//! allocation stay zero for good.
+//!
+//! One inference can be split over threads: each phase's output rows are
+//! shared out and the threads meet at a barrier between phases.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::conv::{self, ConvIo, Layout, PackedConv};
+use crate::model::{DlibModel, DESCRIPTOR_LEN, INPUT_SIZE};
+use crate::Isa;
+
+/// A buffer of the arena: where it starts and the tensor shape it holds.
+#[derive(Debug, Clone, Copy)]
+struct Buf {
+    offset: usize,
+    layout: Layout,
+}
+
+struct Block {
+    conv_a: PackedConv,
+    conv_b: PackedConv,
+    relu_a: bool,
+    relu_out: bool,
+    x: Buf,
+    t: Buf,
+    y: Buf,
+    /// Down blocks: the 2×2 average pool of `x`, added to the convolutions'
+    /// output where both exist (dlib's `add_prev` sums zero-extended tensors
+    /// and its output takes the larger size in each dimension).
+    pool: Option<Buf>,
+}
+
+/// A loaded network and the plan of its arena.
+pub(crate) struct Network {
+    input_mean: [f32; 3],
+    input: Buf,
+    stem: PackedConv,
+    stem_relu: bool,
+    stem_out: Buf,
+    pooled: Buf,
+    blocks: Vec<Block>,
+    /// `[input][output]`
+    fc: Vec<f32>,
+    arena_len: usize,
+}
+
+/// Allocates buffers of the arena with liveness, so a freed buffer is taken
+/// again by the next tensor of its exact shape.
+#[derive(Default)]
+struct Planner {
+    bufs: Vec<(Buf, bool)>,
+    len: usize,
+}
+
+impl Planner {
+    fn alloc(&mut self, layout: Layout) -> Buf {
+        if let Some((buf, live)) = self
+            .bufs
+            .iter_mut()
+            .find(|(b, live)| !*live && b.layout == layout)
+        {
+            *live = true;
+            return *buf;
+        }
+        // 16-float alignment keeps every buffer on its own cache lines.
+        let offset = self.len.div_ceil(16) * 16;
+        self.len = offset + layout.len();
+        let buf = Buf { offset, layout };
+        self.bufs.push((buf, true));
+        buf
+    }
+
+    fn free(&mut self, buf: Buf) {
+        if let Some((_, live)) = self.bufs.iter_mut().find(|(b, _)| b.offset == buf.offset) {
+            *live = false;
+        }
+    }
+}
+
+impl Network {
+    pub fn new(model: DlibModel) -> Self {
+        let DlibModel {
+            input_mean,
+            stem_conv,
+            stem_affine,
+            stem_relu,
+            blocks,
+            fc,
+        } = model;
+        let mut plan = Planner::default();
+        let input = plan.alloc(Layout {
+            h: INPUT_SIZE,
+            w: INPUT_SIZE,
+            c: 3,
+        });
+        let stem = PackedConv::new(stem_conv, &stem_affine);
+        let side = stem.output_size(INPUT_SIZE);
+        let stem_out = plan.alloc(Layout {
+            h: side,
+            w: side,
+            c: stem.cout,
+        });
+        // 3×3 max pool, stride 2, no padding.
+        let side = (side - 3) / 2 + 1;
+        let pooled = plan.alloc(Layout {
+            h: side,
+            w: side,
+            c: stem.cout,
+        });
+        plan.free(input);
+        plan.free(stem_out);
+
+        let mut x = pooled;
+        let mut packed_blocks = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            let conv_a = PackedConv::new(b.conv_a, &b.affine_a);
+            let conv_b = PackedConv::new(b.conv_b, &b.affine_b);
+            let xl = x.layout;
+            assert_eq!(xl.c, b.channels_in);
+            let (ch, cw) = (conv_a.output_size(xl.h), conv_a.output_size(xl.w));
+            let t = plan.alloc(Layout {
+                h: ch,
+                w: cw,
+                c: conv_a.cout,
+            });
+            let (pool, y_layout) = if b.shape.down {
+                // 2×2 average pool, stride 2, no padding: never smaller than
+                // the strided 3×3 convolution's output.
+                let (ph, pw) = ((xl.h - 2) / 2 + 1, (xl.w - 2) / 2 + 1);
+                assert!(ph >= ch && pw >= cw && xl.c <= conv_b.cout);
+                let pool = plan.alloc(Layout {
+                    h: ph,
+                    w: pw,
+                    c: xl.c,
+                });
+                (
+                    Some(pool),
+                    Layout {
+                        h: ph,
+                        w: pw,
+                        c: conv_b.cout,
+                    },
+                )
+            } else {
+                assert_eq!(
+                    xl,
+                    Layout {
+                        h: ch,
+                        w: cw,
+                        c: conv_b.cout
+                    }
+                );
+                (None, xl)
+            };
+            let y = plan.alloc(y_layout);
+            plan.free(x);
+            plan.free(t);
+            if let Some(p) = pool {
+                plan.free(p);
+            }
+            packed_blocks.push(Block {
+                conv_a,
+                conv_b,
+                relu_a: b.relu_a,
+                relu_out: b.relu_out,
+                x,
+                t,
+                y,
+                pool,
+            });
+            x = y;
+        }
+        assert_eq!(x.layout.c * DESCRIPTOR_LEN, fc.len());
+        Self {
+            input_mean,
+            input,
+            stem,
+            stem_relu,
+            stem_out,
+            pooled,
+            blocks: packed_blocks,
+            fc,
+            arena_len: plan.len,
+        }
+    }
+
+    /// A zeroed arena for this network (zero borders included).
+    pub fn arena(&self) -> Vec<f32> {
+        vec![0.0; self.arena_len]
+    }
+
+    /// Bytes of one arena (the working memory of one inference at a time).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_len * 4
+    }
+
+    /// Bytes of packed weights.
+    pub fn weight_bytes(&self) -> usize {
+        let conv = |c: &PackedConv| c.weight_count() * 4;
+        conv(&self.stem)
+            + self
+                .blocks
+                .iter()
+                .map(|b| conv(&b.conv_a) + conv(&b.conv_b))
+                .sum::<usize>()
+            + self.fc.len() * 4
+    }
+
+    /// Multiply-accumulates of one inference (convolutions and fc).
+    pub fn macs(&self) -> u64 {
+        let conv = |c: &PackedConv, out: Layout| (out.h * out.w * c.cout * c.cin * c.size * c.size) as u64;
+        let mut n = conv(&self.stem, self.stem_out.layout);
+        for b in &self.blocks {
+            n += conv(&b.conv_a, b.t.layout);
+            n += conv(
+                &b.conv_b,
+                Layout {
+                    c: b.conv_b.cout,
+                    ..b.t.layout
+                },
+            );
+        }
+        n + self.fc.len() as u64
+    }
+
+    /// Runs one chip (`INPUT_SIZE²` RGB pixels) through the network on
+    /// `threads` threads (the caller included) sharing `arena`.
+    pub fn forward(&self, isa: Isa, arena: &mut [f32], chip: &[u8], threads: usize, out: &mut [f32]) {
+        assert_eq!(arena.len(), self.arena_len, "arena of another network");
+        assert_eq!(chip.len(), INPUT_SIZE * INPUT_SIZE * 3);
+        assert_eq!(out.len(), DESCRIPTOR_LEN);
+        let threads = threads.max(1);
+        let shared = Shared {
+            arena: arena.as_mut_ptr(),
+            len: arena.len(),
+        };
+        if threads == 1 {
+            self.run_phases(isa, &shared, chip, 0, 1, &NoBarrier);
+        } else {
+            let barrier = SpinBarrier::new(threads);
+            std::thread::scope(|s| {
+                for part in 1..threads {
+                    let (shared, barrier) = (&shared, &barrier);
+                    s.spawn(move || self.run_phases(isa, shared, chip, part, threads, barrier));
+                }
+                self.run_phases(isa, &shared, chip, 0, threads, &barrier);
+            });
+        }
+        self.head(arena, out);
+    }
+
+    /// Thread `part` of `parts`: its share of every phase, in order.
+    fn run_phases(
+        &self,
+        isa: Isa,
+        arena: &Shared,
+        chip: &[u8],
+        part: usize,
+        parts: usize,
+        barrier: &dyn Wait,
+    ) {
+        let share = |n: usize| n * part / parts..n * (part + 1) / parts;
+
+        // Input: (value − mean) / 256 per channel, as dlib's input layer.
+        let il = self.input.layout;
+        for y in share(il.h) {
+            // SAFETY: rows of the input buffer are split between threads.
+            let row = unsafe { arena.slice_mut(self.input.offset + il.at(y as isize, 0), il.w * 3) };
+            for (dst, src) in row
+                .chunks_exact_mut(3)
+                .zip(chip[y * il.w * 3..(y + 1) * il.w * 3].chunks_exact(3))
+            {
+                for c in 0..3 {
+                    dst[c] = (f32::from(src[c]) - self.input_mean[c]) / 256.0;
+                }
+            }
+        }
+        barrier.wait();
+
+        let ol = self.stem_out.layout;
+        let io = ConvIo {
+            // SAFETY: read-only after the barrier above.
+            input: unsafe { arena.slice(self.input.offset, il.len()) },
+            in_layout: il,
+            out_layout: ol,
+            out_h: ol.h,
+            out_w: ol.w,
+            residual: None,
+            relu: self.stem_relu,
+        };
+        // SAFETY: the output rows of `share` are this thread's alone.
+        unsafe {
+            conv::run(
+                isa,
+                &self.stem,
+                &io,
+                arena.ptr(self.stem_out.offset),
+                share(self.stem.blocks() * ol.h),
+            )
+        };
+        barrier.wait();
+
+        // 3×3 max pool, stride 2.
+        let pl = self.pooled.layout;
+        // SAFETY: written by the previous phase, read-only now.
+        let src = unsafe { arena.slice(self.stem_out.offset, ol.len()) };
+        for y in share(pl.h) {
+            // SAFETY: rows of the pooled buffer are split between threads.
+            let row = unsafe { arena.slice_mut(self.pooled.offset + pl.at(y as isize, 0), pl.w * pl.c) };
+            for (x, dst) in row.chunks_exact_mut(pl.c).enumerate() {
+                dst.fill(f32::NEG_INFINITY);
+                for dy in 0..3 {
+                    for dx in 0..3 {
+                        let at = ol.at((2 * y + dy) as isize, (2 * x + dx) as isize);
+                        for (d, &s) in dst.iter_mut().zip(&src[at..at + pl.c]) {
+                            *d = d.max(s);
+                        }
+                    }
+                }
+            }
+        }
+        barrier.wait();
+
+        for b in &self.blocks {
+            self.block(isa, b, arena, &share, barrier);
+        }
+    }
+
+    fn block(
+        &self,
+        isa: Isa,
+        b: &Block,
+        arena: &Shared,
+        share: &dyn Fn(usize) -> std::ops::Range<usize>,
+        barrier: &dyn Wait,
+    ) {
+        let (xl, tl, yl) = (b.x.layout, b.t.layout, b.y.layout);
+        // SAFETY: `x` was completed before the last barrier; read-only here.
+        let x = unsafe { arena.slice(b.x.offset, xl.len()) };
+        let io = ConvIo {
+            input: x,
+            in_layout: xl,
+            out_layout: tl,
+            out_h: tl.h,
+            out_w: tl.w,
+            residual: None,
+            relu: b.relu_a,
+        };
+        // SAFETY: this thread's rows of `t` only.
+        unsafe {
+            conv::run(
+                isa,
+                &b.conv_a,
+                &io,
+                arena.ptr(b.t.offset),
+                share(b.conv_a.blocks() * tl.h),
+            )
+        };
+        if let Some(pool) = b.pool {
+            let pl = pool.layout;
+            for y in share(pl.h) {
+                // SAFETY: this thread's rows of the pool buffer only.
+                let row = unsafe { arena.slice_mut(pool.offset + pl.at(y as isize, 0), pl.w * pl.c) };
+                for (px, dst) in row.chunks_exact_mut(pl.c).enumerate() {
+                    let at = |dy: usize, dx: usize| xl.at((2 * y + dy) as isize, (2 * px + dx) as isize);
+                    let (a, bb, c, d) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
+                    for (k, v) in dst.iter_mut().enumerate() {
+                        // dlib's mean: a row-major sum, then the division.
+                        *v = (x[a + k] + x[bb + k] + x[c + k] + x[d + k]) / 4.0;
+                    }
+                }
+            }
+        }
+        barrier.wait();
+
+        let residual = match b.pool {
+            // SAFETY: both written before the barrier above; read-only now.
+            Some(p) => unsafe { (arena.slice(p.offset, p.layout.len()), p.layout) },
+            None => (x, xl),
+        };
+        let io = ConvIo {
+            // SAFETY: as above.
+            input: unsafe { arena.slice(b.t.offset, tl.len()) },
+            in_layout: tl,
+            out_layout: yl,
+            out_h: tl.h,
+            out_w: tl.w,
+            residual: Some(residual),
+            relu: b.relu_out,
+        };
+        // SAFETY: this thread's rows of `y`'s top-left `tl.h × tl.w` region.
+        unsafe {
+            conv::run(
+                isa,
+                &b.conv_b,
+                &io,
+                arena.ptr(b.y.offset),
+                share(b.conv_b.blocks() * tl.h),
+            )
+        };
+        if b.pool.is_some() {
+            // Where only the pooled input exists (the down block's output is
+            // larger than its convolutions'): the pooled value, or zero in
+            // channels the input does not have, through the ReLU.
+            let (pool_values, pl) = residual;
+            for y in share(yl.h) {
+                // SAFETY: this thread's rows of `y`, outside the region the
+                // convolution above writes.
+                let row = unsafe { arena.slice_mut(b.y.offset + yl.at(y as isize, 0), yl.w * yl.c) };
+                for (px, dst) in row.chunks_exact_mut(yl.c).enumerate() {
+                    if y < tl.h && px < tl.w {
+                        continue;
+                    }
+                    let src = &pool_values[pl.at(y as isize, px as isize)..][..pl.c];
+                    for (k, v) in dst.iter_mut().enumerate() {
+                        let s = if k < pl.c { src[k] } else { 0.0 };
+                        *v = if b.relu_out { s.max(0.0) } else { s };
+                    }
+                }
+            }
+        }
+        barrier.wait();
+    }
+
+    /// Global average pool and the fc layer (one thread: 33k MACs).
+    fn head(&self, arena: &[f32], out: &mut [f32]) {
+        let last = self.blocks.last().map_or(self.pooled, |b| b.y);
+        let l = last.layout;
+        let x = &arena[last.offset..last.offset + l.len()];
+        let mut features = vec![0f32; l.c];
+        for y in 0..l.h {
+            for px in 0..l.w {
+                let at = l.at(y as isize, px as isize);
+                for (f, &v) in features.iter_mut().zip(&x[at..at + l.c]) {
+                    *f += v;
+                }
+            }
+        }
+        let n = (l.h * l.w) as f32;
+        out.fill(0.0);
+        for (i, f) in features.iter().enumerate() {
+            let f = f / n;
+            for (o, &w) in out
+                .iter_mut()
+                .zip(&self.fc[i * DESCRIPTOR_LEN..(i + 1) * DESCRIPTOR_LEN])
+            {
+                *o += f * w;
+            }
+        }
+    }
+}
+
+/// The arena shared by the threads of one inference. Phases write disjoint
+/// ranges (each thread its rows) and read only what earlier phases wrote;
+/// the barrier between phases orders the two.
+struct Shared {
+    arena: *mut f32,
+    len: usize,
+}
+
+// SAFETY: access discipline as described above: within a phase no element
+// is written by one thread and touched by another, and the barriers give
+// the happens-before between a phase's writes and the next phase's reads.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// # Safety
+    /// No thread may write `offset..offset + len` while the slice lives.
+    unsafe fn slice(&self, offset: usize, len: usize) -> &[f32] {
+        assert!(offset + len <= self.len);
+        std::slice::from_raw_parts(self.arena.add(offset), len)
+    }
+
+    /// # Safety
+    /// No other thread may read or write `offset..offset + len` while the
+    /// slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [f32] {
+        assert!(offset + len <= self.len);
+        std::slice::from_raw_parts_mut(self.arena.add(offset), len)
+    }
+
+    /// # Safety
+    /// As for `slice_mut`, for whatever the pointer is used to write.
+    unsafe fn ptr(&self, offset: usize) -> *mut f32 {
+        assert!(offset <= self.len);
+        self.arena.add(offset)
+    }
+}
+
+trait Wait: Sync {
+    fn wait(&self);
+}
+
+struct NoBarrier;
+
+impl Wait for NoBarrier {
+    fn wait(&self) {}
+}
+
+/// A barrier for phases a few hundred microseconds long: spinning briefly
+/// avoids a sleep/wake-up per phase (32 per inference), then it yields so a
+/// loaded machine's other work can run.
+struct SpinBarrier {
+    threads: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Wait for SpinBarrier {
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            if spins < 4096 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
