@@ -134,32 +134,38 @@ pub(crate) struct ConvIo<'a> {
     pub relu: bool,
 }
 
-/// The arguments of one tile, as raw pointers for the kernels.
+/// The arguments of one tile of `NP ≤ TILE` output pixels, as raw pointers
+/// for the kernels. Pixels are taken in row-major order across rows, so
+/// small outputs (4×4, 3×3) still fill whole tiles.
 struct Tile {
-    /// Input value for tile pixel 0, kernel position (0, 0), channel 0.
-    input: *const f32,
+    /// Per pixel: its window's first input value (kernel row 0, column 0,
+    /// channel 0).
+    input: [*const f32; TILE],
     in_row: usize,
-    pixel_step: usize,
     size: usize,
     run: usize,
     weights: *const f32,
     bias: *const f32,
-    out: *mut f32,
-    out_pixel: usize,
-    residual: *const f32,
-    residual_pixel: usize,
+    out: [*mut f32; TILE],
+    /// Per pixel, or all null: added before the ReLU.
+    residual: [*const f32; TILE],
     relu: bool,
 }
 
-/// Computes work items `items` of the convolution: item `i` is output row
-/// `i % out_h` of channel block `i / out_h` (block-major, so one block's
-/// weights stay in cache across its rows).
+/// Pixel tiles per output block: work items are blocks × tiles.
+pub(crate) fn tiles(io: &ConvIo) -> usize {
+    (io.out_h * io.out_w).div_ceil(TILE)
+}
+
+/// Computes work items `items` of the convolution: item `i` is pixel tile
+/// `i % tiles` of channel block `i / tiles` (block-major, so one block's
+/// weights stay in cache across its tiles).
 ///
 /// # Safety
 /// `out` must point to a buffer of `io.out_layout.len()` floats that no one
-/// else reads or writes in the rows and blocks of `items` meanwhile. The
-/// shapes in `io` must be consistent with `conv` (checked by the plan; the
-/// debug assertions below repeat the bounds).
+/// else reads or writes in the pixels and blocks of `items` meanwhile. The
+/// shapes in `io` must be consistent with `conv` (the plan builds them so;
+/// the assertions below check the bounds the kernels rely on).
 pub(crate) unsafe fn run(
     isa: Isa,
     conv: &PackedConv,
@@ -168,40 +174,43 @@ pub(crate) unsafe fn run(
     items: std::ops::Range<usize>,
 ) {
     let (il, ol) = (io.in_layout, io.out_layout);
-    debug_assert_eq!(il.c, conv.cin);
-    debug_assert!(io.out_h <= ol.h && io.out_w <= ol.w && ol.c == conv.cout);
-    debug_assert!(io.input.len() >= il.len());
-    debug_assert!((io.out_h - 1) * conv.stride + conv.size <= il.h + 2 * conv.pad);
-    debug_assert!((io.out_w - 1) * conv.stride + conv.size <= il.w + 2 * conv.pad);
+    assert_eq!(il.c, conv.cin);
+    assert!(io.out_h <= ol.h && io.out_w <= ol.w && ol.c == conv.cout);
+    assert!(io.input.len() >= il.len());
+    assert!((io.out_h - 1) * conv.stride + conv.size <= il.h + 2 * conv.pad);
+    assert!((io.out_w - 1) * conv.stride + conv.size <= il.w + 2 * conv.pad);
+    if let Some((r, rl)) = io.residual {
+        assert!(rl.h >= io.out_h && rl.w >= io.out_w && r.len() >= rl.len() && rl.c % BLOCK == 0);
+    }
     let pad = conv.pad as isize;
+    let pixels = io.out_h * io.out_w;
+    let per_block = tiles(io);
     for item in items {
-        let (block, y) = (item / io.out_h, item % io.out_h);
-        let panel = conv.panel(block);
+        let (block, tile) = (item / per_block, item % per_block);
+        let first = tile * TILE;
+        let n = TILE.min(pixels - first);
         let residual = io.residual.filter(|(_, l)| block * BLOCK < l.c);
-        let mut x = 0;
-        while x < io.out_w {
-            let n = TILE.min(io.out_w - x);
-            let iy = (y * conv.stride) as isize - pad;
-            let ix = (x * conv.stride) as isize - pad;
-            let tile = Tile {
-                input: io.input.as_ptr().add(il.at(iy, ix)),
-                in_row: il.row_stride(),
-                pixel_step: conv.stride * conv.cin,
-                size: conv.size,
-                run: conv.size * conv.cin,
-                weights: panel.as_ptr(),
-                bias: conv.bias.as_ptr().add(block * BLOCK),
-                out: out.add(ol.at(y as isize, x as isize) + block * BLOCK),
-                out_pixel: ol.c,
-                residual: residual.map_or(std::ptr::null(), |(r, l)| {
-                    r.as_ptr().add(l.at(y as isize, x as isize) + block * BLOCK)
-                }),
-                residual_pixel: residual.map_or(0, |(_, l)| l.c),
-                relu: io.relu,
-            };
-            dispatch(isa, n, &tile);
-            x += n;
+        let mut t = Tile {
+            input: [std::ptr::null(); TILE],
+            in_row: il.row_stride(),
+            size: conv.size,
+            run: conv.size * conv.cin,
+            weights: conv.panel(block).as_ptr(),
+            bias: conv.bias.as_ptr().add(block * BLOCK),
+            out: [std::ptr::null_mut(); TILE],
+            residual: [std::ptr::null(); TILE],
+            relu: io.relu,
+        };
+        for p in 0..n {
+            let (y, x) = ((first + p) / io.out_w, (first + p) % io.out_w);
+            let (iy, ix) = ((y * conv.stride) as isize - pad, (x * conv.stride) as isize - pad);
+            t.input[p] = io.input.as_ptr().add(il.at(iy, ix));
+            t.out[p] = out.add(ol.at(y as isize, x as isize) + block * BLOCK);
+            if let Some((r, l)) = residual {
+                t.residual[p] = r.as_ptr().add(l.at(y as isize, x as isize) + block * BLOCK);
+            }
         }
+        dispatch(isa, n, &t);
     }
 }
 
@@ -235,11 +244,10 @@ unsafe fn tile_portable<const NP: usize>(t: &Tile) {
     }
     let mut w = t.weights;
     for ky in 0..t.size {
-        let row = t.input.add(ky * t.in_row);
         for j in 0..t.run {
             let wv = std::slice::from_raw_parts(w, BLOCK);
             for (p, pixel) in acc.iter_mut().enumerate() {
-                let v = *row.add(p * t.pixel_step + j);
+                let v = *t.input[p].add(ky * t.in_row + j);
                 for (a, &wk) in pixel.iter_mut().zip(wv) {
                     *a += v * wk;
                 }
@@ -248,11 +256,11 @@ unsafe fn tile_portable<const NP: usize>(t: &Tile) {
         }
     }
     for (p, pixel) in acc.iter().enumerate() {
-        let out = std::slice::from_raw_parts_mut(t.out.add(p * t.out_pixel), BLOCK);
+        let out = std::slice::from_raw_parts_mut(t.out[p], BLOCK);
         for (o, (&a, dst)) in pixel.iter().zip(out.iter_mut()).enumerate() {
             let mut v = a;
-            if !t.residual.is_null() {
-                v += *t.residual.add(p * t.residual_pixel + o);
+            if !t.residual[0].is_null() {
+                v += *t.residual[p].add(o);
             }
             *dst = if t.relu { v.max(0.0) } else { v };
         }
@@ -263,12 +271,11 @@ unsafe fn tile_portable<const NP: usize>(t: &Tile) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2<const NP: usize>(t: &Tile) {
     use std::arch::x86_64::*;
-    // SAFETY (whole function): the caller (`run`) derives every pointer from
-    // buffers whose bounds the plan checked: NP pixels of input windows at
-    // `input` with `pixel_step` between them, `size` rows of `run` values
-    // each `in_row` apart; `size · run` weight vectors of 16; 16 biases; NP
-    // output and residual pixels of at least 16 channels from their
-    // pointers. The CPU features were detected before `Isa::Avx2Fma` was
+    // SAFETY (whole function): `run` derives every pointer from buffers
+    // whose bounds it asserted: for each of the NP pixels an input window of
+    // `size` rows of `run` values, `in_row` apart; `size · run` weight
+    // vectors of 16; 16 biases; an output (and residual) pixel of at least
+    // 16 channels. The CPU features were detected before `Isa::Avx2Fma` was
     // accepted (`Isa::is_supported`).
     let b0 = _mm256_loadu_ps(t.bias);
     let b1 = _mm256_loadu_ps(t.bias.add(8));
@@ -276,12 +283,12 @@ unsafe fn tile_avx2<const NP: usize>(t: &Tile) {
     let mut acc1 = [b1; NP];
     let mut w = t.weights;
     for ky in 0..t.size {
-        let row = t.input.add(ky * t.in_row);
+        let rows: [*const f32; NP] = std::array::from_fn(|p| t.input[p].add(ky * t.in_row));
         for j in 0..t.run {
             let w0 = _mm256_loadu_ps(w);
             let w1 = _mm256_loadu_ps(w.add(8));
             for p in 0..NP {
-                let v = _mm256_broadcast_ss(&*row.add(p * t.pixel_step + j));
+                let v = _mm256_broadcast_ss(&*rows[p].add(j));
                 acc0[p] = _mm256_fmadd_ps(v, w0, acc0[p]);
                 acc1[p] = _mm256_fmadd_ps(v, w1, acc1[p]);
             }
@@ -291,8 +298,8 @@ unsafe fn tile_avx2<const NP: usize>(t: &Tile) {
     let zero = _mm256_setzero_ps();
     for p in 0..NP {
         let (mut v0, mut v1) = (acc0[p], acc1[p]);
-        if !t.residual.is_null() {
-            let r = t.residual.add(p * t.residual_pixel);
+        if !t.residual[0].is_null() {
+            let r = t.residual[p];
             v0 = _mm256_add_ps(v0, _mm256_loadu_ps(r));
             v1 = _mm256_add_ps(v1, _mm256_loadu_ps(r.add(8)));
         }
@@ -300,7 +307,7 @@ unsafe fn tile_avx2<const NP: usize>(t: &Tile) {
             v0 = _mm256_max_ps(v0, zero);
             v1 = _mm256_max_ps(v1, zero);
         }
-        let o = t.out.add(p * t.out_pixel);
+        let o = t.out[p];
         _mm256_storeu_ps(o, v0);
         _mm256_storeu_ps(o.add(8), v1);
     }

@@ -11,6 +11,8 @@
 //! shared out and the threads meet at a barrier between phases.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::conv::{self, ConvIo, Layout, PackedConv};
 use crate::model::{DlibModel, DESCRIPTOR_LEN, INPUT_SIZE};
@@ -302,7 +304,7 @@ impl Network {
                 &self.stem,
                 &io,
                 arena.ptr(self.stem_out.offset),
-                share(self.stem.blocks() * ol.h),
+                share(self.stem.blocks() * conv::tiles(&io)),
             )
         };
         barrier.wait();
@@ -360,7 +362,7 @@ impl Network {
                 &b.conv_a,
                 &io,
                 arena.ptr(b.t.offset),
-                share(b.conv_a.blocks() * tl.h),
+                share(b.conv_a.blocks() * conv::tiles(&io)),
             )
         };
         if let Some(pool) = b.pool {
@@ -402,7 +404,7 @@ impl Network {
                 &b.conv_b,
                 &io,
                 arena.ptr(b.y.offset),
-                share(b.conv_b.blocks() * tl.h),
+                share(b.conv_b.blocks() * conv::tiles(&io)),
             )
         };
         if b.pool.is_some() {
@@ -505,40 +507,64 @@ impl Wait for NoBarrier {
     fn wait(&self) {}
 }
 
-/// A barrier for phases a few hundred microseconds long: spinning briefly
-/// avoids a sleep/wake-up per phase (32 per inference), then it yields so a
-/// loaded machine's other work can run.
+/// A barrier between phases (32 per inference, most a few hundred
+/// microseconds long): a thread that arrives early spins for a short while,
+/// since the other usually arrives within microseconds and a sleep and
+/// wake-up would cost as much again, then sleeps, so that on a loaded
+/// machine a descheduled partner does not cost a core of spinning.
 struct SpinBarrier {
     threads: usize,
-    arrived: AtomicUsize,
+    /// Arrivals in the current generation.
+    arrived: Mutex<usize>,
     generation: AtomicUsize,
+    wake: Condvar,
 }
+
+/// How long an early thread spins before sleeping.
+const SPIN: Duration = Duration::from_micros(30);
 
 impl SpinBarrier {
     fn new(threads: usize) -> Self {
         Self {
             threads,
-            arrived: AtomicUsize::new(0),
+            arrived: Mutex::new(0),
             generation: AtomicUsize::new(0),
+            wake: Condvar::new(),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.arrived.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Wait for SpinBarrier {
     fn wait(&self) {
         let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            return;
+        {
+            let mut arrived = self.lock();
+            *arrived += 1;
+            if *arrived == self.threads {
+                *arrived = 0;
+                // Under the lock, so a thread about to sleep sees either the
+                // old generation (and is then woken) or the new one.
+                self.generation.store(generation + 1, Ordering::Release);
+                drop(arrived);
+                self.wake.notify_all();
+                return;
+            }
         }
+        let start = Instant::now();
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
-            if spins < 4096 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
+            std::hint::spin_loop();
+            spins += 1;
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+                let mut arrived = self.lock();
+                while self.generation.load(Ordering::Acquire) == generation {
+                    arrived = self.wake.wait(arrived).unwrap_or_else(|p| p.into_inner());
+                }
+                return;
             }
         }
     }
