@@ -19,6 +19,11 @@ mod conv;
 mod model;
 mod net;
 
+/// The integration tests' reference data, for the unit tests too.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_data;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

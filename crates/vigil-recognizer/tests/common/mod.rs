@@ -171,3 +171,41 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
         .map(|(x, y)| f64::from((x - y).abs()))
         .fold(0.0, f64::max)
 }
+
+/// Verification on every pair of `(person, descriptor)`: same person when
+/// closer than `threshold`.
+pub struct PairStats {
+    pub same_pairs: usize,
+    pub diff_pairs: usize,
+    /// Pairs decided right at `threshold`.
+    pub accuracy: f64,
+    /// Largest distance of a same-person pair, smallest of a different-person pair.
+    pub max_same: f64,
+    pub min_diff: f64,
+}
+
+pub fn pair_stats(items: &[(&str, &[f32])], threshold: f64) -> PairStats {
+    let (mut same, mut diff, mut right) = (0, 0, 0);
+    let (mut max_same, mut min_diff) = (0f64, f64::INFINITY);
+    for (i, (pa, a)) in items.iter().enumerate() {
+        for (pb, b) in &items[i + 1..] {
+            let d = l2(a, b);
+            if pa == pb {
+                same += 1;
+                max_same = max_same.max(d);
+                right += usize::from(d < threshold);
+            } else {
+                diff += 1;
+                min_diff = min_diff.min(d);
+                right += usize::from(d >= threshold);
+            }
+        }
+    }
+    PairStats {
+        same_pairs: same,
+        diff_pairs: diff,
+        accuracy: right as f64 / (same + diff) as f64,
+        max_same,
+        min_diff,
+    }
+}
