@@ -640,6 +640,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
         let start = r.pos;
         match r.int(4, "layer version") {
             Ok(v @ 1..=3) => versions.push(v as u64),
+            Err(e @ LoadError::Truncated { .. }) => return Err(e),
             _ => {
                 r.pos = start;
                 break;
