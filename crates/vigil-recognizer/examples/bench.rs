@@ -13,6 +13,9 @@
 //! - `batch`: one `embed_chips` call for all chips, whole chips per thread;
 //! - `align+embed`: from the decoded photo and CenterFace's landmarks,
 //!   alignment included, one face at a time.
+//!
+//! `--memory` instead measures only what loading the model and one
+//! inference add to a fresh process (resident and peak), and exits.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -58,12 +61,38 @@ struct Photo {
     landmarks: Landmarks,
 }
 
+/// Peak resident set size in bytes (VmHWM).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The model's memory, in a process that has done nothing else: one chip
+/// read, then the model loaded and run once.
+fn memory() {
+    let face = common::faces().into_iter().next().expect("a reference face");
+    let chip = Chip::from_rgb(common::read_ppm(&face.chip).data).unwrap();
+    let (rss0, peak0) = (rss(), peak_rss());
+    let r = Recognizer::load(common::model_path(), RecognizerConfig::default()).expect("model loads");
+    let (rss_loaded, peak_loaded) = (rss(), peak_rss());
+    r.embed_chip(&chip);
+    let (rss1, peak1) = (rss(), peak_rss());
+    println!(
+        "{{\"kind\":\"memory\",\"rss_before_load\":{rss0},\"rss_after_load\":{rss_loaded},\"rss_after_first_inference\":{rss1},\"peak_rss_before_load\":{peak0},\"peak_rss_after_load\":{peak_loaded},\"peak_rss_after_first_inference\":{peak1}}}"
+    );
+}
+
 fn main() {
     let mut reps = 5usize;
     let mut threads = vec![1usize, 2];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--memory" => return memory(),
             "--reps" => reps = args.next().and_then(|v| v.parse().ok()).expect("--reps N"),
             "--threads" => {
                 threads = args
@@ -100,10 +129,6 @@ fn main() {
         })
         .collect();
 
-    // The model's memory: one recognizer loaded and warmed up, measured
-    // before the others (one per thread count) are loaded.
-    let rss_before = rss();
-    let (_, peak_before) = rusage();
     let load = |t: usize| {
         let config = RecognizerConfig {
             threads: t,
@@ -114,9 +139,6 @@ fn main() {
         (r, start.elapsed().as_secs_f64() * 1e3)
     };
     let (first, load_ms) = load(threads[0]);
-    first.embed_chip(&chips[0]);
-    let rss_one = rss();
-    let (_, peak_one) = rusage();
     let (weights, arena) = first.memory_bytes();
     println!(
         "{{\"kind\":\"model\",\"isa\":\"{:?}\",\"macs_per_chip\":{},\"weight_bytes\":{},\"arena_bytes\":{},\"load_ms\":{:.1}}}",
@@ -125,9 +147,6 @@ fn main() {
         weights,
         arena,
         load_ms,
-    );
-    println!(
-        "{{\"kind\":\"memory\",\"rss_before_load\":{rss_before},\"rss_after_first_inference\":{rss_one},\"peak_rss_before_load\":{peak_before},\"peak_rss_after_first_inference\":{peak_one}}}"
     );
     let mut recognizers = vec![(threads[0], first)];
     for &t in &threads[1..] {

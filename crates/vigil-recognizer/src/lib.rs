@@ -24,6 +24,7 @@ mod net;
 #[path = "../tests/common/mod.rs"]
 mod test_data;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -48,6 +49,9 @@ pub const MODEL_SHA256: &str = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A read error from a stream given to [`Recognizer::from_reader`].
+    #[error("cannot read the model: {0}")]
+    Read(std::io::Error),
     #[error("model file has sha256 {found}, expected {expected}")]
     Checksum { expected: String, found: String },
     #[error("model file is truncated: {what} at byte {offset} runs past the end")]
@@ -123,7 +127,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Checks that `bytes` are the model file this crate was tested with
-/// ([`MODEL_SHA256`]); about 60 ms for the 22 MB file.
+/// ([`MODEL_SHA256`]); about 60 ms for the 22 MB file. To check a file while
+/// loading it, see [`Recognizer::load_verified`].
 pub fn verify_sha256(bytes: &[u8]) -> Result<(), LoadError> {
     let found = sha256_hex(bytes);
     if found == MODEL_SHA256 {
@@ -283,22 +288,72 @@ pub struct Recognizer {
 }
 
 impl Recognizer {
-    /// Reads and parses the model file (checking its structure, not its
-    /// hash: see [`verify_sha256`]).
+    /// Reads and parses the model file, checking its structure (not its
+    /// hash: see [`Recognizer::load_verified`]). The file is streamed, so
+    /// loading never holds it whole next to the packed weights.
     pub fn load(path: impl AsRef<Path>, config: RecognizerConfig) -> Result<Self, LoadError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_bytes(&bytes, config)
+        Self::from_reader(std::io::BufReader::with_capacity(1 << 16, file), config)
+            .map_err(|e| with_path(e, path))
     }
 
+    /// Like [`Recognizer::load`], and also checks that the file is the one
+    /// this crate was tested with ([`MODEL_SHA256`]), hashing it as it is
+    /// read. A file that is not fails with [`LoadError::Checksum`], even if
+    /// it also fails to parse.
+    pub fn load_verified(path: impl AsRef<Path>, config: RecognizerConfig) -> Result<Self, LoadError> {
+        use sha2::Digest;
+
+        struct Hashing<R> {
+            inner: R,
+            hasher: sha2::Sha256,
+        }
+        impl<R: Read> Read for Hashing<R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.inner.read(buf)?;
+                self.hasher.update(&buf[..n]);
+                Ok(n)
+            }
+        }
+
+        let path = path.as_ref();
+        let io = |source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut src = Hashing {
+            inner: std::io::BufReader::with_capacity(1 << 16, file),
+            hasher: sha2::Sha256::new(),
+        };
+        let parsed = Self::from_reader(&mut src, config);
+        // Whatever the parser left unread still counts for the hash.
+        std::io::copy(&mut src, &mut std::io::sink()).map_err(io)?;
+        let found: String = src.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if found != MODEL_SHA256 {
+            return Err(LoadError::Checksum {
+                expected: MODEL_SHA256.into(),
+                found,
+            });
+        }
+        parsed.map_err(|e| with_path(e, path))
+    }
+
+    /// Parses a model held in memory.
     pub fn from_bytes(bytes: &[u8], config: RecognizerConfig) -> Result<Self, LoadError> {
+        Self::from_reader(bytes, config)
+    }
+
+    /// Parses a model from any stream, read once to its end.
+    pub fn from_reader(src: impl Read, config: RecognizerConfig) -> Result<Self, LoadError> {
         if !config.isa.is_supported() {
             return Err(LoadError::UnsupportedIsa(config.isa));
         }
-        let net = net::Network::new(model::parse(bytes)?);
+        let net = net::Network::new(model::parse(src)?);
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -406,6 +461,17 @@ impl Recognizer {
 
     fn put_arena(&self, arena: Vec<f32>) {
         self.arenas.lock().unwrap_or_else(|p| p.into_inner()).push(arena);
+    }
+}
+
+/// Read errors of a file are reported with its path.
+fn with_path(e: LoadError, path: &Path) -> LoadError {
+    match e {
+        LoadError::Read(source) => LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        e => e,
     }
 }
 

@@ -18,6 +18,9 @@
 //! different network, a truncated file or random bytes is refused with the
 //! first place where it disagrees instead of being half-loaded.
 
+use std::io::Read;
+
+use crate::conv::PackedConv;
 use crate::LoadError;
 
 /// Chip side the network was trained on.
@@ -162,101 +165,98 @@ pub(crate) struct AffineParams {
     pub beta: Vec<f32>,
 }
 
+/// A residual block with its convolutions packed (affine layers folded in).
 pub(crate) struct BlockParams {
     pub shape: BlockShape,
     pub channels_in: usize,
-    pub conv_a: ConvParams,
-    pub affine_a: AffineParams,
+    pub conv_a: PackedConv,
     pub relu_a: bool,
-    pub conv_b: ConvParams,
-    pub affine_b: AffineParams,
+    pub conv_b: PackedConv,
     pub relu_out: bool,
 }
 
-/// Everything the forward pass needs, as the file gives it.
+/// Everything the forward pass needs.
 pub(crate) struct DlibModel {
     /// Subtracted from each of R, G, B before dividing by 256.
     pub input_mean: [f32; 3],
-    pub stem_conv: ConvParams,
-    pub stem_affine: AffineParams,
+    pub stem: PackedConv,
     pub stem_relu: bool,
     pub blocks: Vec<BlockParams>,
     /// `[input][output]`: the descriptor is `features · fc`.
     pub fc: Vec<f32>,
 }
 
-/// A layer's parameters between reading and assembling.
+/// A layer's parameters between reading and assembling. A convolution is
+/// packed as soon as its affine layer (the next one) is read, so at most one
+/// layer's weights exist twice while loading.
 enum Parsed {
     Con(ConvParams),
-    Affine(AffineParams),
+    Packed(PackedConv),
     Relu(bool),
     Plain,
 }
 
-/// A cursor over the file with dlib's primitive decoders; every error names
-/// the offset it happened at.
-struct Reader<'a> {
-    data: &'a [u8],
+/// dlib's primitive decoders over a byte stream (the file is read once,
+/// front to back, never held whole); every error names the offset it
+/// happened at.
+struct Reader<R> {
+    src: R,
     pos: usize,
+    buf: Vec<u8>,
 }
 
-/// A tensor's dimensions and its raw little-endian values.
-struct Tensor<'a> {
-    dims: [u64; 4],
-    bytes: &'a [u8],
-}
+/// Tensor data is converted this many bytes at a time.
+const CHUNK: usize = 1 << 16;
 
-impl Tensor<'_> {
-    fn len(&self) -> u64 {
-        self.dims.iter().product()
-    }
-
-    fn values(&self) -> impl Iterator<Item = f32> + '_ {
-        self.bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-}
-
-impl<'a> Reader<'a> {
-    fn truncated(&self, what: &str) -> LoadError {
-        LoadError::Truncated {
-            offset: self.pos,
-            what: what.to_string(),
+impl<R: Read> Reader<R> {
+    fn new(src: R) -> Self {
+        Self {
+            src,
+            pos: 0,
+            buf: Vec::new(),
         }
     }
 
-    fn malformed(&self, what: impl Into<String>) -> LoadError {
+    fn malformed_at(offset: usize, what: impl Into<String>) -> LoadError {
         LoadError::Malformed {
-            offset: self.pos,
+            offset,
             what: what.into(),
         }
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], LoadError> {
-        if self.data.len() - self.pos < n {
-            return Err(self.truncated(what));
+    /// Reads exactly `n` bytes into `buf`.
+    fn fill(&mut self, n: usize, what: &str) -> Result<&[u8], LoadError> {
+        self.buf.resize(n, 0);
+        match self.src.read_exact(&mut self.buf[..n]) {
+            Ok(()) => {
+                self.pos += n;
+                Ok(&self.buf[..n])
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(LoadError::Truncated {
+                offset: self.pos,
+                what: what.to_string(),
+            }),
+            Err(e) => Err(LoadError::Read(e)),
         }
-        let bytes = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(bytes)
     }
 
     /// A signed integer of at most `max_bytes` magnitude bytes.
     fn int(&mut self, max_bytes: usize, what: &str) -> Result<i64, LoadError> {
         let start = self.pos;
-        let control = self.take(1, what)?[0];
+        let control = self.fill(1, what)?[0];
         let size = usize::from(control & 0x0f);
         // Bits 4-6 are always clear in dlib's encoding (its float reader
         // relies on it); a set bit means this is not an integer.
         if control & 0x70 != 0 || size == 0 || size > max_bytes {
-            self.pos = start;
-            return Err(self.malformed(format!("{what}: not an integer (control byte {control:#04x})")));
+            return Err(Self::malformed_at(
+                start,
+                format!("{what}: not an integer (control byte {control:#04x})"),
+            ));
         }
-        let bytes = self.take(size, what)?;
+        let bytes = self.fill(size, what)?;
         let magnitude = bytes.iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b));
-        let magnitude =
-            i64::try_from(magnitude).map_err(|_| self.malformed(format!("{what}: out of range")))?;
+        let magnitude = i64::try_from(magnitude)
+            .map_err(|_| Self::malformed_at(start, format!("{what}: out of range")))?;
         Ok(if control & 0x80 != 0 {
             -magnitude
         } else {
@@ -268,75 +268,63 @@ impl<'a> Reader<'a> {
     fn count(&mut self, what: &str) -> Result<u64, LoadError> {
         let start = self.pos;
         let v = self.int(8, what)?;
-        u64::try_from(v).map_err(|_| {
-            self.pos = start;
-            self.malformed(format!("{what}: negative ({v})"))
-        })
+        u64::try_from(v).map_err(|_| Self::malformed_at(start, format!("{what}: negative ({v})")))
     }
 
-    fn string(&mut self, what: &str) -> Result<&'a str, LoadError> {
+    fn string(&mut self, what: &str) -> Result<String, LoadError> {
+        let start = self.pos;
         let len = self.count(what)?;
-        let len = usize::try_from(len).map_err(|_| self.truncated(what))?;
+        self.string_of(len, start, what)
+    }
+
+    /// The bytes of a string whose length (read at `start`) was `len`.
+    fn string_of(&mut self, len: u64, start: usize, what: &str) -> Result<String, LoadError> {
         // Layer names are short identifiers; a long "string" is garbage, and
         // refusing it early keeps the error about the right place.
         if len > 64 {
-            return Err(self.malformed(format!("{what}: implausible string length {len}")));
+            return Err(Self::malformed_at(
+                start,
+                format!("{what}: implausible string length {len}"),
+            ));
         }
-        let start = self.pos;
-        let bytes = self.take(len, what)?;
-        std::str::from_utf8(bytes).map_err(|_| {
-            self.pos = start;
-            self.malformed(format!("{what}: not text"))
-        })
+        let bytes = self.fill(len as usize, what)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| Self::malformed_at(start, format!("{what}: not text")))
     }
 
     /// A floating-point scalar (`float_details`: mantissa · 2^exponent).
     fn float(&mut self, what: &str) -> Result<f64, LoadError> {
+        let start = self.pos;
         let mantissa = self.int(8, what)?;
         let exponent = self.int(2, what)?;
         match exponent {
             // dlib's markers for infinities and NaN (float_details.h).
             32000..=32002 => Ok(f64::NAN),
-            e if e.abs() > 2000 => Err(self.malformed(format!("{what}: exponent {e}"))),
+            e if e.abs() > 2000 => Err(Self::malformed_at(start, format!("{what}: exponent {e}"))),
             e => Ok(mantissa as f64 * 2f64.powi(e as i32)),
         }
     }
 
     fn boolean(&mut self, what: &str) -> Result<bool, LoadError> {
-        match self.take(1, what)?[0] {
+        let start = self.pos;
+        match self.fill(1, what)?[0] {
             b'0' => Ok(false),
             b'1' => Ok(true),
-            other => {
-                self.pos -= 1;
-                Err(self.malformed(format!("{what}: not a bool (byte {other:#04x})")))
-            }
+            other => Err(Self::malformed_at(
+                start,
+                format!("{what}: not a bool (byte {other:#04x})"),
+            )),
         }
     }
 
-    fn tensor(&mut self, what: &str) -> Result<Tensor<'a>, LoadError> {
+    /// A tensor's version and dimensions; its values follow.
+    fn tensor_header(&mut self, what: &str) -> Result<[u64; 4], LoadError> {
+        let start = self.pos;
         let version = self.int(4, what)?;
         if version != 2 {
-            return Err(self.malformed(format!("{what}: tensor version {version}, expected 2")));
-        }
-        let mut dims = [0u64; 4];
-        for d in &mut dims {
-            *d = self.count(what)?;
-        }
-        let len = dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .and_then(|n| n.checked_mul(4))
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| self.malformed(format!("{what}: impossible tensor dimensions {dims:?}")))?;
-        let bytes = self.take(len, what)?;
-        Ok(Tensor { dims, bytes })
-    }
-
-    /// An `alias_tensor`: a view's dimensions, no data.
-    fn alias(&mut self, what: &str) -> Result<[u64; 4], LoadError> {
-        let version = self.int(4, what)?;
-        if version != 1 {
-            return Err(self.malformed(format!("{what}: alias version {version}, expected 1")));
+            return Err(Self::malformed_at(
+                start,
+                format!("{what}: tensor version {version}, expected 2"),
+            ));
         }
         let mut dims = [0u64; 4];
         for d in &mut dims {
@@ -344,6 +332,86 @@ impl<'a> Reader<'a> {
         }
         Ok(dims)
     }
+
+    /// The values of a tensor of `len` floats.
+    fn tensor_values(&mut self, len: usize, what: &str) -> Result<Vec<f32>, LoadError> {
+        let mut values = Vec::with_capacity(len);
+        let mut left = len * 4;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            let bytes = self.fill(n, what)?;
+            values.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+            left -= n;
+        }
+        Ok(values)
+    }
+
+    /// A whole tensor that is not needed (training state), of any size.
+    fn skip_tensor(&mut self, what: &str) -> Result<(), LoadError> {
+        let start = self.pos;
+        let dims = self.tensor_header(what)?;
+        let mut left = dims
+            .iter()
+            .try_fold(4u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Self::malformed_at(start, format!("{what}: impossible dimensions {dims:?}")))?;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            self.fill(n, what)?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// An `alias_tensor`: a view's dimensions, no data.
+    fn alias(&mut self, what: &str) -> Result<[u64; 4], LoadError> {
+        let start = self.pos;
+        let version = self.int(4, what)?;
+        if version != 1 {
+            return Err(Self::malformed_at(
+                start,
+                format!("{what}: alias version {version}, expected 1"),
+            ));
+        }
+        let mut dims = [0u64; 4];
+        for d in &mut dims {
+            *d = self.count(what)?;
+        }
+        Ok(dims)
+    }
+}
+
+/// Reads a parameter tensor that must hold `expected` floats: the shape is
+/// checked before any value is read, so garbage dimensions never allocate.
+fn params<R: Read>(
+    r: &mut Reader<R>,
+    layer: usize,
+    spec: Spec,
+    expected: usize,
+) -> Result<Vec<f32>, LoadError> {
+    let dims = r.tensor_header(&format!("{} params", spec.name()))?;
+    let len = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+    if len != Some(expected as u64) {
+        return Err(shape_error(
+            layer,
+            spec,
+            "parameter count",
+            expected.to_string(),
+            format!("{dims:?}"),
+        ));
+    }
+    let values = r.tensor_values(expected, "parameters")?;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(LoadError::BadValue {
+            layer,
+            kind: spec.name(),
+            what: format!("parameter {i} is {}", values[i]),
+        });
+    }
+    Ok(values)
 }
 
 fn shape_error(layer: usize, spec: Spec, what: &str, expected: String, found: String) -> LoadError {
@@ -376,20 +444,6 @@ fn expect_eq<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-/// Converts a tensor to floats, refusing NaN and infinities: a network with
-/// such weights would give garbage descriptors, never a useful one.
-fn finite_values(layer: usize, spec: Spec, what: &str, tensor: &Tensor) -> Result<Vec<f32>, LoadError> {
-    let values: Vec<f32> = tensor.values().collect();
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(LoadError::BadValue {
-            layer,
-            kind: spec.name(),
-            what: format!("{what}[{i}] is {}", values[i]),
-        });
-    }
-    Ok(values)
-}
-
 /// Expects the layer-type tag `found` to be one of `accepted`.
 fn expect_layer(layer: usize, spec: Spec, accepted: &[&str], found: &str) -> Result<(), LoadError> {
     if accepted.contains(&found) {
@@ -403,16 +457,17 @@ fn expect_layer(layer: usize, spec: Spec, accepted: &[&str], found: &str) -> Res
     }
 }
 
-fn parse_con(
-    r: &mut Reader,
+fn parse_con<R: Read>(
+    r: &mut Reader<R>,
     layer: usize,
     spec: Spec,
     channels: usize,
     (filters, size, stride): (usize, usize, usize),
 ) -> Result<ConvParams, LoadError> {
     let version = r.string("con version")?;
-    expect_layer(layer, spec, &["con_4", "con_5", "con_6"], version)?;
-    let params = r.tensor("con params")?;
+    expect_layer(layer, spec, &["con_4", "con_5", "con_6"], &version)?;
+    let weights_len = filters * channels * size * size;
+    let mut values = params(r, layer, spec, weights_len + filters)?;
     let num_filters = r.int(8, "con num_filters")?;
     let nr = r.int(8, "con nr")?;
     let nc = r.int(8, "con nc")?;
@@ -454,7 +509,6 @@ fn parse_con(
         (padding, padding),
         (padding_y, padding_x),
     )?;
-    let weights_len = (filters * channels * size * size) as u64;
     expect_eq(
         layer,
         spec,
@@ -463,13 +517,6 @@ fn parse_con(
         filters_alias,
     )?;
     expect_eq(layer, spec, "biases", [1, filters as u64, 1, 1], biases_alias)?;
-    expect_eq(
-        layer,
-        spec,
-        "parameter count",
-        weights_len + filters as u64,
-        params.len(),
-    )?;
     if use_relu {
         return Err(LoadError::UnexpectedLayer {
             layer,
@@ -477,8 +524,7 @@ fn parse_con(
             found: "con with use_relu".into(),
         });
     }
-    let mut values = finite_values(layer, spec, "params", &params)?;
-    let mut bias = values.split_off(weights_len as usize);
+    let mut bias = values.split_off(weights_len);
     if !use_bias {
         bias.fill(0.0);
     }
@@ -492,15 +538,15 @@ fn parse_con(
     })
 }
 
-fn parse_affine(
-    r: &mut Reader,
+fn parse_affine<R: Read>(
+    r: &mut Reader<R>,
     layer: usize,
     spec: Spec,
     channels: usize,
 ) -> Result<AffineParams, LoadError> {
     let version = r.string("affine version")?;
-    expect_layer(layer, spec, &["affine_", "affine_2"], version)?;
-    let params = r.tensor("affine params")?;
+    expect_layer(layer, spec, &["affine_", "affine_2"], &version)?;
+    let mut gamma = params(r, layer, spec, 2 * channels)?;
     let gamma_alias = r.alias("affine gamma")?;
     let beta_alias = r.alias("affine beta")?;
     let mode = r.int(4, "affine mode")?;
@@ -512,10 +558,8 @@ fn parse_affine(
     let c = channels as u64;
     expect_eq(layer, spec, "gamma", [1, c, 1, 1], gamma_alias)?;
     expect_eq(layer, spec, "beta", [1, c, 1, 1], beta_alias)?;
-    expect_eq(layer, spec, "parameter count", 2 * c, params.len())?;
     // 0 is CONV_MODE: one gamma and beta per channel, shared by all pixels.
     expect_eq(layer, spec, "mode", 0, mode)?;
-    let mut gamma = finite_values(layer, spec, "params", &params)?;
     let mut beta = gamma.split_off(channels);
     if disabled {
         gamma.fill(1.0);
@@ -525,15 +569,15 @@ fn parse_affine(
 }
 
 /// Pooling geometry: window rows and columns, strides, paddings.
-fn parse_pool(
-    r: &mut Reader,
+fn parse_pool<R: Read>(
+    r: &mut Reader<R>,
     layer: usize,
     spec: Spec,
     tag: &str,
     expected: [i64; 6],
 ) -> Result<(), LoadError> {
     let version = r.string("pool version")?;
-    expect_layer(layer, spec, &[tag], version)?;
+    expect_layer(layer, spec, &[tag], &version)?;
     let mut found = [0i64; 6];
     for v in &mut found {
         *v = r.int(8, "pool geometry")?;
@@ -541,18 +585,25 @@ fn parse_pool(
     expect_eq(layer, spec, "window, stride and padding", expected, found)
 }
 
-fn parse_fc(
-    r: &mut Reader,
+fn parse_fc<R: Read>(
+    r: &mut Reader<R>,
     layer: usize,
     spec: Spec,
     inputs: usize,
     outputs: usize,
 ) -> Result<Vec<f32>, LoadError> {
     let version = r.string("fc version")?;
-    expect_layer(layer, spec, &["fc_2", "fc_3"], version)?;
+    expect_layer(layer, spec, &["fc_2", "fc_3"], &version)?;
     let num_outputs = r.int(8, "fc num_outputs")?;
     let num_inputs = r.int(8, "fc num_inputs")?;
-    let params = r.tensor("fc params")?;
+    expect_eq(
+        layer,
+        spec,
+        "(outputs, inputs)",
+        (outputs as i64, inputs as i64),
+        (num_outputs, num_inputs),
+    )?;
+    let weights = params(r, layer, spec, inputs * outputs)?;
     let weights_alias = r.alias("fc weights")?;
     let _biases_alias = r.alias("fc biases")?;
     let bias_mode = r.int(4, "fc bias mode")?;
@@ -567,13 +618,6 @@ fn parse_fc(
     if version == "fc_3" {
         r.boolean("fc use_bias")?;
     }
-    expect_eq(
-        layer,
-        spec,
-        "(outputs, inputs)",
-        (outputs as i64, inputs as i64),
-        (num_outputs, num_inputs),
-    )?;
     // 1 is FC_NO_BIAS.
     expect_eq(layer, spec, "bias mode", 1, bias_mode)?;
     expect_eq(
@@ -583,49 +627,49 @@ fn parse_fc(
         [inputs as u64, outputs as u64, 1, 1],
         weights_alias,
     )?;
-    expect_eq(
-        layer,
-        spec,
-        "parameter count",
-        (inputs * outputs) as u64,
-        params.len(),
-    )?;
-    finite_values(layer, spec, "weights", &params)
+    Ok(weights)
 }
 
 /// An `add_layer`'s training state after its parameters: three flags and
 /// the gradient/output buffers, which a saved network normally leaves empty
-/// but which are skipped whatever their size.
-fn skip_layer_state(r: &mut Reader, version: u64, bottom: bool) -> Result<(), LoadError> {
+/// but which are skipped whatever their size. Version 1 of `add_layer` has
+/// no parameter gradient; the bottom layer's version 3 adds the sample
+/// expansion factor.
+fn skip_layer_state<R: Read>(r: &mut Reader<R>, version: u64, bottom: bool) -> Result<(), LoadError> {
     for what in ["setup called", "gradient stale", "output disabled"] {
         r.boolean(what)?;
     }
-    r.tensor("x_grad")?;
-    r.tensor("cached_output")?;
-    r.tensor(if bottom { "grad_final" } else { "params_grad" })
-        .map(drop)
-        .or_else(|e| if !bottom && version == 1 { Ok(()) } else { Err(e) })?;
-    if bottom && version == 3 {
-        r.int(8, "sample expansion factor")?;
+    r.skip_tensor("x_grad")?;
+    r.skip_tensor("cached_output")?;
+    if bottom {
+        r.skip_tensor("grad_final")?;
+        if version == 3 {
+            r.int(8, "sample expansion factor")?;
+        }
+    } else if version == 2 {
+        r.skip_tensor("params_grad")?;
     }
     Ok(())
 }
 
-/// Parses a whole model file.
-pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
+/// Parses a whole model file from `src`, reading it once, front to back.
+pub(crate) fn parse(src: impl Read) -> Result<DlibModel, LoadError> {
     let specs = architecture();
-    let mut r = Reader { data, pos: 0 };
+    let mut r = Reader::new(src);
 
     let loss_version = r.int(4, "loss layer version")?;
     if loss_version != 1 {
-        return Err(r.malformed(format!("loss layer version {loss_version}, expected 1")));
+        return Err(Reader::<&[u8]>::malformed_at(
+            0,
+            format!("loss layer version {loss_version}, expected 1"),
+        ));
     }
     let loss = r.string("loss layer")?;
     if loss != "loss_metric_" && loss != "loss_metric_2" {
         return Err(LoadError::UnexpectedLayer {
             layer: specs.len(),
             expected: "loss_metric".into(),
-            found: loss.into(),
+            found: loss,
         });
     }
     if loss == "loss_metric_2" {
@@ -634,22 +678,23 @@ pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
     }
 
     // The layers' version numbers, top of the stack first, up to the input
-    // layer (whose name, a string, is the first thing that is not 1, 2 or 3).
+    // layer, whose name is the first thing that is not 1, 2 or 3: the
+    // integer that breaks the run is the length of that name.
     let mut versions = Vec::with_capacity(specs.len());
-    loop {
+    let (name_start, name_len) = loop {
         let start = r.pos;
-        match r.int(4, "layer version") {
-            Ok(v @ 1..=3) => versions.push(v as u64),
-            Err(e @ LoadError::Truncated { .. }) => return Err(e),
-            _ => {
-                r.pos = start;
-                break;
-            }
+        let v = r.int(8, "layer version or input layer name")?;
+        if !(1..=3).contains(&v) {
+            break (start, v);
         }
+        versions.push(v as u64);
         if versions.len() > 4 * specs.len() {
-            return Err(r.malformed("no input layer after the layer versions"));
+            return Err(Reader::<&[u8]>::malformed_at(
+                r.pos,
+                "no input layer after the layer versions",
+            ));
         }
-    }
+    };
     if versions.len() != specs.len() {
         return Err(LoadError::WrongLayerCount {
             expected: specs.len(),
@@ -672,19 +717,22 @@ pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
         }
     }
 
-    let input = r.string("input layer")?;
+    let name_len = u64::try_from(name_len)
+        .map_err(|_| Reader::<&[u8]>::malformed_at(name_start, "negative name length"))?;
+    let input = r.string_of(name_len, name_start, "input layer")?;
     if input != "input_rgb_image_sized" {
         return Err(LoadError::UnexpectedLayer {
             layer: 0,
             expected: "input_rgb_image_sized".into(),
-            found: input.into(),
+            found: input,
         });
     }
     let mut input_mean = [0f32; 3];
     for m in &mut input_mean {
+        let at = r.pos;
         *m = r.float("input mean")? as f32;
         if !m.is_finite() {
-            return Err(r.malformed("input mean is not finite"));
+            return Err(Reader::<&[u8]>::malformed_at(at, "input mean is not finite"));
         }
     }
     let (nr, nc) = (r.int(8, "input rows")?, r.int(8, "input columns")?);
@@ -715,10 +763,18 @@ pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
                 channels = filters;
                 Parsed::Con(con)
             }
-            Spec::Affine => Parsed::Affine(parse_affine(&mut r, i, spec, channels)?),
+            Spec::Affine => {
+                let affine = parse_affine(&mut r, i, spec, channels)?;
+                // The architecture puts an affine layer right after every
+                // convolution: fold it in and pack now.
+                match parsed.pop() {
+                    Some(Parsed::Con(con)) => Parsed::Packed(PackedConv::new(con, &affine)),
+                    _ => unreachable!("anet_type has a con before every affine"),
+                }
+            }
             Spec::Relu => {
                 let version = r.string("relu version")?;
-                expect_layer(i, spec, &["relu_", "relu_2"], version)?;
+                expect_layer(i, spec, &["relu_", "relu_2"], &version)?;
                 let disabled = version == "relu_2" && r.boolean("relu disabled")?;
                 Parsed::Relu(!disabled)
             }
@@ -736,7 +792,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
             }
             Spec::AddPrev(tag) => {
                 let version = r.string("add_prev version")?;
-                expect_layer(i, spec, &["add_prev_"], version)?;
+                expect_layer(i, spec, &["add_prev_"], &version)?;
                 channels = channels.max(tagged[tag]);
                 Parsed::Plain
             }
@@ -750,12 +806,13 @@ pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
             }
             Spec::Fc(outputs) => {
                 let fc = parse_fc(&mut r, i, spec, channels, outputs)?;
-                parsed.push(Parsed::Plain);
                 skip_layer_state(&mut r, version, false)?;
-                if r.pos != data.len() {
+                let end = r.pos;
+                let extra = std::io::copy(&mut r.src, &mut std::io::sink()).map_err(LoadError::Read)?;
+                if extra > 0 {
                     return Err(LoadError::TrailingData {
-                        offset: r.pos,
-                        bytes: data.len() - r.pos,
+                        offset: end,
+                        bytes: extra as usize,
                     });
                 }
                 return Ok(assemble(input_mean, parsed, fc));
@@ -775,33 +832,26 @@ pub(crate) fn parse(data: &[u8]) -> Result<DlibModel, LoadError> {
 fn assemble(input_mean: [f32; 3], parsed: Vec<Parsed>, fc: Vec<f32>) -> DlibModel {
     let mut it = parsed.into_iter().filter(|p| !matches!(p, Parsed::Plain));
     let mut next = move || it.next().expect("checked by parse");
-    let con = |p: Parsed| match p {
-        Parsed::Con(c) => c,
-        _ => unreachable!("checked by parse"),
-    };
-    let affine = |p: Parsed| match p {
-        Parsed::Affine(a) => a,
+    let conv = |p: Parsed| match p {
+        Parsed::Packed(c) => c,
         _ => unreachable!("checked by parse"),
     };
     let relu = |p: Parsed| match p {
         Parsed::Relu(on) => on,
         _ => unreachable!("checked by parse"),
     };
-    let stem_conv = con(next());
-    let stem_affine = affine(next());
+    let stem = conv(next());
     let stem_relu = relu(next());
-    let mut channels_in = stem_conv.filters;
+    let mut channels_in = stem.cout;
     let blocks = BLOCKS
         .iter()
         .map(|&shape| {
             let block = BlockParams {
                 shape,
                 channels_in,
-                conv_a: con(next()),
-                affine_a: affine(next()),
+                conv_a: conv(next()),
                 relu_a: relu(next()),
-                conv_b: con(next()),
-                affine_b: affine(next()),
+                conv_b: conv(next()),
                 relu_out: relu(next()),
             };
             channels_in = channels_in.max(shape.filters);
@@ -810,8 +860,7 @@ fn assemble(input_mean: [f32; 3], parsed: Vec<Parsed>, fc: Vec<f32>) -> DlibMode
         .collect();
     DlibModel {
         input_mean,
-        stem_conv,
-        stem_affine,
+        stem,
         stem_relu,
         blocks,
         fc,
@@ -823,7 +872,7 @@ mod tests {
     use super::*;
 
     fn ints(bytes: &[u8]) -> Result<i64, LoadError> {
-        Reader { data: bytes, pos: 0 }.int(8, "test")
+        Reader::new(bytes).int(8, "test")
     }
 
     #[test]
@@ -839,10 +888,7 @@ mod tests {
     #[test]
     fn floats_are_mantissa_times_power_of_two() {
         // 0.5 = 1 · 2^-1
-        let mut r = Reader {
-            data: &[0x01, 0x01, 0x81, 0x01],
-            pos: 0,
-        };
+        let mut r = Reader::new(&[0x01u8, 0x01, 0x81, 0x01][..]);
         assert_eq!(r.float("x").unwrap(), 0.5);
     }
 

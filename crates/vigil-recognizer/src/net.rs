@@ -90,8 +90,7 @@ impl Network {
     pub fn new(model: DlibModel) -> Self {
         let DlibModel {
             input_mean,
-            stem_conv,
-            stem_affine,
+            stem,
             stem_relu,
             blocks,
             fc,
@@ -102,7 +101,6 @@ impl Network {
             w: INPUT_SIZE,
             c: 3,
         });
-        let stem = PackedConv::new(stem_conv, &stem_affine);
         let side = stem.output_size(INPUT_SIZE);
         let stem_out = plan.alloc(Layout {
             h: side,
@@ -122,8 +120,7 @@ impl Network {
         let mut x = pooled;
         let mut packed_blocks = Vec::with_capacity(blocks.len());
         for b in blocks {
-            let conv_a = PackedConv::new(b.conv_a, &b.affine_a);
-            let conv_b = PackedConv::new(b.conv_b, &b.affine_b);
+            let (conv_a, conv_b) = (b.conv_a, b.conv_b);
             let xl = x.layout;
             assert_eq!(xl.c, b.channels_in);
             let (ch, cw) = (conv_a.output_size(xl.h), conv_a.output_size(xl.w));

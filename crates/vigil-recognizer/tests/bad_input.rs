@@ -47,6 +47,41 @@ fn a_changed_byte_fails_the_hash() {
 }
 
 #[test]
+fn load_verified_checks_the_hash_while_reading() {
+    let r = Recognizer::load_verified(model_path(), RecognizerConfig::default()).unwrap();
+    assert_eq!(r.macs_per_chip(), 270_854_144);
+    // A copy with one weight changed still parses, but is not the file.
+    let mut bytes = model_bytes().to_vec();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let path = std::env::temp_dir().join(format!("vigil-recognizer-test-{}.dat", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(Recognizer::load(&path, RecognizerConfig::default()).is_ok());
+    let e = Recognizer::load_verified(&path, RecognizerConfig::default()).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(e, LoadError::Checksum { .. }), "{e}");
+}
+
+#[test]
+fn a_failing_stream_is_an_error() {
+    struct Failing(usize);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0);
+            if n == 0 {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            buf[..n].copy_from_slice(&model_bytes()[model_bytes().len() - self.0..][..n]);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    let e = Recognizer::from_reader(Failing(model_bytes().len()), RecognizerConfig::default());
+    // The stream ends in an error where the file would end: reported as such.
+    assert!(matches!(e, Err(LoadError::Read(_))), "{e:?}");
+}
+
+#[test]
 fn missing_and_empty_files_are_errors() {
     let e = Recognizer::load("/nonexistent/model.dat", RecognizerConfig::default()).unwrap_err();
     assert!(matches!(e, LoadError::Io { .. }), "{e}");
