@@ -120,17 +120,21 @@ impl PackedConv {
     }
 }
 
-/// Where a convolution reads and writes, and what it does on the way out.
+/// Where a convolution reads and writes, and what it does on the way out,
+/// for a group of images at once (one per chip of a batch): pixel tiles run
+/// across images too, so the 4×4 and 1×1 layers of several chips fill whole
+/// tiles and read each weight panel once for the group.
 pub(crate) struct ConvIo<'a> {
-    pub input: &'a [f32],
+    /// One input per image, each of `in_layout`.
+    pub inputs: &'a [&'a [f32]],
     pub in_layout: Layout,
     pub out_layout: Layout,
     /// Output pixels computed: `out_h × out_w`, from the top-left of `out_layout`
     /// (a down block's output may be larger than its convolution's).
     pub out_h: usize,
     pub out_w: usize,
-    /// Added before the ReLU, over its first `layout.c` channels.
-    pub residual: Option<(&'a [f32], Layout)>,
+    /// Added before the ReLU, over its first `layout.c` channels; one per image.
+    pub residuals: Option<(&'a [&'a [f32]], Layout)>,
     pub relu: bool,
 }
 
@@ -152,44 +156,49 @@ struct Tile {
     relu: bool,
 }
 
-/// Pixel tiles per output block: work items are blocks × tiles.
+/// Pixel tiles per output block (all images): work items are blocks × tiles.
 pub(crate) fn tiles(io: &ConvIo) -> usize {
-    (io.out_h * io.out_w).div_ceil(TILE)
+    (io.inputs.len() * io.out_h * io.out_w).div_ceil(TILE)
 }
 
 /// Computes work items `items` of the convolution: item `i` is pixel tile
 /// `i % tiles` of channel block `i / tiles` (block-major, so one block's
-/// weights stay in cache across its tiles).
+/// weights stay in cache across its tiles). Pixels are numbered image by
+/// image, row by row.
 ///
 /// # Safety
-/// `out` must point to a buffer of `io.out_layout.len()` floats that no one
-/// else reads or writes in the pixels and blocks of `items` meanwhile. The
-/// shapes in `io` must be consistent with `conv` (the plan builds them so;
-/// the assertions below check the bounds the kernels rely on).
+/// `outs[k]` must point to a buffer of `io.out_layout.len()` floats (image
+/// `k`'s output) that no one else reads or writes in the pixels and blocks
+/// of `items` meanwhile. The shapes in `io` must be consistent with `conv`
+/// (the plan builds them so; the assertions below check the bounds the
+/// kernels rely on).
 pub(crate) unsafe fn run(
     isa: Isa,
     conv: &PackedConv,
     io: &ConvIo,
-    out: *mut f32,
+    outs: &[*mut f32],
     items: std::ops::Range<usize>,
 ) {
     let (il, ol) = (io.in_layout, io.out_layout);
     assert_eq!(il.c, conv.cin);
     assert!(io.out_h <= ol.h && io.out_w <= ol.w && ol.c == conv.cout);
-    assert!(io.input.len() >= il.len());
+    assert_eq!(outs.len(), io.inputs.len());
+    assert!(io.inputs.iter().all(|i| i.len() >= il.len()));
     assert!((io.out_h - 1) * conv.stride + conv.size <= il.h + 2 * conv.pad);
     assert!((io.out_w - 1) * conv.stride + conv.size <= il.w + 2 * conv.pad);
-    if let Some((r, rl)) = io.residual {
-        assert!(rl.h >= io.out_h && rl.w >= io.out_w && r.len() >= rl.len() && rl.c % BLOCK == 0);
+    if let Some((rs, rl)) = io.residuals {
+        assert!(rl.h >= io.out_h && rl.w >= io.out_w && rl.c % BLOCK == 0 && rs.len() == outs.len());
+        assert!(rs.iter().all(|r| r.len() >= rl.len()));
     }
     let pad = conv.pad as isize;
-    let pixels = io.out_h * io.out_w;
+    let per_image = io.out_h * io.out_w;
+    let pixels = per_image * outs.len();
     let per_block = tiles(io);
     for item in items {
         let (block, tile) = (item / per_block, item % per_block);
         let first = tile * TILE;
         let n = TILE.min(pixels - first);
-        let residual = io.residual.filter(|(_, l)| block * BLOCK < l.c);
+        let residuals = io.residuals.filter(|(_, l)| block * BLOCK < l.c);
         let mut t = Tile {
             input: [std::ptr::null(); TILE],
             in_row: il.row_stride(),
@@ -202,12 +211,13 @@ pub(crate) unsafe fn run(
             relu: io.relu,
         };
         for p in 0..n {
-            let (y, x) = ((first + p) / io.out_w, (first + p) % io.out_w);
-            let (iy, ix) = ((y * conv.stride) as isize - pad, (x * conv.stride) as isize - pad);
-            t.input[p] = io.input.as_ptr().add(il.at(iy, ix));
-            t.out[p] = out.add(ol.at(y as isize, x as isize) + block * BLOCK);
-            if let Some((r, l)) = residual {
-                t.residual[p] = r.as_ptr().add(l.at(y as isize, x as isize) + block * BLOCK);
+            let (image, q) = ((first + p) / per_image, (first + p) % per_image);
+            let (y, x) = ((q / io.out_w) as isize, (q % io.out_w) as isize);
+            let (iy, ix) = (y * conv.stride as isize - pad, x * conv.stride as isize - pad);
+            t.input[p] = io.inputs[image].as_ptr().add(il.at(iy, ix));
+            t.out[p] = outs[image].add(ol.at(y, x) + block * BLOCK);
+            if let Some((rs, l)) = residuals {
+                t.residual[p] = rs[image].as_ptr().add(l.at(y, x) + block * BLOCK);
             }
         }
         dispatch(isa, n, &t);

@@ -176,7 +176,7 @@ impl Network {
             });
             x = y;
         }
-        assert_eq!(x.layout.c * DESCRIPTOR_LEN, fc.len());
+        assert!(x.layout.c <= MAX_FEATURES && x.layout.c * DESCRIPTOR_LEN == fc.len());
         Self {
             input_mean,
             input,
@@ -229,97 +229,117 @@ impl Network {
         n + self.fc.len() as u64
     }
 
-    /// Runs one chip (`INPUT_SIZE²` RGB pixels) through the network on
-    /// `threads` threads (the caller included) sharing `arena`.
-    pub fn forward(&self, isa: Isa, arena: &mut [f32], chip: &[u8], threads: usize, out: &mut [f32]) {
-        assert_eq!(arena.len(), self.arena_len, "arena of another network");
-        assert_eq!(chip.len(), INPUT_SIZE * INPUT_SIZE * 3);
-        assert_eq!(out.len(), DESCRIPTOR_LEN);
+    /// Runs a group of chips (`INPUT_SIZE²` RGB pixels each, one arena
+    /// each) through the network together on `threads` threads (the caller
+    /// included), writing one descriptor per chip into `outs`.
+    pub fn forward(
+        &self,
+        isa: Isa,
+        arenas: &mut [Vec<f32>],
+        chips: &[&[u8]],
+        threads: usize,
+        outs: &mut [[f32; DESCRIPTOR_LEN]],
+    ) {
+        assert!(arenas.len() == chips.len() && outs.len() == chips.len());
+        assert!(
+            arenas.iter().all(|a| a.len() == self.arena_len),
+            "arena of another network"
+        );
+        assert!(chips.iter().all(|c| c.len() == INPUT_SIZE * INPUT_SIZE * 3));
+        if chips.is_empty() {
+            return;
+        }
         let threads = threads.max(1);
-        let shared = Shared {
-            arena: arena.as_mut_ptr(),
-            len: arena.len(),
+        let shared: Vec<Shared> = arenas
+            .iter_mut()
+            .map(|a| Shared {
+                arena: a.as_mut_ptr(),
+                len: a.len(),
+            })
+            .collect();
+        let group = Group {
+            arenas: &shared,
+            chips,
         };
         if threads == 1 {
-            self.run_phases(isa, &shared, chip, 0, 1, &NoBarrier);
+            self.run_phases(isa, &group, 0, 1, &NoBarrier);
         } else {
             let barrier = SpinBarrier::new(threads);
             std::thread::scope(|s| {
                 for part in 1..threads {
-                    let (shared, barrier) = (&shared, &barrier);
-                    s.spawn(move || self.run_phases(isa, shared, chip, part, threads, barrier));
+                    let (group, barrier) = (&group, &barrier);
+                    s.spawn(move || self.run_phases(isa, group, part, threads, barrier));
                 }
-                self.run_phases(isa, &shared, chip, 0, threads, &barrier);
+                self.run_phases(isa, &group, 0, threads, &barrier);
             });
         }
-        self.head(arena, out);
+        for (arena, out) in arenas.iter().zip(outs) {
+            self.head(arena, out);
+        }
     }
 
     /// Thread `part` of `parts`: its share of every phase, in order.
-    fn run_phases(
-        &self,
-        isa: Isa,
-        arena: &Shared,
-        chip: &[u8],
-        part: usize,
-        parts: usize,
-        barrier: &dyn Wait,
-    ) {
+    fn run_phases(&self, isa: Isa, g: &Group, part: usize, parts: usize, barrier: &dyn Wait) {
         let share = |n: usize| n * part / parts..n * (part + 1) / parts;
+        let images = g.arenas.len();
 
         // Input: (value − mean) / 256 per channel, as dlib's input layer.
         let il = self.input.layout;
-        for y in share(il.h) {
-            // SAFETY: rows of the input buffer are split between threads.
-            let row = unsafe { arena.slice_mut(self.input.offset + il.at(y as isize, 0), il.w * 3) };
-            for (dst, src) in row
-                .chunks_exact_mut(3)
-                .zip(chip[y * il.w * 3..(y + 1) * il.w * 3].chunks_exact(3))
-            {
+        for row in share(images * il.h) {
+            let (k, y) = (row / il.h, row % il.h);
+            // SAFETY: rows of the input buffers are split between threads.
+            let dst = unsafe { g.arenas[k].slice_mut(self.input.offset + il.at(y as isize, 0), il.w * 3) };
+            let src = &g.chips[k][y * il.w * 3..(y + 1) * il.w * 3];
+            for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
                 for c in 0..3 {
-                    dst[c] = (f32::from(src[c]) - self.input_mean[c]) / 256.0;
+                    d[c] = (f32::from(s[c]) - self.input_mean[c]) / 256.0;
                 }
             }
         }
         barrier.wait();
 
         let ol = self.stem_out.layout;
+        // SAFETY: read-only after the barrier above.
+        let inputs = unsafe { g.views(self.input) };
         let io = ConvIo {
-            // SAFETY: read-only after the barrier above.
-            input: unsafe { arena.slice(self.input.offset, il.len()) },
+            inputs: &inputs,
             in_layout: il,
             out_layout: ol,
             out_h: ol.h,
             out_w: ol.w,
-            residual: None,
+            residuals: None,
             relu: self.stem_relu,
         };
-        // SAFETY: the output rows of `share` are this thread's alone.
+        // SAFETY: the output tiles of `share` are this thread's alone.
         unsafe {
+            let outs = g.ptrs(self.stem_out);
             conv::run(
                 isa,
                 &self.stem,
                 &io,
-                arena.ptr(self.stem_out.offset),
+                &outs,
                 share(self.stem.blocks() * conv::tiles(&io)),
-            )
-        };
+            );
+        }
         barrier.wait();
 
         // 3×3 max pool, stride 2.
         let pl = self.pooled.layout;
         // SAFETY: written by the previous phase, read-only now.
-        let src = unsafe { arena.slice(self.stem_out.offset, ol.len()) };
-        for y in share(pl.h) {
-            // SAFETY: rows of the pooled buffer are split between threads.
-            let row = unsafe { arena.slice_mut(self.pooled.offset + pl.at(y as isize, 0), pl.w * pl.c) };
-            for (x, dst) in row.chunks_exact_mut(pl.c).enumerate() {
-                dst.fill(f32::NEG_INFINITY);
+        let stem_out = unsafe { g.views(self.stem_out) };
+        for row in share(images * pl.h) {
+            let (k, y) = (row / pl.h, row % pl.h);
+            let src = stem_out[k];
+            // SAFETY: rows of the pooled buffers are split between threads.
+            let dst =
+                unsafe { g.arenas[k].slice_mut(self.pooled.offset + pl.at(y as isize, 0), pl.w * pl.c) };
+            for (x, d) in dst.chunks_exact_mut(pl.c).enumerate() {
+                d.fill(f32::NEG_INFINITY);
                 for dy in 0..3 {
                     for dx in 0..3 {
                         let at = ol.at((2 * y + dy) as isize, (2 * x + dx) as isize);
-                        for (d, &s) in dst.iter_mut().zip(&src[at..at + pl.c]) {
-                            *d = d.max(s);
+                        for (v, &s) in d.iter_mut().zip(&src[at..at + pl.c]) {
+                            *v = v.max(s);
                         }
                     }
                 }
@@ -328,7 +348,7 @@ impl Network {
         barrier.wait();
 
         for b in &self.blocks {
-            self.block(isa, b, arena, &share, barrier);
+            self.block(isa, b, g, &share, barrier);
         }
     }
 
@@ -336,90 +356,97 @@ impl Network {
         &self,
         isa: Isa,
         b: &Block,
-        arena: &Shared,
+        g: &Group,
         share: &dyn Fn(usize) -> std::ops::Range<usize>,
         barrier: &dyn Wait,
     ) {
         let (xl, tl, yl) = (b.x.layout, b.t.layout, b.y.layout);
+        let images = g.arenas.len();
         // SAFETY: `x` was completed before the last barrier; read-only here.
-        let x = unsafe { arena.slice(b.x.offset, xl.len()) };
+        let xs = unsafe { g.views(b.x) };
         let io = ConvIo {
-            input: x,
+            inputs: &xs,
             in_layout: xl,
             out_layout: tl,
             out_h: tl.h,
             out_w: tl.w,
-            residual: None,
+            residuals: None,
             relu: b.relu_a,
         };
-        // SAFETY: this thread's rows of `t` only.
+        // SAFETY: this thread's tiles of `t` only.
         unsafe {
+            let outs = g.ptrs(b.t);
             conv::run(
                 isa,
                 &b.conv_a,
                 &io,
-                arena.ptr(b.t.offset),
+                &outs,
                 share(b.conv_a.blocks() * conv::tiles(&io)),
-            )
-        };
+            );
+        }
         if let Some(pool) = b.pool {
             let pl = pool.layout;
-            for y in share(pl.h) {
-                // SAFETY: this thread's rows of the pool buffer only.
-                let row = unsafe { arena.slice_mut(pool.offset + pl.at(y as isize, 0), pl.w * pl.c) };
-                for (px, dst) in row.chunks_exact_mut(pl.c).enumerate() {
+            for row in share(images * pl.h) {
+                let (k, y) = (row / pl.h, row % pl.h);
+                let x = xs[k];
+                // SAFETY: this thread's rows of the pool buffers only.
+                let dst = unsafe { g.arenas[k].slice_mut(pool.offset + pl.at(y as isize, 0), pl.w * pl.c) };
+                for (px, d) in dst.chunks_exact_mut(pl.c).enumerate() {
                     let at = |dy: usize, dx: usize| xl.at((2 * y + dy) as isize, (2 * px + dx) as isize);
-                    let (a, bb, c, d) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
-                    for (k, v) in dst.iter_mut().enumerate() {
+                    let (a, bb, c, e) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
+                    for (i, v) in d.iter_mut().enumerate() {
                         // dlib's mean: a row-major sum, then the division.
-                        *v = (x[a + k] + x[bb + k] + x[c + k] + x[d + k]) / 4.0;
+                        *v = (x[a + i] + x[bb + i] + x[c + i] + x[e + i]) / 4.0;
                     }
                 }
             }
         }
         barrier.wait();
 
-        let residual = match b.pool {
-            // SAFETY: both written before the barrier above; read-only now.
-            Some(p) => unsafe { (arena.slice(p.offset, p.layout.len()), p.layout) },
-            None => (x, xl),
+        // SAFETY: written before the barrier above; read-only now.
+        let ts = unsafe { g.views(b.t) };
+        let pooled = b.pool.map(|p| unsafe { g.views(p) });
+        let residuals = match (&pooled, b.pool) {
+            (Some(p), Some(pool)) => (&p[..], pool.layout),
+            _ => (&xs[..], xl),
         };
         let io = ConvIo {
-            // SAFETY: as above.
-            input: unsafe { arena.slice(b.t.offset, tl.len()) },
+            inputs: &ts,
             in_layout: tl,
             out_layout: yl,
             out_h: tl.h,
             out_w: tl.w,
-            residual: Some(residual),
+            residuals: Some(residuals),
             relu: b.relu_out,
         };
-        // SAFETY: this thread's rows of `y`'s top-left `tl.h × tl.w` region.
+        // SAFETY: this thread's tiles of `y`'s top-left `tl.h × tl.w` region.
         unsafe {
+            let outs = g.ptrs(b.y);
             conv::run(
                 isa,
                 &b.conv_b,
                 &io,
-                arena.ptr(b.y.offset),
+                &outs,
                 share(b.conv_b.blocks() * conv::tiles(&io)),
-            )
-        };
-        if b.pool.is_some() {
+            );
+        }
+        if let (Some(p), Some(pool)) = (&pooled, b.pool) {
             // Where only the pooled input exists (the down block's output is
             // larger than its convolutions'): the pooled value, or zero in
             // channels the input does not have, through the ReLU.
-            let (pool_values, pl) = residual;
-            for y in share(yl.h) {
+            let pl = pool.layout;
+            for row in share(images * yl.h) {
+                let (k, y) = (row / yl.h, row % yl.h);
                 // SAFETY: this thread's rows of `y`, outside the region the
                 // convolution above writes.
-                let row = unsafe { arena.slice_mut(b.y.offset + yl.at(y as isize, 0), yl.w * yl.c) };
-                for (px, dst) in row.chunks_exact_mut(yl.c).enumerate() {
+                let dst = unsafe { g.arenas[k].slice_mut(b.y.offset + yl.at(y as isize, 0), yl.w * yl.c) };
+                for (px, d) in dst.chunks_exact_mut(yl.c).enumerate() {
                     if y < tl.h && px < tl.w {
                         continue;
                     }
-                    let src = &pool_values[pl.at(y as isize, px as isize)..][..pl.c];
-                    for (k, v) in dst.iter_mut().enumerate() {
-                        let s = if k < pl.c { src[k] } else { 0.0 };
+                    let src = &p[k][pl.at(y as isize, px as isize)..][..pl.c];
+                    for (i, v) in d.iter_mut().enumerate() {
+                        let s = if i < pl.c { src[i] } else { 0.0 };
                         *v = if b.relu_out { s.max(0.0) } else { s };
                     }
                 }
@@ -429,11 +456,12 @@ impl Network {
     }
 
     /// Global average pool and the fc layer (one thread: 33k MACs).
-    fn head(&self, arena: &[f32], out: &mut [f32]) {
+    fn head(&self, arena: &[f32], out: &mut [f32; DESCRIPTOR_LEN]) {
         let last = self.blocks.last().map_or(self.pooled, |b| b.y);
         let l = last.layout;
         let x = &arena[last.offset..last.offset + l.len()];
-        let mut features = vec![0f32; l.c];
+        let mut features = [0f32; MAX_FEATURES];
+        let features = &mut features[..l.c];
         for y in 0..l.h {
             for px in 0..l.w {
                 let at = l.at(y as isize, px as isize);
@@ -453,6 +481,36 @@ impl Network {
                 *o += f * w;
             }
         }
+    }
+}
+
+/// Channels entering the fc layer (256 in dlib's network).
+const MAX_FEATURES: usize = 256;
+
+/// The chips of one forward pass and their arenas.
+struct Group<'a> {
+    arenas: &'a [Shared],
+    chips: &'a [&'a [u8]],
+}
+
+impl Group<'_> {
+    /// Buffer `buf` of every image, read-only.
+    ///
+    /// # Safety
+    /// No thread may write those buffers while the views live.
+    unsafe fn views(&self, buf: Buf) -> Vec<&[f32]> {
+        self.arenas
+            .iter()
+            .map(|a| a.slice(buf.offset, buf.layout.len()))
+            .collect()
+    }
+
+    /// Buffer `buf` of every image, for a kernel to write.
+    ///
+    /// # Safety
+    /// As for `Shared::ptr`, for whatever is written through them.
+    unsafe fn ptrs(&self, buf: Buf) -> Vec<*mut f32> {
+        self.arenas.iter().map(|a| a.ptr(buf.offset)).collect()
     }
 }
 
