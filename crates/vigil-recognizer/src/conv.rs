@@ -1,6 +1,7 @@
 //! Direct convolutions over channel-last activations with a one-pixel zero
 //! border, output channels on the vector axis (16 per block: two AVX
-//! registers) and a register tile of up to [`TILE`] pixels of one row.
+//! registers) and a register tile of up to [`TILE`] output pixels, taken in
+//! order across rows (and across the chips of a group).
 //!
 //! The window of one output pixel, for one kernel row, is contiguous in a
 //! channel-last row (`size × channels` values), so the inner loop is a
@@ -151,7 +152,8 @@ struct Tile {
     weights: *const f32,
     bias: *const f32,
     out: [*mut f32; TILE],
-    /// Per pixel, or all null: added before the ReLU.
+    /// Per pixel, or all null (so the kernels test the first): added
+    /// before the ReLU.
     residual: [*const f32; TILE],
     relu: bool,
 }
@@ -226,6 +228,10 @@ pub(crate) unsafe fn run(
 
 /// Picks the kernel for `n` pixels (a const generic, so each tile width
 /// gets its own fully unrolled register tile).
+///
+/// # Safety
+/// `t` as `run` builds it (its first `n` pixels set), and `isa` supported by
+/// this CPU (the recognizer accepts no other).
 unsafe fn dispatch(isa: Isa, n: usize, t: &Tile) {
     macro_rules! tiles {
         ($f:ident) => {
@@ -247,6 +253,10 @@ unsafe fn dispatch(isa: Isa, n: usize, t: &Tile) {
 }
 
 /// The reference kernel: the same loop as the AVX2 one, in plain Rust.
+///
+/// # Safety
+/// As for [`dispatch`]: every pointer of the first `NP` pixels of `t` is
+/// valid for the window, weights and output `run` checked.
 unsafe fn tile_portable<const NP: usize>(t: &Tile) {
     let mut acc = [[0f32; BLOCK]; NP];
     for pixel in acc.iter_mut() {

@@ -9,6 +9,29 @@
 //! descriptors equal dlib's own (`compute_face_descriptor`) to within
 //! float rounding: the tests compare against dlib-bin on real photos.
 //!
+//! Aligned from CenterFace's landmarks rather than dlib's own 5-point
+//! predictor, a face's descriptor lies a median 0.15 from the one dlib's
+//! whole pipeline gives (the two landmark sets disagree by a few pixels and
+//! the network is that sensitive); verification on the identities set is
+//! unchanged (pair accuracy 1.000 at 0.6, as dlib).
+//!
+//! ```no_run
+//! use vigil_recognizer::{Landmarks, Recognizer, RecognizerConfig, RgbImage};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let (pixels, width, height) = (vec![0u8; 640 * 480 * 3], 640, 480);
+//! # let (a, b) = (Landmarks::default(), Landmarks::default());
+//! let model = "models/dlib_face_recognition_resnet_model_v1.dat";
+//! let recognizer = Recognizer::load_verified(model, RecognizerConfig::default())?;
+//! let image = RgbImage::new(&pixels, width, height).expect("width × height × 3 bytes");
+//! // None for a face too small or landmarks that are not a frontal face.
+//! if let (Some(x), Some(y)) = (recognizer.embed(&image, &a), recognizer.embed(&image, &b)) {
+//!     println!("same person: {}", x.distance(&y) < vigil_recognizer::SAME_PERSON_DISTANCE);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Nothing here reads configuration or logs: the server wraps it.
 //!
 //! A crate of its own so that debug builds (the test suite) can compile it

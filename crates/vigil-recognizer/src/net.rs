@@ -7,8 +7,9 @@
 //! later tensor of the same shape, so borders written as zeros at
 //! allocation stay zero for good.
 //!
-//! One inference can be split over threads: each phase's output rows are
-//! shared out and the threads meet at a barrier between phases.
+//! One forward pass runs a group of chips (each with its own arena) and can
+//! be split over threads: each phase's output tiles or rows are shared out
+//! and the threads meet at a barrier between phases.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};

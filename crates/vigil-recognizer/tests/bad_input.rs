@@ -309,6 +309,15 @@ fn nonsense_landmarks_give_no_embedding() {
 }
 
 #[test]
+fn one_recognizer_serves_every_thread() {
+    // The server shares one instance across its blocking pool.
+    fn shared<T: Send + Sync>() {}
+    shared::<Recognizer>();
+    shared::<Embedding>();
+    shared::<Chip>();
+}
+
+#[test]
 fn wrongly_sized_inputs_are_refused() {
     assert!(Chip::from_rgb(vec![0; 150 * 150 * 3 - 1]).is_none());
     assert!(RgbImage::new(&[0; 12], 2, 3).is_none());
