@@ -3,7 +3,7 @@
 //! measurement, for `scripts/bench_recognizer.py` (`make bench-recognizer`).
 //!
 //! ```text
-//! cargo run --release -p vigil-recognizer --example bench -- [--reps N] [--threads 1,2]
+//! cargo run --release -p vigil-recognizer --example bench -- [--reps N] [--threads 1,2] [--portable]
 //! ```
 //!
 //! Each repetition times, back to back, every configuration on the whole
@@ -22,7 +22,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use vigil_recognizer::{Chip, Landmarks, Point, Recognizer, RecognizerConfig, RgbImage};
+use vigil_recognizer::{Chip, Isa, Landmarks, Point, Recognizer, RecognizerConfig, RgbImage};
 
 /// Process CPU time (all threads) and peak resident set, from getrusage.
 fn rusage() -> (Duration, u64) {
@@ -89,10 +89,13 @@ fn memory() {
 fn main() {
     let mut reps = 5usize;
     let mut threads = vec![1usize, 2];
+    let mut isa = Isa::detect();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--memory" => return memory(),
+            // The reference kernels, for comparison (slow: use --reps 1).
+            "--portable" => isa = Isa::Portable,
             "--reps" => reps = args.next().and_then(|v| v.parse().ok()).expect("--reps N"),
             "--threads" => {
                 threads = args
@@ -132,6 +135,7 @@ fn main() {
     let load = |t: usize| {
         let config = RecognizerConfig {
             threads: t,
+            isa,
             ..RecognizerConfig::default()
         };
         let start = Instant::now();
