@@ -41,6 +41,7 @@ mod align;
 mod conv;
 mod model;
 mod net;
+mod serial;
 
 /// The integration tests' reference data, for the unit tests too.
 #[cfg(test)]

@@ -4,14 +4,7 @@
 //! layer's version number from the top of the stack down to the input layer,
 //! then, from the bottom up, each layer's own parameters followed by its
 //! training state (flags and tensors that a saved, cleaned network leaves
-//! empty). Primitive encodings, from dlib's `serialize.h` and `tensor.h`:
-//!
-//! - integers: one control byte (low nibble: byte count, bit 7: negative),
-//!   then that many little-endian magnitude bytes;
-//! - strings: an integer length, then the bytes;
-//! - floating-point scalars: a mantissa integer and an exponent integer;
-//! - bools: the ASCII byte `'0'` or `'1'`;
-//! - tensors: version 2, four dimensions, then little-endian f32 values.
+//! empty), all in dlib's primitive encodings ([`crate::serial`]).
 //!
 //! The file is read against the one architecture vigil runs (the `anet_type`
 //! of dlib's `dnn_face_recognition_ex.cpp`), layer by layer, so a file of a
@@ -21,7 +14,25 @@
 use std::io::Read;
 
 use crate::conv::PackedConv;
+use crate::serial::{FormatError, Reader};
 use crate::LoadError;
+
+impl From<FormatError> for LoadError {
+    fn from(e: FormatError) -> Self {
+        match e {
+            FormatError::Truncated { offset, what } => LoadError::Truncated { offset, what },
+            FormatError::Malformed { offset, what } => LoadError::Malformed { offset, what },
+            FormatError::Read(e) => LoadError::Read(e),
+        }
+    }
+}
+
+fn malformed(offset: usize, what: impl Into<String>) -> LoadError {
+    LoadError::Malformed {
+        offset,
+        what: what.into(),
+    }
+}
 
 /// Chip side the network was trained on.
 pub(crate) const INPUT_SIZE: usize = 150;
@@ -194,194 +205,6 @@ enum Parsed {
     Packed(PackedConv),
     Relu(bool),
     Plain,
-}
-
-/// dlib's primitive decoders over a byte stream (the file is read once,
-/// front to back, never held whole); every error names the offset it
-/// happened at.
-struct Reader<R> {
-    src: R,
-    pos: usize,
-    buf: Vec<u8>,
-}
-
-/// Tensor data is converted this many bytes at a time.
-const CHUNK: usize = 1 << 16;
-
-impl<R: Read> Reader<R> {
-    fn new(src: R) -> Self {
-        Self {
-            src,
-            pos: 0,
-            buf: Vec::new(),
-        }
-    }
-
-    fn malformed_at(offset: usize, what: impl Into<String>) -> LoadError {
-        LoadError::Malformed {
-            offset,
-            what: what.into(),
-        }
-    }
-
-    /// Reads exactly `n` bytes into `buf`.
-    fn fill(&mut self, n: usize, what: &str) -> Result<&[u8], LoadError> {
-        self.buf.resize(n, 0);
-        match self.src.read_exact(&mut self.buf[..n]) {
-            Ok(()) => {
-                self.pos += n;
-                Ok(&self.buf[..n])
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(LoadError::Truncated {
-                offset: self.pos,
-                what: what.to_string(),
-            }),
-            Err(e) => Err(LoadError::Read(e)),
-        }
-    }
-
-    /// A signed integer of at most `max_bytes` magnitude bytes.
-    fn int(&mut self, max_bytes: usize, what: &str) -> Result<i64, LoadError> {
-        let start = self.pos;
-        let control = self.fill(1, what)?[0];
-        let size = usize::from(control & 0x0f);
-        // Bits 4-6 are always clear in dlib's encoding (its float reader
-        // relies on it); a set bit means this is not an integer.
-        if control & 0x70 != 0 || size == 0 || size > max_bytes {
-            return Err(Self::malformed_at(
-                start,
-                format!("{what}: not an integer (control byte {control:#04x})"),
-            ));
-        }
-        let bytes = self.fill(size, what)?;
-        let magnitude = bytes.iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b));
-        let magnitude = i64::try_from(magnitude)
-            .map_err(|_| Self::malformed_at(start, format!("{what}: out of range")))?;
-        Ok(if control & 0x80 != 0 {
-            -magnitude
-        } else {
-            magnitude
-        })
-    }
-
-    /// A non-negative integer (dimensions, counts, versions).
-    fn count(&mut self, what: &str) -> Result<u64, LoadError> {
-        let start = self.pos;
-        let v = self.int(8, what)?;
-        u64::try_from(v).map_err(|_| Self::malformed_at(start, format!("{what}: negative ({v})")))
-    }
-
-    fn string(&mut self, what: &str) -> Result<String, LoadError> {
-        let start = self.pos;
-        let len = self.count(what)?;
-        self.string_of(len, start, what)
-    }
-
-    /// The bytes of a string whose length (read at `start`) was `len`.
-    fn string_of(&mut self, len: u64, start: usize, what: &str) -> Result<String, LoadError> {
-        // Layer names are short identifiers; a long "string" is garbage, and
-        // refusing it early keeps the error about the right place.
-        if len > 64 {
-            return Err(Self::malformed_at(
-                start,
-                format!("{what}: implausible string length {len}"),
-            ));
-        }
-        let bytes = self.fill(len as usize, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| Self::malformed_at(start, format!("{what}: not text")))
-    }
-
-    /// A floating-point scalar (`float_details`: mantissa · 2^exponent).
-    fn float(&mut self, what: &str) -> Result<f64, LoadError> {
-        let start = self.pos;
-        let mantissa = self.int(8, what)?;
-        let exponent = self.int(2, what)?;
-        match exponent {
-            // dlib's markers for infinities and NaN (float_details.h).
-            32000..=32002 => Ok(f64::NAN),
-            e if e.abs() > 2000 => Err(Self::malformed_at(start, format!("{what}: exponent {e}"))),
-            e => Ok(mantissa as f64 * 2f64.powi(e as i32)),
-        }
-    }
-
-    fn boolean(&mut self, what: &str) -> Result<bool, LoadError> {
-        let start = self.pos;
-        match self.fill(1, what)?[0] {
-            b'0' => Ok(false),
-            b'1' => Ok(true),
-            other => Err(Self::malformed_at(
-                start,
-                format!("{what}: not a bool (byte {other:#04x})"),
-            )),
-        }
-    }
-
-    /// A tensor's version and dimensions; its values follow.
-    fn tensor_header(&mut self, what: &str) -> Result<[u64; 4], LoadError> {
-        let start = self.pos;
-        let version = self.int(4, what)?;
-        if version != 2 {
-            return Err(Self::malformed_at(
-                start,
-                format!("{what}: tensor version {version}, expected 2"),
-            ));
-        }
-        let mut dims = [0u64; 4];
-        for d in &mut dims {
-            *d = self.count(what)?;
-        }
-        Ok(dims)
-    }
-
-    /// The values of a tensor of `len` floats.
-    fn tensor_values(&mut self, len: usize, what: &str) -> Result<Vec<f32>, LoadError> {
-        let mut values = Vec::with_capacity(len);
-        let mut left = len * 4;
-        while left > 0 {
-            let n = left.min(CHUNK);
-            let bytes = self.fill(n, what)?;
-            values.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            );
-            left -= n;
-        }
-        Ok(values)
-    }
-
-    /// A whole tensor that is not needed (training state), of any size.
-    fn skip_tensor(&mut self, what: &str) -> Result<(), LoadError> {
-        let start = self.pos;
-        let dims = self.tensor_header(what)?;
-        let mut left = dims
-            .iter()
-            .try_fold(4u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| Self::malformed_at(start, format!("{what}: impossible dimensions {dims:?}")))?;
-        while left > 0 {
-            let n = left.min(CHUNK as u64) as usize;
-            self.fill(n, what)?;
-            left -= n as u64;
-        }
-        Ok(())
-    }
-
-    /// An `alias_tensor`: a view's dimensions, no data.
-    fn alias(&mut self, what: &str) -> Result<[u64; 4], LoadError> {
-        let start = self.pos;
-        let version = self.int(4, what)?;
-        if version != 1 {
-            return Err(Self::malformed_at(
-                start,
-                format!("{what}: alias version {version}, expected 1"),
-            ));
-        }
-        let mut dims = [0u64; 4];
-        for d in &mut dims {
-            *d = self.count(what)?;
-        }
-        Ok(dims)
-    }
 }
 
 /// Reads a parameter tensor that must hold `expected` floats: the shape is
@@ -659,7 +482,7 @@ pub(crate) fn parse(src: impl Read) -> Result<DlibModel, LoadError> {
 
     let loss_version = r.int(4, "loss layer version")?;
     if loss_version != 1 {
-        return Err(Reader::<&[u8]>::malformed_at(
+        return Err(malformed(
             0,
             format!("loss layer version {loss_version}, expected 1"),
         ));
@@ -689,10 +512,7 @@ pub(crate) fn parse(src: impl Read) -> Result<DlibModel, LoadError> {
         }
         versions.push(v as u64);
         if versions.len() > 4 * specs.len() {
-            return Err(Reader::<&[u8]>::malformed_at(
-                r.pos,
-                "no input layer after the layer versions",
-            ));
+            return Err(malformed(r.pos, "no input layer after the layer versions"));
         }
     };
     if versions.len() != specs.len() {
@@ -717,8 +537,7 @@ pub(crate) fn parse(src: impl Read) -> Result<DlibModel, LoadError> {
         }
     }
 
-    let name_len = u64::try_from(name_len)
-        .map_err(|_| Reader::<&[u8]>::malformed_at(name_start, "negative name length"))?;
+    let name_len = u64::try_from(name_len).map_err(|_| malformed(name_start, "negative name length"))?;
     let input = r.string_of(name_len, name_start, "input layer")?;
     if input != "input_rgb_image_sized" {
         return Err(LoadError::UnexpectedLayer {
@@ -732,7 +551,7 @@ pub(crate) fn parse(src: impl Read) -> Result<DlibModel, LoadError> {
         let at = r.pos;
         *m = r.float("input mean")? as f32;
         if !m.is_finite() {
-            return Err(Reader::<&[u8]>::malformed_at(at, "input mean is not finite"));
+            return Err(malformed(at, "input mean is not finite"));
         }
     }
     let (nr, nc) = (r.int(8, "input rows")?, r.int(8, "input columns")?);
@@ -808,7 +627,7 @@ pub(crate) fn parse(src: impl Read) -> Result<DlibModel, LoadError> {
                 let fc = parse_fc(&mut r, i, spec, channels, outputs)?;
                 skip_layer_state(&mut r, version, false)?;
                 let end = r.pos;
-                let extra = std::io::copy(&mut r.src, &mut std::io::sink()).map_err(LoadError::Read)?;
+                let extra = r.rest()?;
                 if extra > 0 {
                     return Err(LoadError::TrailingData {
                         offset: end,
@@ -870,27 +689,6 @@ fn assemble(input_mean: [f32; 3], parsed: Vec<Parsed>, fc: Vec<f32>) -> DlibMode
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ints(bytes: &[u8]) -> Result<i64, LoadError> {
-        Reader::new(bytes).int(8, "test")
-    }
-
-    #[test]
-    fn integers_decode_like_dlib() {
-        assert_eq!(ints(&[0x01, 0x00]).unwrap(), 0);
-        assert_eq!(ints(&[0x02, 0x80, 0x12]).unwrap(), 0x1280);
-        assert_eq!(ints(&[0x81, 0x05]).unwrap(), -5);
-        assert!(matches!(ints(&[0x00]), Err(LoadError::Malformed { .. })));
-        assert!(matches!(ints(&[0x20, 0x01]), Err(LoadError::Malformed { .. })));
-        assert!(matches!(ints(&[0x03, 0x01]), Err(LoadError::Truncated { .. })));
-    }
-
-    #[test]
-    fn floats_are_mantissa_times_power_of_two() {
-        // 0.5 = 1 · 2^-1
-        let mut r = Reader::new(&[0x01u8, 0x01, 0x81, 0x01][..]);
-        assert_eq!(r.float("x").unwrap(), 0.5);
-    }
 
     #[test]
     fn architecture_has_dlibs_layer_count() {
