@@ -100,8 +100,8 @@ def centerface(models: Path):
                       override_execution_provider="CPUExecutionProvider")
 
 
-def match_centerface(shape: dlib.full_object_detection, cf_lms: np.ndarray) -> np.ndarray | None:
-    """CenterFace's 5 landmarks of the face dlib found (or None).
+def match_centerface(shape: dlib.full_object_detection, cf_lms: np.ndarray) -> int | None:
+    """Index of CenterFace's face that is the face dlib found (or None).
 
     dlib's parts 2,3 are the corners of the eye on the image's left, 0,1 of
     the other; CenterFace gives eye centres, image-left first. The nearest
@@ -111,11 +111,11 @@ def match_centerface(shape: dlib.full_object_detection, cf_lms: np.ndarray) -> n
     left, right = (pts[2] + pts[3]) / 2, (pts[0] + pts[1]) / 2
     eye_dist = np.linalg.norm(right - left)
     best, best_err = None, math.inf
-    for lm in cf_lms:
+    for i, lm in enumerate(cf_lms):
         lm = lm.reshape(5, 2).astype(np.float64)
         err = max(np.linalg.norm(lm[0] - left), np.linalg.norm(lm[1] - right))
         if err < best_err:
-            best, best_err = lm, err
+            best, best_err = i, err
     return best if best_err < 0.25 * eye_dist else None
 
 
@@ -133,6 +133,28 @@ def fmt(values) -> str:
     return " ".join(repr(float(v)) for v in values)
 
 
+# dlib's rectangle moved and resized (fractions of its width: dx, dy, scale)
+# for the probes of the predictor: dlib's shapes from rectangles that are
+# not its detector's, which vigil's predictor must reproduce as well.
+PROBES = [(0.1, 0.0, 1.0), (0.0, -0.1, 1.0), (0.0, 0.0, 0.85), (-0.05, 0.05, 1.2)]
+
+
+def probe_rect(rect: dlib.rectangle, dx: float, dy: float, scale: float) -> dlib.rectangle:
+    w = rect.right() - rect.left()
+    cx = (rect.left() + rect.right()) / 2 + dx * w
+    cy = (rect.top() + rect.bottom()) / 2 + dy * w
+    half = scale * w / 2
+    return dlib.rectangle(round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+
+
+def rect_values(rect: dlib.rectangle) -> list[int]:
+    return [rect.left(), rect.top(), rect.right(), rect.bottom()]
+
+
+def shape_values(shape: dlib.full_object_detection) -> list[int]:
+    return [v for i in range(5) for v in (shape.part(i).x, shape.part(i).y)]
+
+
 def cmd_reference(args) -> int:
     models = models_dir()
     d, cf = Dlib(models), centerface(models)
@@ -142,30 +164,37 @@ def cmd_reference(args) -> int:
         img = dlib.load_rgb_image(str(path))
         image_rel = f"images/{photo_id}.ppm"
         write_ppm(out / image_rel, img)
-        _, cf_lms = cf(img, threshold=CENTERFACE_THRESHOLD)
+        cf_boxes, cf_lms = cf(img, threshold=CENTERFACE_THRESHOLD)
         for k, shape in enumerate(d.faces(img)):
             chip = dlib.get_face_chip(img, shape, size=CHIP, padding=PADDING)
             chip_rel = f"chips/{photo_id}_{k}.ppm"
             write_ppm(out / chip_rel, chip)
             from_chip = np.array(d.net.compute_face_descriptor(chip))
             pipeline = np.array(d.net.compute_face_descriptor(img, shape, 0, PADDING))
-            dlib5 = [v for i in range(5) for v in (shape.part(i).x, shape.part(i).y)]
-            cf5 = match_centerface(shape, cf_lms)
+            cf_index = match_centerface(shape, cf_lms)
             rect = shape.rect
             details = dlib.get_face_chip_details(shape, CHIP, PADDING)
             r = details.rect
+            probes = []
+            for dx, dy, scale in PROBES:
+                pr = probe_rect(rect, dx, dy, scale)
+                probes += rect_values(pr) + shape_values(d.shapes(img, pr))
             rows.append("\t".join([
                 photo_id, str(k), person, image_rel, chip_rel,
                 str(rect.width() * rect.height()),
                 fmt([r.left(), r.top(), r.right(), r.bottom(), details.angle]),
-                fmt(dlib5),
-                "-" if cf5 is None else fmt(cf5.reshape(-1)),
+                fmt(shape_values(shape)),
+                "-" if cf_index is None else fmt(cf_lms[cf_index]),
                 fmt(from_chip), fmt(pipeline),
+                fmt(rect_values(rect)),
+                "-" if cf_index is None else fmt(cf_boxes[cf_index]),
+                fmt(probes),
             ]))
         print(f"{photo_id}: {len(rows)} faces so far", file=sys.stderr)
     header = "\t".join(["photo", "face", "person", "image", "chip", "dlib_box_area",
                         "dlib_chip_rect_angle", "dlib_landmarks", "centerface_landmarks",
-                        "descriptor_from_chip", "descriptor_pipeline"])
+                        "descriptor_from_chip", "descriptor_pipeline", "dlib_rect",
+                        "centerface_box", "probe_rects_landmarks"])
     tmp = out / "faces.tsv.tmp"
     tmp.write_text(header + "\n" + "\n".join(rows) + "\n")
     os.replace(tmp, out / "faces.tsv")
@@ -182,9 +211,10 @@ def cmd_template(args) -> int:
         img = dlib.load_rgb_image(str(path))
         _, cf_lms = cf(img, threshold=CENTERFACE_THRESHOLD)
         for shape in d.faces(img):
-            lm = match_centerface(shape, cf_lms)
-            if lm is None:
+            i = match_centerface(shape, cf_lms)
+            if i is None:
                 continue
+            lm = cf_lms[i].reshape(5, 2).astype(np.float64)
             details = dlib.get_face_chip_details(shape, CHIP, PADDING)
             points.append(chip_to_template(details, lm))
     pts = np.stack(points)

@@ -42,6 +42,7 @@ mod conv;
 mod model;
 mod net;
 mod serial;
+mod shape;
 
 /// The integration tests' reference data, for the unit tests too.
 #[cfg(test)]
@@ -54,6 +55,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub use align::{align, AlignConfig, Landmarks, Point, Unalignable, PADDING, TEMPLATE};
+pub use shape::{
+    FaceRect, PredictorError, Shape, ShapePredictor, PREDICTOR_FILE, PREDICTOR_SHA256, SHAPE_POINTS,
+};
 
 /// Side of the aligned face chip the network reads.
 pub const CHIP_SIZE: usize = model::INPUT_SIZE;

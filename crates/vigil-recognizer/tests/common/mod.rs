@@ -22,6 +22,12 @@ pub fn model_path() -> PathBuf {
     path
 }
 
+pub fn predictor_path() -> PathBuf {
+    let path = models_dir().join("shape_predictor_5_face_landmarks.dat");
+    assert!(path.is_file(), "{} is missing: run `make models`", path.display());
+    path
+}
+
 pub fn reference_dir() -> PathBuf {
     let dir = models_dir().join("test-assets/recognizer");
     assert!(
@@ -88,6 +94,14 @@ pub struct Face {
     /// dlib's descriptor from its whole pipeline (same chip, computed inside
     /// `compute_face_descriptor(img, shape)`).
     pub pipeline: Vec<f32>,
+    /// dlib's HOG detector's rectangle: left, top, right, bottom.
+    pub dlib_rect: [f32; 4],
+    /// CenterFace's box of the same face (x1, y1, x2, y2, score), if it
+    /// found it.
+    pub centerface_box: Option<[f32; 5]>,
+    /// dlib's rectangle moved and resized, and dlib's 5 points predicted in
+    /// it (the script's PROBES).
+    pub probes: Vec<([f32; 4], [f32; 10])>,
 }
 
 fn floats<T: std::str::FromStr>(field: &str) -> Vec<T>
@@ -120,6 +134,9 @@ pub fn faces() -> Vec<Face> {
         "centerface_landmarks",
         "descriptor_from_chip",
         "descriptor_pipeline",
+        "dlib_rect",
+        "centerface_box",
+        "probe_rects_landmarks",
     ]
     .map(col);
     lines
@@ -137,6 +154,12 @@ pub fn faces() -> Vec<Face> {
                 centerface: (f[c[8]] != "-").then(|| floats(f[c[8]]).try_into().unwrap()),
                 from_chip: floats(f[c[9]]),
                 pipeline: floats(f[c[10]]),
+                dlib_rect: floats(f[c[11]]).try_into().unwrap(),
+                centerface_box: (f[c[12]] != "-").then(|| floats(f[c[12]]).try_into().unwrap()),
+                probes: floats::<f32>(f[c[13]])
+                    .chunks_exact(14)
+                    .map(|p| (p[..4].try_into().unwrap(), p[4..].try_into().unwrap()))
+                    .collect(),
             }
         })
         .collect()
