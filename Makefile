@@ -41,7 +41,7 @@ run: deps venv models
 	$(CARGO) build --release --bin vigil
 	scripts/with-database.sh -- $(TARGET_DIR)/release/vigil serve
 
-test: deps venv models test-assets
+test: deps venv models test-assets recognizer-reference
 	scripts/with-database.sh --ephemeral -- $(CARGO) test --workspace --lib --bins --tests
 
 lint:
