@@ -1,15 +1,15 @@
 //! vigil: one binary that finds human faces in camera feeds, video files and
 //! uploaded images, stores every detection in MongoDB and pushes alarms live.
 //!
-//! The binary (`src/main.rs`) is a thin CLI over this library so that the
-//! integration tests can start the real application in-process.
+//! The binary (`src/main.rs`) is a thin CLI over this library and the
+//! `vigil-client` crate, so that the integration tests can start the real
+//! application in-process.
 
 pub mod alarms;
 pub mod api;
 pub mod auth;
 pub mod capture;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod dashboard;
 pub mod db;

@@ -1,7 +1,10 @@
+//! The `vigil` command: the server's subcommands (the `vigil` library) and
+//! `vigil client …` (the `vigil-client` crate) in one binary.
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vigil::cli::{client, detect, eval_detector, user, watch};
+use vigil::cli::{detect, eval_detector, user, watch};
 use vigil::config::{DatabaseArgs, LogFormat, ServeArgs};
 use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::Database;
@@ -36,7 +39,7 @@ enum Command {
     /// List local V4L2 cameras.
     Cameras,
     /// Talk to a vigil server: upload images and videos, watch alarms, counter, Fibonacci.
-    Client(client::ClientArgs),
+    Client(vigil_client::ClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,7 +74,7 @@ fn main() -> ExitCode {
             watch::run(args)
         }
         Command::Cameras => watch::list_devices(),
-        Command::Client(args) => block_on(client::run(args)),
+        Command::Client(args) => block_on(vigil_client::run(args)),
     };
     match result {
         Ok(code) => code,

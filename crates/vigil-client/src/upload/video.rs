@@ -3,10 +3,12 @@
 //! camera capture reads its own).
 
 use std::ffi::OsString;
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Deserialize;
 use tokio::process::Command;
@@ -171,6 +173,18 @@ pub fn arguments(file: &Path, plan: &SamplingPlan) -> Vec<OsString> {
     args
 }
 
+/// Frames are sent as JPEG at the quality the server stores its own in.
+const JPEG_QUALITY: u8 = 90;
+
+/// One sampled frame as the JPEG that is uploaded.
+pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>, String> {
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
+        .encode_image(image)
+        .map_err(|e| format!("cannot encode the image as JPEG: {e}"))?;
+    Ok(out.into_inner())
+}
+
 /// How long ffmpeg may take to exit after its last frame.
 const EXIT_WITHIN: Duration = Duration::from_secs(10);
 
@@ -266,6 +280,13 @@ mod tests {
 
         let mp4 = br#"{"streams":[{"codec_name":"h264","avg_frame_rate":"5/1","duration":"1.000000","nb_frames":"5"}],"format":{"format_name":"mov,mp4,m4a,3gp,3g2,mj2","duration":"1.000000"}}"#;
         assert_eq!(parse_probe(mp4).unwrap().frames, Some(5));
+    }
+
+    #[test]
+    fn frames_are_sent_as_jpeg() {
+        let jpeg = encode_jpeg(&RgbImage::from_pixel(8, 4, image::Rgb([200, 10, 10]))).unwrap();
+        assert_eq!(image::guess_format(&jpeg).unwrap(), image::ImageFormat::Jpeg);
+        assert_eq!(image::load_from_memory(&jpeg).unwrap().width(), 8);
     }
 
     #[test]
