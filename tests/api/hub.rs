@@ -749,9 +749,9 @@ async fn credentials_in_the_handshake_and_by_message() {
 
 #[test]
 fn docs_describe_every_message_and_error_code() {
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/websocket.md")).unwrap();
+    let docs = std::fs::read_to_string(repo_path!("docs/websocket.md")).unwrap();
     let sources = ["src/hub/session.rs", "src/hub/protocol.rs"]
-        .map(|p| std::fs::read_to_string(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap())
+        .map(|p| std::fs::read_to_string(format!("{}{p}", repo_path!(""))).unwrap())
         .concat();
     for kind in [
         "hello",
