@@ -10,9 +10,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
+# Every workspace member: the binary (vigil-bin), the client, the wire types,
+# the ffmpeg plumbing and the kernels.
 COPY crates ./crates
 COPY src ./src
-# Cargo reads every target the manifest declares, benches included.
+# Cargo reads every target the root manifest declares, benches included
+# (vigil-bin's tests and benches name their paths and are not needed to
+# build the binary).
 COPY benches ./benches
 COPY migrations ./migrations
 COPY static ./static
@@ -22,7 +26,7 @@ RUN python3 -m venv /venv \
  && /venv/bin/python scripts/fetch_models.py --only centerface
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin vigil \
+    cargo build --release --locked -p vigil-bin --bin vigil \
  && cp target/release/vigil /vigil
 
 FROM debian:bookworm-slim

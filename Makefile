@@ -37,8 +37,9 @@ $(VENV)/.ok: requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# The `vigil` binary is the vigil-bin package (crates/vigil-bin).
 run: deps venv models
-	$(CARGO) build --release --bin vigil
+	$(CARGO) build --release -p vigil-bin --bin vigil
 	scripts/with-database.sh -- $(TARGET_DIR)/release/vigil serve
 
 test: deps venv models test-assets recognizer-reference
@@ -56,5 +57,5 @@ include $(wildcard mk/*.mk)
 .PHONY: bench-api
 # Upload throughput and latency of a release build, 640x480 JPEG, concurrency 1 and 8.
 bench-api: deps venv models test-assets
-	$(CARGO) build --release --bin vigil
+	$(CARGO) build --release -p vigil-bin --bin vigil
 	scripts/with-database.sh --ephemeral -- scripts/bench-api.sh

@@ -65,7 +65,10 @@ fn start_server(uri: &str, database: &str) -> Server {
         ])
         .arg("--data-dir")
         .arg(data.path())
-        .args(["--models-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/models")])
+        .args([
+            "--models-dir",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../models"),
+        ])
         .args(["--rate-limit-per-second", "100000", "--ws-queue", "1024"])
         .env("MONGODB_URI", uri)
         .env("VIGIL_JWT_SECRET", SECRET)

@@ -1,8 +1,9 @@
 //! vigil: one binary that finds human faces in camera feeds, video files and
 //! uploaded images, stores every detection in MongoDB and pushes alarms live.
 //!
-//! The binary (`src/main.rs`) is a thin CLI over this library so that the
-//! integration tests can start the real application in-process.
+//! The binary (`crates/vigil-bin`) is a thin CLI over this library and the
+//! `vigil-client` crate, so that the integration tests can start the real
+//! application in-process.
 
 pub mod alarms;
 pub mod api;

@@ -1,6 +1,6 @@
 //! TLS with rustls (ring provider): the server's certificate and key for
-//! `vigil serve --tls-cert/--tls-key`, and the client's trust roots for
-//! `vigil client` (public roots, or one private CA with `--ca-cert`).
+//! `vigil serve --tls-cert/--tls-key`. (`vigil client`'s trust roots are
+//! the `vigil-client` crate's.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -23,12 +23,6 @@ pub enum TlsError {
     NoCertificate(PathBuf),
     #[error("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", .0.display())]
     NoKey(PathBuf),
-    #[error("the certificate in {} is not usable as a CA: {source}", path.display())]
-    BadCa {
-        path: PathBuf,
-        #[source]
-        source: rustls::Error,
-    },
     #[error("the certificate {} and the key {} do not go together: {source}", cert.display(), key.display())]
     Mismatch {
         cert: PathBuf,
@@ -92,29 +86,6 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
         })
 }
 
-/// The client side: every certificate in `ca` as the only trust roots (like
-/// `curl --cacert`), or the public web roots without it. No ALPN is offered,
-/// so the server answers HTTP/1.1, which WebSockets need.
-pub fn client_config(ca: Option<&Path>) -> Result<ClientConfig, TlsError> {
-    let mut roots = RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            for cert in certificates(path, "CA certificate file")? {
-                roots.add(cert).map_err(|source| TlsError::BadCa {
-                    path: path.to_owned(),
-                    source,
-                })?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(TlsError::Setup)?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,23 +115,5 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(err, TlsError::NoCertificate(_)), "{err}");
-
-        let err = client_config(Some(&empty)).unwrap_err();
-        assert!(err.to_string().contains("empty.pem"), "{err}");
-    }
-
-    /// The hub's WebSocket needs HTTP/1.1; offering h2 would let the server
-    /// pick it.
-    #[test]
-    fn the_client_offers_no_alpn_with_or_without_a_ca() {
-        assert!(client_config(None).unwrap().alpn_protocols.is_empty());
-        let dir = tempfile::tempdir().unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let ca = write(dir.path(), "ca.pem", &ca.pem());
-        assert!(client_config(Some(&ca)).unwrap().alpn_protocols.is_empty());
     }
 }

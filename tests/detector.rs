@@ -15,7 +15,8 @@ use vigil::vision::{
 fn models_dir() -> PathBuf {
     std::env::var_os("VIGIL_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+        // The tests are vigil-bin's; the models are the repository's.
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
 }
 
 fn asset(name: &str) -> Vec<u8> {

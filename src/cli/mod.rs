@@ -1,4 +1,5 @@
-//! Implementations of the `vigil` subcommands that are not `serve`.
+//! Implementations of the `vigil` subcommands that are not `serve`
+//! (`vigil client …` is the `vigil-client` crate).
 pub mod detect;
 pub mod eval_detector;
 pub mod user;

@@ -106,7 +106,7 @@ impl Browser {
             .expect("chromedriver starts a Chromium session");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
+            .unwrap_or_else(|| PathBuf::from(repo_path!("target")));
         let shots = target.join("screenshots");
         std::fs::create_dir_all(&shots).expect("screenshot folder");
         // Last run's pictures of this test (a failure's, say) would mislead.

@@ -418,7 +418,7 @@ fn shutdown_leaves_no_ffmpeg_behind() {
     let port = free_port();
     let mut child = vigil_command()
         .env("MONGODB_URI", database_uri())
-        .env("VIGIL_MODELS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+        .env("VIGIL_MODELS_DIR", repo_path!("models"))
         .args([
             "serve",
             "--database",

@@ -86,6 +86,11 @@ impl AppOptions {
         ]
         .map(String::from)
         .to_vec();
+        // The default (./models) is relative to the test's working folder,
+        // which cargo makes the vigil-bin package's.
+        if std::env::var_os("VIGIL_MODELS_DIR").is_none() {
+            argv.extend(["--models-dir".into(), repo_path!("models").into()]);
+        }
         argv.extend(self.extra.iter().cloned());
         ServeArgs::try_parse_from(argv).expect("test flags parse")
     }
@@ -272,8 +277,7 @@ impl TestApp {
 
 /// Where a test image fetched by `make models` (see models/manifest.toml) lives.
 pub fn asset_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::var("VIGIL_MODELS_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/models").into());
+    let dir = std::env::var("VIGIL_MODELS_DIR").unwrap_or_else(|_| repo_path!("models").into());
     std::path::Path::new(&dir).join("test-assets").join(name)
 }
 
@@ -324,6 +328,8 @@ pub fn make_clip(
 /// settings: only what the test passes is what is tested.
 pub fn vigil_command() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    // As a user runs it from a checkout: ./models is the repository's.
+    cmd.current_dir(repo_path!(""));
     for (key, _) in std::env::vars() {
         if key.starts_with("VIGIL_") {
             cmd.env_remove(key);

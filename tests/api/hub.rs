@@ -749,7 +749,7 @@ async fn credentials_in_the_handshake_and_by_message() {
 
 #[test]
 fn docs_describe_every_message_and_error_code() {
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/websocket.md")).unwrap();
+    let docs = std::fs::read_to_string(repo_path!("docs/websocket.md")).unwrap();
     for kind in [
         "hello",
         "clock",

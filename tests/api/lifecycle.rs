@@ -68,7 +68,7 @@ fn help_lists_every_environment_variable() {
 fn the_readme_documents_every_option() {
     let output = vigil().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_path!("README.md")).unwrap();
     let mut checked = 0;
     for var in help
         .split("[env: ")

@@ -2,6 +2,15 @@
 //! its own database on the server named by MONGODB_URI (`make test` starts one).
 //! One test binary for all of them keeps link time down.
 
+/// A file of the repository, for tests that read docs, static files or
+/// models. These tests belong to `crates/vigil-bin` (they run its binary),
+/// so the repository is two folders above that package.
+macro_rules! repo_path {
+    ($path:literal) => {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../", $path)
+    };
+}
+
 mod auth;
 mod browser;
 mod capture;

@@ -3,7 +3,7 @@ use crate::helpers::spawn_app;
 #[test]
 fn the_committed_openapi_document_is_current() {
     let generated = vigil::api::openapi::document_json();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    let path = repo_path!("openapi/openapi.json");
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == generated,

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::{error_code, spawn_app, spawn_app_with, AppOptions, TestApp};
 
 fn static_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
+    PathBuf::from(repo_path!("static"))
 }
 
 /// Every file under static/, as a path relative to it.
@@ -236,7 +236,7 @@ async fn unknown_and_malformed_paths_are_json_404s() {
         "/static/%2E%2E%2FCargo.toml",
         "/static/js/..%2f..%2fCargo.toml",
         "/static/../Cargo.toml",
-        "/static/js/../../src/main.rs",
+        "/static/js/../../src/lib.rs",
     ] {
         let (status, head, body) = raw(&app, "GET", target).await;
         let body = String::from_utf8_lossy(&body);

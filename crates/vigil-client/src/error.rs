@@ -1,7 +1,46 @@
 //! What can go wrong talking to a vigil server, in words a user can act on.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use vigil_wire::ErrorCode;
+
+/// An error code as the server gave it: one of vigil's, or one this client
+/// does not know (`http_502` made up for a proxy's error page, or a newer
+/// server's code), kept as text so that it is still shown as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureCode {
+    Vigil(ErrorCode),
+    Other(String),
+}
+
+impl FailureCode {
+    pub fn parse(raw: &str) -> Self {
+        raw.parse()
+            .map_or_else(|_| FailureCode::Other(raw.to_owned()), FailureCode::Vigil)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FailureCode::Vigil(code) => code.as_str(),
+            FailureCode::Other(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `failure.code == ErrorCode::RateLimited`: an unknown code is none of vigil's.
+impl PartialEq<ErrorCode> for FailureCode {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        *self == FailureCode::Vigil(*other)
+    }
+}
 
 /// A refusal from the server: its status and `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +48,7 @@ pub struct ApiFailure {
     pub status: u16,
     /// The stable snake_case code (`http_<status>` when the body was not vigil's JSON,
     /// e.g. from a proxy).
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
     /// From `Retry-After` (whole seconds).
     pub retry_after: Option<Duration>,
@@ -19,6 +58,8 @@ impl ApiFailure {
     /// Parses an error answer; anything that is not vigil's error body keeps
     /// the first line of its text as the message.
     pub fn from_body(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Self {
+        // `vigil_wire::ErrorBody` with the code as text: a code this client
+        // does not know is still vigil's answer, not a proxy's page.
         #[derive(serde::Deserialize)]
         struct Body {
             error: Detail,
@@ -31,7 +72,7 @@ impl ApiFailure {
         match serde_json::from_slice::<Body>(body) {
             Ok(Body { error }) => Self {
                 status,
-                code: error.code,
+                code: FailureCode::parse(&error.code),
                 message: error.message,
                 retry_after,
             },
@@ -40,7 +81,7 @@ impl ApiFailure {
                 let line = text.lines().next().unwrap_or("").trim();
                 Self {
                     status,
-                    code: format!("http_{status}"),
+                    code: FailureCode::Other(format!("http_{status}")),
                     message: if line.is_empty() {
                         "no error details".into()
                     } else {
@@ -65,7 +106,7 @@ pub enum ClientError {
     Api(ApiFailure),
     /// A WebSocket message answered with `error`.
     #[error("the server refused: {code}: {message}")]
-    Refused { code: String, message: String },
+    Refused { code: FailureCode, message: String },
     #[error("cannot reach {url}: {detail}")]
     Unreachable {
         url: String,
@@ -116,7 +157,7 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Unreachable { .. } | ClientError::Closed { .. } | ClientError::WebSocket(_) => true,
-            ClientError::Api(failure) => failure.status >= 500 || failure.code == "rate_limited",
+            ClientError::Api(failure) => failure.status >= 500 || failure.code == ErrorCode::RateLimited,
             _ => false,
         }
     }
@@ -133,12 +174,23 @@ mod tests {
             Some(Duration::from_secs(2)),
             br#"{"error":{"code":"rate_limited","message":"slow down"}}"#,
         );
-        assert_eq!(failure.code, "rate_limited");
+        assert_eq!(failure.code, ErrorCode::RateLimited);
         assert_eq!(failure.message, "slow down");
         assert_eq!(failure.to_string(), "429 rate_limited: slow down");
 
+        // A newer server's code is kept and shown as it came.
+        let failure = ApiFailure::from_body(
+            429,
+            None,
+            br#"{"error":{"code":"too_many_faces","message":"pick one"}}"#,
+        );
+        assert_eq!(failure.code, FailureCode::Other("too_many_faces".into()));
+        assert_eq!(failure.to_string(), "429 too_many_faces: pick one");
+        assert!(!ClientError::Api(failure).is_transient());
+
         let failure = ApiFailure::from_body(502, None, b"<html>Bad Gateway</html>\nmore");
-        assert_eq!(failure.code, "http_502");
+        assert_eq!(failure.code, FailureCode::Other("http_502".into()));
+        assert_eq!(failure.code.as_str(), "http_502");
         assert_eq!(failure.message, "<html>Bad Gateway</html>");
         assert!(ClientError::Api(failure).is_transient());
         assert!(!ClientError::Api(ApiFailure::from_body(401, None, b"")).is_transient());

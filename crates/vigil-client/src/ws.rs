@@ -1,6 +1,7 @@
 //! A WebSocket session with the hub (`/ws`), over ws:// or wss:// with the
-//! same trust roots as the HTTP client. Messages are the server's own
-//! protocol types; WebSocket pings are answered by tungstenite while reading.
+//! same trust roots as the HTTP client. Messages are the protocol types of
+//! `vigil_wire`, the server's own; WebSocket pings are answered by
+//! tungstenite while reading.
 //!
 //! A server can vanish without closing anything (a frozen process, a cut
 //! cable): the handshake then never ends and reads wait forever while
@@ -12,16 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use vigil_wire::hub::{ClientId, ClientMessage, ServerMessage};
 
 use super::api::{error_chain, ApiClient};
-use super::error::{ApiFailure, ClientError};
-use crate::hub::protocol::{ClientMessage, ServerEvent};
+use super::error::{ApiFailure, ClientError, FailureCode};
 
 /// Longest wait for the connection and the WebSocket handshake.
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
@@ -44,7 +46,52 @@ pub struct HubSession {
 pub struct HubTarget<'a> {
     pub api: &'a ApiClient,
     /// `?client_id=`; the server generates one when absent.
-    pub client_id: Option<&'a str>,
+    pub client_id: Option<&'a ClientId>,
+}
+
+/// What the hub said: a message, or an `error` answer with its code as it
+/// came. A newer server may refuse with a code this client does not know;
+/// that is still an answer (to a `fib`, say), not a frame to skip.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    /// Any message but `error`.
+    Message(ServerMessage),
+    Error {
+        code: FailureCode,
+        message: String,
+        id: Value,
+    },
+}
+
+impl Heard {
+    /// A text frame; `None` for a message this client does not know (a
+    /// newer server's), which is skipped.
+    fn read(text: &str) -> Option<Self> {
+        match serde_json::from_str::<ServerMessage>(text) {
+            Ok(ServerMessage::Error { code, message, id }) => Some(Heard::Error {
+                code: FailureCode::Vigil(code),
+                message,
+                id,
+            }),
+            Ok(message) => Some(Heard::Message(message)),
+            Err(_) => {
+                #[derive(serde::Deserialize)]
+                #[serde(tag = "type", rename = "error")]
+                struct UnknownError {
+                    code: String,
+                    message: String,
+                    #[serde(default)]
+                    id: Value,
+                }
+                let error = serde_json::from_str::<UnknownError>(text).ok()?;
+                Some(Heard::Error {
+                    code: FailureCode::parse(&error.code),
+                    message: error.message,
+                    id: error.id,
+                })
+            }
+        }
+    }
 }
 
 impl HubSession {
@@ -75,14 +122,14 @@ impl HubSession {
 
     async fn handshake(
         api: &ApiClient,
-        client_id: Option<&str>,
+        client_id: Option<&ClientId>,
         token: Option<&str>,
     ) -> Result<Self, ClientError> {
         let mut url = api.server().ws_url();
         {
             let mut query = url.query_pairs_mut();
             if let Some(id) = client_id {
-                query.append_pair("client_id", id);
+                query.append_pair("client_id", id.as_str());
             }
             if let Some(token) = token {
                 query.append_pair("token", token);
@@ -131,7 +178,7 @@ impl HubSession {
     /// know (a newer server) are skipped; the end of the session, or a
     /// server silent for three heartbeats, is [`ClientError::Closed`].
     /// Cancel-safe: it may lose a `select!` and be called again.
-    pub async fn next(&mut self) -> Result<ServerEvent, ClientError> {
+    pub async fn next(&mut self) -> Result<Heard, ClientError> {
         loop {
             let deadline = self.last_heard + self.silence_limit;
             let frame = match tokio::time::timeout_at(deadline, self.stream.next()).await {
@@ -154,12 +201,12 @@ impl HubSession {
             self.last_heard = Instant::now();
             match frame {
                 Message::Text(text) => {
-                    if let Ok(event) = serde_json::from_str::<ServerEvent>(text.as_str()) {
-                        if let ServerEvent::Hello { heartbeat_secs, .. } = &event {
+                    if let Some(heard) = Heard::read(text.as_str()) {
+                        if let Heard::Message(ServerMessage::Hello { heartbeat_secs, .. }) = &heard {
                             self.silence_limit =
                                 Duration::from_secs((*heartbeat_secs).max(1)) * MISSED_HEARTBEATS;
                         }
-                        return Ok(event);
+                        return Ok(heard);
                     }
                 }
                 Message::Close(frame) => {
@@ -185,5 +232,41 @@ impl HubSession {
             })
             .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_wire::ErrorCode;
+
+    #[test]
+    fn refusals_keep_their_code_and_unknown_messages_are_skipped() {
+        let heard = Heard::read(
+            r#"{"type":"error","code":"invalid_fib_n","message":"n must not be negative","id":"f"}"#,
+        );
+        assert_eq!(
+            heard,
+            Some(Heard::Error {
+                code: FailureCode::Vigil(ErrorCode::InvalidFibN),
+                message: "n must not be negative".into(),
+                id: "f".into(),
+            })
+        );
+        let heard = Heard::read(r#"{"type":"error","code":"fib_busy","message":"later"}"#);
+        assert_eq!(
+            heard,
+            Some(Heard::Error {
+                code: FailureCode::Other("fib_busy".into()),
+                message: "later".into(),
+                id: Value::Null,
+            })
+        );
+        assert!(matches!(
+            Heard::read(r#"{"type":"pong","id":3}"#),
+            Some(Heard::Message(ServerMessage::Pong { .. }))
+        ));
+        assert_eq!(Heard::read(r#"{"type":"weather","sky":"blue"}"#), None);
+        assert_eq!(Heard::read("not json"), None);
     }
 }

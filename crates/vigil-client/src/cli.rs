@@ -1,18 +1,18 @@
 //! `vigil client …`: the connection flags shared by every subcommand, and
-//! the wiring to `crate::client`.
+//! the wiring to the subcommands' modules.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::client::api::{ApiClient, ConnectOptions};
-use crate::client::counter::CounterArgs;
-use crate::client::fib::FibArgs;
-use crate::client::login::LoginArgs;
-use crate::client::tokens::TokenStore;
-use crate::client::upload::{Outcome, UploadArgs};
-use crate::client::watch::WatchArgs;
-use crate::client::{counter, fib, login, upload, watch, Ending};
+use crate::alarms::AlarmsArgs;
+use crate::api::{ApiClient, ConnectOptions};
+use crate::counter::CounterArgs;
+use crate::fib::FibArgs;
+use crate::login::LoginArgs;
+use crate::tokens::TokenStore;
+use crate::upload::{Outcome, UploadArgs};
+use crate::{alarms, counter, fib, login, upload, Ending};
 
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
@@ -56,7 +56,7 @@ pub enum ClientCommand {
     /// Detect faces in images and in video frames sampled with ffmpeg.
     Upload(UploadArgs),
     /// Print alarms as they happen; reconnects and catches up by itself.
-    Watch(WatchArgs),
+    Watch(AlarmsArgs),
     /// Run the even/odd counter protocol over the WebSocket hub.
     Counter(CounterArgs),
     /// Ask the hub for the n-th Fibonacci number.
@@ -90,7 +90,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                 Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
             })
         }
-        ClientCommand::Watch(args) => return Ok(exit_status(watch::run(&api, args).await?)),
+        ClientCommand::Watch(args) => return Ok(exit_status(alarms::run(&api, args).await?)),
         ClientCommand::Counter(args) => return Ok(exit_status(counter::run(&api, args).await?)),
         ClientCommand::Fib(args) => fib::run(&api, args).await?,
     }

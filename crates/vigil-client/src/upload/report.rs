@@ -8,9 +8,10 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
+use vigil_wire::detections::DetectionView;
+
 use super::plan::format_time;
-use crate::client::error::ApiFailure;
-use crate::detections::DetectionView;
+use crate::error::ApiFailure;
 
 /// An image file, or one frame of a video file.
 #[derive(Debug, Clone)]
@@ -108,7 +109,7 @@ impl Reporter {
     }
 
     fn line(&self, text: String) {
-        self.bar.suspend(|| crate::client::emit(&text));
+        self.bar.suspend(|| crate::emit(&text));
     }
 
     pub fn uploaded(&self, item: &Item, detection: &DetectionView) {
@@ -161,7 +162,12 @@ impl Reporter {
     /// The server refused this image or frame.
     pub fn refused(&self, item: &Item, failure: &ApiFailure) {
         self.bar.inc(1);
-        self.failure_line(item, Some(failure.status), &failure.code, &failure.message);
+        self.failure_line(
+            item,
+            Some(failure.status),
+            failure.code.as_str(),
+            &failure.message,
+        );
     }
 
     /// A planned image or frame that could not be sent.

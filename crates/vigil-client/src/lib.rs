@@ -1,23 +1,30 @@
 //! `vigil client`: a command-line client of a vigil server. It uploads
 //! images and sampled video frames, prints alarms as they happen, and runs
 //! the hub's counter protocol and Fibonacci command, over HTTP(S) and
-//! WebSocket (ws:// or wss://). `src/cli/client.rs` wires the subcommands.
+//! WebSocket (ws:// or wss://). [`cli`] holds the subcommands' flags and
+//! wires them; the `vigil` binary mounts them as `vigil client …`.
+//!
+//! It speaks to the server only through `vigil-wire`, the types both sides
+//! share: nothing here depends on the server crate.
 
+pub mod alarms;
 pub mod api;
 pub mod backoff;
+pub mod cli;
 pub mod counter;
 pub mod error;
 pub mod fib;
 pub mod login;
+pub mod tls;
 pub mod tokens;
 pub mod upload;
-pub mod watch;
 pub mod ws;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use error::{ApiFailure, ClientError};
+pub use cli::{run, ClientArgs, ClientCommand};
+pub use error::{ApiFailure, ClientError, FailureCode};
 
 /// How `watch` and `counter` end when no error stops them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,13 +11,13 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
+use vigil_wire::alarms::AlarmView;
+use vigil_wire::auth::TokenPair;
+use vigil_wire::detections::DetectionView;
+use vigil_wire::paging::{PageOf, MAX_LIMIT};
+
 use super::error::{ApiFailure, ClientError};
 use super::tokens::{StoredTokens, TokenStore};
-use crate::alarms::AlarmView;
-use crate::api::listing::PageOf;
-use crate::auth::TokenPair;
-use crate::db::paging::MAX_LIMIT;
-use crate::detections::DetectionView;
 
 /// A vigil server's base URL, always ending in `/` so that paths join below
 /// it (a server behind a proxy at `https://host/vigil/` keeps its prefix).

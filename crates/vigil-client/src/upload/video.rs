@@ -1,21 +1,20 @@
 //! Video files through ffprobe (what is in it) and ffmpeg (the sampled
-//! frames, as PPM on a pipe, read with the capture module's reader).
+//! frames, as PPM on a pipe, read by `vigil_ffmpeg` like the server's
+//! camera capture reads its own).
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
-use tokio::task::JoinHandle;
+use tokio::process::Command;
+use vigil_ffmpeg::FrameProcess;
 
 use super::plan::{SamplingPlan, VideoInfo};
-use crate::capture::source::ffmpeg::read_ppm;
 
 /// The ffmpeg programs (`--ffmpeg`, `--ffprobe`).
 #[derive(Debug, Clone)]
@@ -23,9 +22,6 @@ pub struct Tools {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
 }
-
-/// Stderr lines kept for an error message.
-const STDERR_LINES: usize = 4;
 
 #[derive(Deserialize)]
 struct Probe {
@@ -177,83 +173,62 @@ pub fn arguments(file: &Path, plan: &SamplingPlan) -> Vec<OsString> {
     args
 }
 
+/// Frames are sent as JPEG at the quality the server stores its own in.
+const JPEG_QUALITY: u8 = 90;
+
+/// One sampled frame as the JPEG that is uploaded.
+pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>, String> {
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
+        .encode_image(image)
+        .map_err(|e| format!("cannot encode the image as JPEG: {e}"))?;
+    Ok(out.into_inner())
+}
+
+/// How long ffmpeg may take to exit after its last frame.
+const EXIT_WITHIN: Duration = Duration::from_secs(10);
+
 /// A running ffmpeg and its frames. Dropping it kills ffmpeg.
 pub struct Frames {
-    child: Child,
-    reader: BufReader<ChildStdout>,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
-    stderr_task: Option<JoinHandle<()>>,
+    ffmpeg: FrameProcess,
 }
 
 impl Frames {
     pub fn start(tools: &Tools, file: &Path, plan: &SamplingPlan) -> Result<Self, String> {
-        let mut child = Command::new(&tools.ffmpeg)
-            .args(arguments(file, plan))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
+        let mut command = Command::new(&tools.ffmpeg);
+        command.args(arguments(file, plan));
+        let ffmpeg = FrameProcess::spawn(&mut command, |line| line)
             .map_err(|e| format!("cannot run {}: {e}", tools.ffmpeg.display()))?;
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr_task = child.stderr.take().map(|stderr| {
-            let tail = stderr_tail.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    if tail.len() == STDERR_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            })
-        });
-        let stdout = child.stdout.take().ok_or("ffmpeg has no stdout")?;
-        Ok(Self {
-            child,
-            reader: BufReader::with_capacity(1 << 20, stdout),
-            stderr_tail,
-            stderr_task,
-        })
+        Ok(Self { ffmpeg })
     }
 
     /// The next frame; `None` once ffmpeg has written them all.
     pub async fn next(&mut self) -> Result<Option<RgbImage>, String> {
-        read_ppm(&mut self.reader)
+        self.ffmpeg
+            .next_frame()
             .await
             .map_err(|e| format!("unreadable frame from ffmpeg: {e}"))
     }
 
     /// Waits for ffmpeg after the last frame; its own error when it failed
     /// (a truncated file, say), which may come after some good frames.
-    pub async fn finish(mut self) -> Result<(), String> {
-        let status = match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => return Err(format!("ffmpeg: {e}")),
-            Err(_) => {
-                let _ = self.child.start_kill();
-                let _ = self.child.wait().await;
-                return Err("ffmpeg did not exit after its last frame".into());
-            }
-        };
-        if let Some(task) = self.stderr_task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    pub async fn finish(self) -> Result<(), String> {
+        let reaped = self.ffmpeg.reap(EXIT_WITHIN).await;
+        if reaped.killed {
+            return Err("ffmpeg did not exit after its last frame".into());
         }
-        if status.success() {
-            return Ok(());
+        match &reaped.status {
+            Err(e) => Err(format!("ffmpeg: {e}")),
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(reaped
+                .last_stderr_line()
+                .map_or_else(|| format!("ffmpeg exited with {status}"), str::to_owned)),
         }
-        let tail = self.stderr_tail.lock().unwrap_or_else(|e| e.into_inner());
-        Err(tail
-            .back()
-            .cloned()
-            .unwrap_or_else(|| format!("ffmpeg exited with {status}")))
     }
 
     /// Stops ffmpeg now (the upload was cut short) and reaps it.
-    pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    pub async fn stop(self) {
+        self.ffmpeg.reap(Duration::ZERO).await;
     }
 }
 
@@ -305,6 +280,13 @@ mod tests {
 
         let mp4 = br#"{"streams":[{"codec_name":"h264","avg_frame_rate":"5/1","duration":"1.000000","nb_frames":"5"}],"format":{"format_name":"mov,mp4,m4a,3gp,3g2,mj2","duration":"1.000000"}}"#;
         assert_eq!(parse_probe(mp4).unwrap().frames, Some(5));
+    }
+
+    #[test]
+    fn frames_are_sent_as_jpeg() {
+        let jpeg = encode_jpeg(&RgbImage::from_pixel(8, 4, image::Rgb([200, 10, 10]))).unwrap();
+        assert_eq!(image::guess_format(&jpeg).unwrap(), image::ImageFormat::Jpeg);
+        assert_eq!(image::load_from_memory(&jpeg).unwrap().width(), 8);
     }
 
     #[test]

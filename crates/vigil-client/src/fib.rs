@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use vigil_wire::hub::{ClientMessage, FibN, ServerMessage};
 
 use super::api::ApiClient;
 use super::error::ClientError;
-use super::ws::{HubSession, HubTarget};
-use crate::hub::protocol::{ClientMessage, ServerEvent};
+use super::ws::{Heard, HubSession, HubTarget};
 
 #[derive(Debug, clap::Args)]
 pub struct FibArgs {
@@ -32,14 +32,16 @@ pub async fn compute(api: &ApiClient, n: u64) -> Result<String, ClientError> {
     session
         .send(&ClientMessage::Fib {
             id: id.clone(),
-            n: n.into(),
+            n: FibN::new(n),
         })
         .await?;
     let answer = tokio::time::timeout(ANSWER_WITHIN, async {
         loop {
             match session.next().await? {
-                ServerEvent::FibResult { id: got, value, .. } if got == id => return Ok(value),
-                ServerEvent::Error {
+                Heard::Message(ServerMessage::FibResult { id: got, value, .. }) if got == id => {
+                    return Ok(value)
+                }
+                Heard::Error {
                     code,
                     message,
                     id: got,

@@ -1,4 +1,5 @@
-//! `vigil client watch`: alarms as they happen, over the hub.
+//! `vigil client watch`: alarms as they happen, over the hub. (Not to be
+//! confused with `vigil watch`, the server's local cameras.)
 //!
 //! When the connection drops it reconnects with backoff and then fetches,
 //! over HTTP, the alarms raised while it was away: from the last clock tick
@@ -10,17 +11,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use vigil_wire::alarms::AlarmView;
+use vigil_wire::hub::{ClientId, ClientMessage, ServerMessage, Topic};
+
 use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::ClientError;
-use super::ws::{HubSession, HubTarget};
+use super::ws::{Heard, HubSession, HubTarget};
 use super::{Ending, Interrupt};
-use crate::alarms::AlarmView;
-use crate::hub::client_id::ClientId;
-use crate::hub::protocol::{ClientMessage, ServerEvent, Topic};
 
 #[derive(Debug, clap::Args)]
-pub struct WatchArgs {
+pub struct AlarmsArgs {
     /// Print each alarm as a JSON line (the shape of GET /api/v1/alarms/{id}).
     #[arg(long)]
     pub json: bool,
@@ -73,7 +74,7 @@ impl Seen {
 
 struct Watcher<'a> {
     api: &'a ApiClient,
-    args: &'a WatchArgs,
+    args: &'a AlarmsArgs,
     seen: Seen,
     printed: u64,
     /// The server's time at its last clock tick: alarms before it were
@@ -116,7 +117,7 @@ impl Watcher<'_> {
     async fn subscribe(&self) -> Result<(HubSession, Option<DateTime<Utc>>), ClientError> {
         let target = HubTarget {
             api: self.api,
-            client_id: self.args.client_id.as_ref().map(ClientId::as_str),
+            client_id: self.args.client_id.as_ref(),
         };
         let mut session = HubSession::connect(&target).await?;
         session
@@ -127,13 +128,11 @@ impl Watcher<'_> {
         let mut server_time = None;
         loop {
             match session.next().await? {
-                ServerEvent::Hello { server_time: t, .. } => server_time = Some(t),
-                ServerEvent::Subscribed { topics } if topics.contains(&Topic::Alarms) => {
+                Heard::Message(ServerMessage::Hello { server_time: t, .. }) => server_time = Some(t),
+                Heard::Message(ServerMessage::Subscribed { topics }) if topics.contains(&Topic::Alarms) => {
                     return Ok((session, server_time))
                 }
-                ServerEvent::Error { code, message, .. } => {
-                    return Err(ClientError::Refused { code, message })
-                }
+                Heard::Error { code, message, .. } => return Err(ClientError::Refused { code, message }),
                 _ => {}
             }
         }
@@ -185,9 +184,9 @@ impl Watcher<'_> {
         while !self.done() {
             tokio::select! {
                 event = session.next() => match event? {
-                    ServerEvent::Alarm(alarm) => self.show(&alarm),
-                    ServerEvent::Clock { now } => self.bump(now),
-                    ServerEvent::Error { code, message, .. } => {
+                    Heard::Message(ServerMessage::Alarm(alarm)) => self.show(&alarm),
+                    Heard::Message(ServerMessage::Clock { now }) => self.bump(now),
+                    Heard::Error { code, message, .. } => {
                         eprintln!("watch: the server refused a message: {code}: {message}");
                     }
                     _ => {}
@@ -209,7 +208,7 @@ impl Watcher<'_> {
     }
 }
 
-pub async fn run(api: &ApiClient, args: WatchArgs) -> Result<Ending, ClientError> {
+pub async fn run(api: &ApiClient, args: AlarmsArgs) -> Result<Ending, ClientError> {
     api.require_credentials()?;
     let interrupt = Interrupt::listen();
     let mut watcher = Watcher {

@@ -1,3 +1,6 @@
+//! The `vigil` command: the server's subcommands (the `vigil` library) and
+//! `vigil client …` (the `vigil-client` crate) in one binary.
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -35,6 +38,8 @@ enum Command {
     Watch(watch::WatchArgs),
     /// List local V4L2 cameras.
     Cameras,
+    /// Talk to a vigil server: upload images and videos, watch alarms, counter, Fibonacci.
+    Client(vigil_client::ClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
             watch::run(args)
         }
         Command::Cameras => watch::list_devices(),
+        Command::Client(args) => block_on(vigil_client::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,8 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
+use vigil_wire::media::ImageKind;
+use vigil_wire::ErrorCode;
 
 use self::plan::{source_label, SamplingPlan, VideoInfo};
 use self::report::{Item, Reporter};
@@ -26,7 +28,6 @@ use self::video::{Frames, Tools};
 use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::{ApiFailure, ClientError};
-use crate::media::MediaKind;
 
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
@@ -170,8 +171,8 @@ async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Inp
     }
     let kind = image::guess_format(&head[..filled])
         .ok()
-        .and_then(MediaKind::from_image_format);
-    if let Some(content_type) = kind.map(MediaKind::content_type) {
+        .and_then(ImageKind::from_image_format);
+    if let Some(content_type) = kind.map(ImageKind::content_type) {
         return Ok(Input::Image {
             path: path.to_owned(),
             content_type,
@@ -364,11 +365,11 @@ async fn produce(
                         Err(reason) => break Some(Err(reason)),
                     };
                     let time = plan.frame_time(index, &info);
-                    let body = tokio::task::spawn_blocking(move || crate::vision::encode_jpeg(&image))
+                    let body = tokio::task::spawn_blocking(move || video::encode_jpeg(&image))
                         .await
                         .map_err(|e| format!("encoding the frame failed: {e}"))
-                        .and_then(|r| r.map_err(|e| e.to_string()))
-                        .map(|bytes| (Bytes::from(bytes), MediaKind::Jpeg.content_type()));
+                        .and_then(std::convert::identity)
+                        .map(|bytes| (Bytes::from(bytes), ImageKind::Jpeg.content_type()));
                     if expected.is_none_or(|n| index >= n) {
                         reporter.more_than_planned();
                     }
@@ -474,7 +475,7 @@ impl Worker<'_> {
             match result {
                 Ok(detection) => return self.reporter.uploaded(&job.item, &detection),
                 Err(ClientError::Api(failure))
-                    if failure.code == "rate_limited"
+                    if failure.code == ErrorCode::RateLimited
                         || (failure.status == 503 && unavailable < UNAVAILABLE_ATTEMPTS) =>
                 {
                     if failure.status == 503 {
@@ -485,7 +486,7 @@ impl Worker<'_> {
                         self.reporter.waiting(&failure, wait);
                     }
                 }
-                Err(ClientError::Api(failure)) if failure.code == "quota_exhausted" => {
+                Err(ClientError::Api(failure)) if failure.code == ErrorCode::QuotaExhausted => {
                     set_stop(self.stop, Stop::Quota(failure.clone()));
                     return self.reporter.refused(&job.item, &failure);
                 }

@@ -13,17 +13,16 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use vigil_wire::hub::{ClientId, ClientMessage, CounterValue, Parity, ServerMessage, Topic};
+
 use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::ClientError;
-use super::ws::{HubSession, HubTarget};
+use super::ws::{Heard, HubSession, HubTarget};
 use super::{Ending, Interrupt};
-use crate::hub::client_id::ClientId;
-use crate::hub::numbers::Parity;
-use crate::hub::protocol::{ClientMessage, ServerEvent, Topic};
 
 /// Values are kept in 0..MODULUS.
-pub const MODULUS: u8 = 100;
+pub const MODULUS: u8 = CounterValue::MAX + 1;
 pub const STEP_EVERY: Duration = Duration::from_millis(500);
 /// The wait between two asks is drawn from this range.
 pub const ASK_EVERY_MIN: Duration = Duration::from_secs(3);
@@ -32,21 +31,20 @@ pub const ASK_EVERY_MAX: Duration = Duration::from_secs(5);
 /// The client's state between steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counter {
-    value: u8,
+    value: CounterValue,
     increment: u8,
 }
 
 impl Counter {
-    /// Starts at the server's value with increment 1; a value out of range
-    /// (it cannot be, the server keeps 0–99) is wrapped like any other.
-    pub fn new(start: u8) -> Self {
+    /// Starts at the server's value with increment 1.
+    pub fn new(start: CounterValue) -> Self {
         Self {
-            value: start % MODULUS,
+            value: start,
             increment: 1,
         }
     }
 
-    pub fn value(&self) -> u8 {
+    pub fn value(&self) -> CounterValue {
         self.value
     }
 
@@ -55,8 +53,8 @@ impl Counter {
     }
 
     /// One step: the new value, wrapped into 0–99.
-    pub fn step(&mut self) -> u8 {
-        self.value = ((u16::from(self.value) + u16::from(self.increment)) % u16::from(MODULUS)) as u8;
+    pub fn step(&mut self) -> CounterValue {
+        self.value = self.value.wrapping_add(self.increment);
         self.value
     }
 
@@ -68,8 +66,8 @@ impl Counter {
 
     /// A new session may start from another value (another client with the
     /// same id moved it): the server's value wins, the increment stays.
-    pub fn resume_at(&mut self, value: u8) {
-        self.value = value % MODULUS;
+    pub fn resume_at(&mut self, value: CounterValue) {
+        self.value = value;
     }
 }
 
@@ -191,7 +189,7 @@ pub async fn run(api: &ApiClient, args: CounterArgs) -> Result<Ending, ClientErr
     loop {
         let target = HubTarget {
             api,
-            client_id: Some(args.client_id.as_str()),
+            client_id: Some(&args.client_id),
         };
         let Some(connected) = interrupt.or(HubSession::connect(&target)).await else {
             return Ok(Ending::Interrupted);
@@ -237,7 +235,7 @@ async fn session_loop(
     };
     let hello = interrupt.or(async {
         loop {
-            if let ServerEvent::Hello { value, .. } = session.next().await? {
+            if let Heard::Message(ServerMessage::Hello { value, .. }) = session.next().await? {
                 return Ok(value);
             }
         }
@@ -266,7 +264,7 @@ async fn session_loop(
     state.resume_at(start);
     print(
         Step::Start {
-            value: state.value(),
+            value: state.value().get(),
             client_id: args.client_id.as_str(),
             resumed,
         },
@@ -291,10 +289,10 @@ async fn session_loop(
             _ = steps.tick() => {
                 let increment = state.increment();
                 let value = state.step();
-                if let Err(e) = session.send(&ClientMessage::Value { value: value.into() }).await {
+                if let Err(e) = session.send(&ClientMessage::Value { value }).await {
                     return lost(e);
                 }
-                print(Step::Value { value, increment }, args.json);
+                print(Step::Value { value: value.get(), increment }, args.json);
             }
             _ = &mut ask => {
                 let kind = ask_kind(&mut rng);
@@ -305,11 +303,11 @@ async fn session_loop(
                 ask.as_mut().reset(Instant::now() + ask_delay(&mut rng));
             }
             event = session.next() => match event {
-                Ok(ServerEvent::Number { kind, value }) => {
+                Ok(Heard::Message(ServerMessage::Number { kind, value })) => {
                     state.set_increment(value);
                     print(Step::Increment { kind, value }, args.json);
                 }
-                Ok(ServerEvent::Error { code, message, .. }) => {
+                Ok(Heard::Error { code, message, .. }) => {
                     eprintln!("counter: the server refused a message: {code}: {message}");
                 }
                 Ok(_) => {}
@@ -325,14 +323,16 @@ async fn session_loop(
 
 /// Messages are handled in order, so once the `pong` of a last `ping`
 /// arrives the server has kept the last value; then the session closes.
-async fn finish(mut session: HubSession, value: u8, as_json: bool) {
+async fn finish(mut session: HubSession, value: CounterValue, as_json: bool) {
     let id = serde_json::Value::from("counter-stop");
     let synced = tokio::time::timeout(Duration::from_secs(5), async {
         session.send(&ClientMessage::Ping { id: id.clone() }).await?;
         loop {
             match session.next().await? {
-                ServerEvent::Pong { id: got } if got == id => return Ok::<(), ClientError>(()),
-                ServerEvent::Error { code, message, .. } => {
+                Heard::Message(ServerMessage::Pong { id: got }) if got == id => {
+                    return Ok::<(), ClientError>(())
+                }
+                Heard::Error { code, message, .. } => {
                     eprintln!("counter: the server refused a message: {code}: {message}");
                 }
                 _ => {}
@@ -346,35 +346,40 @@ async fn finish(mut session: HubSession, value: u8, as_json: bool) {
         Err(_) => eprintln!("counter: no answer to the final ping within 5 s"),
     }
     session.close().await;
-    print(Step::Stop { value }, as_json);
+    print(Step::Stop { value: value.get() }, as_json);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn value(n: u8) -> CounterValue {
+        CounterValue::new(n).unwrap()
+    }
+
     #[test]
     fn steps_add_the_increment_and_wrap_at_100() {
-        let mut counter = Counter::new(97);
+        let mut counter = Counter::new(value(97));
         assert_eq!(counter.increment(), 1);
-        assert_eq!(counter.step(), 98);
-        assert_eq!(counter.step(), 99);
-        assert_eq!(counter.step(), 0);
+        assert_eq!(counter.step().get(), 98);
+        assert_eq!(counter.step().get(), 99);
+        assert_eq!(counter.step().get(), 0);
         counter.set_increment(98);
-        assert_eq!(counter.step(), 98);
-        assert_eq!(counter.step(), 96);
+        assert_eq!(counter.step().get(), 98);
+        assert_eq!(counter.step().get(), 96);
         counter.set_increment(0);
-        assert_eq!(counter.step(), 96);
+        assert_eq!(counter.step().get(), 96);
     }
 
     #[test]
     fn every_value_stays_in_range_whatever_the_increment() {
-        for start in 0..=255u8 {
-            let mut counter = Counter::new(start);
+        for start in 0..MODULUS {
+            let mut counter = Counter::new(value(start));
             for increment in [0u8, 1, 2, 49, 50, 98, 99, 150, 255] {
                 counter.set_increment(increment);
+                assert!(counter.increment() < MODULUS, "{increment}");
                 for _ in 0..3 {
-                    assert!(counter.step() < MODULUS);
+                    assert!(counter.step().get() < MODULUS);
                 }
             }
         }
@@ -382,10 +387,10 @@ mod tests {
 
     #[test]
     fn resuming_keeps_the_increment() {
-        let mut counter = Counter::new(10);
+        let mut counter = Counter::new(value(10));
         counter.set_increment(7);
-        counter.resume_at(40);
-        assert_eq!(counter.step(), 47);
+        counter.resume_at(value(40));
+        assert_eq!(counter.step().get(), 47);
     }
 
     #[test]
