@@ -11,9 +11,12 @@ rounds (and, inside the vigil binary, over its own repetitions).
 
 Also reported: CPU time per face (process user + system time: what the
 machine pays, less sensitive than wall time to a loaded machine), vigil at
-2 threads (one chip split by rows, and batches split by chips), the whole
-path from the photo (alignment included; dlib: `compute_face_descriptor(img,
-shape)` with dlib's landmarks), and the resident memory each model adds.
+2 threads (one chip split by rows, and batches split by chips), alignment
+on its own (vigil: the rectangle from CenterFace's detection and the shape
+predictor, then the chip; dlib: its shape predictor in its detector's
+rectangle, then `get_face_chip`), the whole path from the photo (dlib:
+`compute_face_descriptor(img, shape)` with dlib's landmarks), and the
+resident memory the models add.
 
 The last line is machine-readable:
   ratio_vs_dlib=X   vigil ms/face ÷ dlib ms/face, network only, one thread
@@ -74,17 +77,28 @@ def load_reference(ref: Path):
             "chip": ref / f[col["chip"]],
             "image": ref / f[col["image"]],
             "landmarks": [float(v) for v in f[col["dlib_landmarks"]].split()],
+            "rect": [int(float(v)) for v in f[col["dlib_rect"]].split()],
         })
     return faces
 
 
-def time_dlib(net, chips, photos) -> dict:
+def time_dlib(net, predictor, chips, photos) -> dict:
     out = {}
     w0, c0 = time.perf_counter(), time.process_time()
     for chip in chips:
         net.compute_face_descriptor(chip)
     w1, c1 = time.perf_counter(), time.process_time()
-    out["chip"] = ((w1 - w0) * 1e3 / len(chips), (c1 - c0) * 1e3 / len(chips))
+    out["network"] = ((w1 - w0) * 1e3 / len(chips), (c1 - c0) * 1e3 / len(chips))
+    w0, c0 = time.perf_counter(), time.process_time()
+    for img, shape in photos:
+        predictor(img, shape.rect)
+    w1, c1 = time.perf_counter(), time.process_time()
+    out["predictor"] = ((w1 - w0) * 1e3 / len(photos), (c1 - c0) * 1e3 / len(photos))
+    w0, c0 = time.perf_counter(), time.process_time()
+    for img, shape in photos:
+        dlib.get_face_chip(img, shape, size=150, padding=0.25)
+    w1, c1 = time.perf_counter(), time.process_time()
+    out["chip"] = ((w1 - w0) * 1e3 / len(photos), (c1 - c0) * 1e3 / len(photos))
     w0, c0 = time.perf_counter(), time.process_time()
     for img, shape in photos:
         net.compute_face_descriptor(img, shape, 0, 0.25)
@@ -123,12 +137,14 @@ def main() -> int:
         pts = dlib.points()
         for i in range(5):
             pts.append(dlib.point(round(f["landmarks"][2 * i]), round(f["landmarks"][2 * i + 1])))
-        rect = dlib.rectangle(0, 0, img.shape[1] - 1, img.shape[0] - 1)
+        rect = dlib.rectangle(*f["rect"])
         photos.append((img, dlib.full_object_detection(rect, pts)))
 
     rss0 = rss_bytes()
     net = dlib.face_recognition_model_v1(str(args.models_dir / "dlib_face_recognition_resnet_model_v1.dat"))
     net.compute_face_descriptor(chips[0])
+    predictor = dlib.shape_predictor(str(args.models_dir / "shape_predictor_5_face_landmarks.dat"))
+    predictor(*(lambda p: (p[0], p[1].rect))(photos[0]))
     dlib_rss = rss_bytes() - rss0
     # vigil's memory in a process of its own that does nothing else.
     memory = next(r for r in run_vigil(args.bench, "--memory") if r["kind"] == "memory")
@@ -149,10 +165,10 @@ def main() -> int:
                     elif rec["kind"] == "model":
                         model = rec
             else:
-                for key, value in time_dlib(net, chips, photos).items():
+                for key, value in time_dlib(net, predictor, chips, photos).items():
                     dlib_runs.setdefault(key, []).append(value)
-        v1 = vigil_runs[("chip", 1)][-1][0]
-        d1 = dlib_runs["chip"][-1][0]
+        v1 = vigil_runs[("network", 1)][-1][0]
+        d1 = dlib_runs["network"][-1][0]
         print(f"  round {round_ + 1}: vigil {v1:.2f} ms/face, dlib {d1:.2f} ms/face", flush=True)
 
     def med(runs, i):
@@ -167,17 +183,20 @@ def main() -> int:
         print(f"{'dlib':<8}{mode:<14}{1:>8}{med(runs, 0):>10.2f}{med(runs, 1):>10.2f}")
 
     macs = model.get("macs_per_chip", 0)
-    vigil_1 = med(vigil_runs[("chip", 1)], 0)
-    vigil_cpu = med(vigil_runs[("chip", 1)], 1)
-    dlib_1 = med(dlib_runs["chip"], 0)
-    dlib_cpu = med(dlib_runs["chip"], 1)
+    vigil_1 = med(vigil_runs[("network", 1)], 0)
+    vigil_cpu = med(vigil_runs[("network", 1)], 1)
+    dlib_1 = med(dlib_runs["network"], 0)
+    dlib_cpu = med(dlib_runs["network"], 1)
     print()
     print(f"arithmetic: {macs / 1e9:.3f} GMAC per face; vigil {macs / vigil_cpu / 1e6:.1f} GMAC/s "
           f"per CPU second, dlib {macs / dlib_cpu / 1e6:.1f}")
     vigil_rss = memory["rss_after_first_inference"] - memory["rss_before_load"]
     vigil_peak = memory["peak_rss_after_first_inference"] - memory["rss_before_load"]
-    print(f"resident memory added by the model, loaded and run once: vigil {vigil_rss / 2**20:.1f} MiB "
-          f"(peak +{vigil_peak / 2**20:.1f} MiB; packed weights {model.get('weight_bytes', 0) / 2**20:.1f} MiB, "
+    predictor_rss = memory["rss_after_predictor"] - memory["rss_before_load"]
+    print(f"resident memory added by the models (predictor and network), loaded and run once: "
+          f"vigil {vigil_rss / 2**20:.1f} MiB (peak +{vigil_peak / 2**20:.1f} MiB; predictor "
+          f"{predictor_rss / 2**20:.1f} MiB resident, {model.get('predictor_bytes', 0) / 2**20:.1f} MiB of trees; "
+          f"packed weights {model.get('weight_bytes', 0) / 2**20:.1f} MiB, "
           f"one working arena {model.get('arena_bytes', 0) / 2**20:.1f} MiB), dlib {dlib_rss / 2**20:.1f} MiB")
     print(f"cpu_ratio_vs_dlib={vigil_cpu / dlib_cpu:.3f}")
     print(f"ratio_vs_dlib={vigil_1 / dlib_1:.3f}")

@@ -14,10 +14,16 @@ person) and of the faces set:
                                                (rect, angle), CenterFace's 5 (if it
                                                found the face), dlib's
                                                descriptor of the chip and of
-                                               its whole pipeline
-  template              derives the 5-point CenterFace template that
-                        vigil-recognizer's alignment uses (src/align.rs) and
-                        prints it with its spread.
+                                               its whole pipeline, dlib's
+                                               detector rectangle,
+                                               CenterFace's box, and dlib's
+                                               5 landmarks in moved and
+                                               resized rectangles (PROBES)
+  alignment             derives the constants of vigil-recognizer's
+                        alignment (src/align.rs) and prints them with their
+                        spread: the 5-point CenterFace template its checks
+                        fit, and the mapping from CenterFace's detection to
+                        the rectangle dlib's shape predictor runs in.
 
 dlib's pipeline is the one `face_recognition` and dlib's own examples use: the
 HOG frontal face detector (one upsampling), the 5-point shape predictor,
@@ -47,6 +53,9 @@ CHIP = 150
 PADDING = 0.25
 # CenterFace faces below this score are not matched to dlib's faces.
 CENTERFACE_THRESHOLD = 0.5
+# AlignConfig's default min_face_size (src/align.rs): smaller faces are not
+# embedded, so they do not weigh in the rectangle's mapping.
+MIN_FACE_SIZE = 32
 
 
 def models_dir() -> Path:
@@ -203,13 +212,24 @@ def cmd_reference(args) -> int:
     return 0
 
 
-def cmd_template(args) -> int:
+def similarity_fit(template: np.ndarray, points: np.ndarray) -> tuple[complex, complex]:
+    """Least-squares similarity z·t + c from template points to image points
+    (complex numbers; src/align.rs's `fit`): the face square's centre is
+    z·(0.5+0.5i) + c and its side |z|."""
+    a = template[:, 0] + 1j * template[:, 1]
+    b = points[:, 0] + 1j * points[:, 1]
+    z = np.sum(np.conj(a - a.mean()) * (b - b.mean())) / np.sum(np.abs(a - a.mean()) ** 2)
+    return z, b.mean() - z * a.mean()
+
+
+def cmd_alignment(args) -> int:
+    """Derives CENTERFACE_TEMPLATE and RECT_FROM_BOX of src/align.rs."""
     models = models_dir()
     d, cf = Dlib(models), centerface(models)
-    points = []
+    points, faces = [], []
     for photo_id, _, path in photos(args.identities, args.faces):
         img = dlib.load_rgb_image(str(path))
-        _, cf_lms = cf(img, threshold=CENTERFACE_THRESHOLD)
+        cf_boxes, cf_lms = cf(img, threshold=CENTERFACE_THRESHOLD)
         for shape in d.faces(img):
             i = match_centerface(shape, cf_lms)
             if i is None:
@@ -217,6 +237,7 @@ def cmd_template(args) -> int:
             lm = cf_lms[i].reshape(5, 2).astype(np.float64)
             details = dlib.get_face_chip_details(shape, CHIP, PADDING)
             points.append(chip_to_template(details, lm))
+            faces.append((lm, cf_boxes[i].astype(np.float64), shape.rect))
     pts = np.stack(points)
     mean, std = pts.mean(axis=0), pts.std(axis=0)
     names = ["left eye", "right eye", "nose", "mouth left", "mouth right"]
@@ -225,10 +246,42 @@ def cmd_template(args) -> int:
         px = s / (1 + 2 * PADDING) * CHIP
         print(f"{name:12s} ({m[0]:.7f}, {m[1]:.7f})  std ({s[0]:.4f}, {s[1]:.4f}) "
               f"= ({px[0]:.2f}, {px[1]:.2f}) chip px")
-    print("const TEMPLATE: [[f64; 2]; 5] = [")
+    print("pub const CENTERFACE_TEMPLATE: [[f64; 2]; 5] = [")
     for name, m in zip(names, mean):
         print(f"    [{m[0]:.7f}, {m[1]:.7f}], // {name}")
     print("];")
+
+    # The predictor's rectangle: dlib's HOG rectangle (centre, side) against
+    # CenterFace's measurements, on the faces vigil embeds (face square of
+    # the template fit at least the minimum size).
+    template = np.round(mean, 7)
+    rows = []
+    for lm, box, rect in faces:
+        z, c = similarity_fit(template, lm)
+        if abs(z) < MIN_FACE_SIZE:
+            continue
+        centre = z * (0.5 + 0.5j) + c
+        width = box[2] - box[0]
+        rows.append([
+            (rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2,
+            rect.right() - rect.left(), centre.real, centre.imag, abs(z),
+            (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, width,
+        ])
+    r = np.array(rows)
+    print(f"\n{len(r)} faces of at least {MIN_FACE_SIZE} px; dlib's rectangle from CenterFace's")
+    print("  (mean and standard deviation, in units of the size measure)")
+    for centre_name, cx, cy in [("landmark fit", 3, 4), ("box", 6, 7)]:
+        for size_name, k in [("box width", 8), ("face size", 5)]:
+            u = r[:, k]
+            dx, dy, side = (r[:, 0] - r[:, cx]) / u, (r[:, 1] - r[:, cy]) / u, r[:, 2] / u
+            print(f"  centre from the {centre_name:12s} size from the {size_name}: "
+                  f"dx {dx.mean():+.4f} ± {dx.std():.4f}, dy {dy.mean():+.4f} ± {dy.std():.4f}, "
+                  f"side {side.mean():.4f} ± {side.std() / side.mean():.1%}")
+    u = r[:, 8]
+    dx, dy, side = (r[:, 0] - r[:, 3]) / u, (r[:, 1] - r[:, 4]) / u, r[:, 2] / u
+    ratio = r[:, 8] / r[:, 5]
+    print(f"box width / face size: {ratio.min():.3f} to {ratio.max():.3f}")
+    print(f"pub const RECT_FROM_BOX: [f64; 3] = [{dx.mean():.4f}, {dy.mean():.4f}, {side.mean():.4f}];")
     return 0
 
 
@@ -242,9 +295,9 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     ref = sub.add_parser("reference", help="write the test reference")
     ref.add_argument("--out", type=Path, required=True)
-    sub.add_parser("template", help="derive and print the CenterFace template")
+    sub.add_parser("alignment", help="derive and print the constants of src/align.rs")
     args = parser.parse_args()
-    return cmd_reference(args) if args.command == "reference" else cmd_template(args)
+    return cmd_reference(args) if args.command == "reference" else cmd_alignment(args)
 
 
 if __name__ == "__main__":

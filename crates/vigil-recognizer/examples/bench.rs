@@ -8,13 +8,17 @@
 //!
 //! Each repetition times, back to back, every configuration on the whole
 //! set of chips; the figures are medians over repetitions. Modes:
-//! - `chip`: one `embed_chip` call per chip (the network only), the threads
-//!   splitting each chip's rows;
+//! - `network`: one `embed_chip` call per chip (the network only), the
+//!   threads splitting each chip's rows;
 //! - `batch`: one `embed_chips` call for all chips, whole chips per thread;
-//! - `align+embed`: from the decoded photo and CenterFace's landmarks,
-//!   alignment included, one face at a time.
+//! - `predictor`: from the decoded photo and CenterFace's detection, the
+//!   checks, the rectangle and dlib's shape predictor (`face_rect` and
+//!   `ShapePredictor::predict`), one face at a time, one thread;
+//! - `chip`: the chip from the predictor's points (`chip_from_shape`);
+//! - `align`: both (`Recognizer::align`);
+//! - `align+embed`: the whole path (`Recognizer::embed`).
 //!
-//! `--memory` instead measures only what loading the model and one
+//! `--memory` instead measures only what loading the models and one
 //! inference add to a fresh process (resident and peak), and exits.
 
 #[path = "../tests/common/mod.rs"]
@@ -22,7 +26,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use vigil_recognizer::{Chip, Isa, Landmarks, Point, Recognizer, RecognizerConfig, RgbImage};
+use vigil_recognizer::{
+    chip_from_shape, face_rect, Chip, DetectedFace, FaceBox, Isa, Landmarks, Point, Recognizer,
+    RecognizerConfig, RgbImage, Shape, ShapePredictor,
+};
 
 /// Process CPU time (all threads) and peak resident set, from getrusage.
 fn rusage() -> (Duration, u64) {
@@ -58,7 +65,7 @@ struct Photo {
     width: usize,
     height: usize,
     pixels: Vec<u8>,
-    landmarks: Landmarks,
+    face: DetectedFace,
 }
 
 /// Peak resident set size in bytes (VmHWM).
@@ -71,18 +78,25 @@ fn peak_rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// The model's memory, in a process that has done nothing else: one chip
-/// read, then the model loaded and run once.
+/// The models' memory, in a process that has done nothing else: one chip
+/// read, then the predictor loaded, the network loaded, one inference.
 fn memory() {
     let face = common::faces().into_iter().next().expect("a reference face");
     let chip = Chip::from_rgb(common::read_ppm(&face.chip).data).unwrap();
     let (rss0, peak0) = (rss(), peak_rss());
-    let r = Recognizer::load(common::model_path(), RecognizerConfig::default()).expect("model loads");
+    let predictor = ShapePredictor::load(common::predictor_path()).expect("predictor loads");
+    let rss_predictor = rss();
+    let r = Recognizer::from_reader(
+        std::io::BufReader::new(std::fs::File::open(common::model_path()).expect("model file")),
+        predictor,
+        RecognizerConfig::default(),
+    )
+    .expect("model loads");
     let (rss_loaded, peak_loaded) = (rss(), peak_rss());
     r.embed_chip(&chip);
     let (rss1, peak1) = (rss(), peak_rss());
     println!(
-        "{{\"kind\":\"memory\",\"rss_before_load\":{rss0},\"rss_after_load\":{rss_loaded},\"rss_after_first_inference\":{rss1},\"peak_rss_before_load\":{peak0},\"peak_rss_after_load\":{peak_loaded},\"peak_rss_after_first_inference\":{peak1}}}"
+        "{{\"kind\":\"memory\",\"rss_before_load\":{rss0},\"rss_after_predictor\":{rss_predictor},\"rss_after_load\":{rss_loaded},\"rss_after_first_inference\":{rss1},\"peak_rss_before_load\":{peak0},\"peak_rss_after_load\":{peak_loaded},\"peak_rss_after_first_inference\":{peak1}}}"
     );
 }
 
@@ -117,17 +131,29 @@ fn main() {
     let photos: Vec<Photo> = faces
         .iter()
         .filter_map(|f| {
-            let lm = f.centerface?;
+            let (lm, b) = (f.centerface?, f.centerface_box?);
             let img = common::read_ppm(&f.image);
             let p = |i: usize| Point {
                 x: lm[2 * i],
                 y: lm[2 * i + 1],
             };
+            let face = DetectedFace {
+                bbox: FaceBox {
+                    x: b[0],
+                    y: b[1],
+                    width: b[2] - b[0],
+                    height: b[3] - b[1],
+                },
+                landmarks: Landmarks::from_array([p(0), p(1), p(2), p(3), p(4)]),
+            };
+            let image = RgbImage::new(&img.data, img.width, img.height).unwrap();
+            // Only faces that align: the per-face figures are of real work.
+            face_rect(&image, &face, &Default::default()).ok()?;
             Some(Photo {
                 width: img.width,
                 height: img.height,
                 pixels: img.data,
-                landmarks: Landmarks::from_array([p(0), p(1), p(2), p(3), p(4)]),
+                face,
             })
         })
         .collect();
@@ -139,17 +165,19 @@ fn main() {
             ..RecognizerConfig::default()
         };
         let start = Instant::now();
-        let r = Recognizer::load(common::model_path(), config).expect("model loads");
+        let r =
+            Recognizer::load(common::model_path(), common::predictor_path(), config).expect("models load");
         (r, start.elapsed().as_secs_f64() * 1e3)
     };
     let (first, load_ms) = load(threads[0]);
-    let (weights, arena) = first.memory_bytes();
+    let memory = first.memory_bytes();
     println!(
-        "{{\"kind\":\"model\",\"isa\":\"{:?}\",\"macs_per_chip\":{},\"weight_bytes\":{},\"arena_bytes\":{},\"load_ms\":{:.1}}}",
+        "{{\"kind\":\"model\",\"isa\":\"{:?}\",\"macs_per_chip\":{},\"weight_bytes\":{},\"arena_bytes\":{},\"predictor_bytes\":{},\"load_ms\":{:.1}}}",
         first.config().isa,
         first.macs_per_chip(),
-        weights,
-        arena,
+        memory.weights,
+        memory.arena,
+        memory.predictor,
         load_ms,
     );
     let mut recognizers = vec![(threads[0], first)];
@@ -188,7 +216,7 @@ fn main() {
             });
             // Repetition 0 warms caches and the arena pool.
             if rep > 0 {
-                record("chip", *t, w, c);
+                record("network", *t, w, c);
             }
             let (w, c) = timed(&mut || {
                 sink += r.embed_chips(&chips).iter().map(|e| e.as_array()[0]).sum::<f32>();
@@ -197,10 +225,49 @@ fn main() {
             if rep > 0 {
                 record("batch", *t, w, c);
             }
+            // Alignment runs on the caller's thread whatever the thread
+            // count: timed once, with the one-thread recognizer.
+            if *t == 1 {
+                let mut shapes: Vec<Shape> = Vec::with_capacity(photos.len());
+                let (w, c) = timed(&mut || {
+                    shapes.clear();
+                    for p in &photos {
+                        let image = RgbImage::new(&p.pixels, p.width, p.height).unwrap();
+                        let config = &r.config().align;
+                        let rect = face_rect(&image, &p.face, config).expect("checked when read");
+                        shapes.push(r.predictor().predict(&image, &rect));
+                    }
+                    photos.len()
+                });
+                if rep > 0 {
+                    record("predictor", 1, w, c);
+                }
+                let (w, c) = timed(&mut || {
+                    for (p, shape) in photos.iter().zip(&shapes) {
+                        let image = RgbImage::new(&p.pixels, p.width, p.height).unwrap();
+                        sink += f32::from(chip_from_shape(&image, shape).as_rgb()[0]);
+                    }
+                    photos.len()
+                });
+                if rep > 0 {
+                    record("chip", 1, w, c);
+                }
+                let (w, c) = timed(&mut || {
+                    for p in &photos {
+                        let image = RgbImage::new(&p.pixels, p.width, p.height).unwrap();
+                        let chip = r.align(&image, &p.face).expect("checked when read");
+                        sink += f32::from(chip.as_rgb()[0]);
+                    }
+                    photos.len()
+                });
+                if rep > 0 {
+                    record("align", 1, w, c);
+                }
+            }
             let (w, c) = timed(&mut || {
                 for p in &photos {
                     let image = RgbImage::new(&p.pixels, p.width, p.height).unwrap();
-                    if let Some(e) = r.embed(&image, &p.landmarks) {
+                    if let Some(e) = r.embed(&image, &p.face) {
                         sink += e.as_array()[0];
                     }
                 }
@@ -215,7 +282,7 @@ fn main() {
         let runs: Vec<String> = wall.iter().map(|w| format!("{w:.3}")).collect();
         println!(
             "{{\"kind\":\"time\",\"impl\":\"vigil\",\"mode\":\"{mode}\",\"threads\":{t},\"faces\":{},\"ms_per_face\":{:.3},\"cpu_ms_per_face\":{:.3},\"runs\":[{}]}}",
-            if mode == "align+embed" { photos.len() } else { chips.len() },
+            if matches!(mode, "network" | "batch") { chips.len() } else { photos.len() },
             median(&mut wall),
             median(&mut cpu),
             runs.join(",")

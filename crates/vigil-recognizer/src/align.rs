@@ -1,15 +1,22 @@
-//! From CenterFace's five landmarks to the 150×150 chip dlib's network
-//! expects.
+//! From CenterFace's detection to the 150×150 chip dlib's network expects,
+//! framed exactly as dlib's own pipeline frames it.
 //!
-//! dlib aligns with its own 5-point shape predictor (eye corners and the
-//! bottom of the nose, not CenterFace's points): `get_face_chip_details`
-//! fits a similarity transform (least squares, Umeyama) from a fixed
-//! template, placed in the chip with 25 % padding on each side, to the
-//! landmarks, and `extract_image_chip` samples the image bilinearly. vigil
-//! does the same with a template for CenterFace's points, measured in
-//! dlib's own chips (see [`TEMPLATE`]), so the network sees faces framed as
-//! in its training.
+//! dlib aligns with its 5-point shape predictor (eye corners and the base
+//! of the nose): `get_face_chip_details(shape, 150, 0.25)` fits a
+//! similarity transform (least squares, Umeyama) from a fixed template,
+//! placed in the chip with 25 % padding on each side, to those points, and
+//! `extract_image_chip` samples the image bilinearly. vigil does the same
+//! ([`align`]): CenterFace's landmarks are checked for being a usable
+//! frontal face, give the rectangle dlib's predictor runs in
+//! ([`face_rect`]), the predictor ([`ShapePredictor`]) gives dlib's five
+//! points, and [`chip_from_shape`] fits dlib's template to them and samples
+//! the chip.
+//!
+//! CenterFace's own points (eye centres, nose tip, mouth corners) are not
+//! dlib's; aligning from them directly left the chip ~4 px off and the
+//! descriptors a median 0.15 from dlib's pipeline.
 
+use crate::shape::{FaceRect, Shape, ShapePredictor};
 use crate::{Chip, RgbImage, CHIP_SIZE};
 
 /// A point in image pixels (x to the right, y down).
@@ -53,10 +60,30 @@ impl Landmarks {
     }
 }
 
+/// CenterFace's box of a face, in image pixels: top-left corner and size
+/// (as vigil's detector reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FaceBox {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+/// One face as CenterFace found it: what alignment starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DetectedFace {
+    pub bbox: FaceBox,
+    pub landmarks: Landmarks,
+}
+
 /// Where CenterFace's landmarks sit in dlib's aligned faces, in dlib's
 /// normalised face coordinates (the unit square that
 /// `get_face_chip_details` pads by 25 % on each side), in the order of
-/// [`Landmarks`].
+/// [`Landmarks`]. Fitted to a face's landmarks, it says whether they are a
+/// frontal face (mirrored, the fit's residual, its size: [`AlignConfig`])
+/// and where and how large the face is, which places the rectangle the
+/// shape predictor runs in ([`face_rect`]).
 ///
 /// Measured by `scripts/recognizer_reference.py template`: dlib's HOG
 /// detector, 5-point shape predictor and `get_face_chip_details(shape, 150,
@@ -67,13 +94,49 @@ impl Landmarks {
 /// deviations, in chip pixels: eyes 2.3–3.7, nose 3.1–5.6, mouth corners
 /// 3.9–4.7 (CenterFace and dlib's predictor disagree that much from face
 /// to face; the fit over five points averages much of it out).
-pub const TEMPLATE: [[f64; 2]; 5] = [
+pub const CENTERFACE_TEMPLATE: [[f64; 2]; 5] = [
     [0.2223938, 0.2352859], // left eye
     [0.7883459, 0.2267180], // right eye
     [0.4947945, 0.5348079], // nose
     [0.2632501, 0.7995364], // mouth left
     [0.7388251, 0.7907314], // mouth right
 ];
+
+/// dlib's 5-point template in the same coordinates, in the order of
+/// [`Shape`]: `get_face_chip_details`' constants for 5-point shapes.
+pub const DLIB_TEMPLATE: [[f64; 2]; 5] = [
+    [0.8595674595992, 0.2134981538014],
+    [0.6460604764104, 0.2289674387677],
+    [0.1205750620789, 0.2137274526848],
+    [0.3340850613712, 0.2290642403242],
+    [0.4901123135679, 0.6277975316475],
+];
+
+/// Where [`face_rect`] puts the predictor's rectangle, in units of the
+/// width `w` of CenterFace's box: a square of side `RECT_FROM_BOX[2] · w`
+/// centred on `c + (RECT_FROM_BOX[0], RECT_FROM_BOX[1]) · w`, where `c` is
+/// the centre of the face square [`CENTERFACE_TEMPLATE`] fits to the
+/// landmarks.
+///
+/// Derived by `scripts/recognizer_reference.py alignment` from dlib's HOG
+/// detector rectangles (the kind dlib's predictor was trained on) of the
+/// 100 faces of the shared photos that CenterFace found too and that are
+/// above the minimum size: the means of dlib's rectangle centre minus `c`,
+/// and of its side, over `w`. The centre comes from the landmarks because
+/// they place it better than the box does (residuals of 2.8 % and 3.8 % of
+/// `w` in x and y, against 6.3 % and 4.3 % from the box's centre). For the
+/// side, the box width and the landmarks' face size predict dlib's equally
+/// (residuals 10.1 % and 9.7 %, mostly dlib's: its detector only reports
+/// sides of about 36 · 1.2^k pixels); run through the predictor, chip and
+/// network, the box width gave descriptors a little closer to dlib's
+/// pipeline on these faces (median 0.039 against 0.045, largest 0.20
+/// against 0.27).
+pub const RECT_FROM_BOX: [f64; 3] = [-0.0051, -0.0119, 1.0283];
+
+/// CenterFace's box width over the landmarks' face size stays within
+/// 1.04–1.32 on the shared photos' faces; outside this range the box and
+/// the landmarks do not describe the same face.
+pub const BOX_TO_FACE: [f64; 2] = [0.8, 1.6];
 
 /// dlib's padding around the template: `get_face_chip_details(shape, 150, 0.25)`.
 pub const PADDING: f64 = 0.25;
@@ -85,10 +148,11 @@ pub struct AlignConfig {
     /// square (about 1.75 eye distances, or a detector box's side); smaller
     /// faces have too little detail for a trustworthy identity. The default,
     /// 32, from the identities set shrunk to smaller faces: at 32–35 px the
-    /// descriptors are a median 0.22 from dlib's of the full-size photo
-    /// (0.12 at full size, ~100 px) and every pair is still decided right;
-    /// at 24 px 0.28, at 16 px 0.43 with pairs starting to go wrong (the
-    /// `faces_at_the_minimum_size_still_verify` test).
+    /// descriptors are a median 0.18 from dlib's of the full-size photo
+    /// (0.04 at full size, ~100 px) and every pair is still decided right
+    /// (the `faces_at_the_minimum_size_still_verify` test). With
+    /// CenterFace's own points aligned to a template, 24 px faces were
+    /// 0.28 away and 16 px ones 0.43, with pairs going wrong.
     pub min_face_size: f32,
     /// Largest distance of any landmark from where the fitted template puts
     /// it, in face-square units. CenterFace's landmarks of the frontal faces
@@ -110,7 +174,7 @@ impl Default for AlignConfig {
 /// Why landmarks gave no chip.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 pub enum Unalignable {
-    #[error("a landmark is not a finite number")]
+    #[error("a landmark or the box is not a finite number")]
     NotFinite,
     /// The points fit a mirror image of the template better than any
     /// rotation of it (e.g. left and right swapped).
@@ -124,6 +188,9 @@ pub enum Unalignable {
     /// landmarks belong to another image).
     #[error("a landmark lies outside the {width}×{height} image")]
     OutsideImage { width: usize, height: usize },
+    /// The box is not the landmarks' face ([`BOX_TO_FACE`]).
+    #[error("the box is {ratio:.2} face sizes wide, not the landmarks' face")]
+    BoxMismatch { ratio: f32 },
 }
 
 /// The chip's placement in the image, as dlib's `chip_details` holds it: a
@@ -229,11 +296,42 @@ pub(crate) fn fit(template: &[[f64; 2]; 5], points: &[[f64; 2]; 5]) -> Fit {
     }
 }
 
-/// Aligns a face: fits [`TEMPLATE`] to `landmarks` and samples the chip,
-/// unless the landmarks do not describe a usable frontal face.
-pub fn align(image: &RgbImage, landmarks: &Landmarks, config: &AlignConfig) -> Result<Chip, Unalignable> {
-    let points = landmarks.to_array().map(|p| [f64::from(p.x), f64::from(p.y)]);
-    if points.iter().flatten().any(|v| !v.is_finite()) {
+/// Aligns a face: checks CenterFace's detection ([`face_rect`]), runs
+/// dlib's shape predictor in the rectangle it gives, and frames the chip on
+/// the predictor's points as dlib does ([`chip_from_shape`]).
+pub fn align(
+    image: &RgbImage,
+    face: &DetectedFace,
+    predictor: &ShapePredictor,
+    config: &AlignConfig,
+) -> Result<Chip, Unalignable> {
+    let rect = face_rect(image, face, config)?;
+    Ok(chip_from_shape(image, &predictor.predict(image, &rect)))
+}
+
+/// The rectangle dlib's shape predictor runs in for a face CenterFace
+/// found, unless its landmarks do not describe a usable frontal face or its
+/// box does not fit them.
+///
+/// dlib's predictor was trained on the rectangles of dlib's own detectors
+/// and its points move a little with the rectangle, so this one is placed
+/// where dlib's HOG detector puts its box ([`RECT_FROM_BOX`]).
+pub fn face_rect(
+    image: &RgbImage,
+    face: &DetectedFace,
+    config: &AlignConfig,
+) -> Result<FaceRect, Unalignable> {
+    let points = face
+        .landmarks
+        .to_array()
+        .map(|p| [f64::from(p.x), f64::from(p.y)]);
+    let b = face.bbox;
+    if points
+        .iter()
+        .flatten()
+        .chain(&[b.x, b.y, b.width, b.height].map(f64::from))
+        .any(|v| !v.is_finite())
+    {
         return Err(Unalignable::NotFinite);
     }
     let (w, h) = (image.width() as f64, image.height() as f64);
@@ -246,7 +344,7 @@ pub fn align(image: &RgbImage, landmarks: &Landmarks, config: &AlignConfig) -> R
             height: image.height(),
         });
     }
-    let fit = fit(&TEMPLATE, &points);
+    let fit = fit(&CENTERFACE_TEMPLATE, &points);
     if fit.mirrored {
         return Err(Unalignable::Mirrored);
     }
@@ -263,7 +361,30 @@ pub fn align(image: &RgbImage, landmarks: &Landmarks, config: &AlignConfig) -> R
             max: config.max_landmark_error,
         });
     }
-    Ok(extract(image, &fit.placement))
+    let width = f64::from(b.width);
+    let ratio = width / fit.face_size;
+    if !(BOX_TO_FACE[0]..=BOX_TO_FACE[1]).contains(&ratio) {
+        return Err(Unalignable::BoxMismatch { ratio: ratio as f32 });
+    }
+    let [dx, dy, side] = RECT_FROM_BOX;
+    let centre = [
+        fit.placement.center[0] + dx * width,
+        fit.placement.center[1] + dy * width,
+    ];
+    let half = side * width / 2.0;
+    Ok(FaceRect {
+        left: (centre[0] - half) as f32,
+        top: (centre[1] - half) as f32,
+        right: (centre[0] + half) as f32,
+        bottom: (centre[1] + half) as f32,
+    })
+}
+
+/// dlib's chip of the face whose five points are `shape`:
+/// `get_face_chip_details(shape, 150, 0.25)` then `extract_image_chip`.
+pub fn chip_from_shape(image: &RgbImage, shape: &Shape) -> Chip {
+    let points = shape.0.map(|p| [f64::from(p.x), f64::from(p.y)]);
+    extract(image, &fit(&DLIB_TEMPLATE, &points).placement)
 }
 
 /// Samples the chip at `placement`: bilinear interpolation as dlib's
@@ -340,7 +461,7 @@ mod tests {
     use super::*;
 
     fn landmarks_for(scale: f64, angle: f64, offset: [f64; 2]) -> [[f64; 2]; 5] {
-        TEMPLATE.map(|t| {
+        CENTERFACE_TEMPLATE.map(|t| {
             let (c, s) = (angle.cos(), angle.sin());
             [
                 offset[0] + scale * (c * t[0] - s * t[1]),
@@ -352,7 +473,7 @@ mod tests {
     #[test]
     fn fit_recovers_an_exact_similarity() {
         let points = landmarks_for(80.0, 0.3, [200.0, 120.0]);
-        let f = fit(&TEMPLATE, &points);
+        let f = fit(&CENTERFACE_TEMPLATE, &points);
         assert!((f.face_size - 80.0).abs() < 1e-9, "{f:?}");
         assert!((f.placement.angle - 0.3).abs() < 1e-12);
         assert!(f.max_error < 1e-9 && !f.mirrored);
@@ -411,11 +532,32 @@ mod tests {
         assert_eq!(off_by_more_than_one, 0);
     }
 
+    /// `get_face_chip_details(shape, 150, 0.25)` on dlib's own points: the
+    /// 5-point template fitted to them places the chip where dlib did.
+    #[test]
+    fn dlib_landmarks_give_dlibs_placement() {
+        let mut worst = [0f64; 2];
+        for face in common::faces() {
+            let l = face.dlib_landmarks;
+            let points: [[f64; 2]; 5] =
+                std::array::from_fn(|i| [f64::from(l[2 * i]), f64::from(l[2 * i + 1])]);
+            let p = fit(&DLIB_TEMPLATE, &points).placement;
+            let [left, top, right, bottom, angle] = face.dlib_chip;
+            let centre = [(left + right) / 2.0, (top + bottom) / 2.0];
+            let shift = (p.center[0] - centre[0]).hypot(p.center[1] - centre[1]);
+            worst[0] = worst[0].max(shift.max((p.width - (right - left + 1.0)).abs()));
+            worst[1] = worst[1].max((p.angle - angle).abs());
+        }
+        // dlib solves through an SVD, here in closed form: rounding apart,
+        // the same transform.
+        assert!(worst[0] < 1e-6 && worst[1] < 1e-9, "{worst:?}");
+    }
+
     #[test]
     fn swapped_sides_are_mirrored() {
         let mut p = landmarks_for(80.0, 0.0, [100.0, 100.0]);
         p.swap(0, 1);
         p.swap(3, 4);
-        assert!(fit(&TEMPLATE, &p).mirrored);
+        assert!(fit(&CENTERFACE_TEMPLATE, &p).mirrored);
     }
 }

@@ -1,30 +1,36 @@
 //! vigil's face recognition engine: dlib's face recognition ResNet
 //! (`dlib_face_recognition_resnet_model_v1.dat`, CC0, Davis King), read
 //! from dlib's own file format and run on vigil's kernels, with faces
-//! aligned from CenterFace's five landmarks.
+//! aligned as dlib aligns them: dlib's 5-point shape predictor
+//! (`shape_predictor_5_face_landmarks.dat`, CC0, Davis King), also read
+//! from its own file, run in a rectangle placed from CenterFace's box and
+//! landmarks.
 //!
-//! A face becomes a 150×150 RGB [`Chip`] ([`align`]), the chip a 128-d
-//! [`Embedding`] ([`Recognizer::embed_chip`]); two embeddings closer than
+//! A face CenterFace found ([`DetectedFace`]) becomes a 150×150 RGB
+//! [`Chip`] ([`align`]), the chip a 128-d [`Embedding`]
+//! ([`Recognizer::embed_chip`]); two embeddings closer than
 //! [`SAME_PERSON_DISTANCE`] are the same person by dlib's rule. The
-//! descriptors equal dlib's own (`compute_face_descriptor`) to within
-//! float rounding: the tests compare against dlib-bin on real photos.
+//! descriptors equal dlib's own (`compute_face_descriptor`) to within float
+//! rounding, and the predictor's points dlib's, on the same chips and
+//! rectangles: the tests compare against dlib-bin on real photos.
 //!
-//! Aligned from CenterFace's landmarks rather than dlib's own 5-point
-//! predictor, a face's descriptor lies a median 0.15 from the one dlib's
-//! whole pipeline gives (the two landmark sets disagree by a few pixels and
-//! the network is that sensitive); verification on the identities set is
-//! unchanged (pair accuracy 1.000 at 0.6, as dlib).
+//! The whole path lands a median 0.04 from dlib's whole pipeline (its HOG
+//! detector's rectangle, its predictor, its chip, its network), as close as
+//! dlib's pipeline comes to itself when its detector's rectangle moves by a
+//! tenth; verification on the identities set is unchanged (pair accuracy
+//! 1.000 at 0.6, as dlib).
 //!
 //! ```no_run
-//! use vigil_recognizer::{Landmarks, Recognizer, RecognizerConfig, RgbImage};
+//! use vigil_recognizer::{DetectedFace, Recognizer, RecognizerConfig, RgbImage};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let (pixels, width, height) = (vec![0u8; 640 * 480 * 3], 640, 480);
-//! # let (a, b) = (Landmarks::default(), Landmarks::default());
-//! let model = "models/dlib_face_recognition_resnet_model_v1.dat";
-//! let recognizer = Recognizer::load_verified(model, RecognizerConfig::default())?;
+//! # let (a, b) = (DetectedFace::default(), DetectedFace::default());
+//! let network = "models/dlib_face_recognition_resnet_model_v1.dat";
+//! let predictor = "models/shape_predictor_5_face_landmarks.dat";
+//! let recognizer = Recognizer::load_verified(network, predictor, RecognizerConfig::default())?;
 //! let image = RgbImage::new(&pixels, width, height).expect("width × height × 3 bytes");
-//! // None for a face too small or landmarks that are not a frontal face.
+//! // None for a face too small or a detection that is not a frontal face.
 //! if let (Some(x), Some(y)) = (recognizer.embed(&image, &a), recognizer.embed(&image, &b)) {
 //!     println!("same person: {}", x.distance(&y) < vigil_recognizer::SAME_PERSON_DISTANCE);
 //! }
@@ -54,7 +60,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-pub use align::{align, AlignConfig, Landmarks, Point, Unalignable, PADDING, TEMPLATE};
+pub use align::{
+    align, chip_from_shape, face_rect, AlignConfig, DetectedFace, FaceBox, Landmarks, Point, Unalignable,
+    BOX_TO_FACE, CENTERFACE_TEMPLATE, DLIB_TEMPLATE, PADDING, RECT_FROM_BOX,
+};
 pub use shape::{
     FaceRect, PredictorError, Shape, ShapePredictor, PREDICTOR_FILE, PREDICTOR_SHA256, SHAPE_POINTS,
 };
@@ -112,6 +121,8 @@ pub enum LoadError {
     TrailingData { offset: usize, bytes: usize },
     #[error("this CPU cannot run the {0:?} kernels")]
     UnsupportedIsa(Isa),
+    #[error(transparent)]
+    Predictor(#[from] PredictorError),
 }
 
 /// Which kernels run the convolutions.
@@ -285,6 +296,17 @@ impl std::fmt::Debug for Embedding {
     }
 }
 
+/// What [`Recognizer::memory_bytes`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBytes {
+    /// The network's packed weights.
+    pub weights: usize,
+    /// One inference's working memory.
+    pub arena: usize,
+    /// The shape predictor's trees and feature pixels.
+    pub predictor: usize,
+}
+
 /// How a [`Recognizer`] runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RecognizerConfig {
@@ -311,35 +333,52 @@ impl Default for RecognizerConfig {
 /// 2.1 MB of working memory per chip.
 const GROUP: usize = 4;
 
-/// The loaded network. `Send + Sync`: one instance serves concurrent calls,
-/// each with its own working memory taken from a pool (so steady-state
-/// inference allocates nothing large).
+/// The loaded models: dlib's shape predictor (alignment) and its face
+/// ResNet. `Send + Sync`: one instance serves concurrent calls, each with
+/// its own working memory taken from a pool (so steady-state inference
+/// allocates nothing large).
 pub struct Recognizer {
     net: net::Network,
+    predictor: ShapePredictor,
     config: RecognizerConfig,
     threads: usize,
     arenas: Mutex<Vec<Vec<f32>>>,
 }
 
 impl Recognizer {
-    /// Reads and parses the model file, checking its structure (not its
-    /// hash: see [`Recognizer::load_verified`]). The file is streamed, so
+    /// Reads and parses the network's and the shape predictor's files,
+    /// checking their structure (not their hashes: see
+    /// [`Recognizer::load_verified`]). The network's file is streamed, so
     /// loading never holds it whole next to the packed weights.
-    pub fn load(path: impl AsRef<Path>, config: RecognizerConfig) -> Result<Self, LoadError> {
-        let path = path.as_ref();
+    pub fn load(
+        network: impl AsRef<Path>,
+        predictor: impl AsRef<Path>,
+        config: RecognizerConfig,
+    ) -> Result<Self, LoadError> {
+        let predictor = ShapePredictor::load(predictor)?;
+        let path = network.as_ref();
         let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_reader(std::io::BufReader::with_capacity(1 << 16, file), config)
-            .map_err(|e| with_path(e, path))
+        Self::from_reader(
+            std::io::BufReader::with_capacity(1 << 16, file),
+            predictor,
+            config,
+        )
+        .map_err(|e| with_path(e, path))
     }
 
-    /// Like [`Recognizer::load`], and also checks that the file is the one
-    /// this crate was tested with ([`MODEL_SHA256`]), hashing it as it is
-    /// read. A file that is not fails with [`LoadError::Checksum`], even if
-    /// it also fails to parse.
-    pub fn load_verified(path: impl AsRef<Path>, config: RecognizerConfig) -> Result<Self, LoadError> {
+    /// Like [`Recognizer::load`], and also checks that the files are the
+    /// ones this crate was tested with ([`MODEL_SHA256`],
+    /// [`PREDICTOR_SHA256`]), hashing the network's as it is read. A file
+    /// that is not fails with [`LoadError::Checksum`] (or
+    /// [`PredictorError::Checksum`]), even if it also fails to parse.
+    pub fn load_verified(
+        network: impl AsRef<Path>,
+        predictor: impl AsRef<Path>,
+        config: RecognizerConfig,
+    ) -> Result<Self, LoadError> {
         use sha2::Digest;
 
         struct Hashing<R> {
@@ -354,7 +393,8 @@ impl Recognizer {
             }
         }
 
-        let path = path.as_ref();
+        let predictor = ShapePredictor::load_verified(predictor)?;
+        let path = network.as_ref();
         let io = |source| LoadError::Io {
             path: path.to_path_buf(),
             source,
@@ -364,7 +404,7 @@ impl Recognizer {
             inner: std::io::BufReader::with_capacity(1 << 16, file),
             hasher: sha2::Sha256::new(),
         };
-        let parsed = Self::from_reader(&mut src, config);
+        let parsed = Self::from_reader(&mut src, predictor, config);
         // Whatever the parser left unread still counts for the hash.
         std::io::copy(&mut src, &mut std::io::sink()).map_err(io)?;
         let found: String = src.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
@@ -377,23 +417,32 @@ impl Recognizer {
         parsed.map_err(|e| with_path(e, path))
     }
 
-    /// Parses a model held in memory.
-    pub fn from_bytes(bytes: &[u8], config: RecognizerConfig) -> Result<Self, LoadError> {
-        Self::from_reader(bytes, config)
+    /// Parses a network held in memory.
+    pub fn from_bytes(
+        network: &[u8],
+        predictor: ShapePredictor,
+        config: RecognizerConfig,
+    ) -> Result<Self, LoadError> {
+        Self::from_reader(network, predictor, config)
     }
 
-    /// Parses a model from any stream, read once to its end.
-    pub fn from_reader(src: impl Read, config: RecognizerConfig) -> Result<Self, LoadError> {
+    /// Parses a network from any stream, read once to its end.
+    pub fn from_reader(
+        network: impl Read,
+        predictor: ShapePredictor,
+        config: RecognizerConfig,
+    ) -> Result<Self, LoadError> {
         if !config.isa.is_supported() {
             return Err(LoadError::UnsupportedIsa(config.isa));
         }
-        let net = net::Network::new(model::parse(src)?);
+        let net = net::Network::new(model::parse(network)?);
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         Ok(Self {
             net,
+            predictor,
             config,
             threads,
             arenas: Mutex::new(Vec::new()),
@@ -409,27 +458,36 @@ impl Recognizer {
         self.net.macs()
     }
 
-    /// Bytes held by the packed weights, and by one inference's working
-    /// memory (one per concurrent call or batch thread, kept for reuse).
-    pub fn memory_bytes(&self) -> (usize, usize) {
-        (self.net.weight_bytes(), self.net.arena_bytes())
+    /// Bytes held by the network's packed weights, by one inference's
+    /// working memory (one per concurrent call or batch thread, kept for
+    /// reuse), and by the shape predictor.
+    pub fn memory_bytes(&self) -> MemoryBytes {
+        MemoryBytes {
+            weights: self.net.weight_bytes(),
+            arena: self.net.arena_bytes(),
+            predictor: self.predictor.memory_bytes(),
+        }
     }
 
-    /// Aligns a face with this recognizer's [`AlignConfig`].
-    pub fn align(&self, image: &RgbImage, landmarks: &Landmarks) -> Result<Chip, Unalignable> {
-        align(image, landmarks, &self.config.align)
+    pub fn predictor(&self) -> &ShapePredictor {
+        &self.predictor
     }
 
-    /// The descriptor of one face, or None when its landmarks give no
-    /// usable chip ([`Recognizer::align`] says why).
-    pub fn embed(&self, image: &RgbImage, landmarks: &Landmarks) -> Option<Embedding> {
-        let chip = self.align(image, landmarks).ok()?;
+    /// Aligns a face with this recognizer's predictor and [`AlignConfig`].
+    pub fn align(&self, image: &RgbImage, face: &DetectedFace) -> Result<Chip, Unalignable> {
+        align(image, face, &self.predictor, &self.config.align)
+    }
+
+    /// The descriptor of one face, or None when CenterFace's detection
+    /// gives no usable chip ([`Recognizer::align`] says why).
+    pub fn embed(&self, image: &RgbImage, face: &DetectedFace) -> Option<Embedding> {
+        let chip = self.align(image, face).ok()?;
         Some(self.embed_chip(&chip))
     }
 
     /// Every face of one image, in order; None where [`Recognizer::embed`]
     /// would give None.
-    pub fn embed_faces(&self, image: &RgbImage, faces: &[Landmarks]) -> Vec<Option<Embedding>> {
+    pub fn embed_faces(&self, image: &RgbImage, faces: &[DetectedFace]) -> Vec<Option<Embedding>> {
         let chips: Vec<Option<Chip>> = faces.iter().map(|f| self.align(image, f).ok()).collect();
         let valid: Vec<Chip> = chips.iter().flatten().cloned().collect();
         let mut embedded = self.embed_chips(&valid).into_iter();

@@ -224,7 +224,7 @@ impl ShapePredictor {
     /// rounds them to whole pixels).
     pub fn predict(&self, image: &RgbImage, rect: &FaceRect) -> Shape {
         let mut shape = self.initial;
-        let mut pixels = Vec::new();
+        let (mut pixels, mut leaves) = (Vec::new(), Vec::new());
         for cascade in &self.cascades {
             let m = similarity(&self.initial, &shape);
             pixels.clear();
@@ -235,21 +235,26 @@ impl ShapePredictor {
                 let y = m[1][0] * d[0] + m[1][1] * d[1] + shape[2 * a + 1];
                 intensity(image, to_image(rect, x, y))
             }));
+            // Two passes: walk every tree first, then add the leaves. The
+            // leaves (4.8 MB for the whole model) are read one per tree at
+            // an address known only at the end of its walk; walking all of
+            // the cascade's trees first lets those reads overlap instead of
+            // each stalling the sum. The sum keeps dlib's order (tree by
+            // tree), so the result is the same.
             let splits_per_tree = (1usize << cascade.depth) - 1;
-            let trees = cascade.splits.chunks_exact(splits_per_tree);
-            for (t, splits) in trees.enumerate() {
+            leaves.clear();
+            for (t, splits) in cascade.splits.chunks_exact(splits_per_tree).enumerate() {
                 let mut i = 0;
                 while i < splits_per_tree {
                     let s = splits[i];
                     // Indices were checked against the pixel count at load.
-                    i = if pixels[s.a as usize] - pixels[s.b as usize] > s.threshold {
-                        2 * i + 1
-                    } else {
-                        2 * i + 2
-                    };
+                    let left = pixels[s.a as usize] - pixels[s.b as usize] > s.threshold;
+                    i = 2 * i + 2 - usize::from(left);
                 }
-                let leaf = &cascade.leaves[(t << cascade.depth) + i - splits_per_tree];
-                for (v, d) in shape.iter_mut().zip(leaf) {
+                leaves.push((t << cascade.depth) + i - splits_per_tree);
+            }
+            for &leaf in &leaves {
+                for (v, d) in shape.iter_mut().zip(&cascade.leaves[leaf]) {
                     *v += d;
                 }
             }
@@ -348,22 +353,29 @@ fn length<R: Read>(r: &mut Reader<R>, max: u64, what: &str) -> Result<usize, Pre
     Ok(n as usize)
 }
 
-/// A `matrix<float,0,1>` of `rows` values: dlib writes the dimensions
-/// negated (its newer format), then the values row by row.
-fn column<R: Read>(r: &mut Reader<R>, rows: Option<usize>, what: &str) -> Result<Vec<f32>, PredictorError> {
+/// A shape-sized `matrix<float,0,1>`: dlib writes the dimensions negated
+/// (its newer format), then the values row by row. A column of another
+/// even length is another model's shape.
+fn shape_column<R: Read>(r: &mut Reader<R>, what: &str) -> Result<[f32; 2 * SHAPE_POINTS], PredictorError> {
     let at = r.pos;
     let (nr, nc) = (r.int(8, what)?, r.int(8, what)?);
     let (nr, nc) = (nr.unsigned_abs(), nc.unsigned_abs());
-    if nc != 1 || rows.is_some_and(|n| nr != n as u64) || nr > 2 * 1000 {
+    if nc == 1 && nr % 2 == 0 && nr != 2 * SHAPE_POINTS as u64 {
+        return Err(PredictorError::WrongPointCount {
+            found: (nr / 2) as usize,
+        });
+    }
+    if (nr, nc) != (2 * SHAPE_POINTS as u64, 1) {
         return Err(malformed(
             at,
-            format!(
-                "{what}: a {nr}×{nc} matrix, expected {}×1",
-                rows.map_or("n".to_string(), |n| n.to_string())
-            ),
+            format!("{what}: a {nr}×{nc} matrix, expected {}×1", 2 * SHAPE_POINTS),
         ));
     }
-    (0..nr).map(|_| float(r, what)).collect()
+    let mut values = [0f32; 2 * SHAPE_POINTS];
+    for v in &mut values {
+        *v = float(r, what)?;
+    }
+    Ok(values)
 }
 
 fn parse<R: Read>(r: &mut Reader<R>) -> Result<ShapePredictor, PredictorError> {
@@ -375,13 +387,7 @@ fn parse<R: Read>(r: &mut Reader<R>) -> Result<ShapePredictor, PredictorError> {
             format!("shape predictor version {version}, expected 1"),
         ));
     }
-    let initial = column(r, None, "initial shape")?;
-    if initial.len() != 2 * SHAPE_POINTS {
-        return Err(PredictorError::WrongPointCount {
-            found: initial.len() / 2,
-        });
-    }
-    let initial: [f32; 2 * SHAPE_POINTS] = initial.try_into().expect("length checked");
+    let initial = shape_column(r, "initial shape")?;
 
     // The forests, then (in a separate vector each) the cascades' anchors
     // and offsets; the trees' pixel indices are checked once those are read.
@@ -450,8 +456,7 @@ fn parse<R: Read>(r: &mut Reader<R>) -> Result<ShapePredictor, PredictorError> {
                 ));
             }
             for _ in 0..n_leaves {
-                let leaf = column(r, Some(2 * SHAPE_POINTS), "leaf value")?;
-                cascade.leaves.push(leaf.try_into().expect("length checked"));
+                cascade.leaves.push(shape_column(r, "leaf value")?);
             }
         }
         cascades.push(cascade);
