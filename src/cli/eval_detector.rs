@@ -13,7 +13,12 @@ pub struct EvalDetectorArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Longest side of the network input in pixels.
-    #[arg(long, value_name = "N", default_value_t = DetectorConfig::default().max_side)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DetectorConfig::default().max_side,
+        value_parser = clap::value_parser!(u32).range(32..=4096)
+    )]
     pub max_side: u32,
     /// Minimum face score, 0–1.
     #[arg(long, value_name = "T", default_value_t = DetectorConfig::default().score_threshold)]
@@ -29,7 +34,6 @@ pub fn run(args: EvalDetectorArgs) -> anyhow::Result<ExitCode> {
         "--threshold must be between 0 and 1, got {}",
         args.threshold
     );
-    anyhow::ensure!(args.max_side >= 32, "--max-side must be at least 32");
     let config = DetectorConfig {
         max_side: args.max_side,
         score_threshold: args.threshold,

@@ -1,6 +1,8 @@
 //! Implementations of the `vigil` subcommands that are not `serve`
 //! (`vigil client …` is the `vigil-client` crate).
 pub mod detect;
+pub mod embed;
 pub mod eval_detector;
+pub mod eval_recognizer;
 pub mod user;
 pub mod watch;

@@ -150,6 +150,9 @@ pub struct ServeArgs {
     pub detector: DetectorArgs,
 
     #[command(flatten)]
+    pub recognizer: RecognizerArgs,
+
+    #[command(flatten)]
     pub hub: HubArgs,
 
     #[command(flatten)]
@@ -297,6 +300,28 @@ pub struct DetectorArgs {
     /// Threads one detection may use (0 = one per core).
     #[arg(long, env = "VIGIL_DETECTOR_THREADS", default_value_t = 0)]
     pub detector_threads: usize,
+}
+
+/// Face recognition (an embedding per detected face).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecognizerArgs {
+    /// Embedding calls running at once (0 = one per core).
+    #[arg(long, env = "VIGIL_RECOGNIZER_CONCURRENCY", default_value_t = 0)]
+    pub recognizer_concurrency: usize,
+
+    /// Threads one embedding call may use (0 = one per core).
+    #[arg(long, env = "VIGIL_RECOGNIZER_THREADS", default_value_t = 1)]
+    pub recognizer_threads: usize,
+
+    /// Smallest face side, in pixels, that gets an embedding; smaller faces get no identity rather than a wrong one.
+    #[arg(
+        long = "recognition-min-face-px",
+        value_name = "PX",
+        env = "VIGIL_RECOGNITION_MIN_FACE_PX",
+        default_value = "32",
+        value_parser = clap::value_parser!(u32).range(16..=1024).map(|px| px as f32)
+    )]
+    pub recognition_min_face: f32,
 }
 
 /// The WebSocket hub (`/ws`): sessions, presence and the message log.

@@ -26,7 +26,7 @@ use crate::db::DatabaseSettings;
 use crate::hub::HubConfig;
 use crate::media::MediaSettings;
 use crate::tls::TlsFiles;
-use crate::vision::{default_threads, DetectorConfig, DetectorSettings, ImageLimits};
+use crate::vision::{default_threads, DetectorConfig, DetectorSettings, ImageLimits, RecognizerSettings};
 
 /// Deployment mode. Production refuses unsafe defaults instead of warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,7 @@ pub struct Config {
     pub uploads: ImageLimits,
     pub media: MediaSettings,
     pub detector: DetectorSettings,
+    pub recognizer: RecognizerSettings,
     pub hub: HubConfig,
     pub capture: CaptureSettings,
     /// HTTPS when set; the files are read at startup.
@@ -215,6 +216,11 @@ impl ServeArgs {
                 url_ttl: self.uploads.media_url_ttl,
             },
             detector,
+            recognizer: RecognizerSettings {
+                threads: or_cores(self.recognizer.recognizer_threads),
+                concurrency: or_cores(self.recognizer.recognizer_concurrency),
+                min_face_px: self.recognizer.recognition_min_face,
+            },
             hub: self.hub.settings(),
             capture: self.capture.settings()?,
             tls: self.tls.settings()?,

@@ -1,5 +1,6 @@
-//! Face detection: model loading, pre-processing, CenterFace decoding, NMS,
-//! drawing and accuracy evaluation.
+//! Faces in images: detection (model loading, pre-processing, CenterFace
+//! decoding, NMS, drawing, accuracy evaluation) and recognition (an
+//! embedding per face, [`recognizer`]).
 //!
 //! Entry points: [`Detector`] (synchronous, `Arc`-shareable), [`DetectorPool`]
 //! (async, bounded concurrency on tokio's blocking pool), [`decode_image`]
@@ -16,6 +17,8 @@ pub mod model;
 pub mod nms;
 pub mod pool;
 pub mod preprocess;
+pub mod recognizer;
+pub mod recognizer_eval;
 
 pub use detector::{default_threads, DetectParams, Detection, Detector, DetectorConfig};
 pub use draw::{annotate, annotate_jpeg, encode_jpeg};
@@ -23,6 +26,7 @@ pub use geometry::{BoundingBox, Face, Landmarks, Point};
 pub use image_input::{decode_image, ImageError, ImageLimits};
 pub use model::ModelError;
 pub use pool::{Detected, DetectorPool, DetectorSettings};
+pub use recognizer::{Embedding, FaceEmbedder, RecognizerPool, RecognizerSettings};
 
 use crate::error::{Coded, ErrorCode};
 

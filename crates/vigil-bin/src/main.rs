@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use vigil::cli::{detect, eval_detector, user, watch};
+use vigil::cli::{detect, embed, eval_detector, eval_recognizer, user, watch};
 use vigil::config::{DatabaseArgs, ServeArgs};
 use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::Database;
@@ -34,6 +34,10 @@ enum Command {
     User(user::UserArgs),
     /// Measure detector recall and false positives on a dlib-style dataset.
     EvalDetector(eval_detector::EvalDetectorArgs),
+    /// Print the faces of image files with their 128-d descriptors (face recognition).
+    Embed(embed::EmbedArgs),
+    /// Measure how well faces are told apart on a folder of one sub-folder per person.
+    EvalRecognizer(eval_recognizer::EvalRecognizerArgs),
     /// Watch sources (v4l2:N, ffmpeg:FILE_OR_URL, dir:PATH) and print alarms; no database needed.
     Watch(watch::WatchArgs),
     /// List local V4L2 cameras.
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         }
         Command::Detect(args) => detect::run(args),
         Command::EvalDetector(args) => eval_detector::run(args),
+        Command::Embed(args) => embed::run(args),
+        Command::EvalRecognizer(args) => eval_recognizer::run(args),
         Command::Watch(args) => {
             logging::init(LogFormat::Pretty);
             watch::run(args)

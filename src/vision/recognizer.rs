@@ -1,0 +1,195 @@
+//! Face recognition: who a detected face is, as a 128-d embedding.
+//!
+//! [`FaceEmbedder`] is what the rest of vigil sees, so a second model can be
+//! plugged in later; [`DlibEmbedder`] is dlib's face ResNet with dlib's own
+//! 5-point alignment (`crates/vigil-recognizer`). [`RecognizerPool`] runs it
+//! on tokio's blocking pool with bounded concurrency, like the detector.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image::RgbImage;
+use tokio::sync::Semaphore;
+use vigil_recognizer::{AlignConfig, DetectedFace, FaceBox, Recognizer, RecognizerConfig};
+pub use vigil_recognizer::{Embedding, EMBEDDING_LEN, SAME_PERSON_DISTANCE};
+
+use super::geometry::Face;
+use super::VisionError;
+
+/// Turns detected faces into embeddings. `None` for a face that cannot be
+/// embedded trustworthily (too small, not frontal, landmarks that make no
+/// sense): no identity rather than a wrong one.
+pub trait FaceEmbedder: Send + Sync {
+    /// Stored with every embedding: embeddings of different models (or
+    /// alignments) are never compared.
+    fn model_id(&self) -> &'static str;
+
+    /// One entry per face, in order.
+    fn embed_faces(&self, image: &RgbImage, faces: &[Face]) -> Vec<Option<Embedding>>;
+}
+
+/// The recognizer of `vigil serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecognizerSettings {
+    /// Threads one call may use.
+    pub threads: usize,
+    /// Calls running at once.
+    pub concurrency: usize,
+    /// Smallest face side, in pixels, that is embedded.
+    pub min_face_px: f32,
+}
+
+impl Default for RecognizerSettings {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            concurrency: super::default_threads(),
+            min_face_px: AlignConfig::default().min_face_size,
+        }
+    }
+}
+
+/// Why the recognizer could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum RecognizerLoadError {
+    #[error("face recognition model {}: {source}; run `make models` to fetch it (or set VIGIL_MODELS_DIR)", path.display())]
+    Model {
+        path: PathBuf,
+        #[source]
+        source: vigil_recognizer::LoadError,
+    },
+    #[error("the model loading task failed: {0}")]
+    Task(String),
+}
+
+/// dlib's face recognition ResNet (v1), aligned by dlib's 5-point shape predictor.
+pub struct DlibEmbedder {
+    recognizer: Recognizer,
+}
+
+impl DlibEmbedder {
+    pub const MODEL_ID: &'static str = "dlib_resnet_v1+sp5";
+
+    /// Loads both model files from `models_dir`, checking their sha256.
+    pub fn load(models_dir: &Path, settings: &RecognizerSettings) -> Result<Self, RecognizerLoadError> {
+        let network = models_dir.join(vigil_recognizer::MODEL_FILE);
+        let predictor = models_dir.join(vigil_recognizer::PREDICTOR_FILE);
+        let config = RecognizerConfig {
+            threads: settings.threads.max(1),
+            align: AlignConfig {
+                min_face_size: settings.min_face_px,
+                ..AlignConfig::default()
+            },
+            ..RecognizerConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let recognizer = Recognizer::load_verified(&network, &predictor, config).map_err(|source| {
+            RecognizerLoadError::Model {
+                path: network.clone(),
+                source,
+            }
+        })?;
+        tracing::info!(
+            path = %network.display(),
+            ms = started.elapsed().as_millis() as u64,
+            threads = settings.threads,
+            "loaded the face recognition model"
+        );
+        Ok(Self { recognizer })
+    }
+}
+
+fn detected(face: &Face) -> DetectedFace {
+    let point = |p: super::Point| vigil_recognizer::Point { x: p.x, y: p.y };
+    let l = face.landmarks;
+    DetectedFace {
+        bbox: FaceBox {
+            x: face.bbox.x,
+            y: face.bbox.y,
+            width: face.bbox.width,
+            height: face.bbox.height,
+        },
+        landmarks: vigil_recognizer::Landmarks {
+            left_eye: point(l.left_eye),
+            right_eye: point(l.right_eye),
+            nose: point(l.nose),
+            mouth_left: point(l.mouth_left),
+            mouth_right: point(l.mouth_right),
+        },
+    }
+}
+
+impl FaceEmbedder for DlibEmbedder {
+    fn model_id(&self) -> &'static str {
+        Self::MODEL_ID
+    }
+
+    fn embed_faces(&self, image: &RgbImage, faces: &[Face]) -> Vec<Option<Embedding>> {
+        let (width, height) = image.dimensions();
+        let Some(view) = vigil_recognizer::RgbImage::new(image.as_raw(), width as usize, height as usize)
+        else {
+            return vec![None; faces.len()];
+        };
+        let faces: Vec<DetectedFace> = faces.iter().map(detected).collect();
+        self.recognizer.embed_faces(&view, &faces)
+    }
+}
+
+/// Shares one embedder between async callers, at most `concurrency` calls
+/// at once on the blocking pool. Cheap to clone.
+#[derive(Clone)]
+pub struct RecognizerPool {
+    embedder: Arc<dyn FaceEmbedder>,
+    permits: Arc<Semaphore>,
+}
+
+impl RecognizerPool {
+    pub fn new(embedder: Arc<dyn FaceEmbedder>, concurrency: usize) -> Self {
+        Self {
+            embedder,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Loads dlib's models off the async runtime.
+    pub async fn load(models_dir: &Path, settings: &RecognizerSettings) -> Result<Self, RecognizerLoadError> {
+        let dir = models_dir.to_owned();
+        let load_settings = settings.clone();
+        let embedder = tokio::task::spawn_blocking(move || DlibEmbedder::load(&dir, &load_settings))
+            .await
+            .map_err(|e| RecognizerLoadError::Task(e.to_string()))??;
+        Ok(Self::new(Arc::new(embedder), settings.concurrency))
+    }
+
+    pub fn model_id(&self) -> &'static str {
+        self.embedder.model_id()
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn FaceEmbedder> {
+        &self.embedder
+    }
+
+    /// Embeddings of `faces` found in `image`, one per face.
+    pub async fn embed(
+        &self,
+        image: Arc<RgbImage>,
+        faces: Vec<Face>,
+    ) -> Result<Vec<Option<Embedding>>, VisionError> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| VisionError::Inference("the recognizer pool is closed".into()))?;
+        let embedder = self.embedder.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            embedder.embed_faces(&image, &faces)
+        })
+        .await
+        .map_err(|e| VisionError::Inference(format!("the embedding task failed: {e}")))
+    }
+}
