@@ -18,6 +18,7 @@ pub mod error;
 pub mod hub;
 pub mod logging;
 pub mod media;
+pub mod people;
 pub mod startup;
 pub mod tls;
 pub mod users;

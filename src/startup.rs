@@ -23,7 +23,8 @@ use crate::db::{Database, DbError};
 use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
-use crate::media::{FileStore, GridFsStore, MediaBackend, SharedMediaStore};
+use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
+use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::vision::recognizer::RecognizerLoadError;
 use crate::vision::{DetectorPool, RecognizerPool};
 
@@ -109,7 +110,44 @@ impl Application {
             MediaBackend::Gridfs => Arc::new(GridFsStore::new(&db)),
         };
         let alarm_bus = AlarmBus::new(1024);
-        let recorder = Recorder::new(&db, media.clone(), alarm_bus.clone());
+        let gallery = Gallery::default();
+        let recognition = Recognition {
+            recognizer: recognizer.clone(),
+            gallery: gallery.clone(),
+            rule: config.matching,
+            users: auth.users.clone(),
+        };
+        let recorder = Recorder::new(&db, media.clone(), alarm_bus.clone(), Arc::new(recognition));
+        let people = People {
+            db: db.clone(),
+            subjects: Subjects::new(&db),
+            faces: SubjectFaces::new(&db),
+            gallery: gallery.clone(),
+            detector: detector.clone(),
+            recognizer: recognizer.clone(),
+            media: media.clone(),
+            detections: recorder.detections.clone(),
+            image_limits: config.uploads,
+            limits: PeopleLimits::default(),
+        };
+        let gallery_sync = GallerySync {
+            db: db.clone(),
+            gallery,
+            subjects: people.subjects.clone(),
+            faces: people.faces.clone(),
+            model: recognizer.model_id(),
+        };
+        let first_gallery_streams = if migrated {
+            match gallery_sync.prepare().await {
+                Ok(streams) => Some(streams),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot load the gallery yet; retrying in the background");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let uploads = UploadService {
             detector: detector.clone(),
             recorder: recorder.clone(),
@@ -121,7 +159,11 @@ impl Application {
             sink: Arc::new(RecorderSink(recorder.clone())),
             ffmpeg: config.capture.ffmpeg.clone(),
         });
-        let sweeper = sweep_orphans_when_ready(recorder.clone(), readiness.clone());
+        let media_holders: Vec<Arc<dyn MediaReferences>> = vec![
+            Arc::new(recorder.detections.clone()),
+            Arc::new(people.faces.clone()),
+        ];
+        let sweeper = sweep_orphans_when_ready(media.clone(), media_holders, readiness.clone());
         let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.media.url_ttl);
         let hub = Hub::new(
             &db,
@@ -143,6 +185,7 @@ impl Application {
             readiness: web::Data::new(readiness),
             detector: web::Data::new(detector),
             recognizer: web::Data::new(recognizer),
+            people: web::Data::new(people),
             assets: web::Data::new(assets),
             limits: web::Data::new(config.uploads),
         };
@@ -191,6 +234,7 @@ impl Application {
             tokio::spawn(monitor.run()),
             tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
             tokio::spawn(sweeper),
+            tokio::spawn(gallery_sync.run(first_gallery_streams)),
         ];
         background.extend(hub_tasks);
         Ok(Self {
@@ -255,16 +299,21 @@ async fn migrate_if_reachable(
     }
 }
 
-/// Sweeps orphan images (older than an hour, referenced by no detection)
+/// Sweeps orphan images (older than an hour, referenced by no detection
+/// and no enrolled face)
 /// once the database is ready, then hourly.
-async fn sweep_orphans_when_ready(recorder: Recorder, readiness: Readiness) {
+async fn sweep_orphans_when_ready(
+    media: SharedMediaStore,
+    holders: Vec<Arc<dyn MediaReferences>>,
+    readiness: Readiness,
+) {
     const AGE: Duration = Duration::from_secs(3600);
     let mut ready = readiness.subscribe();
     loop {
         if ready.wait_for(|s| *s == ReadyState::Ready).await.is_err() {
             return;
         }
-        if let Err(err) = recorder.sweep_orphans(AGE).await {
+        if let Err(err) = sweep_orphans(&media, &holders, AGE).await {
             tracing::warn!(error = %err, "orphan sweep failed; retrying in an hour");
         }
         tokio::time::sleep(AGE).await;

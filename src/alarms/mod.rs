@@ -7,6 +7,7 @@ mod repository;
 use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
+use vigil_wire::people::Identity;
 
 pub use bus::AlarmBus;
 pub use repository::{AlarmScope, Alarms};
@@ -69,19 +70,58 @@ pub struct Alarm {
     /// The uploader; `None` for camera alarms (admins see those).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
+    /// Who each face is, in the detection's face order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<Option<Identity>>,
 }
 
 impl Alarm {
-    pub fn message_for(face_count: u32, source: &str, camera: bool) -> String {
-        let faces = if face_count == 1 {
-            "1 face".to_owned()
-        } else {
-            format!("{face_count} faces")
+    /// "2 faces detected on upload" when nobody was recognised; "Alice and
+    /// 1 unknown face at front-door" when somebody was. Every face that is
+    /// not a recognised subject counts as unknown, embedded or not.
+    pub fn message_for(
+        face_count: u32,
+        identities: &[Option<Identity>],
+        source: &str,
+        camera: bool,
+    ) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        let mut recognised = 0u32;
+        for known in identities.iter().flatten().filter_map(Identity::recognised) {
+            recognised += 1;
+            if !names.contains(&known.name.as_str()) {
+                names.push(&known.name);
+            }
+        }
+        let faces = |n: u32, what: &str| {
+            if n == 1 {
+                format!("1 {what}face")
+            } else {
+                format!("{n} {what}faces")
+            }
+        };
+        if names.is_empty() {
+            let faces = faces(face_count, "");
+            return if camera {
+                format!("{faces} detected on camera {source}")
+            } else {
+                format!("{faces} detected on {source}")
+            };
+        }
+        let unknown = face_count.saturating_sub(recognised);
+        let mut parts: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        if unknown > 0 {
+            parts.push(faces(unknown, "unknown "));
+        }
+        let who = match parts.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
         };
         if camera {
-            format!("{faces} detected on camera {source}")
+            format!("{who} at {source}")
         } else {
-            format!("{faces} detected on {source}")
+            format!("{who} on {source}")
         }
     }
 }
@@ -99,6 +139,7 @@ impl Alarm {
             camera_id: self.camera_id.clone(),
             detection_id: self.detection_id.to_hex(),
             user_id: self.user_id.map(|u| u.to_string()),
+            identities: self.identities.clone(),
         }
     }
 }
@@ -111,5 +152,53 @@ impl AlarmScope {
         } else {
             AlarmScope::Owner(principal.user_id)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_wire::people::Recognised;
+
+    fn known(name: &str) -> Option<Identity> {
+        Some(Identity::Recognised(Recognised {
+            subject_id: "6650f1c2a4b1c2d3e4f5a6b7".into(),
+            name: name.into(),
+            distance: 0.3,
+            confidence: 0.9,
+        }))
+    }
+
+    #[test]
+    fn messages_name_the_people_and_count_the_rest() {
+        assert_eq!(
+            Alarm::message_for(1, &[None], "upload", false),
+            "1 face detected on upload"
+        );
+        assert_eq!(
+            Alarm::message_for(2, &[Some(Identity::unknown()), None], "door", true),
+            "2 faces detected on camera door"
+        );
+        assert_eq!(
+            Alarm::message_for(1, &[known("Alice")], "front-door", true),
+            "Alice at front-door"
+        );
+        assert_eq!(
+            Alarm::message_for(
+                2,
+                &[known("Alice"), Some(Identity::unknown())],
+                "front-door",
+                true
+            ),
+            "Alice and 1 unknown face at front-door"
+        );
+        assert_eq!(
+            Alarm::message_for(4, &[known("Alice"), known("Bob"), None, None], "upload", false),
+            "Alice, Bob and 2 unknown faces on upload"
+        );
+        assert_eq!(
+            Alarm::message_for(2, &[known("Alice"), known("Alice")], "upload", false),
+            "Alice on upload"
+        );
     }
 }

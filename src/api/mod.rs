@@ -21,6 +21,7 @@ pub mod numbers;
 pub mod openapi;
 pub mod request_span;
 mod services;
+pub mod subjects;
 pub mod users;
 pub mod ws;
 
@@ -60,6 +61,14 @@ where
         .service(detections::list)
         .service(detections::get)
         .service(detections::remove)
+        .service(subjects::create)
+        .service(subjects::list)
+        .service(subjects::get)
+        .service(subjects::update)
+        .service(subjects::remove)
+        .service(subjects::enrol)
+        .service(subjects::faces)
+        .service(subjects::remove_face)
         .service(alarms::list)
         .service(alarms::get)
         .service(media::get)
@@ -90,7 +99,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// Largest JSON body any endpoint accepts; uploads use their own limit.
-const JSON_LIMIT: usize = 64 * 1024;
+pub(crate) const JSON_LIMIT: usize = 64 * 1024;
 
 fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()

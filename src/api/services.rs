@@ -14,6 +14,7 @@ use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
+use crate::people::People;
 use crate::vision::{DetectorPool, ImageLimits, RecognizerPool};
 
 #[derive(Clone)]
@@ -28,6 +29,7 @@ pub struct Services {
     pub readiness: web::Data<Readiness>,
     pub detector: web::Data<DetectorPool>,
     pub recognizer: web::Data<RecognizerPool>,
+    pub people: web::Data<People>,
     pub assets: web::Data<Assets>,
     pub limits: web::Data<ImageLimits>,
 }
@@ -48,6 +50,7 @@ impl Services {
             readiness,
             detector,
             recognizer,
+            people,
             assets,
             limits,
         } = self.clone();
@@ -61,6 +64,7 @@ impl Services {
             .app_data(readiness)
             .app_data(detector)
             .app_data(recognizer)
+            .app_data(people)
             .app_data(assets)
             .app_data(limits)
     }

@@ -322,6 +322,14 @@ pub struct RecognizerArgs {
         value_parser = clap::value_parser!(u32).range(16..=1024).map(|px| px as f32)
     )]
     pub recognition_min_face: f32,
+
+    /// Largest mean distance (dlib's metric, 0-1) at which a face is taken for an enrolled subject; lower is stricter.
+    #[arg(long, env = "VIGIL_RECOGNITION_THRESHOLD", default_value = "0.55", value_parser = unit_interval)]
+    pub recognition_threshold: f32,
+
+    /// How much nearer (0-1) than the next subject a face must be to get a name; otherwise it is unknown.
+    #[arg(long, env = "VIGIL_RECOGNITION_MARGIN", default_value = "0.05", value_parser = unit_interval)]
+    pub recognition_margin: f32,
 }
 
 /// The WebSocket hub (`/ws`): sessions, presence and the message log.

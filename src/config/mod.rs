@@ -25,6 +25,7 @@ use crate::capture::{CameraId, CaptureSettings};
 use crate::db::DatabaseSettings;
 use crate::hub::HubConfig;
 use crate::media::MediaSettings;
+use crate::people::MatchRule;
 use crate::tls::TlsFiles;
 use crate::vision::{default_threads, DetectorConfig, DetectorSettings, ImageLimits, RecognizerSettings};
 
@@ -75,6 +76,8 @@ pub struct Config {
     pub media: MediaSettings,
     pub detector: DetectorSettings,
     pub recognizer: RecognizerSettings,
+    /// When a face is given a subject's name.
+    pub matching: MatchRule,
     pub hub: HubConfig,
     pub capture: CaptureSettings,
     /// HTTPS when set; the files are read at startup.
@@ -220,6 +223,10 @@ impl ServeArgs {
                 threads: or_cores(self.recognizer.recognizer_threads),
                 concurrency: or_cores(self.recognizer.recognizer_concurrency),
                 min_face_px: self.recognizer.recognition_min_face,
+            },
+            matching: MatchRule {
+                threshold: self.recognizer.recognition_threshold,
+                margin: self.recognizer.recognition_margin,
             },
             hub: self.hub.settings(),
             capture: self.capture.settings()?,

@@ -6,6 +6,7 @@
 
 pub mod health;
 pub mod migrations;
+mod object_id;
 pub mod paging;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Detections: one image searched for faces, stored with its result, its
 //! original and annotated images and, when faces were found, an alarm.
 
+mod identify;
 mod recorder;
 mod repository;
 mod source;
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
+pub use identify::{FaceIdentifier, NoRecognition, Viewer};
 pub use recorder::{Frame, RecordError, Recorded, Recorder};
 pub use repository::{DetectionScope, Detections};
 pub use source::{InvalidSource, Source};
@@ -19,7 +21,7 @@ pub use vigil_wire::detections::DetectionView;
 use crate::media::signed::UrlSigner;
 use crate::media::MediaId;
 use crate::users::UserId;
-use crate::vision::Face;
+use vigil_wire::people::SeenFace;
 
 /// The model name stored with each result, so old results stay interpretable
 /// after a model change.
@@ -76,7 +78,8 @@ pub struct DetectionRecord {
     pub created_at: DateTime<Utc>,
     pub width: u32,
     pub height: u32,
-    pub faces: Vec<Face>,
+    /// Each face with who it is.
+    pub faces: Vec<SeenFace>,
     pub face_count: u32,
     pub model: String,
     pub duration_ms: f64,

@@ -2,12 +2,16 @@
 //! second, alarm broadcast last. Shared by uploads and cameras.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use image::RgbImage;
 
-use super::{DetectionId, DetectionRecord, DetectionScope, Detections, MediaRefs, Source, MODEL_NAME};
+use vigil_wire::people::SeenFace;
+
+use super::{
+    DetectionId, DetectionRecord, DetectionScope, Detections, FaceIdentifier, MediaRefs, Source, Viewer,
+    MODEL_NAME,
+};
 use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
 use crate::db::{Database, DbError};
 use crate::error::{Coded, ErrorCode};
@@ -64,6 +68,7 @@ pub struct Recorded {
 #[derive(Clone)]
 pub struct Recorder {
     db: Database,
+    identifier: Arc<dyn FaceIdentifier>,
     pub detections: Detections,
     pub alarms: Alarms,
     pub media: SharedMediaStore,
@@ -71,9 +76,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(db: &Database, media: SharedMediaStore, bus: AlarmBus) -> Self {
+    pub fn new(
+        db: &Database,
+        media: SharedMediaStore,
+        bus: AlarmBus,
+        identifier: Arc<dyn FaceIdentifier>,
+    ) -> Self {
         Self {
             db: db.clone(),
+            identifier,
             detections: Detections::new(db),
             alarms: Alarms::new(db),
             media,
@@ -84,9 +95,13 @@ impl Recorder {
     pub async fn record(&self, frame: Frame) -> Result<Recorded, RecordError> {
         let image = frame.image.clone();
         let faces = frame.detection.faces.clone();
-        let annotated = tokio::task::spawn_blocking(move || annotate_jpeg(&image, &faces))
-            .await
-            .map_err(|e| VisionError::Encode(e.to_string()))??;
+        // Recognition and drawing are independent: side by side.
+        let identify = self
+            .identifier
+            .identify(Viewer::of(frame.owner), image.clone(), faces.clone());
+        let annotate = tokio::task::spawn_blocking(move || annotate_jpeg(&image, &faces));
+        let (identities, annotated) = tokio::join!(identify, annotate);
+        let annotated = annotated.map_err(|e| VisionError::Encode(e.to_string()))??;
 
         let media = MediaRefs {
             original: MediaId::new(frame.original_kind),
@@ -108,7 +123,12 @@ impl Recorder {
         let detection_id = DetectionId::new();
         let alarm = (face_count > 0).then(|| Alarm {
             id: AlarmId::new(),
-            message: Alarm::message_for(face_count, frame.source.as_str(), frame.camera_id.is_some()),
+            message: Alarm::message_for(
+                face_count,
+                &identities,
+                frame.source.as_str(),
+                frame.camera_id.is_some(),
+            ),
             date: now,
             image: media.annotated,
             face_count,
@@ -116,6 +136,7 @@ impl Recorder {
             camera_id: frame.camera_id.clone(),
             detection_id: detection_id.0,
             user_id: frame.owner,
+            identities: identities.clone(),
         });
         let record = DetectionRecord {
             id: detection_id,
@@ -125,7 +146,13 @@ impl Recorder {
             created_at: now,
             width: frame.detection.image_width,
             height: frame.detection.image_height,
-            faces: frame.detection.faces,
+            faces: frame
+                .detection
+                .faces
+                .into_iter()
+                .zip(identities.into_iter().chain(std::iter::repeat(None)))
+                .map(|(face, identity)| SeenFace { face, identity })
+                .collect(),
             face_count,
             model: MODEL_NAME.to_owned(),
             duration_ms: frame.duration_ms,
@@ -193,21 +220,5 @@ impl Recorder {
                 tracing::warn!(media = %id, error = %err, "could not remove image; the orphan sweep will");
             }
         }
-    }
-
-    /// Removes images older than `age` that no detection refers to: what a
-    /// crash between writing an image and inserting its document leaves.
-    pub async fn sweep_orphans(&self, age: Duration) -> Result<usize, RecordError> {
-        let mut removed = 0;
-        for id in self.media.older_than(age).await? {
-            if !self.detections.references(id).await? {
-                self.media.delete(id).await?;
-                removed += 1;
-            }
-        }
-        if removed > 0 {
-            tracing::info!(removed, "orphan images swept");
-        }
-        Ok(removed)
     }
 }

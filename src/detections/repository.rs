@@ -1,10 +1,11 @@
+use futures_util::future::BoxFuture;
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Collection};
 
 use super::{DetectionId, DetectionRecord};
 use crate::db::paging::{find_page, Page, PageRequest};
 use crate::db::{Database, DbError};
-use crate::media::MediaId;
+use crate::media::{MediaId, MediaReferences};
 use crate::users::UserId;
 
 /// Whose detections a caller may see: only their own, admins too (camera
@@ -80,7 +81,7 @@ impl Detections {
             .map_err(DbError::from_driver)
     }
 
-    /// True when any detection refers to the image (the orphan sweep asks).
+    /// True when any detection refers to the image.
     pub async fn references(&self, media: MediaId) -> Result<bool, DbError> {
         let id = media.to_string();
         let filter: Document = doc! { "$or": [ { "media.original": &id }, { "media.annotated": &id } ] };
@@ -90,5 +91,11 @@ impl Detections {
             .await
             .map_err(DbError::from_driver)?
             .is_some())
+    }
+}
+
+impl MediaReferences for Detections {
+    fn references(&self, id: MediaId) -> BoxFuture<'_, Result<bool, DbError>> {
+        Box::pin(Detections::references(self, id))
     }
 }

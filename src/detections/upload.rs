@@ -4,20 +4,15 @@
 //! limits) before a unit of quota is taken, so a rejected image costs
 //! nothing; a failure on the server's side after that gives the unit back.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Frame, RecordError, Recorded, Recorder, Source};
 use crate::error::{Coded, ErrorCode};
-use crate::media::ImageKind;
 use crate::users::{UserError, UserId, Users};
-use crate::vision::image_input::sniff_format;
-use crate::vision::{decode_image, DetectorPool, ImageError, ImageLimits, VisionError};
+use crate::vision::{decode_upload, DecodedUpload, DetectorPool, ImageLimits, VisionError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error(transparent)]
-    Image(#[from] ImageError),
     #[error(transparent)]
     Quota(#[from] UserError),
     #[error(transparent)]
@@ -29,7 +24,6 @@ pub enum UploadError {
 impl Coded for UploadError {
     fn code(&self) -> ErrorCode {
         match self {
-            UploadError::Image(e) => e.code(),
             UploadError::Quota(e) => e.code(),
             UploadError::Vision(e) => e.code(),
             UploadError::Record(e) => e.code(),
@@ -40,7 +34,7 @@ impl Coded for UploadError {
         match self {
             UploadError::Quota(e) => e.retry_after(),
             UploadError::Record(e) => e.retry_after(),
-            UploadError::Image(_) | UploadError::Vision(_) => None,
+            UploadError::Vision(_) => None,
         }
     }
 }
@@ -60,15 +54,7 @@ impl UploadService {
         bytes: Vec<u8>,
         source: Source,
     ) -> Result<Recorded, UploadError> {
-        let format = sniff_format(&bytes)?;
-        let kind = ImageKind::from_image_format(format)
-            .ok_or_else(|| ImageError::UnsupportedFormat(format!("{format:?}")))?;
-        let limits = self.limits;
-        let (image, bytes) =
-            tokio::task::spawn_blocking(move || decode_image(&bytes, &limits).map(|i| (i, bytes)))
-                .await
-                .map_err(|e| VisionError::Inference(format!("decoder task failed: {e}")))??;
-        let image = Arc::new(image);
+        let DecodedUpload { bytes, kind, image } = decode_upload(bytes, self.limits).await?;
 
         self.users.consume_quota(user).await?;
         let result = async {

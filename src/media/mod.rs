@@ -5,6 +5,7 @@
 mod fs;
 mod gridfs;
 pub mod signed;
+mod sweep;
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use mongodb::bson::oid::ObjectId;
 
 pub use fs::FileStore;
 pub use gridfs::GridFsStore;
+pub use sweep::{sweep_orphans, MediaReferences, SweepError};
 /// Image formats the store holds; the extension is part of the id.
 pub use vigil_wire::media::ImageKind;
 

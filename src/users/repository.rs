@@ -1,4 +1,5 @@
 use chrono::Utc;
+use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
@@ -192,5 +193,22 @@ impl Users {
             .await?
             .ok_or(UserError::NotFound)?;
         Ok(user.role != Role::Admin)
+    }
+
+    /// Every admin's id: camera frames are matched against their galleries.
+    pub async fn admin_ids(&self) -> Result<Vec<UserId>, UserError> {
+        let ids: Vec<Document> = self
+            .users
+            .clone_with_type::<Document>()
+            .find(doc! { "role": "admin" })
+            .projection(doc! { "_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|d| d.get_object_id("_id").ok())
+            .map(UserId)
+            .collect())
     }
 }

@@ -26,9 +26,41 @@ pub use geometry::{BoundingBox, Face, Landmarks, Point};
 pub use image_input::{decode_image, ImageError, ImageLimits};
 pub use model::ModelError;
 pub use pool::{Detected, DetectorPool, DetectorSettings};
-pub use recognizer::{Embedding, FaceEmbedder, RecognizerPool, RecognizerSettings};
+pub use recognizer::{
+    EmbeddedFace, Embedding, FaceEmbedder, NotEmbedded, RecognizerPool, RecognizerSettings,
+};
+
+use std::sync::Arc;
+
+use image::RgbImage;
+use vigil_wire::media::ImageKind;
 
 use crate::error::{Coded, ErrorCode};
+
+/// An image received from outside, checked and decoded.
+pub struct DecodedUpload {
+    /// The bytes as received, to be stored as they came.
+    pub bytes: Vec<u8>,
+    pub kind: ImageKind,
+    pub image: Arc<RgbImage>,
+}
+
+/// Sniffs and decodes untrusted bytes within `limits`, off the async
+/// runtime. Nothing is spent on an image this refuses.
+pub async fn decode_upload(bytes: Vec<u8>, limits: ImageLimits) -> Result<DecodedUpload, VisionError> {
+    let format = image_input::sniff_format(&bytes)?;
+    let kind = ImageKind::from_image_format(format)
+        .ok_or_else(|| ImageError::UnsupportedFormat(format!("{format:?}")))?;
+    let (image, bytes) =
+        tokio::task::spawn_blocking(move || decode_image(&bytes, &limits).map(|i| (i, bytes)))
+            .await
+            .map_err(|e| VisionError::Inference(format!("decoder task failed: {e}")))??;
+    Ok(DecodedUpload {
+        bytes,
+        kind,
+        image: Arc::new(image),
+    })
+}
 
 /// Everything that can go wrong between bytes and faces.
 #[derive(Debug, thiserror::Error)]

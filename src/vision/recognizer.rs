@@ -26,6 +26,27 @@ pub trait FaceEmbedder: Send + Sync {
 
     /// One entry per face, in order.
     fn embed_faces(&self, image: &RgbImage, faces: &[Face]) -> Vec<Option<Embedding>>;
+
+    /// One face's embedding with the aligned chip it was computed from (for
+    /// enrolment, which keeps the chip), or why there is none.
+    fn embed_face(&self, image: &RgbImage, face: &Face) -> Result<EmbeddedFace, NotEmbedded>;
+}
+
+/// An embedding and the aligned face it describes.
+#[derive(Debug, Clone)]
+pub struct EmbeddedFace {
+    pub embedding: Embedding,
+    /// The aligned chip the network saw, e.g. 150×150 for dlib's.
+    pub chip: RgbImage,
+}
+
+/// Why a face got no embedding.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotEmbedded {
+    #[error("the face is {size:.0} px, below the {min:.0} px a trustworthy embedding needs")]
+    TooSmall { size: f32, min: f32 },
+    #[error("the face cannot be aligned for recognition: {0}")]
+    Unusable(String),
 }
 
 /// The recognizer of `vigil serve`.
@@ -133,6 +154,24 @@ impl FaceEmbedder for DlibEmbedder {
         let faces: Vec<DetectedFace> = faces.iter().map(detected).collect();
         self.recognizer.embed_faces(&view, &faces)
     }
+
+    fn embed_face(&self, image: &RgbImage, face: &Face) -> Result<EmbeddedFace, NotEmbedded> {
+        let (width, height) = image.dimensions();
+        let view = vigil_recognizer::RgbImage::new(image.as_raw(), width as usize, height as usize)
+            .ok_or_else(|| NotEmbedded::Unusable("the image has no pixels".into()))?;
+        let chip = self
+            .recognizer
+            .align(&view, &detected(face))
+            .map_err(|e| match e {
+                vigil_recognizer::Unalignable::TooSmall { size, min } => NotEmbedded::TooSmall { size, min },
+                other => NotEmbedded::Unusable(other.to_string()),
+            })?;
+        let embedding = self.recognizer.embed_chip(&chip);
+        let side = vigil_recognizer::CHIP_SIZE as u32;
+        let chip = RgbImage::from_raw(side, side, chip.as_rgb().to_vec())
+            .ok_or_else(|| NotEmbedded::Unusable("the aligned chip has the wrong size".into()))?;
+        Ok(EmbeddedFace { embedding, chip })
+    }
 }
 
 /// Shares one embedder between async callers, at most `concurrency` calls
@@ -167,6 +206,27 @@ impl RecognizerPool {
 
     pub fn embedder(&self) -> &Arc<dyn FaceEmbedder> {
         &self.embedder
+    }
+
+    /// One face with its chip, or why it cannot be embedded.
+    pub async fn embed_one(
+        &self,
+        image: Arc<RgbImage>,
+        face: Face,
+    ) -> Result<Result<EmbeddedFace, NotEmbedded>, VisionError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| VisionError::Inference("the recognizer pool is closed".into()))?;
+        let embedder = self.embedder.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            embedder.embed_face(&image, &face)
+        })
+        .await
+        .map_err(|e| VisionError::Inference(format!("the embedding task failed: {e}")))
     }
 
     /// Embeddings of `faces` found in `image`, one per face.

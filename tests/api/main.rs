@@ -23,6 +23,7 @@ mod hub;
 mod lifecycle;
 mod migrations;
 mod openapi;
+mod people;
 mod proxy;
 mod readiness;
 mod static_files;

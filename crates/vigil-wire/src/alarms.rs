@@ -4,12 +4,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::people::Identity;
+
 /// An alarm as the API and the WebSocket hub show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlarmView {
     #[schema(example = "6650f1c2a4b1c2d3e4f5a6b7")]
     pub id: String,
-    #[schema(example = "2 faces detected on upload")]
+    #[schema(example = "Alice and 1 unknown face at front-door")]
     pub message: String,
     /// RFC 3339.
     pub date: DateTime<Utc>,
@@ -25,4 +27,9 @@ pub struct AlarmView {
     pub detection_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Who each face of the detection is, in the detection's face order;
+    /// `null` for a face that could not be embedded. Absent on alarms
+    /// raised before recognition existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<Option<Identity>>,
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::faces::Face;
+use crate::people::SeenFace;
 
 /// A detection as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -23,8 +23,9 @@ pub struct DetectionView {
     pub height: u32,
     #[schema(example = 1)]
     pub face_count: u32,
-    /// Best score first; boxes and landmarks in image pixels.
-    pub faces: Vec<Face>,
+    /// Best score first; boxes and landmarks in image pixels, and who each
+    /// face is (`identity`).
+    pub faces: Vec<SeenFace>,
     #[schema(example = "centerface")]
     pub model: String,
     /// Time spent in the detector.

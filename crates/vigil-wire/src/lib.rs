@@ -14,5 +14,6 @@ pub mod faces;
 pub mod hub;
 pub mod media;
 pub mod paging;
+pub mod people;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -4,11 +4,13 @@
 //! the role check; one without credentials takes [`RateLimitedIp`].
 
 mod client_ip;
+mod enrol;
 mod path_id;
 mod principal;
 mod upload;
 
 pub use client_ip::RateLimitedIp;
+pub use enrol::{EnrolBody, EnrolDetectionFace};
 pub use path_id::{Named, PathId};
 pub use principal::{Admin, API_KEY_HEADER};
 pub use upload::{Upload, UploadBody, UploadQuery};

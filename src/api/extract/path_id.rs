@@ -11,9 +11,11 @@ use crate::error::ErrorCode;
 /// What an id names, for the 404 message.
 pub trait Named {
     const WHAT: &'static str;
+    /// The path parameter that holds it.
+    const PARAM: &'static str = "id";
 }
 
-/// `{id}` as a `T`. A malformed id names nothing: 404, like an unknown one,
+/// `{id}` (or the parameter `T` names) as a `T`. A malformed id names nothing: 404, like an unknown one,
 /// so a client cannot tell the two apart (nor probe another user's ids).
 #[derive(Debug, Clone, Copy)]
 pub struct PathId<T>(pub T);
@@ -31,7 +33,7 @@ impl<T: FromStr + Named> FromRequest for PathId<T> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let parsed = req
             .match_info()
-            .get("id")
+            .get(T::PARAM)
             .and_then(|raw| raw.parse().ok())
             .map(PathId)
             .ok_or_else(Self::not_found);
@@ -57,4 +59,13 @@ impl Named for crate::users::UserId {
 
 impl Named for crate::capture::CameraId {
     const WHAT: &'static str = "camera";
+}
+
+impl Named for crate::people::SubjectId {
+    const WHAT: &'static str = "subject";
+}
+
+impl Named for crate::people::SubjectFaceId {
+    const WHAT: &'static str = "face";
+    const PARAM: &'static str = "face_id";
 }

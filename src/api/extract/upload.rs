@@ -41,7 +41,11 @@ fn too_large(max: usize) -> ApiError {
 }
 
 /// Collects a body stream, refusing as soon as it passes `max` bytes.
-async fn collect<S, B, E>(mut stream: S, max: usize, over: impl Fn() -> ApiError) -> Result<Vec<u8>, ApiError>
+pub(super) async fn collect<S, B, E>(
+    mut stream: S,
+    max: usize,
+    over: impl Fn() -> ApiError,
+) -> Result<Vec<u8>, ApiError>
 where
     S: Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,

@@ -317,6 +317,7 @@ mod tests {
             camera_id: None,
             detection_id: "6650f1c2a4b1c2d3e4f5a6b9".into(),
             user_id: Some("6650f1c2a4b1c2d3e4f5a6b0".into()),
+            identities: vec![Some(crate::people::Identity::unknown()), None],
         };
         let example = |kind: &str| match kind {
             "hello" => ServerMessage::Hello {

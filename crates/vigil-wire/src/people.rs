@@ -1,0 +1,197 @@
+//! People: the subjects a user enrolled, their faces, and who a detected
+//! face is.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::faces::Face;
+
+/// Who a face is. One per face, never one per image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Identity {
+    /// Recognised as one of the owner's subjects.
+    Recognised(Recognised),
+    /// Embedded, and not close enough to any subject (or not clearly closer
+    /// to one than to the next).
+    Unknown(UnknownFace),
+}
+
+impl Identity {
+    pub fn unknown() -> Self {
+        Identity::Unknown(UnknownFace::default())
+    }
+
+    pub fn recognised(&self) -> Option<&Recognised> {
+        match self {
+            Identity::Recognised(r) => Some(r),
+            Identity::Unknown(_) => None,
+        }
+    }
+}
+
+/// A face recognised as a subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recognised {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6b7")]
+    pub subject_id: String,
+    #[schema(example = "Alice")]
+    pub name: String,
+    /// Mean Euclidean distance to the subject's enrolled faces (dlib's
+    /// metric; the same person is usually below 0.6).
+    #[schema(example = 0.38)]
+    pub distance: f32,
+    /// In `(0.5, 1]`: how far below the threshold the distance is (0.5 at
+    /// the threshold itself).
+    #[schema(example = 0.97)]
+    pub confidence: f32,
+}
+
+/// `{"unknown": true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "UnknownRepr")]
+pub struct UnknownFace {
+    /// Always `true`.
+    #[schema(example = true)]
+    unknown: bool,
+}
+
+impl Default for UnknownFace {
+    fn default() -> Self {
+        Self { unknown: true }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnknownRepr {
+    unknown: bool,
+}
+
+impl TryFrom<UnknownRepr> for UnknownFace {
+    type Error = &'static str;
+
+    fn try_from(repr: UnknownRepr) -> Result<Self, Self::Error> {
+        if repr.unknown {
+            Ok(Self::default())
+        } else {
+            Err("`unknown` is always true")
+        }
+    }
+}
+
+/// A detected face and, when it could be embedded, who it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeenFace {
+    #[serde(flatten)]
+    pub face: Face,
+    /// Absent when the face was too small or too far from frontal to embed:
+    /// no identity rather than a wrong one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+impl From<Face> for SeenFace {
+    fn from(face: Face) -> Self {
+        Self { face, identity: None }
+    }
+}
+
+/// A person known to a user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubjectView {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6b7")]
+    pub id: String,
+    #[schema(example = "Alice")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "my sister")]
+    pub note: Option<String>,
+    #[schema(example = 3)]
+    pub face_count: u32,
+    /// Signed URL of one enrolled face crop (150×150 JPEG), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where an enrolled face came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaceOrigin {
+    /// An image sent to `POST /api/v1/subjects/{id}/faces`.
+    Upload,
+    /// A face of a stored detection.
+    Detection { detection_id: String, face_index: u32 },
+}
+
+/// One enrolled face of a subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubjectFaceView {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6c1")]
+    pub id: String,
+    pub subject_id: String,
+    pub origin: FaceOrigin,
+    /// The face in the source image.
+    pub face: Face,
+    /// Signed URL of the aligned face crop the embedding was computed from (150×150 JPEG).
+    pub crop_url: String,
+    /// The recognition model (and alignment) the embedding belongs to.
+    #[schema(example = "dlib_resnet_v1+sp5")]
+    pub model: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn identities_have_the_documented_shapes() {
+        let known = Identity::Recognised(Recognised {
+            subject_id: "6650f1c2a4b1c2d3e4f5a6b7".into(),
+            name: "Alice".into(),
+            distance: 0.25,
+            confidence: 0.75,
+        });
+        let value = serde_json::to_value(&known).unwrap();
+        assert_eq!(value["name"], "Alice");
+        assert_eq!(serde_json::from_value::<Identity>(value).unwrap(), known);
+
+        assert_eq!(
+            serde_json::to_value(Identity::unknown()).unwrap(),
+            json!({"unknown": true})
+        );
+        assert_eq!(
+            serde_json::from_value::<Identity>(json!({"unknown": true})).unwrap(),
+            Identity::unknown()
+        );
+        assert!(serde_json::from_value::<Identity>(json!({"unknown": false})).is_err());
+        assert!(serde_json::from_value::<Identity>(json!({})).is_err());
+    }
+
+    #[test]
+    fn a_seen_face_is_a_face_with_an_optional_identity() {
+        let face = json!({
+            "score": 0.5,
+            "box": {"x": 1.0, "y": 2.0, "width": 3.0, "height": 4.0},
+            "landmarks": {
+                "left_eye": {"x": 1.0, "y": 1.0}, "right_eye": {"x": 2.0, "y": 1.0},
+                "nose": {"x": 1.5, "y": 2.0}, "mouth_left": {"x": 1.0, "y": 3.0},
+                "mouth_right": {"x": 2.0, "y": 3.0}
+            }
+        });
+        let plain: SeenFace = serde_json::from_value(face.clone()).unwrap();
+        assert_eq!(plain.identity, None);
+        assert_eq!(serde_json::to_value(&plain).unwrap(), face);
+        let mut with = face;
+        with["identity"] = json!({"unknown": true});
+        let seen: SeenFace = serde_json::from_value(with.clone()).unwrap();
+        assert_eq!(seen.identity, Some(Identity::unknown()));
+        assert_eq!(serde_json::to_value(&seen).unwrap(), with);
+    }
+}

@@ -1,0 +1,71 @@
+//! The body of `POST /api/v1/subjects/{id}/faces`: an image (as for
+//! uploads) or a JSON reference to a face vigil already saw.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::upload::{collect, UploadBody};
+use crate::api::error::ApiError;
+use crate::api::JSON_LIMIT;
+use crate::detections::DetectionId;
+use crate::error::ErrorCode;
+use crate::people::{EnrolFrom, PeopleError};
+
+/// A face of one of your detections.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolDetectionFace {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6b7")]
+    pub detection_id: String,
+    /// Position in the detection's `faces`, from 0.
+    #[schema(example = 0)]
+    pub face_index: u32,
+}
+
+pub struct EnrolBody;
+
+impl EnrolBody {
+    pub async fn read(
+        req: &HttpRequest,
+        payload: web::Payload,
+        max_image: usize,
+    ) -> Result<EnrolFrom, ApiError> {
+        let essence = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if essence.as_deref() != Some("application/json") {
+            return Ok(EnrolFrom::Image(
+                UploadBody::read(req, payload, max_image).await?.bytes,
+            ));
+        }
+        let bytes = collect(payload, JSON_LIMIT, || {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("JSON body larger than {JSON_LIMIT} bytes"),
+            )
+        })
+        .await?;
+        let body: EnrolDetectionFace = serde_json::from_slice(&bytes).map_err(|e| {
+            let code = if e.is_data() {
+                ErrorCode::ValidationFailed
+            } else {
+                ErrorCode::InvalidJson
+            };
+            ApiError::new(code, format!("invalid request body: {e}"))
+        })?;
+        // A malformed id names no detection, like an unknown one.
+        let detection_id: DetectionId = body
+            .detection_id
+            .parse()
+            .map_err(|_| ApiError::from(PeopleError::DetectionNotFound))?;
+        Ok(EnrolFrom::Detection {
+            detection_id,
+            face_index: body.face_index,
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! The `subject_faces` collection: one enrolled face each, with its
+//! embedding, the model that computed it, its aligned crop and its source.
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::TryStreamExt;
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, Binary};
+use mongodb::{ClientSession, Collection};
+use serde::{Deserialize, Serialize};
+
+use super::{FaceOrigin, SubjectFaceId, SubjectFaceView, SubjectId};
+use crate::db::{Database, DbError};
+use crate::media::signed::UrlSigner;
+use crate::media::{MediaId, MediaReferences};
+use crate::users::UserId;
+use crate::vision::{Embedding, Face};
+
+/// An embedding as stored: 128 little-endian f32 (512 bytes of BSON binary),
+/// a quarter of the size of a BSON array of doubles and read back exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Binary", into = "Binary")]
+pub struct StoredEmbedding(pub Embedding);
+
+impl From<StoredEmbedding> for Binary {
+    fn from(stored: StoredEmbedding) -> Self {
+        Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: stored.0.as_array().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+impl TryFrom<Binary> for StoredEmbedding {
+    type Error = String;
+
+    fn try_from(binary: Binary) -> Result<Self, String> {
+        let values: Vec<f32> = binary
+            .bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if binary.bytes.len() % 4 != 0 || values.iter().any(|v| !v.is_finite()) {
+            return Err("an embedding is a whole number of finite f32 values".into());
+        }
+        Embedding::from_slice(&values)
+            .map(StoredEmbedding)
+            .ok_or_else(|| format!("an embedding has 128 values, not {}", values.len()))
+    }
+}
+
+/// The stored enrolled face.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubjectFaceRecord {
+    #[serde(rename = "_id")]
+    pub id: SubjectFaceId,
+    pub subject_id: SubjectId,
+    pub owner_id: UserId,
+    pub embedding: StoredEmbedding,
+    /// The recognizer (and alignment) that computed the embedding; faces of
+    /// another model are never compared, `vigil reindex` recomputes them.
+    pub model: String,
+    /// Where the face is in `source_image`.
+    pub face: Face,
+    pub origin: FaceOrigin,
+    /// The aligned crop the embedding was computed from (JPEG).
+    pub crop: MediaId,
+    /// The image the face was enrolled from, kept so a new model or
+    /// alignment can recompute the embedding.
+    pub source_image: MediaId,
+    #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl SubjectFaceRecord {
+    pub fn view(&self, signer: &UrlSigner) -> SubjectFaceView {
+        SubjectFaceView {
+            id: self.id.to_string(),
+            subject_id: self.subject_id.to_string(),
+            origin: self.origin.clone(),
+            face: self.face,
+            crop_url: signer.url(&self.crop),
+            model: self.model.clone(),
+            created_at: self.created_at,
+        }
+    }
+
+    pub fn images(&self) -> [MediaId; 2] {
+        [self.crop, self.source_image]
+    }
+}
+
+#[derive(Clone)]
+pub struct SubjectFaces {
+    faces: Collection<SubjectFaceRecord>,
+}
+
+impl SubjectFaces {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            faces: db.collection("subject_faces"),
+        }
+    }
+
+    pub fn collection(&self) -> &Collection<SubjectFaceRecord> {
+        &self.faces
+    }
+
+    pub async fn insert(&self, face: &SubjectFaceRecord, session: &mut ClientSession) -> Result<(), DbError> {
+        self.faces
+            .insert_one(face)
+            .session(session)
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+
+    /// A subject's faces, oldest first.
+    pub async fn of_subject(&self, subject: SubjectId) -> Result<Vec<SubjectFaceRecord>, DbError> {
+        self.faces
+            .find(doc! { "subject_id": subject.0 })
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    pub async fn get(&self, id: SubjectFaceId) -> Result<Option<SubjectFaceRecord>, DbError> {
+        self.faces
+            .find_one(doc! { "_id": id.0 })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Every face of `model`, for loading the gallery.
+    pub async fn all_of_model(&self, model: &str) -> Result<Vec<SubjectFaceRecord>, DbError> {
+        self.faces
+            .find(doc! { "model": model })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Faces computed by another model than `model`: `vigil reindex` redoes them.
+    pub async fn count_not_of_model(&self, model: &str) -> Result<u64, DbError> {
+        self.faces
+            .count_documents(doc! { "model": { "$ne": model } })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    pub async fn ids_not_of_model(&self, model: &str) -> Result<Vec<SubjectFaceId>, DbError> {
+        let faces: Vec<SubjectFaceRecord> = self
+            .faces
+            .find(doc! { "model": { "$ne": model } })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)?;
+        Ok(faces.into_iter().map(|f| f.id).collect())
+    }
+
+    pub async fn take(
+        &self,
+        subject: SubjectId,
+        id: SubjectFaceId,
+        session: &mut ClientSession,
+    ) -> Result<Option<SubjectFaceRecord>, DbError> {
+        self.faces
+            .find_one_and_delete(doc! { "_id": id.0, "subject_id": subject.0 })
+            .session(session)
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Removes every face of a subject and returns them (for their images).
+    pub async fn take_all(
+        &self,
+        subject: SubjectId,
+        session: &mut ClientSession,
+    ) -> Result<Vec<SubjectFaceRecord>, DbError> {
+        let faces: Vec<SubjectFaceRecord> = self
+            .faces
+            .find(doc! { "subject_id": subject.0 })
+            .session(&mut *session)
+            .await
+            .map_err(DbError::from_driver)?
+            .stream(&mut *session)
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)?;
+        self.faces
+            .delete_many(doc! { "subject_id": subject.0 })
+            .session(session)
+            .await
+            .map_err(DbError::from_driver)?;
+        Ok(faces)
+    }
+
+    /// The crop of a subject's oldest remaining face, for its cover.
+    pub async fn first_crop(
+        &self,
+        subject: SubjectId,
+        session: &mut ClientSession,
+    ) -> Result<Option<MediaId>, DbError> {
+        Ok(self
+            .faces
+            .find_one(doc! { "subject_id": subject.0 })
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .session(session)
+            .await
+            .map_err(DbError::from_driver)?
+            .map(|f| f.crop))
+    }
+
+    /// A new embedding (and crop) for one face, after a model change.
+    pub async fn reembed(
+        &self,
+        id: SubjectFaceId,
+        embedding: Embedding,
+        model: &str,
+        crop: MediaId,
+    ) -> Result<(), DbError> {
+        let binary: Binary = StoredEmbedding(embedding).into();
+        self.faces
+            .update_one(
+                doc! { "_id": id.0 },
+                doc! { "$set": { "embedding": binary, "model": model, "crop": crop.to_string() } },
+            )
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+}
+
+impl MediaReferences for SubjectFaces {
+    fn references(&self, id: MediaId) -> BoxFuture<'_, Result<bool, DbError>> {
+        Box::pin(async move {
+            let id = id.to_string();
+            Ok(self
+                .faces
+                .find_one(doc! { "$or": [ { "crop": &id }, { "source_image": &id } ] })
+                .await
+                .map_err(DbError::from_driver)?
+                .is_some())
+        })
+    }
+}

@@ -1,0 +1,310 @@
+//! What the API does with people: subjects, enrolment, and erasing a
+//! person. Every change reaches this instance's gallery at once and the
+//! other instances' through the change streams ([`super::sync`]).
+
+use chrono::Utc;
+use mongodb::ClientSession;
+
+use super::gallery::GalleryFace;
+use super::{
+    FaceOrigin, Gallery, NewSubject, PeopleError, SubjectFaceId, SubjectFaceRecord, SubjectFaces, SubjectId,
+    SubjectPatch, SubjectRecord, Subjects,
+};
+use crate::db::paging::{Page, PageRequest};
+use crate::db::{Database, DbError};
+use crate::detections::{DetectionId, DetectionScope, Detections};
+use crate::media::{ImageKind, MediaId, SharedMediaStore};
+use crate::users::UserId;
+use crate::vision::{
+    decode_upload, encode_jpeg, DecodedUpload, DetectorPool, Face, ImageLimits, RecognizerPool,
+};
+
+/// How much one owner may enrol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeopleLimits {
+    pub max_subjects: u64,
+    pub max_faces_per_subject: u32,
+}
+
+impl Default for PeopleLimits {
+    fn default() -> Self {
+        Self {
+            max_subjects: 10_000,
+            max_faces_per_subject: 100,
+        }
+    }
+}
+
+/// Where the face to enrol is.
+#[derive(Debug)]
+pub enum EnrolFrom {
+    /// An image: its largest face is enrolled.
+    Image(Vec<u8>),
+    /// A face of one of the caller's detections.
+    Detection {
+        detection_id: DetectionId,
+        face_index: u32,
+    },
+}
+
+#[derive(Clone)]
+pub struct People {
+    pub db: Database,
+    pub subjects: Subjects,
+    pub faces: SubjectFaces,
+    pub gallery: Gallery,
+    pub detector: DetectorPool,
+    pub recognizer: RecognizerPool,
+    pub media: SharedMediaStore,
+    pub detections: Detections,
+    pub image_limits: ImageLimits,
+    pub limits: PeopleLimits,
+}
+
+/// Runs `work` in a transaction: committed when it succeeds, aborted when
+/// it fails, so a failure on the way leaves nothing half-done.
+macro_rules! transaction {
+    ($db:expr, |$session:ident| $work:expr) => {{
+        let mut session = $db.client().start_session().await.map_err(DbError::from)?;
+        session.start_transaction().await.map_err(DbError::from)?;
+        let $session: &mut ClientSession = &mut session;
+        let result: Result<_, DbError> = $work.await;
+        match result {
+            Ok(value) => {
+                session.commit_transaction().await.map_err(DbError::from)?;
+                Ok::<_, PeopleError>(value)
+            }
+            Err(err) => {
+                let _ = session.abort_transaction().await;
+                Err(PeopleError::from(err))
+            }
+        }
+    }};
+}
+
+impl People {
+    pub async fn create(&self, owner: UserId, new: NewSubject) -> Result<SubjectRecord, PeopleError> {
+        if self.subjects.count(owner).await? >= self.limits.max_subjects {
+            return Err(PeopleError::LimitReached(format!(
+                "you have {} subjects, the most one account may have",
+                self.limits.max_subjects
+            )));
+        }
+        let now = Utc::now();
+        let subject = SubjectRecord {
+            id: SubjectId::new(),
+            owner_id: owner,
+            name: new.name.as_str().to_owned(),
+            name_key: new.name.key(),
+            note: new.note.and_then(|n| n.into_inner()),
+            face_count: 0,
+            cover: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.subjects.insert(&subject).await?;
+        self.gallery.set_name(subject.id, subject.name.clone());
+        tracing::info!(subject = %subject.id, "subject created");
+        Ok(subject)
+    }
+
+    pub async fn get(&self, owner: UserId, id: SubjectId) -> Result<SubjectRecord, PeopleError> {
+        self.subjects
+            .get(owner, id)
+            .await?
+            .ok_or(PeopleError::SubjectNotFound)
+    }
+
+    pub async fn list(&self, owner: UserId, page: &PageRequest) -> Result<Page<SubjectRecord>, PeopleError> {
+        Ok(self.subjects.list(owner, page).await?)
+    }
+
+    pub async fn update(
+        &self,
+        owner: UserId,
+        id: SubjectId,
+        patch: SubjectPatch,
+    ) -> Result<SubjectRecord, PeopleError> {
+        let note = patch.note.map(|n| n.into_inner());
+        let subject = self
+            .subjects
+            .update(owner, id, patch.name.as_ref(), note)
+            .await?
+            .ok_or(PeopleError::SubjectNotFound)?;
+        self.gallery.set_name(subject.id, subject.name.clone());
+        Ok(subject)
+    }
+
+    /// Deletes the subject, every face of it and their images.
+    pub async fn delete(&self, owner: UserId, id: SubjectId) -> Result<(), PeopleError> {
+        let (subject, faces) = transaction!(self.db, |session| async {
+            let Some(subject) = self.subjects.take(owner, id, session).await? else {
+                return Ok(None);
+            };
+            let faces = self.faces.take_all(id, session).await?;
+            Ok(Some((subject, faces)))
+        })?
+        .ok_or(PeopleError::SubjectNotFound)?;
+        self.gallery.remove_subject(subject.id);
+        for face in &faces {
+            self.remove_images(face.images()).await;
+        }
+        tracing::info!(subject = %subject.id, faces = faces.len(), "subject deleted");
+        Ok(())
+    }
+
+    pub async fn faces(
+        &self,
+        owner: UserId,
+        subject: SubjectId,
+    ) -> Result<Vec<SubjectFaceRecord>, PeopleError> {
+        let subject = self.get(owner, subject).await?;
+        Ok(self.faces.of_subject(subject.id).await?)
+    }
+
+    /// Enrols one face. Nothing is stored when the image has no usable face.
+    pub async fn enrol(
+        &self,
+        owner: UserId,
+        subject: SubjectId,
+        from: EnrolFrom,
+    ) -> Result<SubjectFaceRecord, PeopleError> {
+        let subject = self.get(owner, subject).await?;
+        if subject.face_count >= self.limits.max_faces_per_subject {
+            return Err(PeopleError::LimitReached(format!(
+                "{} has {} faces, the most one subject may have",
+                subject.name, self.limits.max_faces_per_subject
+            )));
+        }
+        let (source, face, origin) = self.source_face(owner, from).await?;
+        let embedded = self.recognizer.embed_one(source.image.clone(), face).await??;
+        let crop_bytes = encode_jpeg(&embedded.chip)?;
+
+        let record = SubjectFaceRecord {
+            id: SubjectFaceId::new(),
+            subject_id: subject.id,
+            owner_id: owner,
+            embedding: super::faces::StoredEmbedding(embedded.embedding),
+            model: self.recognizer.model_id().to_owned(),
+            face,
+            origin,
+            crop: MediaId::new(ImageKind::Jpeg),
+            source_image: MediaId::new(source.kind),
+            created_at: Utc::now(),
+        };
+        // Images first: a document never names an image that is not there.
+        let stored = async {
+            self.media.put(record.crop, &crop_bytes).await?;
+            self.media.put(record.source_image, &source.bytes).await
+        }
+        .await;
+        if let Err(err) = stored {
+            self.remove_images(record.images()).await;
+            return Err(err.into());
+        }
+        let cover = subject.cover.is_none().then_some(record.crop);
+        let inserted = transaction!(self.db, |session| async {
+            self.faces.insert(&record, session).await?;
+            self.subjects.count_face(subject.id, 1, cover, session).await
+        });
+        if let Err(err) = inserted {
+            self.remove_images(record.images()).await;
+            return Err(err);
+        }
+        self.gallery.set_name(subject.id, subject.name.clone());
+        self.gallery.insert(GalleryFace {
+            owner,
+            subject: subject.id,
+            face: record.id,
+            embedding: embedded.embedding,
+        });
+        tracing::info!(subject = %subject.id, face = %record.id, "face enrolled");
+        Ok(record)
+    }
+
+    /// Removes one enrolled face and its images.
+    pub async fn delete_face(
+        &self,
+        owner: UserId,
+        subject: SubjectId,
+        face: SubjectFaceId,
+    ) -> Result<(), PeopleError> {
+        let subject = self.get(owner, subject).await?;
+        let removed = transaction!(self.db, |session| async {
+            let Some(removed) = self.faces.take(subject.id, face, session).await? else {
+                return Ok(None);
+            };
+            self.subjects.count_face(subject.id, -1, None, session).await?;
+            if subject.cover == Some(removed.crop) {
+                let next = self.faces.first_crop(subject.id, session).await?;
+                self.subjects
+                    .replace_cover(subject.id, removed.crop, next, session)
+                    .await?;
+            }
+            Ok(Some(removed))
+        })?
+        .ok_or(PeopleError::FaceNotFound)?;
+        self.gallery.remove_face(removed.id);
+        self.remove_images(removed.images()).await;
+        tracing::info!(subject = %subject.id, face = %removed.id, "enrolled face deleted");
+        Ok(())
+    }
+
+    /// The decoded image and the face in it that is to be enrolled.
+    async fn source_face(
+        &self,
+        owner: UserId,
+        from: EnrolFrom,
+    ) -> Result<(DecodedUpload, Face, FaceOrigin), PeopleError> {
+        match from {
+            EnrolFrom::Image(bytes) => {
+                let source = decode_upload(bytes, self.image_limits).await?;
+                let detection = self.detector.detect(source.image.clone()).await?;
+                let largest = detection
+                    .faces
+                    .iter()
+                    .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+                    .copied()
+                    .ok_or(PeopleError::NoFace)?;
+                Ok((source, largest, FaceOrigin::Upload))
+            }
+            EnrolFrom::Detection {
+                detection_id,
+                face_index,
+            } => {
+                let detection = self
+                    .detections
+                    .get(DetectionScope(owner), detection_id)
+                    .await?
+                    .ok_or(PeopleError::DetectionNotFound)?;
+                let face = detection
+                    .faces
+                    .get(face_index as usize)
+                    .ok_or(PeopleError::NoSuchFace {
+                        index: face_index,
+                        faces: detection.faces.len(),
+                    })?
+                    .face;
+                let bytes = self
+                    .media
+                    .get(detection.media.original)
+                    .await?
+                    .ok_or(PeopleError::SourceImageGone)?;
+                let source = decode_upload(bytes, self.image_limits).await?;
+                let origin = FaceOrigin::Detection {
+                    detection_id: detection_id.to_string(),
+                    face_index,
+                };
+                Ok((source, face, origin))
+            }
+        }
+    }
+
+    async fn remove_images(&self, images: [MediaId; 2]) {
+        for id in images {
+            if let Err(err) = self.media.delete(id).await {
+                tracing::warn!(media = %id, error = %err, "could not remove an image; the orphan sweep will");
+            }
+        }
+    }
+}
