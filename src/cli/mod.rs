@@ -4,5 +4,6 @@ pub mod detect;
 pub mod embed;
 pub mod eval_detector;
 pub mod eval_recognizer;
+pub mod reindex;
 pub mod user;
 pub mod watch;

@@ -40,7 +40,7 @@ impl TryFrom<Binary> for StoredEmbedding {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        if binary.bytes.len() % 4 != 0 || values.iter().any(|v| !v.is_finite()) {
+        if !binary.bytes.len().is_multiple_of(4) || values.iter().any(|v| !v.is_finite()) {
             return Err("an embedding is a whole number of finite f32 values".into());
         }
         Embedding::from_slice(&values)
@@ -154,15 +154,29 @@ impl SubjectFaces {
     }
 
     pub async fn ids_not_of_model(&self, model: &str) -> Result<Vec<SubjectFaceId>, DbError> {
-        let faces: Vec<SubjectFaceRecord> = self
+        self.ids(doc! { "model": { "$ne": model } }).await
+    }
+
+    pub async fn all_ids(&self) -> Result<Vec<SubjectFaceId>, DbError> {
+        self.ids(doc! {}).await
+    }
+
+    async fn ids(&self, filter: mongodb::bson::Document) -> Result<Vec<SubjectFaceId>, DbError> {
+        let ids: Vec<mongodb::bson::Document> = self
             .faces
-            .find(doc! { "model": { "$ne": model } })
+            .clone_with_type::<mongodb::bson::Document>()
+            .find(filter)
+            .projection(doc! { "_id": 1 })
             .await
             .map_err(DbError::from_driver)?
             .try_collect()
             .await
             .map_err(DbError::from_driver)?;
-        Ok(faces.into_iter().map(|f| f.id).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|d| d.get_object_id("_id").ok())
+            .map(SubjectFaceId)
+            .collect())
     }
 
     pub async fn take(

@@ -8,12 +8,14 @@
 //! - [`sync`]: the gallery kept current on every instance by change streams.
 //! - [`service`]: what the API calls (subjects, enrolment, erasure).
 //! - [`identify`]: who the faces of a new detection are.
+//! - [`reindex`]: new embeddings after a model change.
 
 pub mod faces;
 pub mod fields;
 pub mod gallery;
 mod identify;
 pub mod matching;
+pub mod reindex;
 mod service;
 pub mod subjects;
 pub mod sync;

@@ -11,7 +11,8 @@ use vigil_wire::paging::PageOf;
 use vigil_wire::people::{Identity, SubjectFaceView, SubjectView};
 
 use crate::helpers::{
-    error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, AppOptions, TestApp, TestUser,
+    error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, vigil_command, AppOptions, TestApp,
+    TestUser,
 };
 
 /// One folder per person, photos sorted by name.
@@ -536,4 +537,143 @@ async fn deleting_one_face_keeps_the_others_and_moves_the_thumbnail() {
     );
     let seen = app.detect(&user, std::fs::read(&people[4].1[7]).unwrap()).await;
     assert!(matches!(main_identity(&seen), Some(Identity::Recognised(_))));
+}
+
+/// Uploads `photo` until its main face's identity satisfies `want`, for at most `within`.
+async fn wait_for_identity(
+    app: &TestApp,
+    user: &TestUser,
+    photo: &PathBuf,
+    within: Duration,
+    want: impl Fn(&Option<Identity>) -> bool,
+) -> Option<Identity> {
+    let started = Instant::now();
+    loop {
+        let identity = main_identity(&app.detect(user, std::fs::read(photo).unwrap()).await);
+        if want(&identity) {
+            return identity;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{}: still {identity:?}",
+            photo.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn faces_of_another_model_are_never_compared_until_reindexed() {
+    use mongodb::bson::{doc, spec::BinarySubtype, Binary, Document};
+    let people = identities();
+    let app = spawn_app_with(AppOptions::default().flag("--rate-limit-per-second", 100)).await;
+    let user = app.create_user().await;
+    let subject = app.create_subject(&user, "Ken").await;
+    let enrolled = app.enrol_photo(&user, &subject.id, &people[1].1[0]).await;
+    let probe = &people[1].1[3];
+    let recognised = |i: &Option<Identity>| matches!(i, Some(Identity::Recognised(_)));
+    wait_for_identity(&app, &user, probe, Duration::from_secs(5), recognised).await;
+
+    // As an older model would have left it: the running server stops using it.
+    let faces = app.db.collection::<Document>("subject_faces");
+    let original = faces.find_one(doc! {}).await.unwrap().unwrap();
+    let zeros = Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: vec![0; 512],
+    };
+    faces
+        .update_one(
+            doc! {},
+            doc! { "$set": { "model": "dlib_resnet_v0", "embedding": zeros } },
+        )
+        .await
+        .unwrap();
+    let unknown = |i: &Option<Identity>| *i == Some(Identity::unknown());
+    wait_for_identity(&app, &user, probe, Duration::from_secs(5), unknown).await;
+
+    let output = vigil_command()
+        .args(["reindex", "--mongodb-uri", &crate::helpers::database_uri()])
+        .args(["--database", &app.database_name])
+        .arg("--data-dir")
+        .arg(app.data_dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("reindexed=1 failed=0 model=dlib_resnet_v1+sp5"),
+        "{stdout}"
+    );
+
+    let reindexed = faces.find_one(doc! {}).await.unwrap().unwrap();
+    assert_eq!(reindexed.get_str("model").unwrap(), "dlib_resnet_v1+sp5");
+    assert_eq!(
+        reindexed.get_binary_generic("embedding").unwrap(),
+        original.get_binary_generic("embedding").unwrap(),
+        "the same model on the same source gives the same embedding"
+    );
+    assert_ne!(
+        reindexed.get_str("crop").unwrap(),
+        enrolled.crop_url.split('?').next().unwrap()
+    );
+    wait_for_identity(&app, &user, probe, Duration::from_secs(5), recognised).await;
+}
+
+#[tokio::test]
+async fn admin_subjects_are_named_on_camera_frames() {
+    let people = identities();
+    let inbox = tempfile::tempdir().unwrap();
+    let spec = format!("id=porch,source=dir:{},cooldown=1", inbox.path().display());
+    let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
+    let admin = app.create_user().await;
+    let user = app.create_user().await;
+    let subject = app.create_subject(&admin, "Margaret").await;
+    app.enrol_photo(&admin, &subject.id, &people[2].1[0]).await;
+    // A plain user's subject of another person is not for cameras.
+    let theirs = app.create_subject(&user, "Someone").await;
+    app.enrol_photo(&user, &theirs.id, &people[3].1[0]).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    for (name, photo) in [("a.jpg", &people[2].1[4]), ("b.jpg", &people[3].1[4])] {
+        std::fs::copy(photo, inbox.path().join(format!(".{name}"))).unwrap();
+        std::fs::rename(inbox.path().join(format!(".{name}")), inbox.path().join(name)).unwrap();
+        // Past the camera's one-second alarm cooldown.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    let started = Instant::now();
+    let alarms = loop {
+        let page: PageOf<vigil_wire::alarms::AlarmView> = app
+            .get_as("/api/v1/alarms?limit=100", &admin.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let camera: Vec<_> = page
+            .items
+            .into_iter()
+            .filter(|a| a.camera_id.as_deref() == Some("porch"))
+            .collect();
+        if camera.len() >= 2 {
+            break camera;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "camera alarms: {camera:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let messages: Vec<&str> = alarms.iter().map(|a| a.message.as_str()).collect();
+    assert!(messages.contains(&"Margaret at porch"), "{messages:?}");
+    assert!(
+        alarms.iter().all(|a| a
+            .identities
+            .iter()
+            .flatten()
+            .all(|i| i.recognised().is_none_or(|r| r.name == "Margaret"))),
+        "a user's subject named on a camera: {messages:?}"
+    );
 }
