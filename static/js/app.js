@@ -9,6 +9,7 @@ import * as session from './session.js';
 import { cameras } from './views/cameras.js';
 import { detail } from './views/detail.js';
 import { history } from './views/history.js';
+import { people } from './views/people.js';
 import { login, register } from './views/login.js';
 import { realtime } from './views/realtime.js';
 import { upload } from './views/upload.js';
@@ -42,6 +43,7 @@ const routes = [
   [/^\/history$/, (root, ctx) => history(root, ctx)],
   [/^\/(detections|alarms)\/([0-9a-f]{24})$/, (root, ctx, m) => detail(root, { ...ctx, kind: m[1], id: m[2] })],
   [/^\/upload$/, (root, ctx) => upload(root, ctx)],
+  [/^\/people$/, (root, ctx) => people(root, ctx)],
   [/^\/cameras$/, (root, ctx) => cameras(root, ctx)],
   [/^\/realtime$/, (root, ctx) => realtime(root, ctx)],
 ];

@@ -7,8 +7,19 @@ import { h, plural, s } from './dom.js';
 
 const round = (n) => Math.round(n);
 
-/** `{figure, table}` for a detection (`DetectionView` of the API). */
-export function faceFigure(detection, { onImageError } = {}) {
+/** Who a face is, in words: a name, "Unknown", or "—" when it could not be embedded. */
+export function who(face) {
+  if (face.identity?.name) return face.identity.name;
+  if (face.identity?.unknown) return 'Unknown';
+  return '—';
+}
+
+/**
+ * `{figure, table}` for a detection (`DetectionView` of the API). With
+ * `enrol: {subjects, onEnrol(faceIndex, subjectId)}`, each face's row gets a
+ * "This is…" menu that enrols the face into a subject.
+ */
+export function faceFigure(detection, { onImageError, enrol } = {}) {
   const { width, height, faces } = detection;
   const label = Math.max(12, Math.round(Math.max(width, height) / 40));
   const boxes = faces.map((face, i) => {
@@ -16,12 +27,15 @@ export function faceFigure(detection, { onImageError } = {}) {
     // Under the box's left corner: the server writes the score above it.
     const tagHeight = label * 1.3;
     const tagY = Math.min(y + bh, height - tagHeight);
+    const name = face.identity?.name ?? (face.identity?.unknown ? '?' : null);
+    const text = name ? `${i + 1} ${name}` : String(i + 1);
+    const kind = face.identity?.name ? 'known' : face.identity?.unknown ? 'unknown' : 'unembedded';
     return s(
       'g',
-      { class: 'face', 'data-face': i + 1 },
+      { class: ['face', kind], 'data-face': i + 1 },
       s('rect', { class: 'face-box', x, y, width: w, height: bh, 'vector-effect': 'non-scaling-stroke' }),
-      s('rect', { class: 'face-tag', x, y: tagY, width: label * (i + 1 >= 10 ? 1.7 : 1.1), height: tagHeight }),
-      s('text', { x: x + label * 0.25, y: tagY + label * 1.05, 'font-size': label }, String(i + 1)),
+      s('rect', { class: 'face-tag', x, y: tagY, width: label * (0.5 + 0.62 * text.length), height: tagHeight }),
+      s('text', { x: x + label * 0.25, y: tagY + label * 1.05, 'font-size': label }, text),
     );
   });
   const image = h('img', {
@@ -49,6 +63,7 @@ export function faceFigure(detection, { onImageError } = {}) {
       h('td', {}, face.score.toFixed(2)),
       h('td', {}, `${round(x)}, ${round(y)}`),
       h('td', {}, `${round(w)} × ${round(bh)}`),
+      h('td', { class: 'who' }, h('span', { class: 'who-name' }, who(face)), enrol ? thisIs(face, i, enrol) : null),
     );
     const light = (on) => boxes[i].classList.toggle('lit', on);
     for (const [event, on] of [['mouseenter', true], ['mouseleave', false], ['focus', true], ['blur', false]]) {
@@ -61,7 +76,7 @@ export function faceFigure(detection, { onImageError } = {}) {
         'table',
         { class: 'faces' },
         h('caption', {}, 'Faces found, best score first'),
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, '#'), h('th', { scope: 'col' }, 'Score'), h('th', { scope: 'col' }, 'Position (x, y)'), h('th', { scope: 'col' }, 'Size (w × h)'))),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, '#'), h('th', { scope: 'col' }, 'Score'), h('th', { scope: 'col' }, 'Position (x, y)'), h('th', { scope: 'col' }, 'Size (w × h)'), h('th', { scope: 'col' }, 'Who'))),
         h('tbody', {}, rows),
       )
     : h('p', { class: 'faces-none' }, 'No faces were found in this image.');
@@ -74,4 +89,17 @@ export function summary(detection) {
   if (best !== undefined) parts.push(`best score ${best.toFixed(2)}`);
   parts.push(`${detection.width} × ${detection.height} px`);
   return parts.join(' · ');
+}
+
+/** A subject menu and a button that enrols face `i` into the chosen subject. */
+function thisIs(face, i, { subjects, onEnrol }) {
+  if (!subjects.length) return h('a', { href: '#/people', class: 'this-is-menu' }, 'Name this face: add people first');
+  const select = h(
+    'select',
+    { 'aria-label': `Who face ${i + 1} is`, class: 'this-is' },
+    subjects.map((subject) => h('option', { value: subject.id, selected: face.identity?.subject_id === subject.id }, subject.name)),
+  );
+  const button = h('button', { type: 'button', class: 'enrol-face' }, 'Enrol');
+  button.addEventListener('click', () => onEnrol(i, select.value));
+  return h('span', { class: 'this-is-menu' }, h('span', { class: 'visually-hidden' }, 'This is '), select, button);
 }

@@ -10,7 +10,7 @@ use crate::browser::Browser;
 use crate::helpers::{spawn_app_with, test_asset, AppOptions, TestApp, TestUser};
 
 const LIVE_WITHIN: Duration = Duration::from_secs(2);
-const SLOW: Duration = Duration::from_secs(30);
+pub(crate) const SLOW: Duration = Duration::from_secs(30);
 
 fn unix_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
@@ -25,7 +25,7 @@ async fn wait_live(page: &Browser) {
     .await;
 }
 
-async fn open(page: &Browser, route: &str) {
+pub(crate) async fn open(page: &Browser, route: &str) {
     // Focus leaves the old view first, so only the new view's heading counts.
     page.js(
         "document.activeElement?.blur(); location.hash = arguments[0]",
@@ -40,7 +40,7 @@ async fn open(page: &Browser, route: &str) {
     .await;
 }
 
-async fn log_in(page: &Browser, login: &str, password: &str) {
+pub(crate) async fn log_in(page: &Browser, login: &str, password: &str) {
     page.fill("#f-login", login).await;
     page.fill("#f-password", password).await;
     page.click("form button[type=submit]").await;
@@ -52,7 +52,7 @@ async fn log_in(page: &Browser, login: &str, password: &str) {
     .await;
 }
 
-fn file_with(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
+pub(crate) fn file_with(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path.to_str().unwrap().to_owned()

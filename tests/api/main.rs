@@ -24,6 +24,7 @@ mod lifecycle;
 mod migrations;
 mod openapi;
 mod people;
+mod people_dashboard;
 mod proxy;
 mod readiness;
 mod static_files;

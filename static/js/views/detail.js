@@ -5,16 +5,29 @@ import { ApiError, request } from '../api.js';
 import { h, plural, timeEl } from '../dom.js';
 import { faceFigure } from '../faces.js';
 import { describe } from '../messages.js';
+import { allSubjects, enrolError } from './people.js';
 
 function facts(pairs) {
   return h('dl', { class: 'facts' }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
-/** The detection part, shared with the upload view. */
-export function detectionBlock(detection, { reload } = {}) {
+/** The detection part, shared with the upload view. With `subjects`, each face can be enrolled. */
+export function detectionBlock(detection, { reload, subjects } = {}) {
+  const outcome = h('p', { class: 'enrol-outcome', role: 'status' });
+  const onEnrol = async (faceIndex, subjectId) => {
+    const name = subjects.find((s) => s.id === subjectId)?.name ?? 'the person';
+    outcome.textContent = 'Enrolling…';
+    try {
+      await request('POST', `/api/v1/subjects/${subjectId}/faces`, { json: { detection_id: detection.id, face_index: faceIndex } });
+      outcome.textContent = `Face ${faceIndex + 1} enrolled as ${name}: it is recognised from the next image on.`;
+    } catch (err) {
+      outcome.textContent = enrolError(err);
+    }
+  };
   const { figure, table } = faceFigure(detection, {
     // An expired signed URL: fetch the detection again for fresh ones.
     onImageError: reload,
+    enrol: subjects && detection.faces.length ? { subjects, onEnrol } : undefined,
   });
   return h(
     'div',
@@ -24,6 +37,7 @@ export function detectionBlock(detection, { reload } = {}) {
       'div',
       { class: 'detection-side' },
       table,
+      outcome,
       facts([
         ['Detected', timeEl(detection.created_at)],
         ['Source', detection.camera_id ? `camera ${detection.camera_id}` : detection.source],
@@ -55,10 +69,10 @@ export function detail(root, { kind, id }) {
   const fail = (err) => body.replaceChildren(h('p', { class: 'error', role: 'alert' }, describe(err)));
 
   const showDetection = async () => {
-    const detection = await request('GET', `/api/v1/detections/${id}`);
+    const [detection, subjects] = await Promise.all([request('GET', `/api/v1/detections/${id}`), allSubjects()]);
     if (!alive) return;
     title.textContent = `Detection: ${plural(detection.face_count, 'face')}`;
-    body.replaceChildren(detectionBlock(detection, { reload: () => reloads++ < 1 && showDetection().catch(fail) }));
+    body.replaceChildren(detectionBlock(detection, { subjects, reload: () => reloads++ < 1 && showDetection().catch(fail) }));
   };
 
   const showAlarm = async () => {
