@@ -55,6 +55,11 @@ fmt:
 
 include $(wildcard mk/*.mk)
 
+.PHONY: bench-gallery
+# Exact gallery search at 1k, 10k and 100k enrolled faces, against a plain scan.
+bench-gallery:
+	$(CARGO) bench -p vigil-bin --bench gallery
+
 .PHONY: bench-api
 # Upload throughput and latency of a release build, 640x480 JPEG, concurrency 1 and 8.
 bench-api: deps venv models test-assets

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a release vigil (quota and rate limit out of the way) on a free port
-# against MONGODB_URI, runs scripts/bench_api.py at concurrency 1 and 8, stops it.
+# against MONGODB_URI, runs scripts/bench_api.py at concurrency 1 and 8 (with an
+# empty gallery, then with 1000 subjects x 3 faces), stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -12,4 +13,5 @@ VIGIL_DEFAULT_QUOTA=1000000 VIGIL_RATE_LIMIT_PER_SECOND=100000 RUST_LOG=warn \
   "${CARGO_TARGET_DIR:-target}/release/vigil" serve &
 pid=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-python3 scripts/bench_api.py --server "http://127.0.0.1:$port" --image "$work/face-640x480.jpg" "$@"
+python3 scripts/bench_api.py --server "http://127.0.0.1:$port" --image "$work/face-640x480.jpg" \
+  --server-pid "$pid" --gallery "${BENCH_GALLERY:-1000}" --photos "${VIGIL_TEST_IDENTITIES_DIR:-../shared/data/identities}" "$@"

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Upload benchmark against a running vigil: POST /api/v1/detections with one
-JPEG at several concurrency levels; prints requests/s and p50/p99 latency.
+JPEG at several concurrency levels; prints requests/s, p50/p99 latency and,
+with --server-pid, the server's CPU time and resident memory per request.
+With --gallery N, runs again after enrolling N subjects with 3 faces each
+(photos cycled from --photos), so recognition searches a real gallery.
 
 Standard library only. Registers its own user (the server must allow enough
 quota and rate: `make bench-api` starts one that does).
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 import urllib.request
@@ -39,7 +43,42 @@ def login(server: str) -> str:
     return json.loads(body)["access_token"]
 
 
-def run(server: str, token: str, image: bytes, concurrency: int, requests: int) -> None:
+def cpu_secs(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def enrol_gallery(server: str, token: str, subjects: int, photos: list[bytes]) -> None:
+    started = time.perf_counter()
+    auth = {"authorization": f"Bearer {token}"}
+
+    def one(i: int) -> None:
+        status, body = call(f"{server}/api/v1/subjects", json.dumps({"name": f"person {i}"}).encode(),
+                            {**auth, "content-type": "application/json"})
+        assert status == 201, body
+        subject = json.loads(body)["id"]
+        for k in range(3):
+            photo = photos[(3 * i + k) % len(photos)]
+            status, body = call(f"{server}/api/v1/subjects/{subject}/faces", photo, {**auth, "content-type": "image/jpeg"})
+            assert status == 201, body
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(one, range(subjects)))
+    print(f"enrolled {subjects} subjects x 3 faces in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def run(server: str, token: str, image: bytes, concurrency: int, requests: int, pid: int | None = None, label: str = "") -> None:
     headers = {"authorization": f"Bearer {token}", "content-type": "image/jpeg"}
 
     def one(_: int) -> tuple[float, float]:
@@ -50,16 +89,19 @@ def run(server: str, token: str, image: bytes, concurrency: int, requests: int) 
         # The server's own figure for the detector, to tell model time from the rest.
         return time.perf_counter() - started, json.loads(body)["duration_ms"]
 
+    cpu_before = cpu_secs(pid)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(one, range(requests)))
     elapsed = time.perf_counter() - started
+    cpu_ms = (cpu_secs(pid) - cpu_before) * 1000 / requests
     latencies = sorted(r[0] for r in results)
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
     detector_p50 = statistics.median(r[1] for r in results)
-    print(f"concurrency={concurrency:<3} requests={requests:<4} rps={requests / elapsed:7.1f} "
-          f"p50_ms={p50:7.1f} p99_ms={p99:7.1f} detector_p50_ms={detector_p50:7.1f}", flush=True)
+    print(f"{label}concurrency={concurrency:<3} requests={requests:<4} rps={requests / elapsed:7.1f} "
+          f"p50_ms={p50:7.1f} p99_ms={p99:7.1f} detector_p50_ms={detector_p50:7.1f} "
+          f"server_cpu_ms_per_request={cpu_ms:6.1f} server_rss_mib={rss_mib(pid):6.1f}", flush=True)
 
 
 def main() -> None:
@@ -68,12 +110,21 @@ def main() -> None:
     parser.add_argument("--image", required=True, help="a 640x480 JPEG")
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--server-pid", type=int, help="the server's pid, for CPU time and memory")
+    parser.add_argument("--gallery", type=int, default=0, help="subjects (3 faces each) to enrol before a second run")
+    parser.add_argument("--photos", help="a folder of folders of JPEG face photos, for --gallery")
     args = parser.parse_args()
     image = open(args.image, "rb").read()
     token = login(args.server)
     run(args.server, token, image, 1, 3)  # warm-up: plan cache, connections
     for c in args.concurrency:
-        run(args.server, token, image, c, args.requests)
+        run(args.server, token, image, c, args.requests, args.server_pid, "gallery=0 ")
+    if args.gallery:
+        photos = [open(os.path.join(root, f), "rb").read()
+                  for root, _, files in sorted(os.walk(args.photos)) for f in sorted(files) if f.endswith(".jpg")]
+        enrol_gallery(args.server, token, args.gallery, photos)
+        for c in args.concurrency:
+            run(args.server, token, image, c, args.requests, args.server_pid, f"gallery={3 * args.gallery} ")
 
 
 if __name__ == "__main__":
