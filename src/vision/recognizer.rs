@@ -214,19 +214,7 @@ impl RecognizerPool {
         image: Arc<RgbImage>,
         face: Face,
     ) -> Result<Result<EmbeddedFace, NotEmbedded>, VisionError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| VisionError::Inference("the recognizer pool is closed".into()))?;
-        let embedder = self.embedder.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            embedder.embed_face(&image, &face)
-        })
-        .await
-        .map_err(|e| VisionError::Inference(format!("the embedding task failed: {e}")))
+        self.run(move |embedder| embedder.embed_face(&image, &face)).await
     }
 
     /// Embeddings of `faces` found in `image`, one per face.
@@ -238,6 +226,15 @@ impl RecognizerPool {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
+        self.run(move |embedder| embedder.embed_faces(&image, &faces))
+            .await
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn FaceEmbedder) -> T + Send + 'static,
+    ) -> Result<T, VisionError> {
         let permit = self
             .permits
             .clone()
@@ -247,7 +244,7 @@ impl RecognizerPool {
         let embedder = self.embedder.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            embedder.embed_faces(&image, &faces)
+            work(embedder.as_ref())
         })
         .await
         .map_err(|e| VisionError::Inference(format!("the embedding task failed: {e}")))
