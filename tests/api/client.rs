@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{
     asset_path, database_uri, free_port, make_clip, plain_jpeg, signal, spawn_app_with, test_asset,
-    unique_database_name, upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, TestApp,
-    TestUser, TEST_SECRET,
+    unique_database_name, upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, Lines,
+    TestApp, TestUser, TEST_SECRET,
 };
 
 /// The client as a user runs it: only what the test passes, none of the
@@ -514,49 +514,6 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let out = run(cmd, WAIT).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(out.stderr.contains("a client id is 1–64 characters"), "{out:?}");
-}
-
-/// A child's stderr or stdout, read line by line as the test goes.
-struct Lines {
-    name: &'static str,
-    lines: tokio::io::Lines<BufReader<Box<dyn AsyncRead + Unpin + Send>>>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn new(name: &'static str, stream: Box<dyn AsyncRead + Unpin + Send>) -> Self {
-        Self {
-            name,
-            lines: BufReader::new(stream).lines(),
-            seen: Vec::new(),
-        }
-    }
-
-    fn stderr(child: &mut Child) -> Self {
-        Self::new("stderr", Box::new(child.stderr.take().expect("stderr piped")))
-    }
-
-    fn stdout(child: &mut Child) -> Self {
-        Self::new("stdout", Box::new(child.stdout.take().expect("stdout piped")))
-    }
-
-    /// Reads until a line contains `text`, and returns that line.
-    async fn wait_for(&mut self, text: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        let name = self.name;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = tokio::time::timeout(left, self.lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("no `{text}` on {name} within {within:?}: {:?}", self.seen))
-                .unwrap()
-                .unwrap_or_else(|| panic!("{name} ended before `{text}`: {:?}", self.seen));
-            self.seen.push(line.clone());
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
 }
 
 /// The one-face portrait uploaded with an API key; the detection's id.
