@@ -2,14 +2,12 @@
 //! time through the real detector into the real database.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    database_uri, error_code, free_port, make_clip, signal, spawn_app_with, test_asset, unique_database_name,
-    vigil_command, wait_for_status, AppOptions, TestApp, TestUser, TEST_SECRET,
+    error_code, make_clip, spawn_app_with, spawn_child, test_asset, AppOptions, TestApp, TestUser,
 };
 
 async fn cameras(app: &TestApp, admin: &TestUser) -> Vec<Value> {
@@ -410,72 +408,39 @@ async fn removing_a_camera_kills_and_reaps_its_ffmpeg() {
     );
 }
 
-#[test]
-fn shutdown_leaves_no_ffmpeg_behind() {
+#[tokio::test]
+async fn shutdown_leaves_no_ffmpeg_behind() {
     let clips = tempfile::tempdir().unwrap();
     let clip = make_clip(clips.path(), "loop.mp4", &[("coffee.png", 2)], 160, 5);
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = vigil_command()
-        .env("MONGODB_URI", database_uri())
-        .env("VIGIL_MODELS_DIR", repo_path!("models"))
-        .args([
-            "serve",
-            "--database",
-            &unique_database_name(),
-            "--jwt-secret",
-            TEST_SECRET,
-        ])
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data.path())
-        .args([
-            "--camera",
-            &format!("id=a,source=ffmpeg:{},loop=true,fps=1", clip.display()),
-        ])
-        .args([
-            "--camera",
-            &format!("id=b,source=ffmpeg:{},loop=true,fps=1", clip.display()),
-        ])
-        .args(["--camera", "id=c,source=ffmpeg:http://127.0.0.1:1/"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(data.path().join("vigil.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let mut server = spawn_child(
+        &AppOptions::default()
+            .flag(
+                "--camera",
+                format!("id=a,source=ffmpeg:{},loop=true,fps=1", clip.display()),
+            )
+            .flag(
+                "--camera",
+                format!("id=b,source=ffmpeg:{},loop=true,fps=1", clip.display()),
+            )
+            .flag("--camera", "id=c,source=ffmpeg:http://127.0.0.1:1/"),
+    )
+    .await;
     let started = Instant::now();
     let children = loop {
-        let found = ffmpeg_children(pid);
+        let found = ffmpeg_children(server.pid());
         if alive(&found).len() >= 2 {
             break found;
         }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(data.path().join("vigil.log")).unwrap_or_default();
-            panic!("vigil never started its ffmpeg children (found {found:?}); its log:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "vigil never started its ffmpeg children (found {found:?}); its log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(wait_for_status(
-        &reqwest::Client::new(),
-        &format!("http://127.0.0.1:{port}/healthz"),
-        200,
-        Duration::from_secs(30),
-    ));
 
-    signal(pid, "-TERM");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("vigil did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    server.signal(libc::SIGTERM);
+    let exit = server.exit_within(Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit:?}");
     // Checked at once: an orphan would still be running now, reparented.
     assert!(

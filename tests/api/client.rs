@@ -12,20 +12,23 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{
-    asset_path, database_uri, free_port, make_clip, plain_jpeg, signal, spawn_app_with, test_asset,
-    unique_database_name, upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, Lines,
-    TestApp, TestUser, TEST_SECRET,
+    asset_path, free_port, make_clip, plain_jpeg, signal, spawn_app_with, spawn_child, test_asset,
+    upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, Lines, ServeChild, TestApp,
+    TestUser,
 };
 
-/// The client as a user runs it: only what the test passes, none of the
-/// developer's VIGIL_* settings, and a private config folder for tokens.
+/// `vigil client --server <server>` as a user runs it: only what the test
+/// passes, none of the developer's VIGIL_* settings.
+fn client_command(server: &str) -> std::process::Command {
+    let mut cmd = vigil_command();
+    cmd.arg("client").args(["--server", server]).stdin(Stdio::null());
+    cmd
+}
+
+/// The client with a private config folder for tokens.
 fn client(server: &str, config_home: &Path) -> Command {
-    let mut cmd = Command::from(vigil_command());
-    cmd.env("XDG_CONFIG_HOME", config_home)
-        .arg("client")
-        .args(["--server", server])
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = Command::from(client_command(server));
+    cmd.env("XDG_CONFIG_HOME", config_home).kill_on_drop(true);
     cmd
 }
 
@@ -136,17 +139,25 @@ async fn fib_90_prints_the_exact_number_and_a_refusal_is_an_error() {
 /// XDG_CONFIG_HOME, and a uid without a passwd entry (mapped in a user
 /// namespace, so files stay readable), like a service's dynamic user.
 fn client_without_home(server: &str) -> Command {
-    let mut cmd = Command::new("unshare");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") || key == "HOME" || key == "XDG_CONFIG_HOME" {
-            cmd.env_remove(key);
-        }
-    }
+    let client = client_command(server);
+    let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--map-user=4242", "--map-group=4242", "--user", "--"])
-        .arg(env!("CARGO_BIN_EXE_vigil"))
-        .args(["client", "--server", server])
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        .arg(client.get_program())
+        .args(client.get_args());
+    for (key, value) in client.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    if let Some(dir) = client.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    cmd.env_remove("HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::null());
+    let mut cmd = Command::from(cmd);
+    cmd.kill_on_drop(true);
     cmd
 }
 
@@ -336,12 +347,10 @@ async fn rate_limited_instance() -> (TestApp, TestUser, String, TestApp) {
     let user = regular_user(&setup).await;
     let key = api_key(&setup, &user).await;
     let app = spawn_app_with(
-        AppOptions {
-            database_name: setup.database_name.clone(),
-            ..AppOptions::default()
-        }
-        .flag("--rate-limit-per-second", 1)
-        .flag("--rate-limit-burst", 1),
+        AppOptions::default()
+            .database(&setup.database_name)
+            .flag("--rate-limit-per-second", 1)
+            .flag("--rate-limit-burst", 1),
     )
     .await;
     (setup, user, key, app)
@@ -392,7 +401,7 @@ async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
     let mut stderr = Lines::stderr(&mut upload);
     // The next image waits out Retry-After (1 s); Ctrl-C comes meanwhile.
     stderr.wait_for("waiting", WAIT).await;
-    signal(upload.id().unwrap(), "-INT");
+    signal(upload.id().unwrap(), libc::SIGINT);
     let before = detections(&setup, &user).await.len();
     stderr.wait_for("interrupted", WAIT).await;
     let out = tokio::time::timeout(WAIT, upload.wait_with_output())
@@ -488,7 +497,7 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let mut counter = cmd.spawn().unwrap();
     let mut stdout = Lines::stdout(&mut counter);
     stdout.wait_for(r#""event":"value""#, WAIT).await;
-    signal(counter.id().unwrap(), "-INT");
+    signal(counter.id().unwrap(), libc::SIGINT);
     let stop = stdout.wait_for(r#""event":"stop""#, WAIT).await;
     let status = tokio::time::timeout(WAIT, counter.wait())
         .await
@@ -557,7 +566,7 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     let mut watch = cmd.spawn().unwrap();
     let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
-    signal(watch.id().unwrap(), "-INT");
+    signal(watch.id().unwrap(), libc::SIGINT);
     let status = tokio::time::timeout(WAIT, watch.wait())
         .await
         .expect("watch ends on Ctrl-C")
@@ -578,64 +587,34 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     assert!(out.stderr.contains("vigil client login"), "{out:?}");
 }
 
-/// `vigil serve` as a child process, so that it can be stopped and started again.
-async fn serve(port: u16, database: &str, data_dir: &Path, extra: &[&str]) -> Child {
-    let child = Command::from(vigil_command())
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--database",
-            database,
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--shutdown-timeout-secs", "1", "--workers", "2"])
-        .args(extra)
-        .env("MONGODB_URI", database_uri())
-        .env("VIGIL_JWT_SECRET", TEST_SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    wait_for_status(&reqwest::Client::new(), &url, 200, Duration::from_secs(60)).await;
-    child
-}
-
-/// A `vigil serve` child that a test can stop and restart, and a second,
-/// in-process instance on the same database where the account and its API
-/// key are made (both live in the database, so both instances accept them).
+/// A `vigil serve` child that a test can stop and restart (starting it
+/// again with `options` is a restart: same port, database and data folder),
+/// and a second, in-process instance on the same database where the account
+/// and its API key are made (both live in the database, so both instances
+/// accept them).
 struct ChildServer {
-    port: u16,
-    database: String,
-    data: tempfile::TempDir,
-    child: Child,
-    address: String,
+    options: AppOptions,
+    _data: tempfile::TempDir,
+    server: ServeChild,
     other: TestApp,
     key: String,
     home: tempfile::TempDir,
 }
 
-async fn child_server(extra: &[&str]) -> ChildServer {
-    let port = free_port();
-    let database = unique_database_name();
+async fn child_server(flags: &[(&str, &str)]) -> ChildServer {
     let data = tempfile::tempdir().unwrap();
-    let child = serve(port, &database, data.path(), extra).await;
-    let other = spawn_app_with(AppOptions {
-        database_name: database.clone(),
-        ..AppOptions::default()
-    })
-    .await;
+    let options = flags.iter().fold(
+        AppOptions::default().port(free_port()).data_dir(data.path()),
+        |options, (name, value)| options.flag(name, value),
+    );
+    let server = spawn_child(&options).await;
+    let other = spawn_app_with(AppOptions::default().database(&options.database_name)).await;
     let user = regular_user(&other).await;
     let key = api_key(&other, &user).await;
     ChildServer {
-        port,
-        database,
-        data,
-        child,
-        address: format!("http://127.0.0.1:{port}"),
+        options,
+        _data: data,
+        server,
         other,
         key,
         home: tempfile::tempdir().unwrap(),
@@ -646,17 +625,15 @@ async fn child_server(extra: &[&str]) -> ChildServer {
 async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     // The second instance raises an alarm while the first is away.
     let ChildServer {
-        port,
-        database,
-        data,
-        child: mut server,
-        address,
+        options,
+        _data,
+        mut server,
         other,
         key,
         home,
     } = child_server(&[]).await;
 
-    let mut cmd = client(&address, home.path());
+    let mut cmd = client(&server.address, home.path());
     cmd.args(["--api-key", &key, "watch", "--json", "--count", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -664,17 +641,14 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
-    signal(server.id().unwrap(), "-TERM");
-    tokio::time::timeout(Duration::from_secs(15), server.wait())
-        .await
-        .expect("the server stops")
-        .unwrap();
+    server.signal(libc::SIGTERM);
+    server.exit_within(Duration::from_secs(15)).await;
     stderr.wait_for("reconnecting", WAIT).await;
 
     let meanwhile = upload_face(&other.address, &key).await;
-    let _server = serve(port, &database, data.path(), &[]).await;
+    let server = spawn_child(&options).await;
     stderr.wait_for("reconnected", WAIT).await;
-    let live = upload_face(&address, &key).await;
+    let live = upload_face(&server.address, &key).await;
 
     let out = tokio::time::timeout(WAIT, watch.wait_with_output())
         .await
@@ -710,20 +684,16 @@ fn reconnect_delay(line: &str) -> Duration {
 #[tokio::test]
 async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they_reconnect() {
     let ChildServer {
-        child: server,
-        address,
-        key,
-        home,
-        ..
-    } = child_server(&["--ws-heartbeat-secs", "1"]).await;
+        server, key, home, ..
+    } = child_server(&[("--ws-heartbeat-secs", "1")]).await;
 
-    let mut cmd = client(&address, home.path());
+    let mut cmd = client(&server.address, home.path());
     cmd.args(["--api-key", &key, "watch", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut watch = cmd.spawn().unwrap();
     let mut watch_err = Lines::stderr(&mut watch);
-    let mut cmd = client(&address, home.path());
+    let mut cmd = client(&server.address, home.path());
     cmd.args(["counter", "--client-id", "silent-test", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -733,7 +703,7 @@ async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they
     watch_err.wait_for("watching alarms", WAIT).await;
     counter_out.wait_for(r#""event":"value""#, WAIT).await;
 
-    signal(server.id().unwrap(), "-STOP");
+    server.signal(libc::SIGSTOP);
     // Heartbeats every second: three missed ones are noticed, where reads
     // used to wait for ever (and the counter wrote into the void).
     for lines in [&mut watch_err, &mut counter_err] {
@@ -747,7 +717,7 @@ async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they
             .await;
         // Ctrl-C once the next attempt is under way.
         tokio::time::sleep(reconnect_delay(&line) + Duration::from_millis(500)).await;
-        signal(child.id().unwrap(), "-INT");
+        signal(child.id().unwrap(), libc::SIGINT);
         let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
             .unwrap_or_else(|_| panic!("Ctrl-C was ignored: {:?}", lines.seen))

@@ -451,11 +451,9 @@ async fn orphan_images_are_swept_at_startup() {
     }
 
     let restarted = spawn_app_with(
-        AppOptions {
-            database_name,
-            ..AppOptions::default()
-        }
-        .data_dir(data_dir.path()),
+        AppOptions::default()
+            .database(&database_name)
+            .data_dir(data_dir.path()),
     )
     .await;
     restarted.wait_for_readiness(200, Duration::from_secs(10)).await;

@@ -427,11 +427,7 @@ async fn every_message_in_and_out_is_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_reach_every_instance_exactly_once_and_only_those_allowed() {
     let a = spawn_app().await;
-    let b = spawn_app_with(AppOptions {
-        database_name: a.database_name.clone(),
-        ..AppOptions::default()
-    })
-    .await;
+    let b = spawn_app_with(AppOptions::default().database(&a.database_name)).await;
     let admin = a.create_user().await;
     let owner = a.create_user().await;
     let other = a.create_user().await;

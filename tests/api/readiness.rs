@@ -9,12 +9,10 @@ async fn proxied_app() -> Option<(CutProxy, crate::helpers::TestApp)> {
         return None;
     };
     let proxy = CutProxy::start(target).await;
-    let options = AppOptions {
-        uri: proxy.uri(),
-        ..AppOptions::default()
-    }
-    .flag("--health-interval-secs", 1)
-    .flag("--db-timeout-secs", 2);
+    let options = AppOptions::default()
+        .mongodb_uri(proxy.uri())
+        .flag("--health-interval-secs", 1)
+        .flag("--db-timeout-secs", 2);
     let app = spawn_app_with(options).await;
     Some((proxy, app))
 }
@@ -49,12 +47,10 @@ async fn starts_without_a_database_and_migrates_when_it_appears() {
     };
     let proxy = CutProxy::start(target).await;
     proxy.cut();
-    let options = AppOptions {
-        uri: proxy.uri(),
-        ..AppOptions::default()
-    }
-    .flag("--health-interval-secs", 1)
-    .flag("--db-timeout-secs", 1);
+    let options = AppOptions::default()
+        .mongodb_uri(proxy.uri())
+        .flag("--health-interval-secs", 1)
+        .flag("--db-timeout-secs", 1);
     let app = spawn_app_with(options).await;
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.wait_for_readiness(503, Duration::from_secs(5)).await;

@@ -1,6 +1,7 @@
 //! A server under test in this process, its options, and requests to it:
 //! users, tokens, API keys, uploads and error bodies.
 
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -37,13 +38,30 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
 }
 
-/// Options for one test app; `extra` are appended `vigil serve` flags.
+/// Where the models (and the test photos beside them) are: VIGIL_MODELS_DIR,
+/// else the repository's `models/`. The default of `vigil serve`
+/// (`./models`) would be relative to the test's working folder, which cargo
+/// makes the vigil-bin package's.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("VIGIL_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(repo_path!("models")))
+}
+
+/// How a test server is started, in this process ([`spawn_app_with`]) or as
+/// a `vigil serve` child ([`super::spawn_child`]): both take their flags
+/// from [`AppOptions::serve_flags`].
+#[derive(Clone)]
 pub struct AppOptions {
     pub uri: String,
     pub database_name: String,
-    pub extra: Vec<String>,
+    /// `vigil serve` flags given by the test, in order; a flag named here
+    /// replaces the default of the same name.
+    pub extra: Vec<(String, String)>,
     /// A data folder that outlives the app (default: a fresh temp dir).
-    pub data_dir: Option<std::path::PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    /// The port to listen on (default: any free one, for an in-process app).
+    pub port: Option<u16>,
 }
 
 impl Default for AppOptions {
@@ -53,50 +71,77 @@ impl Default for AppOptions {
             database_name: unique_database_name(),
             extra: Vec::new(),
             data_dir: None,
+            port: None,
         }
     }
 }
 
 impl AppOptions {
+    /// Adds a `vigil serve` flag (repeatable ones, like `--camera`, may be given again).
     pub fn flag(mut self, name: &str, value: impl ToString) -> Self {
-        self.extra.push(name.to_owned());
-        self.extra.push(value.to_string());
+        self.extra.push((name.to_owned(), value.to_string()));
         self
     }
 
-    pub fn data_dir(mut self, dir: &std::path::Path) -> Self {
+    /// The database of another server, say, to run a second instance on it.
+    pub fn database(mut self, name: &str) -> Self {
+        self.database_name = name.to_owned();
+        self
+    }
+
+    /// The MongoDB server to use instead of MONGODB_URI's.
+    pub fn mongodb_uri(mut self, uri: String) -> Self {
+        self.uri = uri;
+        self
+    }
+
+    pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_owned());
         self
     }
 
-    pub fn serve_args(&self, data_dir: &std::path::Path) -> ServeArgs {
-        let mut argv: Vec<String> = [
-            "vigil",
-            "--mongodb-uri",
-            &self.uri,
-            "--database",
-            &self.database_name,
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--jwt-secret",
-            TEST_SECRET,
-            "--env",
-            "development",
-            "--workers",
-            "2",
-            "--shutdown-timeout-secs",
-            "1",
-        ]
-        .map(String::from)
-        .to_vec();
-        // The default (./models) is relative to the test's working folder,
-        // which cargo makes the vigil-bin package's.
-        if std::env::var_os("VIGIL_MODELS_DIR").is_none() {
-            argv.extend(["--models-dir".into(), repo_path!("models").into()]);
+    /// Listens on this port (a child that must keep its address across a restart).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The `vigil serve` flags of these options with `data_dir` as the data
+    /// folder: the test defaults, then the test's own flags.
+    pub fn serve_flags(&self, data_dir: &Path) -> Vec<String> {
+        let defaults = [
+            ("--mongodb-uri", self.uri.clone()),
+            ("--database", self.database_name.clone()),
+            ("--bind", format!("127.0.0.1:{}", self.port.unwrap_or(0))),
+            (
+                "--data-dir",
+                data_dir.to_str().expect("a UTF-8 data dir").to_owned(),
+            ),
+            (
+                "--models-dir",
+                models_dir().to_str().expect("a UTF-8 models dir").to_owned(),
+            ),
+            ("--jwt-secret", TEST_SECRET.to_owned()),
+            ("--env", "development".to_owned()),
+            ("--workers", "2".to_owned()),
+            ("--shutdown-timeout-secs", "1".to_owned()),
+        ];
+        let mut flags = Vec::new();
+        // clap takes a single-valued flag once: the test's own replaces the default.
+        for (name, value) in defaults {
+            if !self.extra.iter().any(|(given, _)| given == name) {
+                flags.extend([name.to_owned(), value]);
+            }
         }
-        argv.extend(self.extra.iter().cloned());
+        for (name, value) in &self.extra {
+            flags.extend([name.clone(), value.clone()]);
+        }
+        flags
+    }
+
+    /// The flags as the in-process server reads them.
+    pub fn serve_args(&self, data_dir: &Path) -> ServeArgs {
+        let argv = std::iter::once("vigil".to_owned()).chain(self.serve_flags(data_dir));
         ServeArgs::try_parse_from(argv).expect("test flags parse")
     }
 }

@@ -1,10 +1,11 @@
 //! What the tests feed the server: the photos `make models` fetches
 //! (models/manifest.toml), and images and clips made on the spot.
 
-/// Where a test image fetched by `make models` (see models/manifest.toml) lives.
+use super::app::models_dir;
+
+/// Where a test image fetched by `make models` lives.
 pub fn asset_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::var("VIGIL_MODELS_DIR").unwrap_or_else(|_| repo_path!("models").into());
-    std::path::Path::new(&dir).join("test-assets").join(name)
+    models_dir().join("test-assets").join(name)
 }
 
 /// A test image fetched by `make models`.
