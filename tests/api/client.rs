@@ -7,14 +7,19 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
+use vigil_wire::alarms::AlarmView;
+use vigil_wire::detections::DetectionView;
+use vigil_wire::hub::Parity;
+use vigil_wire::paging::PageOf;
 
 use crate::helpers::{
-    asset_path, free_port, make_clip, plain_jpeg, signal, spawn_app_with, spawn_child, test_asset,
-    upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, Lines, ServeChild, TestApp,
-    TestUser,
+    face_clip, free_port, plain_jpeg, signal, song_with_cover_art, spawn_app_with, spawn_child, test_asset,
+    vigil_command, wait_for_status, write_file, AppOptions, Credential, Lines, ServeChild, TestApp, TestUser,
 };
 
 /// `vigil client --server <server>` as a user runs it: only what the test
@@ -39,12 +44,53 @@ struct Output {
 }
 
 impl Output {
-    fn json_lines(&self) -> Vec<Value> {
+    /// Every line of stdout, each a `T`.
+    fn json_lines<T: DeserializeOwned>(&self) -> Vec<T> {
         self.stdout
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not a {}: {l}: {e}", std::any::type_name::<T>()))
+            })
             .collect()
     }
+}
+
+/// A line of `upload --json`: one image, or one frame of a video.
+#[derive(Debug, Deserialize)]
+struct UploadLine {
+    file: String,
+    /// The frame's index, for a video.
+    frame: Option<u64>,
+    ok: bool,
+    /// What the server made of it, when it was accepted.
+    detection: Option<DetectionView>,
+}
+
+/// A line of `counter --json`.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code, reason = "every line is parsed whole; not every field is checked")]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum CounterEvent {
+    Start {
+        client_id: String,
+        value: u64,
+        reconnected: bool,
+    },
+    Value {
+        value: u64,
+        increment: u64,
+    },
+    Ask {
+        kind: Parity,
+    },
+    Increment {
+        kind: Parity,
+        value: u64,
+    },
+    Stop {
+        value: u64,
+    },
 }
 
 impl std::fmt::Debug for Output {
@@ -72,8 +118,7 @@ async fn run(mut cmd: Command, within: Duration) -> Output {
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn api_key(app: &TestApp, user: &TestUser) -> String {
-    let created = app.create_api_key(&user.access_token, "client-test").await;
-    created["key"].as_str().unwrap().to_owned()
+    app.create_api_key(&user.access_token, "client-test").await.key
 }
 
 /// A user who is not the admin (the first account is, and admins have no quota).
@@ -82,25 +127,11 @@ async fn regular_user(app: &TestApp) -> TestUser {
     app.create_user().await
 }
 
-async fn detections(app: &TestApp, user: &TestUser) -> Vec<Value> {
-    let page: Value = app
-        .get_as("/api/v1/detections?limit=200", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["items"].as_array().unwrap().clone()
-}
-
-/// A face image looped into an H.264 clip.
-fn face_clip(dir: &Path, name: &str, seconds: u32) -> PathBuf {
-    make_clip(dir, name, &[("astronaut.png", seconds)], 320, 25)
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+async fn detections(app: &TestApp, user: &TestUser) -> Vec<DetectionView> {
+    let page: PageOf<DetectionView> = app
+        .fetch_as("/api/v1/detections?limit=200", &user.access_token)
+        .await;
+    page.items
 }
 
 #[tokio::test]
@@ -192,7 +223,7 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     // `cam1:face clip.mp4` as a URL of protocol `cam1`.
     let clip = Path::new("cam1:face clip.mp4");
     std::fs::rename(face_clip(dir.path(), "face clip.mp4", 3), dir.path().join(clip)).unwrap();
-    let photo = write(dir.path(), "photo.png", &test_asset("astronaut.png"));
+    let photo = write_file(dir.path(), "photo.png", &test_asset("astronaut.png"));
 
     let mut cmd = client(&app.address, dir.path());
     cmd.args([
@@ -211,19 +242,21 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     let out = run(cmd, Duration::from_secs(180)).await;
     assert!(out.status.success(), "{out:?}");
 
-    let lines = out.json_lines();
+    let lines: Vec<UploadLine> = out.json_lines();
     assert_eq!(lines.len(), 4, "3 frames and a photo: {out:?}");
-    assert!(lines.iter().all(|l| l["ok"] == true), "{out:?}");
+    assert!(lines.iter().all(|l| l.ok), "{out:?}");
+    let printed: Vec<&DetectionView> = lines
+        .iter()
+        .map(|l| l.detection.as_ref().expect("an accepted image has its detection"))
+        .collect();
     let mut frames: Vec<(u64, String)> = lines
         .iter()
-        .filter(|l| l["frame"].is_u64())
-        .map(|l| {
-            assert_eq!(l["file"], clip.to_str().unwrap());
-            assert!(l["detection"]["face_count"].as_u64().unwrap() >= 1, "{l}");
-            (
-                l["frame"].as_u64().unwrap(),
-                l["detection"]["source"].as_str().unwrap().to_owned(),
-            )
+        .filter_map(|l| Some((l.frame?, l)))
+        .map(|(frame, l)| {
+            assert_eq!(l.file, clip.to_str().unwrap());
+            let detection = l.detection.as_ref().unwrap();
+            assert!(detection.face_count >= 1, "{l:?}");
+            (frame, detection.source.clone())
         })
         .collect();
     frames.sort();
@@ -239,15 +272,12 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     // Stored: one detection per line, no more, each the user's.
     let stored = detections(&app, &user).await;
     assert_eq!(stored.len(), 4);
-    let mut stored_ids: Vec<&str> = stored.iter().map(|d| d["id"].as_str().unwrap()).collect();
-    let mut printed_ids: Vec<&str> = lines
-        .iter()
-        .map(|l| l["detection"]["id"].as_str().unwrap())
-        .collect();
+    let mut stored_ids: Vec<&str> = stored.iter().map(|d| d.id.as_str()).collect();
+    let mut printed_ids: Vec<&str> = printed.iter().map(|d| d.id.as_str()).collect();
     stored_ids.sort();
     printed_ids.sort();
     assert_eq!(stored_ids, printed_ids);
-    assert!(stored.iter().any(|d| d["source"] == "photo.png"));
+    assert!(stored.iter().any(|d| d.source == "photo.png"));
 }
 
 #[tokio::test]
@@ -256,27 +286,16 @@ async fn bad_inputs_are_reported_one_by_one_and_the_rest_is_uploaded() {
     let user = regular_user(&app).await;
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
-    let good = write(dir.path(), "good.jpg", &plain_jpeg(64, 48));
+    let good = write_file(dir.path(), "good.jpg", &plain_jpeg(64, 48));
     // Long enough for ffprobe to call it a 25 fps video of ANSI art.
-    let text = write(
+    let text = write_file(
         dir.path(),
         "notes.txt",
         "not an image, not a video\n".repeat(20).as_bytes(),
     );
-    // Sound with cover art: a picture in a video stream, not a video.
-    let song = dir.path().join("song.m4a");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error"])
-        .args(["-f", "lavfi", "-i", "sine=duration=1", "-i"])
-        .arg(asset_path("astronaut.png"))
-        .args(["-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png"])
-        .args(["-disposition:v", "attached_pic"])
-        .arg(&song)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(made.success(), "ffmpeg made the song");
+    let song = song_with_cover_art(dir.path(), "song.m4a");
     // JPEG magic, then garbage: the client sends it, the server refuses it.
-    let broken = write(dir.path(), "broken.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4]);
+    let broken = write_file(dir.path(), "broken.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4]);
     let missing = dir.path().join("missing.png");
 
     let mut cmd = client(&app.address, dir.path());
@@ -321,7 +340,7 @@ async fn an_exhausted_quota_stops_the_upload_with_a_clear_message() {
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..5)
-        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .map(|i| write_file(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
         .collect();
 
     let mut cmd = client(&app.address, dir.path());
@@ -347,10 +366,12 @@ async fn rate_limited_instance() -> (TestApp, TestUser, String, TestApp) {
     let user = regular_user(&setup).await;
     let key = api_key(&setup, &user).await;
     let app = spawn_app_with(
-        AppOptions::default()
-            .database(&setup.database_name)
-            .flag("--rate-limit-per-second", 1)
-            .flag("--rate-limit-burst", 1),
+        AppOptions {
+            database_name: setup.database_name.clone(),
+            ..AppOptions::default()
+        }
+        .flag("--rate-limit-per-second", 1)
+        .flag("--rate-limit-burst", 1),
     )
     .await;
     (setup, user, key, app)
@@ -361,7 +382,7 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
     let (setup, user, key, app) = rate_limited_instance().await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..3)
-        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .map(|i| write_file(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
         .collect();
 
     let started = Instant::now();
@@ -372,9 +393,9 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
     assert!(out.status.success(), "{out:?}");
     assert!(out.stderr.contains("rate_limited"), "{out:?}");
     assert!(out.stderr.contains("waiting"), "{out:?}");
-    let lines = out.json_lines();
+    let lines: Vec<UploadLine> = out.json_lines();
     assert_eq!(lines.len(), 3);
-    assert!(lines.iter().all(|l| l["ok"] == true), "{out:?}");
+    assert!(lines.iter().all(|l| l.ok && l.detection.is_some()), "{out:?}");
     // One a second: the third cannot have gone before two seconds.
     assert!(
         started.elapsed() >= Duration::from_millis(1900),
@@ -389,7 +410,7 @@ async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
     let (setup, user, key, app) = rate_limited_instance().await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..5)
-        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .map(|i| write_file(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
         .collect();
 
     let mut cmd = client(&app.address, dir.path());
@@ -422,34 +443,40 @@ async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
     assert_eq!(ok, stored, "{out:?}");
 }
 
-fn counter_events(out: &Output) -> Vec<Value> {
+fn counter_events(out: &Output) -> Vec<CounterEvent> {
     out.json_lines()
 }
 
 /// Replays the printed steps: every value is the previous one plus the
 /// increment in force, modulo 100, and answers change the increment.
-fn check_steps(events: &[Value]) -> (u64, u64) {
-    assert_eq!(events[0]["event"], "start", "{events:?}");
-    let start = events[0]["value"].as_u64().unwrap();
+fn check_steps(events: &[CounterEvent]) -> (u64, u64) {
+    let CounterEvent::Start { value: start, .. } = events[0] else {
+        panic!("the first event is not the start: {events:?}");
+    };
     let (mut value, mut increment) = (start, 1);
     for event in &events[1..] {
-        match event["event"].as_str().unwrap() {
-            "value" => {
-                assert_eq!(event["increment"].as_u64().unwrap(), increment, "{event}");
+        match *event {
+            CounterEvent::Value {
+                value: now,
+                increment: by,
+            } => {
+                assert_eq!(by, increment, "{event:?}");
                 value = (value + increment) % 100;
-                assert_eq!(event["value"].as_u64().unwrap(), value, "{event}");
+                assert_eq!(now, value, "{event:?}");
             }
-            "increment" => {
-                increment = event["value"].as_u64().unwrap();
-                let odd = event["kind"] == "odd";
-                assert_eq!(increment % 2 == 1, odd, "{event}");
+            CounterEvent::Increment { kind, value: now } => {
+                increment = now;
+                assert_eq!(increment % 2 == 1, kind == Parity::Odd, "{event:?}");
             }
-            "ask" => {}
-            "stop" => assert_eq!(event["value"].as_u64().unwrap(), value),
-            other => panic!("unknown event {other}"),
+            CounterEvent::Ask { .. } => {}
+            CounterEvent::Stop { value: now } => assert_eq!(now, value),
+            CounterEvent::Start { .. } => panic!("started twice: {events:?}"),
         }
     }
-    assert_eq!(events.last().unwrap()["event"], "stop");
+    assert!(
+        matches!(events.last(), Some(CounterEvent::Stop { .. })),
+        "{events:?}"
+    );
     (start, value)
 }
 
@@ -466,11 +493,20 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let events = counter_events(&first);
     let (start, last) = check_steps(&events);
     assert_eq!(start, 0, "a new client id starts at 0");
-    let steps = events.iter().filter(|e| e["event"] == "value").count();
+    let steps = events
+        .iter()
+        .filter(|e| matches!(e, CounterEvent::Value { .. }))
+        .count();
     assert!((9..=13).contains(&steps), "every 500 ms for 6 s: {steps}");
     // Asks come every 3–5 s, so 6 s hold at least one, answered.
-    assert!(events.iter().any(|e| e["event"] == "ask"), "{first:?}");
-    assert!(events.iter().any(|e| e["event"] == "increment"), "{first:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, CounterEvent::Ask { .. })),
+        "{first:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, CounterEvent::Increment { .. })),
+        "{first:?}"
+    );
 
     let kept = app
         .db
@@ -504,7 +540,9 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
         .expect("counter ends on Ctrl-C")
         .unwrap();
     assert_eq!(status.code(), Some(130), "{:?}", stdout.seen);
-    let stopped_at: Value = serde_json::from_str(&stop).unwrap();
+    let CounterEvent::Stop { value: stopped_at } = serde_json::from_str(&stop).unwrap() else {
+        panic!("not a stop: {stop}");
+    };
     let kept = app
         .db
         .collection::<Document>("counters")
@@ -512,10 +550,7 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
         .await
         .unwrap()
         .expect("the server kept the value");
-    assert_eq!(
-        kept.get_i32("value").unwrap() as u64,
-        stopped_at["value"].as_u64().unwrap()
-    );
+    assert_eq!(kept.get_i32("value").unwrap() as u64, stopped_at);
 
     // An id the server would refuse is a bad command line, before any connection.
     let mut cmd = client(&app.address, home.path());
@@ -523,12 +558,6 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let out = run(cmd, WAIT).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(out.stderr.contains("a client id is 1–64 characters"), "{out:?}");
-}
-
-/// The one-face portrait uploaded with an API key; the detection's id.
-async fn upload_face(address: &str, key: &str) -> String {
-    let detection = upload_face_to(&reqwest::Client::new(), address, Credential::ApiKey(key)).await;
-    detection["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -546,17 +575,17 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
-    let detection = upload_face(&app.address, &key).await;
+    let detection = app.upload_face(Credential::ApiKey(&key)).await;
     let out = tokio::time::timeout(WAIT, watch.wait_with_output())
         .await
         .expect("watch ends after one alarm")
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let alarm: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{stdout}: {e}"));
-    assert_eq!(alarm["detection_id"], detection.as_str());
-    assert_eq!(alarm["user_id"], user.id.as_str());
-    assert!(alarm["img"].as_str().unwrap().starts_with("/media/"), "{alarm}");
+    let alarm: AlarmView = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{stdout}: {e}"));
+    assert_eq!(alarm.detection_id, detection.id);
+    assert_eq!(alarm.user_id.as_deref(), Some(user.id.as_str()));
+    assert!(alarm.img.starts_with("/media/"), "{alarm:?}");
 
     // Without --count it runs until Ctrl-C, which is status 130.
     let mut cmd = client(&app.address, home.path());
@@ -645,10 +674,10 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     server.exit_within(Duration::from_secs(15)).await;
     stderr.wait_for("reconnecting", WAIT).await;
 
-    let meanwhile = upload_face(&other.address, &key).await;
+    let meanwhile = other.upload_face(Credential::ApiKey(&key)).await.id;
     let server = spawn_child(&options).await;
     stderr.wait_for("reconnected", WAIT).await;
-    let live = upload_face(&server.address, &key).await;
+    let live = server.upload_face(Credential::ApiKey(&key)).await.id;
 
     let out = tokio::time::timeout(WAIT, watch.wait_with_output())
         .await
@@ -657,12 +686,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     assert!(out.status.success(), "{out:?} {:?}", stderr.seen);
     let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["detection_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<AlarmView>(l).unwrap().detection_id)
         .collect();
     assert_eq!(ids, [meanwhile, live], "{:?}", stderr.seen);
 }
@@ -737,7 +761,7 @@ async fn login_keeps_private_tokens_renews_them_and_logout_forgets_them() {
     let app = spawn_app_with(AppOptions::default().flag("--access-token-ttl-secs", 1)).await;
     let user = regular_user(&app).await;
     let home = tempfile::tempdir().unwrap();
-    let image = write(home.path(), "face.png", &test_asset("astronaut.png"));
+    let image = write_file(home.path(), "face.png", &test_asset("astronaut.png"));
 
     let mut cmd = client(&app.address, home.path());
     cmd.args(["login", "--user", &user.user_name, "--password-stdin"])
@@ -823,20 +847,15 @@ async fn login_keeps_private_tokens_renews_them_and_logout_forgets_them() {
     assert!(out.stderr.contains("not logged in"), "{out:?}");
 
     // A login revoked elsewhere: the client says to log in again.
-    let tokens: Value = app
-        .login(&user.user_name, &user.password)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = app.tokens(&user.user_name, &user.password).await;
     let revoked = json!({"servers": {format!("{}/", app.address): {
-        "access_token": "expired", "refresh_token": tokens["refresh_token"],
+        "access_token": "expired", "refresh_token": tokens.refresh_token,
         "expires_at": "2000-01-01T00:00:00Z", "login": user.user_name}}});
     std::fs::write(&store, revoked.to_string()).unwrap();
     let logout = app
         .post_json(
             "/api/v1/auth/logout",
-            &json!({"refresh_token": tokens["refresh_token"]}),
+            &json!({"refresh_token": tokens.refresh_token}),
         )
         .await;
     assert_eq!(logout.status(), 204);
@@ -870,10 +889,10 @@ fn make_pki(dir: &Path) -> TestPki {
     let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     TestPki {
-        ca: write(dir, "ca.pem", ca.pem().as_bytes()),
-        cert: write(dir, "cert.pem", cert.pem().as_bytes()),
-        key: write(dir, "key.pem", key.serialize_pem().as_bytes()),
-        other_key: write(
+        ca: write_file(dir, "ca.pem", ca.pem().as_bytes()),
+        cert: write_file(dir, "cert.pem", cert.pem().as_bytes()),
+        key: write_file(dir, "key.pem", key.serialize_pem().as_bytes()),
+        other_key: write_file(
             dir,
             "other-key.pem",
             KeyPair::generate().unwrap().serialize_pem().as_bytes(),
@@ -941,7 +960,7 @@ async fn tls_round_trip_with_a_private_ca_over_https_and_wss() {
     drop(stdin);
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success(), "{out:?}");
-    let image = write(dir.path(), "face.png", &test_asset("astronaut.png"));
+    let image = write_file(dir.path(), "face.png", &test_asset("astronaut.png"));
     let mut cmd = client(&https, dir.path());
     cmd.arg("--ca-cert")
         .arg(&pki.ca)
@@ -949,7 +968,8 @@ async fn tls_round_trip_with_a_private_ca_over_https_and_wss() {
         .arg(&image);
     let out = run(cmd, WAIT).await;
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(out.json_lines()[0]["ok"], true, "{out:?}");
+    let lines: Vec<UploadLine> = out.json_lines();
+    assert!(lines[0].ok && lines[0].detection.is_some(), "{out:?}");
 
     // Without the CA the certificate is not trusted, and the error says so.
     let mut cmd = client(&https, dir.path());

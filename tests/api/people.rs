@@ -9,10 +9,11 @@ use serde_json::json;
 use vigil_wire::detections::DetectionView;
 use vigil_wire::paging::PageOf;
 use vigil_wire::people::{Identity, SubjectFaceView, SubjectView};
+use vigil_wire::ErrorCode;
 
 use crate::helpers::{
     error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, vigil_command, AppOptions, TestApp,
-    TestUser,
+    TestUser, Upload,
 };
 
 /// One folder per person, photos sorted by name.
@@ -82,7 +83,7 @@ impl TestApp {
     }
 
     async fn detect(&self, user: &TestUser, bytes: Vec<u8>) -> DetectionView {
-        let response = self.upload_raw(&user.access_token, bytes, "image/jpeg").await;
+        let response = self.upload(user, Upload::body(bytes, "image/jpeg")).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
         response.json().await.unwrap()
     }
@@ -259,7 +260,7 @@ async fn galleries_are_private_and_names_unique_without_case() {
         .await
         .unwrap();
     assert_eq!(taken.status(), 409);
-    assert_eq!(error_code(taken).await, "subject_name_taken");
+    assert_eq!(error_code(taken).await, ErrorCode::SubjectNameTaken);
     // Another owner may use the name.
     app.create_subject(&bob, "Grace").await;
 
@@ -331,7 +332,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
 
     let no_face = app.enrol_image(&user, &subject.id, plain_jpeg(320, 240)).await;
     assert_eq!(no_face.status(), 422);
-    assert_eq!(error_code(no_face).await, "no_face");
+    assert_eq!(error_code(no_face).await, ErrorCode::NoFace);
 
     let huge = app
         .http
@@ -343,7 +344,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .await
         .unwrap();
     assert_eq!(huge.status(), 413);
-    assert_eq!(error_code(huge).await, "image_too_large");
+    assert_eq!(error_code(huge).await, ErrorCode::ImageTooLarge);
 
     let foreign = app
         .http
@@ -354,7 +355,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .await
         .unwrap();
     assert_eq!(foreign.status(), 404);
-    assert_eq!(error_code(foreign).await, "not_found");
+    assert_eq!(error_code(foreign).await, ErrorCode::NotFound);
 
     let mine = app.detect(&user, std::fs::read(&people[1].1[1]).unwrap()).await;
     let out_of_range = app
@@ -366,7 +367,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .await
         .unwrap();
     assert_eq!(out_of_range.status(), 422);
-    assert_eq!(error_code(out_of_range).await, "validation_failed");
+    assert_eq!(error_code(out_of_range).await, ErrorCode::ValidationFailed);
 
     assert_eq!(app.count("subject_faces").await, 0);
     let subject_now: SubjectView = app.subject(&user, &subject.id).await.json().await.unwrap();
@@ -419,7 +420,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .enrol_image(&user, &subject.id, std::fs::read(&people[2].1[0]).unwrap())
         .await;
     assert_eq!(small.status(), 422);
-    assert_eq!(error_code(small).await, "face_too_small");
+    assert_eq!(error_code(small).await, ErrorCode::FaceTooSmall);
     let detection = strict
         .detect(&user, std::fs::read(&people[2].1[0]).unwrap())
         .await;

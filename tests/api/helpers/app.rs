@@ -1,15 +1,22 @@
-//! A server under test in this process, its options, and requests to it:
-//! users, tokens, API keys, uploads and error bodies.
+//! A server under test in this process, the options every test server is
+//! started with (in process or as a child), and its HTTP API as the tests
+//! speak it.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::Parser;
+use serde::de::DeserializeOwned;
 use vigil::config::ServeArgs;
 use vigil::startup::Application;
+use vigil_wire::auth::TokenPair;
+use vigil_wire::detections::DetectionView;
+use vigil_wire::{ErrorBody, ErrorCode};
 
 use super::assets::test_asset;
+use super::bodies::{CreatedApiKey, User};
 
 /// A secret that passes the production rule, shared so tests can mint tokens.
 pub const TEST_SECRET: &str = "test-secret-that-is-long-enough-for-production-use";
@@ -28,14 +35,6 @@ pub fn database_uri() -> String {
 
 pub fn unique_database_name() -> String {
     format!("vigil_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..20])
-}
-
-pub struct TestApp {
-    pub address: String,
-    pub database_name: String,
-    pub db: mongodb::Database,
-    pub http: reqwest::Client,
-    pub data_dir: tempfile::TempDir,
 }
 
 /// Where the models (and the test photos beside them) are: VIGIL_MODELS_DIR,
@@ -146,6 +145,22 @@ impl AppOptions {
     }
 }
 
+/// A server running in this test's process, with its own database.
+pub struct TestApp {
+    pub api: Api,
+    pub database_name: String,
+    pub db: mongodb::Database,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default()).await
 }
@@ -165,19 +180,69 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .await
         .expect("test client");
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-
+        api: Api::new(format!("http://127.0.0.1:{port}")),
         db: client.database(&options.database_name),
         database_name: options.database_name,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
         data_dir,
     }
 }
 
-impl TestApp {
+/// The HTTP API of one running server (in this process or a child), as the
+/// tests speak it.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    pub http: reqwest::Client,
+}
+
+/// How a test request authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// An access token (JWT).
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+impl<'a> From<&'a TestUser> for Credential<'a> {
+    fn from(user: &'a TestUser) -> Self {
+        Credential::Bearer(&user.access_token)
+    }
+}
+
+/// What an upload sends to `POST /api/v1/detections`.
+pub enum Upload {
+    /// The image as the whole body, with this Content-Type (`""`: an empty one).
+    Body { bytes: Vec<u8>, content_type: String },
+    /// A multipart form (its `image` part and an optional `source`).
+    Form(reqwest::multipart::Form),
+}
+
+impl Upload {
+    pub fn body(bytes: Vec<u8>, content_type: &str) -> Self {
+        Upload::Body {
+            bytes,
+            content_type: content_type.to_owned(),
+        }
+    }
+
+    /// The one-face portrait, as a PNG body.
+    pub fn face() -> Self {
+        Upload::body(test_asset("astronaut.png"), "image/png")
+    }
+}
+
+impl Api {
+    pub fn new(address: String) -> Self {
+        Self {
+            address,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -186,10 +251,144 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("request sent")
     }
 
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `GET path` with a token, which must answer 200 with a `T`.
+    pub async fn fetch_as<T: DeserializeOwned>(&self, path: &str, token: &str) -> T {
+        let response = self.get_as(path, token).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        body(response).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete_as(&self, path: impl AsRef<str>, token: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path.as_ref()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Polls `/readyz` until it answers `want`, failing after `within`.
     /// Returns how long it took.
     pub async fn wait_for_readiness(&self, want: u16, within: Duration) -> Duration {
         wait_for_status(&self.http, &self.url("/readyz"), want, within).await
+    }
+
+    pub async fn register(&self, user_name: &str, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!({ "user_name": user_name, "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({ "login": login, "password": password }),
+        )
+        .await
+    }
+
+    /// Logs in, which must succeed, and returns the tokens.
+    pub async fn tokens(&self, login: &str, password: &str) -> TokenPair {
+        let response = self.login(login, password).await;
+        assert_eq!(response.status(), 200, "login as {login}");
+        body(response).await
+    }
+
+    /// Registers and logs in a fresh user with a unique name.
+    pub async fn create_user(&self) -> TestUser {
+        let user_name = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let email = format!("{user_name}@example.org");
+        let password = "correct horse battery".to_owned();
+        let registered = self.register(&user_name, &email, &password).await;
+        assert_eq!(
+            registered.status(),
+            201,
+            "register: {}",
+            registered.text().await.unwrap()
+        );
+        let user: User = body(registered).await;
+        let tokens = self.tokens(&user_name, &password).await;
+        TestUser {
+            id: user.id,
+            user_name,
+            email,
+            password,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+        }
+    }
+
+    /// Creates an API key for the holder of `token`; the created key holds
+    /// the secret, shown this once.
+    pub async fn create_api_key(&self, token: &str, name: &str) -> CreatedApiKey {
+        let created = self
+            .http
+            .post(self.url("/api/v1/api-keys"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(
+            created.status(),
+            201,
+            "create API key: {}",
+            created.text().await.unwrap()
+        );
+        body(created).await
+    }
+
+    /// `POST /api/v1/detections`, whatever the answer.
+    pub async fn upload<'a>(
+        &self,
+        credential: impl Into<Credential<'a>>,
+        upload: Upload,
+    ) -> reqwest::Response {
+        let request = self.http.post(self.url("/api/v1/detections"));
+        let request = match credential.into() {
+            Credential::Bearer(token) => request.bearer_auth(token),
+            Credential::ApiKey(key) => request.header("X-API-Key", key),
+        };
+        let request = match upload {
+            Upload::Body { bytes, content_type } => request.header("content-type", content_type).body(bytes),
+            Upload::Form(form) => request.multipart(form),
+        };
+        request.send().await.expect("request sent")
+    }
+
+    /// Uploads the one-face portrait and returns the created detection,
+    /// which found the face.
+    pub async fn upload_face<'a>(&self, credential: impl Into<Credential<'a>>) -> DetectionView {
+        let response = self.upload(credential, Upload::face()).await;
+        assert_eq!(
+            response.status(),
+            201,
+            "upload: {}",
+            response.text().await.unwrap()
+        );
+        let detection: DetectionView = body(response).await;
+        assert!(detection.face_count >= 1, "{detection:?}");
+        detection
     }
 }
 
@@ -213,14 +412,24 @@ pub async fn wait_for_status(http: &reqwest::Client, url: &str, want: u16, withi
     }
 }
 
+/// A response's JSON body as a `T`; the text is shown when it is not one.
+pub async fn body<T: DeserializeOwned>(response: reqwest::Response) -> T {
+    let text = response.text().await.expect("a body");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not a {}: {e}: {text}", std::any::type_name::<T>()))
+}
+
 /// Asserts the JSON error body shape and returns its code.
-pub async fn error_code(response: reqwest::Response) -> String {
-    let body: serde_json::Value = response.json().await.expect("JSON error body");
-    let code = body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.code in {body}"));
-    assert!(body["error"]["message"].is_string(), "no error.message in {body}");
-    code.to_owned()
+pub async fn error_code(response: reqwest::Response) -> ErrorCode {
+    let error: ErrorBody = body(response).await;
+    error.error.code
+}
+
+/// `key=value&…`, each part percent-encoded, for a query string.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// A registered, logged-in user.
@@ -231,149 +440,4 @@ pub struct TestUser {
     pub password: String,
     pub access_token: String,
     pub refresh_token: String,
-}
-
-impl TestApp {
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn register(&self, user_name: &str, email: &str, password: &str) -> reqwest::Response {
-        self.post_json(
-            "/api/v1/auth/register",
-            &serde_json::json!({ "user_name": user_name, "email": email, "password": password }),
-        )
-        .await
-    }
-
-    pub async fn login(&self, login: &str, password: &str) -> reqwest::Response {
-        self.post_json(
-            "/api/v1/auth/login",
-            &serde_json::json!({ "login": login, "password": password }),
-        )
-        .await
-    }
-
-    /// Registers and logs in a fresh user with a unique name.
-    pub async fn create_user(&self) -> TestUser {
-        let user_name = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let email = format!("{user_name}@example.org");
-        let password = "correct horse battery".to_owned();
-        let registered = self.register(&user_name, &email, &password).await;
-        assert_eq!(
-            registered.status(),
-            201,
-            "register: {}",
-            registered.text().await.unwrap()
-        );
-        let user: serde_json::Value = registered.json().await.unwrap();
-        let tokens: serde_json::Value = self.login(&user_name, &password).await.json().await.unwrap();
-        TestUser {
-            id: user["id"].as_str().unwrap().to_owned(),
-            user_name,
-            email,
-            password,
-            access_token: tokens["access_token"].as_str().expect("access token").to_owned(),
-            refresh_token: tokens["refresh_token"]
-                .as_str()
-                .expect("refresh token")
-                .to_owned(),
-        }
-    }
-
-    /// Creates an API key for the holder of `token`; returns the created key
-    /// (`id`, `prefix`, and `key`, the secret shown this once).
-    pub async fn create_api_key(&self, token: &str, name: &str) -> serde_json::Value {
-        let created = self
-            .http
-            .post(self.url("/api/v1/api-keys"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({ "name": name }))
-            .send()
-            .await
-            .expect("request sent");
-        assert_eq!(
-            created.status(),
-            201,
-            "create API key: {}",
-            created.text().await.unwrap()
-        );
-        created.json().await.expect("the created key")
-    }
-
-    pub async fn delete_as(&self, path: impl AsRef<str>, token: &str) -> reqwest::Response {
-        self.http
-            .delete(self.url(path.as_ref()))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request sent")
-    }
-}
-
-impl TestApp {
-    pub async fn upload_raw(&self, token: &str, bytes: Vec<u8>, content_type: &str) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/v1/detections"))
-            .bearer_auth(token)
-            .header("content-type", content_type)
-            .body(bytes)
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    /// Uploads the one-face portrait with an access token and returns the created detection.
-    pub async fn upload_face(&self, token: &str) -> serde_json::Value {
-        upload_face_to(&self.http, &self.address, Credential::Bearer(token)).await
-    }
-}
-
-/// How a test request authenticates.
-pub enum Credential<'a> {
-    /// An access token (JWT).
-    Bearer(&'a str),
-    ApiKey(&'a str),
-}
-
-/// Uploads the one-face portrait to the server at `address` (a TestApp's,
-/// or a `vigil serve` child's) and returns the created detection, which
-/// found the face.
-pub async fn upload_face_to(
-    http: &reqwest::Client,
-    address: &str,
-    credential: Credential<'_>,
-) -> serde_json::Value {
-    let request = http
-        .post(format!("{address}/api/v1/detections"))
-        .header("content-type", "image/png")
-        .body(test_asset("astronaut.png"));
-    let request = match credential {
-        Credential::Bearer(token) => request.bearer_auth(token),
-        Credential::ApiKey(key) => request.header("X-API-Key", key),
-    };
-    let response = request.send().await.expect("request sent");
-    assert_eq!(
-        response.status(),
-        201,
-        "upload: {}",
-        response.text().await.unwrap()
-    );
-    let detection: serde_json::Value = response.json().await.unwrap();
-    assert!(detection["face_count"].as_u64().unwrap() >= 1, "{detection}");
-    detection
 }

@@ -3,13 +3,14 @@
 //! service manager sends them, and a child's output read as the test goes.
 
 use std::io::Read;
+use std::ops::Deref;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
 
-use super::app::AppOptions;
+use super::app::{Api, AppOptions};
 
 /// The `vigil` binary under test, without the developer's own VIGIL_*
 /// settings: only what the test passes is what is tested.
@@ -53,15 +54,21 @@ pub fn free_port() -> u16 {
 /// `vigil serve` as a child process, ready to serve: a server that can be
 /// signalled, stopped and started again. Killed when dropped.
 pub struct ServeChild {
-    /// `http://127.0.0.1:<port>`.
-    pub address: String,
-    http: reqwest::Client,
+    api: Api,
     pub port: u16,
     pub process: Child,
     /// Its stderr (the log).
     log: tempfile::NamedTempFile,
     /// The data folder, when the options named none.
     _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Deref for ServeChild {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// Starts `vigil serve` with the flags `options` give an in-process app
@@ -88,8 +95,7 @@ pub async fn spawn_child(options: &AppOptions) -> ServeChild {
         .stderr(log.reopen().expect("the log file"))
         .kill_on_drop(true);
     let mut child = ServeChild {
-        address: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::new(),
+        api: Api::new(format!("http://127.0.0.1:{port}")),
         port,
         process: cmd.spawn().expect("vigil serve starts"),
         log,
@@ -128,7 +134,7 @@ impl ServeChild {
 
     async fn wait_until_ready(&mut self, within: Duration) {
         let started = Instant::now();
-        let url = format!("{}/readyz", self.address);
+        let url = self.url("/readyz");
         loop {
             if let Some(status) = self.process.try_wait().expect("poll vigil serve") {
                 panic!(
