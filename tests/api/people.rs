@@ -12,8 +12,8 @@ use vigil_wire::people::{Identity, SubjectFaceView, SubjectView};
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, vigil_command, AppOptions, TestApp,
-    TestUser, Upload,
+    database_uri, error_code, models_dir, plain_jpeg, spawn_app, spawn_app_with, test_asset, vigil_command,
+    AppOptions, TestApp, TestUser, Upload,
 };
 
 /// One folder per person, photos sorted by name.
@@ -593,10 +593,12 @@ async fn faces_of_another_model_are_never_compared_until_reindexed() {
     wait_for_identity(&app, &user, probe, Duration::from_secs(5), unknown).await;
 
     let output = vigil_command()
-        .args(["reindex", "--mongodb-uri", &crate::helpers::database_uri()])
+        .args(["reindex", "--mongodb-uri", &database_uri()])
         .args(["--database", &app.database_name])
         .arg("--data-dir")
         .arg(app.data_dir.path())
+        .arg("--models-dir")
+        .arg(models_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
