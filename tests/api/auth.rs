@@ -2,8 +2,13 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
+use vigil_wire::auth::TokenPair;
+use vigil_wire::{ErrorBody, ErrorCode};
 
-use crate::helpers::{error_code, spawn_app, spawn_app_with, AppOptions, TEST_SECRET};
+use crate::helpers::{
+    body, database_uri, error_code, spawn_app, spawn_app_with, vigil_command, AppOptions, Role, User,
+    TEST_SECRET,
+};
 
 #[tokio::test]
 async fn register_creates_the_first_user_as_admin_without_secrets() {
@@ -12,25 +17,24 @@ async fn register_creates_the_first_user_as_admin_without_secrets() {
         .register("Alice", "Alice@Example.ORG", "correct horse battery")
         .await;
     assert_eq!(response.status(), 201);
-    let user: Value = response.json().await.unwrap();
-    assert_eq!(user["user_name"], "Alice");
-    assert_eq!(user["email"], "alice@example.org", "email stored lower-cased");
-    assert_eq!(user["role"], "admin", "first user is the admin");
-    assert_eq!(user["api_request_quota"], 100);
-    assert_eq!(user["api_requests_used"], 0);
-    let text = user.to_string();
+    let text = response.text().await.unwrap();
     assert!(
         !text.contains("argon2") && !text.contains("password"),
         "no secrets: {text}"
     );
+    let user: User = serde_json::from_str(&text).unwrap();
+    assert_eq!(user.user_name, "Alice");
+    assert_eq!(user.email, "alice@example.org", "email stored lower-cased");
+    assert_eq!(user.role, Role::Admin, "first user is the admin");
+    assert_eq!(user.api_request_quota, 100);
+    assert_eq!(user.api_requests_used, 0);
 
-    let second: Value = app
-        .register("bob", "bob@example.org", "correct horse battery")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(second["role"], "user");
+    let second: User = body(
+        app.register("bob", "bob@example.org", "correct horse battery")
+            .await,
+    )
+    .await;
+    assert_eq!(second.role, Role::User);
 }
 
 #[tokio::test]
@@ -44,10 +48,10 @@ async fn duplicates_are_conflicts_with_codes() {
     );
     let same_name = app.register("CAROL", "other@example.org", "password123").await;
     assert_eq!(same_name.status(), 409);
-    assert_eq!(error_code(same_name).await, "user_name_taken");
+    assert_eq!(error_code(same_name).await, ErrorCode::UserNameTaken);
     let same_email = app.register("carol2", "Carol@example.org", "password123").await;
     assert_eq!(same_email.status(), 409);
-    assert_eq!(error_code(same_email).await, "email_taken");
+    assert_eq!(error_code(same_email).await, ErrorCode::EmailTaken);
 }
 
 #[tokio::test]
@@ -62,7 +66,7 @@ async fn invalid_registrations_are_refused_with_the_error_body() {
     ] {
         let response = app.register(name, email, password).await;
         assert_eq!(response.status(), 422, "{name} {email} {password}");
-        assert_eq!(error_code(response).await, "validation_failed");
+        assert_eq!(error_code(response).await, ErrorCode::ValidationFailed);
     }
     let missing = app
         .post_json("/api/v1/auth/register", &json!({ "user_name": "dave" }))
@@ -77,7 +81,7 @@ async fn invalid_registrations_are_refused_with_the_error_body() {
         .await
         .unwrap();
     assert_eq!(garbage.status(), 400);
-    assert_eq!(error_code(garbage).await, "invalid_json");
+    assert_eq!(error_code(garbage).await, ErrorCode::InvalidJson);
     let wrong_type = app
         .http
         .post(app.url("/api/v1/auth/register"))
@@ -95,18 +99,14 @@ async fn login_by_name_or_email_and_use_the_token() {
     let user = app.create_user().await;
     let by_email = app.login(&user.email.to_uppercase(), &user.password).await;
     assert_eq!(by_email.status(), 200);
-    let tokens: Value = by_email.json().await.unwrap();
-    assert_eq!(tokens["token_type"], "Bearer");
-    assert_eq!(tokens["expires_in"], 900);
+    let tokens: TokenPair = body(by_email).await;
+    assert_eq!(tokens.token_type, "Bearer");
+    assert_eq!(tokens.expires_in, 900);
 
-    let me = app
-        .get_as("/api/v1/users/me", tokens["access_token"].as_str().unwrap())
-        .await;
-    assert_eq!(me.status(), 200);
-    let me: Value = me.json().await.unwrap();
-    assert_eq!(me["id"], user.id.as_str());
-    assert_eq!(me["api_request_quota"], 100);
-    assert_eq!(me["api_requests_used"], 0);
+    let me: User = app.fetch_as("/api/v1/users/me", &tokens.access_token).await;
+    assert_eq!(me.id, user.id);
+    assert_eq!(me.api_request_quota, 100);
+    assert_eq!(me.api_requests_used, 0);
 }
 
 #[tokio::test]
@@ -117,10 +117,12 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     let unknown = app.login("nobody-here", "wrong password!").await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(unknown.status(), 401);
-    let wrong: Value = wrong.json().await.unwrap();
-    let unknown: Value = unknown.json().await.unwrap();
+    // The whole body, byte for byte the same JSON.
+    let wrong: Value = body(wrong).await;
+    let unknown: Value = body(unknown).await;
     assert_eq!(wrong, unknown);
-    assert_eq!(wrong["error"]["code"], "invalid_credentials");
+    let wrong: ErrorBody = serde_json::from_value(wrong).unwrap();
+    assert_eq!(wrong.error.code, ErrorCode::InvalidCredentials);
 }
 
 #[tokio::test]
@@ -128,7 +130,7 @@ async fn protected_routes_need_credentials() {
     let app = spawn_app().await;
     let response = app.get("/api/v1/users/me").await;
     assert_eq!(response.status(), 401);
-    assert_eq!(error_code(response).await, "unauthenticated");
+    assert_eq!(error_code(response).await, ErrorCode::Unauthenticated);
     let basic = app
         .http
         .get(app.url("/api/v1/users/me"))
@@ -151,11 +153,11 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
         )
         .await;
     assert_eq!(first.status(), 200);
-    let rotated: Value = first.json().await.unwrap();
-    let next = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let rotated: TokenPair = body(first).await;
+    let next = rotated.refresh_token;
     assert_ne!(next, user.refresh_token);
     assert_eq!(
-        app.get_as("/api/v1/users/me", rotated["access_token"].as_str().unwrap())
+        app.get_as("/api/v1/users/me", &rotated.access_token)
             .await
             .status(),
         200
@@ -169,7 +171,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
         )
         .await;
     assert_eq!(reused.status(), 401);
-    assert_eq!(error_code(reused).await, "invalid_token");
+    assert_eq!(error_code(reused).await, ErrorCode::InvalidToken);
     let after = app
         .post_json("/api/v1/auth/refresh", &json!({ "refresh_token": next }))
         .await;
@@ -283,7 +285,7 @@ async fn forged_expired_and_garbage_tokens_are_401() {
     ] {
         let response = app.get_as("/api/v1/users/me", token).await;
         assert_eq!(response.status(), 401, "{what}");
-        assert_eq!(error_code(response).await, "invalid_token", "{what}");
+        assert_eq!(error_code(response).await, ErrorCode::InvalidToken, "{what}");
     }
 }
 
@@ -294,21 +296,21 @@ async fn api_keys_create_use_list_and_revoke() {
     let other = app.create_user().await;
 
     let created = app.create_api_key(&owner.access_token, "uploader").await;
-    let key = created["key"].as_str().unwrap().to_owned();
-    let id = created["id"].as_str().unwrap().to_owned();
-    assert!(key.starts_with(created["prefix"].as_str().unwrap()));
+    assert_eq!(created.name, "uploader");
+    let key = created.key;
+    let id = created.id;
+    assert!(key.starts_with(&created.prefix));
 
-    let me: Value = app
-        .http
-        .get(app.url("/api/v1/users/me"))
-        .header("X-API-Key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["id"], owner.id.as_str(), "the key acts as its owner");
+    let me: User = body(
+        app.http
+            .get(app.url("/api/v1/users/me"))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(me.id, owner.id, "the key acts as its owner");
 
     let listed = app
         .get_as("/api/v1/api-keys", &owner.access_token)
@@ -347,7 +349,7 @@ async fn api_keys_create_use_list_and_revoke() {
         .await
         .unwrap();
     assert_eq!(after.status(), 401);
-    assert_eq!(error_code(after).await, "invalid_token");
+    assert_eq!(error_code(after).await, ErrorCode::InvalidToken);
 }
 
 #[tokio::test]
@@ -367,7 +369,7 @@ async fn rapid_requests_are_rate_limited_with_retry_after() {
     let first = limited.into_iter().next().unwrap();
     let retry_after: u64 = first.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
-    assert_eq!(error_code(first).await, "rate_limited");
+    assert_eq!(error_code(first).await, ErrorCode::RateLimited);
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
@@ -392,7 +394,7 @@ async fn repeated_failed_logins_are_throttled_then_forgiven() {
     let blocked = app.login(&user.user_name, &user.password).await;
     assert_eq!(blocked.status(), 429, "even the right password waits");
     assert!(blocked.headers().contains_key("retry-after"));
-    assert_eq!(error_code(blocked).await, "login_throttled");
+    assert_eq!(error_code(blocked).await, ErrorCode::LoginThrottled);
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
@@ -437,16 +439,11 @@ async fn only_admins_set_quotas() {
     };
     let refused = set(user.access_token.clone(), user.id.clone(), 5000).await;
     assert_eq!(refused.status(), 403);
-    assert_eq!(error_code(refused).await, "forbidden");
+    assert_eq!(error_code(refused).await, ErrorCode::Forbidden);
     let done = set(admin.access_token.clone(), user.id.clone(), 5).await;
     assert_eq!(done.status(), 200);
-    let me: Value = app
-        .get_as("/api/v1/users/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["api_request_quota"], 5);
+    let me: User = app.fetch_as("/api/v1/users/me", &user.access_token).await;
+    assert_eq!(me.api_request_quota, 5);
     let missing = set(admin.access_token.clone(), "0123456789abcdef01234567".into(), 5).await;
     assert_eq!(missing.status(), 404);
 }
@@ -456,7 +453,7 @@ async fn user_promote_command_makes_an_admin() {
     let app = spawn_app().await;
     let _admin = app.create_user().await;
     let user = app.create_user().await;
-    let output = crate::helpers::vigil_command()
+    let output = vigil_command()
         .args([
             "user",
             "--database",
@@ -464,7 +461,7 @@ async fn user_promote_command_makes_an_admin() {
             "promote",
             &user.user_name.to_uppercase(),
         ])
-        .env("MONGODB_URI", crate::helpers::database_uri())
+        .env("MONGODB_URI", database_uri())
         .output()
         .unwrap();
     assert!(
@@ -481,7 +478,7 @@ async fn user_promote_command_makes_an_admin() {
         .unwrap();
     assert_eq!(stored.get_str("role").unwrap(), "admin");
 
-    let unknown = crate::helpers::vigil_command()
+    let unknown = vigil_command()
         .args([
             "user",
             "--database",
@@ -489,7 +486,7 @@ async fn user_promote_command_makes_an_admin() {
             "promote",
             "no-such-user",
         ])
-        .env("MONGODB_URI", crate::helpers::database_uri())
+        .env("MONGODB_URI", database_uri())
         .output()
         .unwrap();
     assert!(!unknown.status.success());

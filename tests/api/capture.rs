@@ -2,27 +2,28 @@
 //! time through the real detector into the real database.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use vigil_wire::alarms::AlarmView;
+use vigil_wire::paging::PageOf;
+use vigil_wire::ErrorBody;
+use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    database_uri, error_code, free_port, make_clip, signal, spawn_app_with, test_asset, unique_database_name,
-    vigil_command, wait_for_status, AppOptions, TestApp, TestUser, TEST_SECRET,
+    body, drop_file, error_code, make_clip, spawn_app_with, spawn_child, test_asset, AppOptions, Camera,
+    CameraState, TestApp, TestUser,
 };
 
-async fn cameras(app: &TestApp, admin: &TestUser) -> Vec<Value> {
-    let response = app.get_as("/api/v1/cameras", &admin.access_token).await;
-    assert_eq!(response.status(), 200);
-    response.json::<Vec<Value>>().await.unwrap()
+async fn cameras(app: &TestApp, admin: &TestUser) -> Vec<Camera> {
+    app.fetch_as("/api/v1/cameras", &admin.access_token).await
 }
 
-async fn camera(app: &TestApp, admin: &TestUser, id: &str) -> Value {
+async fn camera(app: &TestApp, admin: &TestUser, id: &str) -> Camera {
     cameras(app, admin)
         .await
         .into_iter()
-        .find(|c| c["id"] == id)
+        .find(|c| c.id == id)
         .unwrap_or_else(|| panic!("no camera {id}"))
 }
 
@@ -32,8 +33,8 @@ async fn wait_for_camera(
     admin: &TestUser,
     id: &str,
     within: Duration,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
+    done: impl Fn(&Camera) -> bool,
+) -> Camera {
     let started = Instant::now();
     loop {
         let status = camera(app, admin, id).await;
@@ -42,25 +43,19 @@ async fn wait_for_camera(
         }
         assert!(
             started.elapsed() < within,
-            "camera {id} never got there: {status}"
+            "camera {id} never got there: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
-async fn camera_alarms(app: &TestApp, admin: &TestUser, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get_as("/api/v1/alarms?limit=100", &admin.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["camera_id"] == id)
-        .cloned()
+async fn camera_alarms(app: &TestApp, admin: &TestUser, id: &str) -> Vec<AlarmView> {
+    let page: PageOf<AlarmView> = app
+        .fetch_as("/api/v1/alarms?limit=100", &admin.access_token)
+        .await;
+    page.items
+        .into_iter()
+        .filter(|a| a.camera_id.as_deref() == Some(id))
         .collect()
 }
 
@@ -122,32 +117,27 @@ async fn face_then_empty_then_face_gives_two_alarms_with_saved_frames() {
     let admin = app.create_user().await;
 
     let status = wait_for_camera(&app, &admin, "door", Duration::from_secs(60), |c| {
-        c["status"] == "finished"
+        c.status == CameraState::Finished
     })
     .await;
-    assert_eq!(status["alarms_raised"], 2, "{status}");
-    assert!(status["frames_processed"].as_u64().unwrap() >= 6, "{status}");
-    assert!(status["last_frame_at"].is_string());
-    assert_eq!(status["source"], format!("ffmpeg:{}", clip.display()));
+    assert_eq!(status.alarms_raised, 2, "{status:?}");
+    assert!(status.frames_processed >= 6, "{status:?}");
+    assert!(status.last_frame_at.is_some(), "{status:?}");
+    assert_eq!(status.source, format!("ffmpeg:{}", clip.display()));
 
     let alarms = camera_alarms(&app, &admin, "door").await;
     assert_eq!(alarms.len(), 2, "{alarms:?}");
     for alarm in &alarms {
-        assert_eq!(alarm["source"], "door");
-        assert_eq!(alarm["face_count"], 1);
-        assert_eq!(alarm["message"], "1 face detected on camera door");
-        let image = app
-            .http
-            .get(app.url(alarm["img"].as_str().unwrap()))
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(alarm.source, "door");
+        assert_eq!(alarm.face_count, 1);
+        assert_eq!(alarm.message, "1 face detected on camera door");
+        let image = app.http.get(app.url(&alarm.img)).send().await.unwrap();
         assert_eq!(image.status(), 200);
         let frame = image::load_from_memory(&image.bytes().await.unwrap()).unwrap();
         assert_eq!((frame.width(), frame.height()), (320, 320));
         // A detection document for each alarm frame (the detections API is
         // per uploader, so read the collection).
-        let id = mongodb::bson::oid::ObjectId::parse_str(alarm["detection_id"].as_str().unwrap()).unwrap();
+        let id = mongodb::bson::oid::ObjectId::parse_str(&alarm.detection_id).unwrap();
         let detection = app
             .db
             .collection::<mongodb::bson::Document>("detections")
@@ -187,16 +177,13 @@ async fn a_face_that_stays_25_seconds_alarms_once_per_10_second_cooldown() {
     let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
     let admin = app.create_user().await;
     let status = wait_for_camera(&app, &admin, "hall", Duration::from_secs(90), |c| {
-        c["status"] == "finished"
+        c.status == CameraState::Finished
     })
     .await;
-    assert_eq!(status["alarms_raised"], 3, "{status}");
+    assert_eq!(status.alarms_raised, 3, "{status:?}");
     let alarms = camera_alarms(&app, &admin, "hall").await;
     assert_eq!(alarms.len(), 3);
-    let mut dates: Vec<chrono::DateTime<chrono::FixedOffset>> = alarms
-        .iter()
-        .map(|a| chrono::DateTime::parse_from_rfc3339(a["date"].as_str().unwrap()).unwrap())
-        .collect();
+    let mut dates: Vec<_> = alarms.iter().map(|a| a.date).collect();
     dates.sort();
     // The policy spaces alarms by capture time; `date` is when the alarm was
     // stored, which a loaded machine delays by a second or two.
@@ -214,28 +201,26 @@ async fn a_folder_source_picks_up_a_dropped_image() {
     let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
     let admin = app.create_user().await;
     wait_for_camera(&app, &admin, "inbox", Duration::from_secs(10), |c| {
-        c["status"] == "running"
+        c.status == CameraState::Running
     })
     .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
-        camera(&app, &admin, "inbox").await["frames_captured"],
+        camera(&app, &admin, "inbox").await.frames_captured,
         0,
         "files present at start are not new"
     );
 
-    // Written under a dot name and renamed, as uploaders do.
-    std::fs::write(inbox.path().join(".part"), test_asset("astronaut.png")).unwrap();
-    std::fs::rename(inbox.path().join(".part"), inbox.path().join("visitor.png")).unwrap();
+    drop_file(inbox.path(), "visitor.png", &test_asset("astronaut.png"));
     std::fs::write(inbox.path().join("notes.txt"), "not an image").unwrap();
     let status = wait_for_camera(&app, &admin, "inbox", Duration::from_secs(30), |c| {
-        c["alarms_raised"] == 1
+        c.alarms_raised == 1
     })
     .await;
-    assert_eq!(status["frames_captured"], 1, "{status}");
+    assert_eq!(status.frames_captured, 1, "{status:?}");
     let alarms = camera_alarms(&app, &admin, "inbox").await;
     assert_eq!(alarms.len(), 1);
-    assert_eq!(alarms[0]["face_count"], 1);
+    assert_eq!(alarms[0].face_count, 1);
 }
 
 #[tokio::test]
@@ -245,19 +230,19 @@ async fn broken_sources_show_in_the_status_and_the_server_stays_healthy() {
     let admin = app.create_user().await;
 
     let status = wait_for_camera(&app, &admin, "street", Duration::from_secs(20), |c| {
-        c["restarts"].as_u64() >= Some(1)
+        c.restarts >= 1
     })
     .await;
     assert!(
-        ["backoff", "starting"].contains(&status["status"].as_str().unwrap()),
-        "{status}"
+        [CameraState::Backoff, CameraState::Starting].contains(&status.status),
+        "{status:?}"
     );
     assert!(
-        status["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("Connection refused"),
-        "{status}"
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Connection refused")),
+        "{status:?}"
     );
 
     let missing = app
@@ -270,10 +255,13 @@ async fn broken_sources_show_in_the_status_and_the_server_stays_healthy() {
         .unwrap();
     assert_eq!(missing.status(), 201);
     let status = wait_for_camera(&app, &admin, "tape", Duration::from_secs(10), |c| {
-        c["status"] == "failed"
+        c.status == CameraState::Failed
     })
     .await;
-    assert_eq!(status["last_error"], "file not found: /nowhere/tape.mp4");
+    assert_eq!(
+        status.last_error.as_deref(),
+        Some("file not found: /nowhere/tape.mp4")
+    );
 
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
@@ -300,18 +288,18 @@ async fn only_admins_manage_cameras_and_bad_requests_say_why() {
     let app = spawn_app_with(AppOptions::default()).await;
     let admin = app.create_user().await;
     let user = app.create_user().await;
-    let post = |token: &str, body: Value| {
+    let post = |token: &str, camera: Value| {
         app.http
             .post(app.url("/api/v1/cameras"))
             .bearer_auth(token.to_owned())
-            .json(&body)
+            .json(&camera)
             .send()
     };
     let inbox = tempfile::tempdir().unwrap();
-    let body = json!({"id": "lobby", "source": format!("dir:{}", inbox.path().display()), "fps": 2, "cooldown_secs": 5});
+    let lobby = json!({"id": "lobby", "source": format!("dir:{}", inbox.path().display()), "fps": 2, "cooldown_secs": 5});
 
     assert_eq!(
-        post(&user.access_token, body.clone()).await.unwrap().status(),
+        post(&user.access_token, lobby.clone()).await.unwrap().status(),
         403
     );
     assert_eq!(
@@ -320,33 +308,30 @@ async fn only_admins_manage_cameras_and_bad_requests_say_why() {
     );
     assert_eq!(app.get("/api/v1/cameras").await.status(), 401);
 
-    let created = post(&admin.access_token, body.clone()).await.unwrap();
+    let created = post(&admin.access_token, lobby.clone()).await.unwrap();
     assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
-    assert_eq!(created["id"], "lobby");
-    assert_eq!(created["fps"], 2.0);
-    assert_eq!(created["cooldown_secs"], 5.0);
+    let created: Camera = body(created).await;
+    assert_eq!(created.id, "lobby");
+    assert_eq!(created.fps, 2.0);
+    assert_eq!(created.cooldown_secs, 5.0);
 
-    let again = post(&admin.access_token, body).await.unwrap();
+    let again = post(&admin.access_token, lobby).await.unwrap();
     assert_eq!(again.status(), 409);
-    assert_eq!(error_code(again).await, "camera_exists");
+    assert_eq!(error_code(again).await, ErrorCode::CameraExists);
 
     let bad = post(&admin.access_token, json!({"id": "x", "source": "usb:0"}))
         .await
         .unwrap();
     assert_eq!(bad.status(), 422);
-    let body: Value = bad.json().await.unwrap();
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("usb:0"),
-        "{body}"
-    );
+    let refused: ErrorBody = body(bad).await;
+    assert!(refused.error.message.contains("usb:0"), "{refused:?}");
     let bad_fps = post(
         &admin.access_token,
         json!({"id": "x", "source": "v4l2:0", "fps": 0}),
     )
     .await
     .unwrap();
-    assert_eq!(error_code(bad_fps).await, "validation_failed");
+    assert_eq!(error_code(bad_fps).await, ErrorCode::ValidationFailed);
 
     let password = post(
         &admin.access_token,
@@ -354,21 +339,19 @@ async fn only_admins_manage_cameras_and_bad_requests_say_why() {
     )
     .await
     .unwrap();
-    let shown: Value = password.json().await.unwrap();
-    assert_eq!(shown["source"], "ffmpeg:rtsp://admin:***@127.0.0.1:1/x");
+    let shown: Camera = body(password).await;
+    assert_eq!(shown.source, "ffmpeg:rtsp://admin:***@127.0.0.1:1/x");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let listed = serde_json::to_string(&cameras(&app, &admin).await).unwrap();
-    assert!(!listed.contains("hunter2"), "{listed}");
+    // All of it, not only the fields a test knows of.
+    let listed = app.get_as("/api/v1/cameras", &admin.access_token).await;
+    let listed: Value = body(listed).await;
+    assert!(!listed.to_string().contains("hunter2"), "{listed}");
 
     let delete = |id: &str| app.delete_as(format!("/api/v1/cameras/{id}"), &admin.access_token);
     assert_eq!(delete("lobby").await.status(), 204);
     assert_eq!(delete("lobby").await.status(), 404);
-    let ids: Vec<Value> = cameras(&app, &admin)
-        .await
-        .into_iter()
-        .map(|c| c["id"].clone())
-        .collect();
-    assert_eq!(ids, vec![json!("secret")]);
+    let ids: Vec<String> = cameras(&app, &admin).await.into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["secret"]);
 }
 
 #[tokio::test]
@@ -388,7 +371,7 @@ async fn removing_a_camera_kills_and_reaps_its_ffmpeg() {
         .unwrap();
     assert_eq!(created.status(), 201);
     wait_for_camera(&app, &admin, "loop", Duration::from_secs(20), |c| {
-        c["status"] == "running"
+        c.status == CameraState::Running
     })
     .await;
     let ours: Vec<u32> = ffmpeg_children(std::process::id())
@@ -410,72 +393,39 @@ async fn removing_a_camera_kills_and_reaps_its_ffmpeg() {
     );
 }
 
-#[test]
-fn shutdown_leaves_no_ffmpeg_behind() {
+#[tokio::test]
+async fn shutdown_leaves_no_ffmpeg_behind() {
     let clips = tempfile::tempdir().unwrap();
     let clip = make_clip(clips.path(), "loop.mp4", &[("coffee.png", 2)], 160, 5);
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = vigil_command()
-        .env("MONGODB_URI", database_uri())
-        .env("VIGIL_MODELS_DIR", repo_path!("models"))
-        .args([
-            "serve",
-            "--database",
-            &unique_database_name(),
-            "--jwt-secret",
-            TEST_SECRET,
-        ])
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data.path())
-        .args([
-            "--camera",
-            &format!("id=a,source=ffmpeg:{},loop=true,fps=1", clip.display()),
-        ])
-        .args([
-            "--camera",
-            &format!("id=b,source=ffmpeg:{},loop=true,fps=1", clip.display()),
-        ])
-        .args(["--camera", "id=c,source=ffmpeg:http://127.0.0.1:1/"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(data.path().join("vigil.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let mut server = spawn_child(
+        &AppOptions::default()
+            .flag(
+                "--camera",
+                format!("id=a,source=ffmpeg:{},loop=true,fps=1", clip.display()),
+            )
+            .flag(
+                "--camera",
+                format!("id=b,source=ffmpeg:{},loop=true,fps=1", clip.display()),
+            )
+            .flag("--camera", "id=c,source=ffmpeg:http://127.0.0.1:1/"),
+    )
+    .await;
     let started = Instant::now();
     let children = loop {
-        let found = ffmpeg_children(pid);
+        let found = ffmpeg_children(server.pid());
         if alive(&found).len() >= 2 {
             break found;
         }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(data.path().join("vigil.log")).unwrap_or_default();
-            panic!("vigil never started its ffmpeg children (found {found:?}); its log:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "vigil never started its ffmpeg children (found {found:?}); its log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(wait_for_status(
-        &reqwest::Client::new(),
-        &format!("http://127.0.0.1:{port}/healthz"),
-        200,
-        Duration::from_secs(30),
-    ));
 
-    signal(pid, "-TERM");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("vigil did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    server.signal(libc::SIGTERM);
+    let exit = server.exit_within(Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit:?}");
     // Checked at once: an orphan would still be running now, reparented.
     assert!(

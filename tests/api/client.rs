@@ -7,25 +7,33 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
+use vigil_wire::alarms::AlarmView;
+use vigil_wire::detections::DetectionView;
+use vigil_wire::hub::Parity;
+use vigil_wire::paging::PageOf;
 
 use crate::helpers::{
-    asset_path, database_uri, free_port, make_clip, plain_jpeg, signal, spawn_app_with, test_asset,
-    unique_database_name, upload_face_to, vigil_command, wait_for_status, AppOptions, Credential, TestApp,
-    TestUser, TEST_SECRET,
+    face_clip, free_port, plain_jpeg, signal, song_with_cover_art, spawn_app_with, spawn_child, test_asset,
+    vigil_command, wait_for_status, write_file, AppOptions, Credential, Lines, ServeChild, TestApp, TestUser,
 };
 
-/// The client as a user runs it: only what the test passes, none of the
-/// developer's VIGIL_* settings, and a private config folder for tokens.
+/// `vigil client --server <server>` as a user runs it: only what the test
+/// passes, none of the developer's VIGIL_* settings.
+fn client_command(server: &str) -> std::process::Command {
+    let mut cmd = vigil_command();
+    cmd.arg("client").args(["--server", server]).stdin(Stdio::null());
+    cmd
+}
+
+/// The client with a private config folder for tokens.
 fn client(server: &str, config_home: &Path) -> Command {
-    let mut cmd = Command::from(vigil_command());
-    cmd.env("XDG_CONFIG_HOME", config_home)
-        .arg("client")
-        .args(["--server", server])
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = Command::from(client_command(server));
+    cmd.env("XDG_CONFIG_HOME", config_home).kill_on_drop(true);
     cmd
 }
 
@@ -36,12 +44,53 @@ struct Output {
 }
 
 impl Output {
-    fn json_lines(&self) -> Vec<Value> {
+    /// Every line of stdout, each a `T`.
+    fn json_lines<T: DeserializeOwned>(&self) -> Vec<T> {
         self.stdout
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not a {}: {l}: {e}", std::any::type_name::<T>()))
+            })
             .collect()
     }
+}
+
+/// A line of `upload --json`: one image, or one frame of a video.
+#[derive(Debug, Deserialize)]
+struct UploadLine {
+    file: String,
+    /// The frame's index, for a video.
+    frame: Option<u64>,
+    ok: bool,
+    /// What the server made of it, when it was accepted.
+    detection: Option<DetectionView>,
+}
+
+/// A line of `counter --json`.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code, reason = "every line is parsed whole; not every field is checked")]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum CounterEvent {
+    Start {
+        client_id: String,
+        value: u64,
+        reconnected: bool,
+    },
+    Value {
+        value: u64,
+        increment: u64,
+    },
+    Ask {
+        kind: Parity,
+    },
+    Increment {
+        kind: Parity,
+        value: u64,
+    },
+    Stop {
+        value: u64,
+    },
 }
 
 impl std::fmt::Debug for Output {
@@ -69,8 +118,7 @@ async fn run(mut cmd: Command, within: Duration) -> Output {
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn api_key(app: &TestApp, user: &TestUser) -> String {
-    let created = app.create_api_key(&user.access_token, "client-test").await;
-    created["key"].as_str().unwrap().to_owned()
+    app.create_api_key(&user.access_token, "client-test").await.key
 }
 
 /// A user who is not the admin (the first account is, and admins have no quota).
@@ -79,25 +127,11 @@ async fn regular_user(app: &TestApp) -> TestUser {
     app.create_user().await
 }
 
-async fn detections(app: &TestApp, user: &TestUser) -> Vec<Value> {
-    let page: Value = app
-        .get_as("/api/v1/detections?limit=200", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["items"].as_array().unwrap().clone()
-}
-
-/// A face image looped into an H.264 clip.
-fn face_clip(dir: &Path, name: &str, seconds: u32) -> PathBuf {
-    make_clip(dir, name, &[("astronaut.png", seconds)], 320, 25)
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+async fn detections(app: &TestApp, user: &TestUser) -> Vec<DetectionView> {
+    let page: PageOf<DetectionView> = app
+        .fetch_as("/api/v1/detections?limit=200", &user.access_token)
+        .await;
+    page.items
 }
 
 #[tokio::test]
@@ -136,17 +170,25 @@ async fn fib_90_prints_the_exact_number_and_a_refusal_is_an_error() {
 /// XDG_CONFIG_HOME, and a uid without a passwd entry (mapped in a user
 /// namespace, so files stay readable), like a service's dynamic user.
 fn client_without_home(server: &str) -> Command {
-    let mut cmd = Command::new("unshare");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VIGIL_") || key == "HOME" || key == "XDG_CONFIG_HOME" {
-            cmd.env_remove(key);
-        }
-    }
+    let client = client_command(server);
+    let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--map-user=4242", "--map-group=4242", "--user", "--"])
-        .arg(env!("CARGO_BIN_EXE_vigil"))
-        .args(["client", "--server", server])
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        .arg(client.get_program())
+        .args(client.get_args());
+    for (key, value) in client.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    if let Some(dir) = client.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    cmd.env_remove("HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::null());
+    let mut cmd = Command::from(cmd);
+    cmd.kill_on_drop(true);
     cmd
 }
 
@@ -181,7 +223,7 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     // `cam1:face clip.mp4` as a URL of protocol `cam1`.
     let clip = Path::new("cam1:face clip.mp4");
     std::fs::rename(face_clip(dir.path(), "face clip.mp4", 3), dir.path().join(clip)).unwrap();
-    let photo = write(dir.path(), "photo.png", &test_asset("astronaut.png"));
+    let photo = write_file(dir.path(), "photo.png", &test_asset("astronaut.png"));
 
     let mut cmd = client(&app.address, dir.path());
     cmd.args([
@@ -200,19 +242,21 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     let out = run(cmd, Duration::from_secs(180)).await;
     assert!(out.status.success(), "{out:?}");
 
-    let lines = out.json_lines();
+    let lines: Vec<UploadLine> = out.json_lines();
     assert_eq!(lines.len(), 4, "3 frames and a photo: {out:?}");
-    assert!(lines.iter().all(|l| l["ok"] == true), "{out:?}");
+    assert!(lines.iter().all(|l| l.ok), "{out:?}");
+    let printed: Vec<&DetectionView> = lines
+        .iter()
+        .map(|l| l.detection.as_ref().expect("an accepted image has its detection"))
+        .collect();
     let mut frames: Vec<(u64, String)> = lines
         .iter()
-        .filter(|l| l["frame"].is_u64())
-        .map(|l| {
-            assert_eq!(l["file"], clip.to_str().unwrap());
-            assert!(l["detection"]["face_count"].as_u64().unwrap() >= 1, "{l}");
-            (
-                l["frame"].as_u64().unwrap(),
-                l["detection"]["source"].as_str().unwrap().to_owned(),
-            )
+        .filter_map(|l| Some((l.frame?, l)))
+        .map(|(frame, l)| {
+            assert_eq!(l.file, clip.to_str().unwrap());
+            let detection = l.detection.as_ref().unwrap();
+            assert!(detection.face_count >= 1, "{l:?}");
+            (frame, detection.source.clone())
         })
         .collect();
     frames.sort();
@@ -228,15 +272,12 @@ async fn a_video_is_sampled_and_every_frame_stored_as_a_detection() {
     // Stored: one detection per line, no more, each the user's.
     let stored = detections(&app, &user).await;
     assert_eq!(stored.len(), 4);
-    let mut stored_ids: Vec<&str> = stored.iter().map(|d| d["id"].as_str().unwrap()).collect();
-    let mut printed_ids: Vec<&str> = lines
-        .iter()
-        .map(|l| l["detection"]["id"].as_str().unwrap())
-        .collect();
+    let mut stored_ids: Vec<&str> = stored.iter().map(|d| d.id.as_str()).collect();
+    let mut printed_ids: Vec<&str> = printed.iter().map(|d| d.id.as_str()).collect();
     stored_ids.sort();
     printed_ids.sort();
     assert_eq!(stored_ids, printed_ids);
-    assert!(stored.iter().any(|d| d["source"] == "photo.png"));
+    assert!(stored.iter().any(|d| d.source == "photo.png"));
 }
 
 #[tokio::test]
@@ -245,27 +286,16 @@ async fn bad_inputs_are_reported_one_by_one_and_the_rest_is_uploaded() {
     let user = regular_user(&app).await;
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
-    let good = write(dir.path(), "good.jpg", &plain_jpeg(64, 48));
+    let good = write_file(dir.path(), "good.jpg", &plain_jpeg(64, 48));
     // Long enough for ffprobe to call it a 25 fps video of ANSI art.
-    let text = write(
+    let text = write_file(
         dir.path(),
         "notes.txt",
         "not an image, not a video\n".repeat(20).as_bytes(),
     );
-    // Sound with cover art: a picture in a video stream, not a video.
-    let song = dir.path().join("song.m4a");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error"])
-        .args(["-f", "lavfi", "-i", "sine=duration=1", "-i"])
-        .arg(asset_path("astronaut.png"))
-        .args(["-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png"])
-        .args(["-disposition:v", "attached_pic"])
-        .arg(&song)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(made.success(), "ffmpeg made the song");
+    let song = song_with_cover_art(dir.path(), "song.m4a");
     // JPEG magic, then garbage: the client sends it, the server refuses it.
-    let broken = write(dir.path(), "broken.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4]);
+    let broken = write_file(dir.path(), "broken.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4]);
     let missing = dir.path().join("missing.png");
 
     let mut cmd = client(&app.address, dir.path());
@@ -310,7 +340,7 @@ async fn an_exhausted_quota_stops_the_upload_with_a_clear_message() {
     let key = api_key(&app, &user).await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..5)
-        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .map(|i| write_file(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
         .collect();
 
     let mut cmd = client(&app.address, dir.path());
@@ -352,7 +382,7 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
     let (setup, user, key, app) = rate_limited_instance().await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..3)
-        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .map(|i| write_file(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
         .collect();
 
     let started = Instant::now();
@@ -363,9 +393,9 @@ async fn rate_limited_uploads_wait_for_retry_after_and_go_on() {
     assert!(out.status.success(), "{out:?}");
     assert!(out.stderr.contains("rate_limited"), "{out:?}");
     assert!(out.stderr.contains("waiting"), "{out:?}");
-    let lines = out.json_lines();
+    let lines: Vec<UploadLine> = out.json_lines();
     assert_eq!(lines.len(), 3);
-    assert!(lines.iter().all(|l| l["ok"] == true), "{out:?}");
+    assert!(lines.iter().all(|l| l.ok && l.detection.is_some()), "{out:?}");
     // One a second: the third cannot have gone before two seconds.
     assert!(
         started.elapsed() >= Duration::from_millis(1900),
@@ -380,7 +410,7 @@ async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
     let (setup, user, key, app) = rate_limited_instance().await;
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = (0..5)
-        .map(|i| write(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
+        .map(|i| write_file(dir.path(), &format!("img{i}.jpg"), &plain_jpeg(40 + i, 30)))
         .collect();
 
     let mut cmd = client(&app.address, dir.path());
@@ -392,7 +422,7 @@ async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
     let mut stderr = Lines::stderr(&mut upload);
     // The next image waits out Retry-After (1 s); Ctrl-C comes meanwhile.
     stderr.wait_for("waiting", WAIT).await;
-    signal(upload.id().unwrap(), "-INT");
+    signal(upload.id().unwrap(), libc::SIGINT);
     let before = detections(&setup, &user).await.len();
     stderr.wait_for("interrupted", WAIT).await;
     let out = tokio::time::timeout(WAIT, upload.wait_with_output())
@@ -413,34 +443,40 @@ async fn ctrl_c_during_a_rate_limit_pause_sends_nothing_more() {
     assert_eq!(ok, stored, "{out:?}");
 }
 
-fn counter_events(out: &Output) -> Vec<Value> {
+fn counter_events(out: &Output) -> Vec<CounterEvent> {
     out.json_lines()
 }
 
 /// Replays the printed steps: every value is the previous one plus the
 /// increment in force, modulo 100, and answers change the increment.
-fn check_steps(events: &[Value]) -> (u64, u64) {
-    assert_eq!(events[0]["event"], "start", "{events:?}");
-    let start = events[0]["value"].as_u64().unwrap();
+fn check_steps(events: &[CounterEvent]) -> (u64, u64) {
+    let CounterEvent::Start { value: start, .. } = events[0] else {
+        panic!("the first event is not the start: {events:?}");
+    };
     let (mut value, mut increment) = (start, 1);
     for event in &events[1..] {
-        match event["event"].as_str().unwrap() {
-            "value" => {
-                assert_eq!(event["increment"].as_u64().unwrap(), increment, "{event}");
+        match *event {
+            CounterEvent::Value {
+                value: now,
+                increment: by,
+            } => {
+                assert_eq!(by, increment, "{event:?}");
                 value = (value + increment) % 100;
-                assert_eq!(event["value"].as_u64().unwrap(), value, "{event}");
+                assert_eq!(now, value, "{event:?}");
             }
-            "increment" => {
-                increment = event["value"].as_u64().unwrap();
-                let odd = event["kind"] == "odd";
-                assert_eq!(increment % 2 == 1, odd, "{event}");
+            CounterEvent::Increment { kind, value: now } => {
+                increment = now;
+                assert_eq!(increment % 2 == 1, kind == Parity::Odd, "{event:?}");
             }
-            "ask" => {}
-            "stop" => assert_eq!(event["value"].as_u64().unwrap(), value),
-            other => panic!("unknown event {other}"),
+            CounterEvent::Ask { .. } => {}
+            CounterEvent::Stop { value: now } => assert_eq!(now, value),
+            CounterEvent::Start { .. } => panic!("started twice: {events:?}"),
         }
     }
-    assert_eq!(events.last().unwrap()["event"], "stop");
+    assert!(
+        matches!(events.last(), Some(CounterEvent::Stop { .. })),
+        "{events:?}"
+    );
     (start, value)
 }
 
@@ -457,11 +493,20 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let events = counter_events(&first);
     let (start, last) = check_steps(&events);
     assert_eq!(start, 0, "a new client id starts at 0");
-    let steps = events.iter().filter(|e| e["event"] == "value").count();
+    let steps = events
+        .iter()
+        .filter(|e| matches!(e, CounterEvent::Value { .. }))
+        .count();
     assert!((9..=13).contains(&steps), "every 500 ms for 6 s: {steps}");
     // Asks come every 3–5 s, so 6 s hold at least one, answered.
-    assert!(events.iter().any(|e| e["event"] == "ask"), "{first:?}");
-    assert!(events.iter().any(|e| e["event"] == "increment"), "{first:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, CounterEvent::Ask { .. })),
+        "{first:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, CounterEvent::Increment { .. })),
+        "{first:?}"
+    );
 
     let kept = app
         .db
@@ -488,14 +533,16 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let mut counter = cmd.spawn().unwrap();
     let mut stdout = Lines::stdout(&mut counter);
     stdout.wait_for(r#""event":"value""#, WAIT).await;
-    signal(counter.id().unwrap(), "-INT");
+    signal(counter.id().unwrap(), libc::SIGINT);
     let stop = stdout.wait_for(r#""event":"stop""#, WAIT).await;
     let status = tokio::time::timeout(WAIT, counter.wait())
         .await
         .expect("counter ends on Ctrl-C")
         .unwrap();
     assert_eq!(status.code(), Some(130), "{:?}", stdout.seen);
-    let stopped_at: Value = serde_json::from_str(&stop).unwrap();
+    let CounterEvent::Stop { value: stopped_at } = serde_json::from_str(&stop).unwrap() else {
+        panic!("not a stop: {stop}");
+    };
     let kept = app
         .db
         .collection::<Document>("counters")
@@ -503,10 +550,7 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
         .await
         .unwrap()
         .expect("the server kept the value");
-    assert_eq!(
-        kept.get_i32("value").unwrap() as u64,
-        stopped_at["value"].as_u64().unwrap()
-    );
+    assert_eq!(kept.get_i32("value").unwrap() as u64, stopped_at);
 
     // An id the server would refuse is a bad command line, before any connection.
     let mut cmd = client(&app.address, home.path());
@@ -514,55 +558,6 @@ async fn the_counter_keeps_its_value_on_the_server_and_resumes_from_it() {
     let out = run(cmd, WAIT).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(out.stderr.contains("a client id is 1–64 characters"), "{out:?}");
-}
-
-/// A child's stderr or stdout, read line by line as the test goes.
-struct Lines {
-    name: &'static str,
-    lines: tokio::io::Lines<BufReader<Box<dyn AsyncRead + Unpin + Send>>>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn new(name: &'static str, stream: Box<dyn AsyncRead + Unpin + Send>) -> Self {
-        Self {
-            name,
-            lines: BufReader::new(stream).lines(),
-            seen: Vec::new(),
-        }
-    }
-
-    fn stderr(child: &mut Child) -> Self {
-        Self::new("stderr", Box::new(child.stderr.take().expect("stderr piped")))
-    }
-
-    fn stdout(child: &mut Child) -> Self {
-        Self::new("stdout", Box::new(child.stdout.take().expect("stdout piped")))
-    }
-
-    /// Reads until a line contains `text`, and returns that line.
-    async fn wait_for(&mut self, text: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        let name = self.name;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = tokio::time::timeout(left, self.lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("no `{text}` on {name} within {within:?}: {:?}", self.seen))
-                .unwrap()
-                .unwrap_or_else(|| panic!("{name} ended before `{text}`: {:?}", self.seen));
-            self.seen.push(line.clone());
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-}
-
-/// The one-face portrait uploaded with an API key; the detection's id.
-async fn upload_face(address: &str, key: &str) -> String {
-    let detection = upload_face_to(&reqwest::Client::new(), address, Credential::ApiKey(key)).await;
-    detection["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -580,17 +575,17 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
-    let detection = upload_face(&app.address, &key).await;
+    let detection = app.upload_face(Credential::ApiKey(&key)).await;
     let out = tokio::time::timeout(WAIT, watch.wait_with_output())
         .await
         .expect("watch ends after one alarm")
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let alarm: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{stdout}: {e}"));
-    assert_eq!(alarm["detection_id"], detection.as_str());
-    assert_eq!(alarm["user_id"], user.id.as_str());
-    assert!(alarm["img"].as_str().unwrap().starts_with("/media/"), "{alarm}");
+    let alarm: AlarmView = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{stdout}: {e}"));
+    assert_eq!(alarm.detection_id, detection.id);
+    assert_eq!(alarm.user_id.as_deref(), Some(user.id.as_str()));
+    assert!(alarm.img.starts_with("/media/"), "{alarm:?}");
 
     // Without --count it runs until Ctrl-C, which is status 130.
     let mut cmd = client(&app.address, home.path());
@@ -600,7 +595,7 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     let mut watch = cmd.spawn().unwrap();
     let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
-    signal(watch.id().unwrap(), "-INT");
+    signal(watch.id().unwrap(), libc::SIGINT);
     let status = tokio::time::timeout(WAIT, watch.wait())
         .await
         .expect("watch ends on Ctrl-C")
@@ -621,64 +616,34 @@ async fn watch_prints_an_alarm_created_through_the_api() {
     assert!(out.stderr.contains("vigil client login"), "{out:?}");
 }
 
-/// `vigil serve` as a child process, so that it can be stopped and started again.
-async fn serve(port: u16, database: &str, data_dir: &Path, extra: &[&str]) -> Child {
-    let child = Command::from(vigil_command())
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--database",
-            database,
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--shutdown-timeout-secs", "1", "--workers", "2"])
-        .args(extra)
-        .env("MONGODB_URI", database_uri())
-        .env("VIGIL_JWT_SECRET", TEST_SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    wait_for_status(&reqwest::Client::new(), &url, 200, Duration::from_secs(60)).await;
-    child
-}
-
-/// A `vigil serve` child that a test can stop and restart, and a second,
-/// in-process instance on the same database where the account and its API
-/// key are made (both live in the database, so both instances accept them).
+/// A `vigil serve` child that a test can stop and restart (starting it
+/// again with `options` is a restart: same port, database and data folder),
+/// and a second, in-process instance on the same database where the account
+/// and its API key are made (both live in the database, so both instances
+/// accept them).
 struct ChildServer {
-    port: u16,
-    database: String,
-    data: tempfile::TempDir,
-    child: Child,
-    address: String,
+    options: AppOptions,
+    _data: tempfile::TempDir,
+    server: ServeChild,
     other: TestApp,
     key: String,
     home: tempfile::TempDir,
 }
 
-async fn child_server(extra: &[&str]) -> ChildServer {
-    let port = free_port();
-    let database = unique_database_name();
+async fn child_server(flags: &[(&str, &str)]) -> ChildServer {
     let data = tempfile::tempdir().unwrap();
-    let child = serve(port, &database, data.path(), extra).await;
-    let other = spawn_app_with(AppOptions {
-        database_name: database.clone(),
-        ..AppOptions::default()
-    })
-    .await;
+    let options = flags.iter().fold(
+        AppOptions::default().port(free_port()).data_dir(data.path()),
+        |options, (name, value)| options.flag(name, value),
+    );
+    let server = spawn_child(&options).await;
+    let other = spawn_app_with(AppOptions::default().database(&options.database_name)).await;
     let user = regular_user(&other).await;
     let key = api_key(&other, &user).await;
     ChildServer {
-        port,
-        database,
-        data,
-        child,
-        address: format!("http://127.0.0.1:{port}"),
+        options,
+        _data: data,
+        server,
         other,
         key,
         home: tempfile::tempdir().unwrap(),
@@ -689,17 +654,15 @@ async fn child_server(extra: &[&str]) -> ChildServer {
 async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     // The second instance raises an alarm while the first is away.
     let ChildServer {
-        port,
-        database,
-        data,
-        child: mut server,
-        address,
+        options,
+        _data,
+        mut server,
         other,
         key,
         home,
     } = child_server(&[]).await;
 
-    let mut cmd = client(&address, home.path());
+    let mut cmd = client(&server.address, home.path());
     cmd.args(["--api-key", &key, "watch", "--json", "--count", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -707,17 +670,14 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     let mut stderr = Lines::stderr(&mut watch);
     stderr.wait_for("watching alarms", WAIT).await;
 
-    signal(server.id().unwrap(), "-TERM");
-    tokio::time::timeout(Duration::from_secs(15), server.wait())
-        .await
-        .expect("the server stops")
-        .unwrap();
+    server.signal(libc::SIGTERM);
+    server.exit_within(Duration::from_secs(15)).await;
     stderr.wait_for("reconnecting", WAIT).await;
 
-    let meanwhile = upload_face(&other.address, &key).await;
-    let _server = serve(port, &database, data.path(), &[]).await;
+    let meanwhile = other.upload_face(Credential::ApiKey(&key)).await.id;
+    let server = spawn_child(&options).await;
     stderr.wait_for("reconnected", WAIT).await;
-    let live = upload_face(&address, &key).await;
+    let live = server.upload_face(Credential::ApiKey(&key)).await.id;
 
     let out = tokio::time::timeout(WAIT, watch.wait_with_output())
         .await
@@ -726,12 +686,7 @@ async fn watch_reconnects_and_catches_up_on_alarms_raised_meanwhile() {
     assert!(out.status.success(), "{out:?} {:?}", stderr.seen);
     let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["detection_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<AlarmView>(l).unwrap().detection_id)
         .collect();
     assert_eq!(ids, [meanwhile, live], "{:?}", stderr.seen);
 }
@@ -753,20 +708,16 @@ fn reconnect_delay(line: &str) -> Duration {
 #[tokio::test]
 async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they_reconnect() {
     let ChildServer {
-        child: server,
-        address,
-        key,
-        home,
-        ..
-    } = child_server(&["--ws-heartbeat-secs", "1"]).await;
+        server, key, home, ..
+    } = child_server(&[("--ws-heartbeat-secs", "1")]).await;
 
-    let mut cmd = client(&address, home.path());
+    let mut cmd = client(&server.address, home.path());
     cmd.args(["--api-key", &key, "watch", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut watch = cmd.spawn().unwrap();
     let mut watch_err = Lines::stderr(&mut watch);
-    let mut cmd = client(&address, home.path());
+    let mut cmd = client(&server.address, home.path());
     cmd.args(["counter", "--client-id", "silent-test", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -776,7 +727,7 @@ async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they
     watch_err.wait_for("watching alarms", WAIT).await;
     counter_out.wait_for(r#""event":"value""#, WAIT).await;
 
-    signal(server.id().unwrap(), "-STOP");
+    server.signal(libc::SIGSTOP);
     // Heartbeats every second: three missed ones are noticed, where reads
     // used to wait for ever (and the counter wrote into the void).
     for lines in [&mut watch_err, &mut counter_err] {
@@ -790,7 +741,7 @@ async fn a_silent_server_is_noticed_and_ctrl_c_ends_watch_and_counter_while_they
             .await;
         // Ctrl-C once the next attempt is under way.
         tokio::time::sleep(reconnect_delay(&line) + Duration::from_millis(500)).await;
-        signal(child.id().unwrap(), "-INT");
+        signal(child.id().unwrap(), libc::SIGINT);
         let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
             .unwrap_or_else(|_| panic!("Ctrl-C was ignored: {:?}", lines.seen))
@@ -810,7 +761,7 @@ async fn login_keeps_private_tokens_renews_them_and_logout_forgets_them() {
     let app = spawn_app_with(AppOptions::default().flag("--access-token-ttl-secs", 1)).await;
     let user = regular_user(&app).await;
     let home = tempfile::tempdir().unwrap();
-    let image = write(home.path(), "face.png", &test_asset("astronaut.png"));
+    let image = write_file(home.path(), "face.png", &test_asset("astronaut.png"));
 
     let mut cmd = client(&app.address, home.path());
     cmd.args(["login", "--user", &user.user_name, "--password-stdin"])
@@ -896,20 +847,15 @@ async fn login_keeps_private_tokens_renews_them_and_logout_forgets_them() {
     assert!(out.stderr.contains("not logged in"), "{out:?}");
 
     // A login revoked elsewhere: the client says to log in again.
-    let tokens: Value = app
-        .login(&user.user_name, &user.password)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = app.tokens(&user.user_name, &user.password).await;
     let revoked = json!({"servers": {format!("{}/", app.address): {
-        "access_token": "expired", "refresh_token": tokens["refresh_token"],
+        "access_token": "expired", "refresh_token": tokens.refresh_token,
         "expires_at": "2000-01-01T00:00:00Z", "login": user.user_name}}});
     std::fs::write(&store, revoked.to_string()).unwrap();
     let logout = app
         .post_json(
             "/api/v1/auth/logout",
-            &json!({"refresh_token": tokens["refresh_token"]}),
+            &json!({"refresh_token": tokens.refresh_token}),
         )
         .await;
     assert_eq!(logout.status(), 204);
@@ -943,10 +889,10 @@ fn make_pki(dir: &Path) -> TestPki {
     let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     TestPki {
-        ca: write(dir, "ca.pem", ca.pem().as_bytes()),
-        cert: write(dir, "cert.pem", cert.pem().as_bytes()),
-        key: write(dir, "key.pem", key.serialize_pem().as_bytes()),
-        other_key: write(
+        ca: write_file(dir, "ca.pem", ca.pem().as_bytes()),
+        cert: write_file(dir, "cert.pem", cert.pem().as_bytes()),
+        key: write_file(dir, "key.pem", key.serialize_pem().as_bytes()),
+        other_key: write_file(
             dir,
             "other-key.pem",
             KeyPair::generate().unwrap().serialize_pem().as_bytes(),
@@ -1014,7 +960,7 @@ async fn tls_round_trip_with_a_private_ca_over_https_and_wss() {
     drop(stdin);
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success(), "{out:?}");
-    let image = write(dir.path(), "face.png", &test_asset("astronaut.png"));
+    let image = write_file(dir.path(), "face.png", &test_asset("astronaut.png"));
     let mut cmd = client(&https, dir.path());
     cmd.arg("--ca-cert")
         .arg(&pki.ca)
@@ -1022,7 +968,8 @@ async fn tls_round_trip_with_a_private_ca_over_https_and_wss() {
         .arg(&image);
     let out = run(cmd, WAIT).await;
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(out.json_lines()[0]["ok"], true, "{out:?}");
+    let lines: Vec<UploadLine> = out.json_lines();
+    assert!(lines[0].ok && lines[0].detection.is_some(), "{out:?}");
 
     // Without the CA the certificate is not trusted, and the error says so.
     let mut cmd = client(&https, dir.path());

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::browser::Browser;
-use crate::helpers::{spawn_app_with, test_asset, AppOptions, TestApp, TestUser};
+use crate::helpers::{
+    drop_file, spawn_app_with, test_asset, write_file, AppOptions, Credential, TestApp, TestUser,
+};
 
 const LIVE_WITHIN: Duration = Duration::from_secs(2);
 pub(crate) const SLOW: Duration = Duration::from_secs(30);
@@ -52,24 +54,10 @@ pub(crate) async fn log_in(page: &Browser, login: &str, password: &str) {
     .await;
 }
 
+/// A file for the page's file input, which takes a path as text.
 pub(crate) fn file_with(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
+    let path = write_file(dir, name, bytes);
     path.to_str().unwrap().to_owned()
-}
-
-async fn upload_as_machine(app: &TestApp, key: &str) -> Value {
-    let response = app
-        .http
-        .post(app.url("/api/v1/detections"))
-        .header("x-api-key", key)
-        .header("content-type", "image/png")
-        .body(test_asset("astronaut.png"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -183,16 +171,8 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         "return document.querySelectorAll('li.alarm').length === 1",
     )
     .await;
-    let tokens: Value = app
-        .login("grace", "correct horse battery")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let key = app
-        .create_api_key(tokens["access_token"].as_str().unwrap(), "door scanner")
-        .await;
-    let key = key["key"].as_str().unwrap().to_owned();
+    let tokens = app.tokens("grace", "correct horse battery").await;
+    let key = app.create_api_key(&tokens.access_token, "door scanner").await.key;
     // The page notes when each card appears, by its own clock (the same as
     // this process's): polling from here would add the WebDriver round trips
     // of a loaded machine to the measurement.
@@ -204,12 +184,9 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
         vec![],
     )
     .await;
-    let detection = upload_as_machine(&app, &key).await;
+    let detection = app.upload_face(Credential::ApiKey(&key)).await;
     let created = unix_millis();
-    let alarm_id = detection["alarm_id"]
-        .as_str()
-        .expect("an alarm for a face")
-        .to_owned();
+    let alarm_id = detection.alarm_id.expect("an alarm for a face");
     let card = format!("li.alarm[data-alarm-id='{alarm_id}']");
     let seen = page
         .wait_for(
@@ -556,8 +533,8 @@ async fn upload_as_admin_raised_quota(app: &TestApp, admin: &TestUser, key: &str
         .await
         .unwrap();
     assert_eq!(raised.status(), 200);
-    let detection = upload_as_machine(app, key).await;
-    detection["alarm_id"].as_str().unwrap().to_owned()
+    let detection = app.upload_face(Credential::ApiKey(key)).await;
+    detection.alarm_id.expect("an alarm for a face")
 }
 
 #[tokio::test]
@@ -603,9 +580,7 @@ async fn an_admin_sees_the_cameras_and_their_alarms_arrive_on_the_wall() {
         "return !document.querySelector('.wall .empty').hidden",
     )
     .await;
-    // Written under a dot name and renamed, as uploaders do.
-    std::fs::write(inbox.path().join(".part"), test_asset("astronaut.png")).unwrap();
-    std::fs::rename(inbox.path().join(".part"), inbox.path().join("visitor.png")).unwrap();
+    drop_file(inbox.path(), "visitor.png", &test_asset("astronaut.png"));
     let card = page
         .wait_for(
             "the camera's alarm",

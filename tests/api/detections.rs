@@ -2,66 +2,59 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
+use vigil_wire::alarms::AlarmView;
+use vigil_wire::detections::DetectionView;
+use vigil_wire::paging::PageOf;
+use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, AppOptions, TEST_SECRET,
+    body, error_code, plain_jpeg, query, spawn_app, spawn_app_with, test_asset, AppOptions, TestApp,
+    TestUser, Upload, User, TEST_SECRET,
 };
+
+/// The user's own account, as `GET /api/v1/users/me` shows it.
+async fn me(app: &TestApp, user: &TestUser) -> User {
+    app.fetch_as("/api/v1/users/me", &user.access_token).await
+}
+
+/// A page of the user's detections for these query parameters.
+async fn detections(app: &TestApp, user: &TestUser, params: &[(&str, &str)]) -> PageOf<DetectionView> {
+    let path = format!("/api/v1/detections?{}", query(params));
+    app.fetch_as(&path, &user.access_token).await
+}
 
 #[tokio::test]
 async fn a_face_gives_one_face_one_alarm_and_saved_images() {
     let app = spawn_app().await;
     let user = app.create_user().await;
-    let response = app
-        .upload_raw(&user.access_token, test_asset("astronaut.png"), "image/png")
-        .await;
-    assert_eq!(response.status(), 201);
-    let detection: Value = response.json().await.unwrap();
-    assert_eq!(detection["face_count"], 1);
-    assert_eq!(detection["faces"].as_array().unwrap().len(), 1);
-    assert_eq!(detection["width"], 512);
-    assert_eq!(detection["source"], "upload");
-    assert_eq!(detection["model"], "centerface");
-    let face = &detection["faces"][0];
-    assert!(face["score"].as_f64().unwrap() > 0.5);
-    assert!(face["box"]["width"].as_f64().unwrap() > 40.0);
-    let alarm_id = detection["alarm_id"]
-        .as_str()
-        .expect("an alarm was raised")
-        .to_owned();
+    let detection = app.upload_face(&user).await;
+    assert_eq!(detection.face_count, 1);
+    assert_eq!(detection.faces.len(), 1);
+    assert_eq!(detection.width, 512);
+    assert_eq!(detection.source, "upload");
+    assert_eq!(detection.model, "centerface");
+    let face = &detection.faces[0].face;
+    assert!(face.score > 0.5);
+    assert!(face.bbox.width > 40.0);
+    let alarm_id = detection.alarm_id.clone().expect("an alarm was raised");
 
-    let alarms: Value = app
-        .get_as("/api/v1/alarms", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let alarms = alarms["items"].as_array().unwrap();
-    assert_eq!(alarms.len(), 1);
-    let alarm = &alarms[0];
-    assert_eq!(alarm["id"], alarm_id.as_str());
-    assert_eq!(alarm["message"], "1 face detected on upload");
-    assert_eq!(alarm["detection_id"], detection["id"]);
-    chrono::DateTime::parse_from_rfc3339(alarm["date"].as_str().unwrap()).expect("RFC 3339 date");
+    // An RFC 3339 `date`, or the page would not read.
+    let alarms: PageOf<AlarmView> = app.fetch_as("/api/v1/alarms", &user.access_token).await;
+    assert_eq!(alarms.items.len(), 1);
+    let alarm = &alarms.items[0];
+    assert_eq!(alarm.id, alarm_id);
+    assert_eq!(alarm.message, "1 face detected on upload");
+    assert_eq!(alarm.detection_id, detection.id);
 
     // The images: the original as sent, the annotated copy as JPEG; no headers needed.
-    let original = app
-        .http
-        .get(app.url(detection["image_url"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let original = app.http.get(app.url(&detection.image_url)).send().await.unwrap();
     assert_eq!(original.status(), 200);
     assert_eq!(original.headers()["content-type"], "image/png");
     assert_eq!(
         original.bytes().await.unwrap().to_vec(),
         test_asset("astronaut.png")
     );
-    let annotated = app
-        .http
-        .get(app.url(alarm["img"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let annotated = app.http.get(app.url(&alarm.img)).send().await.unwrap();
     assert_eq!(annotated.status(), 200);
     assert_eq!(annotated.headers()["content-type"], "image/jpeg");
     assert!(annotated.headers()["cache-control"]
@@ -87,33 +80,16 @@ async fn multipart_without_faces_stores_a_result_and_no_alarm() {
             reqwest::multipart::Part::bytes(test_asset("coffee.png")).file_name("coffee.png"),
         )
         .text("source", "kitchen");
-    let response = app
-        .http
-        .post(app.url("/api/v1/detections"))
-        .bearer_auth(&user.access_token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = app.upload(&user, Upload::Form(form)).await;
     assert_eq!(response.status(), 201);
-    let detection: Value = response.json().await.unwrap();
-    assert_eq!(detection["face_count"], 0);
-    assert_eq!(detection["source"], "kitchen");
-    assert!(detection.get("alarm_id").is_none());
-    let alarms: Value = app
-        .get_as("/api/v1/alarms", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(alarms["items"].as_array().unwrap().is_empty());
-    let me: Value = app
-        .get_as("/api/v1/users/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["api_requests_used"], 1);
+    let raw: Value = body(response).await;
+    assert!(raw.get("alarm_id").is_none(), "no alarm, not even null: {raw}");
+    let detection: DetectionView = serde_json::from_value(raw).unwrap();
+    assert_eq!(detection.face_count, 0);
+    assert_eq!(detection.source, "kitchen");
+    let alarms: PageOf<AlarmView> = app.fetch_as("/api/v1/alarms", &user.access_token).await;
+    assert!(alarms.items.is_empty());
+    assert_eq!(me(&app, &user).await.api_requests_used, 1);
 }
 
 #[tokio::test]
@@ -124,76 +100,44 @@ async fn results_by_id_time_range_and_pages_for_their_owner_only() {
     let before = chrono::Utc::now();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let d: Value = app
-            .upload_raw(&user.access_token, plain_jpeg(64, 48), "image/jpeg")
-            .await
-            .json()
-            .await
-            .unwrap();
-        ids.push(d["id"].as_str().unwrap().to_owned());
+        let response = app
+            .upload(&user, Upload::body(plain_jpeg(64, 48), "image/jpeg"))
+            .await;
+        let d: DetectionView = body(response).await;
+        ids.push(d.id);
     }
-    app.upload_raw(&other.access_token, plain_jpeg(64, 48), "image/jpeg")
+    app.upload(&other, Upload::body(plain_jpeg(64, 48), "image/jpeg"))
         .await;
+    let ids_of = |page: &PageOf<DetectionView>| page.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
 
-    let first: Value = app
-        .get_as("/api/v1/detections?limit=2", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let first_ids: Vec<&str> = first["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(first_ids, vec![ids[2].as_str(), ids[1].as_str()], "newest first");
-    let cursor = first["next_cursor"].as_str().expect("a second page");
-    let second: Value = app
+    let first = detections(&app, &user, &[("limit", "2")]).await;
+    assert_eq!(ids_of(&first), [ids[2].clone(), ids[1].clone()], "newest first");
+    let cursor = first.next_cursor.as_deref().expect("a second page");
+    let last = app
         .get_as(
-            &format!("/api/v1/detections?limit=2&cursor={cursor}"),
+            &format!(
+                "/api/v1/detections?{}",
+                query(&[("limit", "2"), ("cursor", cursor)])
+            ),
             &user.access_token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let second_ids: Vec<&str> = second["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(second_ids, vec![ids[0].as_str()]);
-    assert!(second.get("next_cursor").is_none());
+        .await;
+    let last: Value = body(last).await;
+    assert!(
+        last.get("next_cursor").is_none(),
+        "absent on the last page: {last}"
+    );
+    let second: PageOf<DetectionView> = serde_json::from_value(last).unwrap();
+    assert_eq!(ids_of(&second), [ids[0].clone()]);
 
-    let from = urlencode(&before.to_rfc3339());
-    let in_range: Value = app
-        .get_as(&format!("/api/v1/detections?from={from}"), &user.access_token)
+    let from = before.to_rfc3339();
+    assert_eq!(detections(&app, &user, &[("from", &from)]).await.items.len(), 3);
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    assert!(detections(&app, &user, &[("from", &future)])
         .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(in_range["items"].as_array().unwrap().len(), 3);
-    let future = urlencode(&(chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339());
-    let none: Value = app
-        .get_as(&format!("/api/v1/detections?from={future}"), &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(none["items"].as_array().unwrap().is_empty());
-    let until_before = urlencode(&before.to_rfc3339());
-    let earlier: Value = app
-        .get_as(
-            &format!("/api/v1/detections?to={until_before}"),
-            &user.access_token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(earlier["items"].as_array().unwrap().is_empty());
+        .items
+        .is_empty());
+    assert!(detections(&app, &user, &[("to", &from)]).await.items.is_empty());
 
     assert_eq!(
         app.get_as(&format!("/api/v1/detections/{}", ids[0]), &user.access_token)
@@ -205,12 +149,12 @@ async fn results_by_id_time_range_and_pages_for_their_owner_only() {
         .get_as(&format!("/api/v1/detections/{}", ids[0]), &other.access_token)
         .await;
     assert_eq!(theirs.status(), 404, "no existence leak");
-    assert_eq!(error_code(theirs).await, "not_found");
+    assert_eq!(error_code(theirs).await, ErrorCode::NotFound);
     let bad = app
         .get_as("/api/v1/detections?from=yesterday", &user.access_token)
         .await;
     assert_eq!(bad.status(), 400);
-    assert_eq!(error_code(bad).await, "invalid_query");
+    assert_eq!(error_code(bad).await, ErrorCode::InvalidQuery);
     assert_eq!(
         app.get_as("/api/v1/detections?limit=201", &user.access_token)
             .await
@@ -219,16 +163,12 @@ async fn results_by_id_time_range_and_pages_for_their_owner_only() {
     );
 }
 
-fn urlencode(s: &str) -> String {
-    s.replace('+', "%2B").replace(':', "%3A")
-}
-
 #[tokio::test]
 async fn media_urls_must_be_signed_and_fresh() {
     let app = spawn_app().await;
     let user = app.create_user().await;
-    let d: Value = app.upload_face(&user.access_token).await;
-    let url = d["annotated_url"].as_str().unwrap();
+    let d = app.upload_face(&user).await;
+    let url = d.annotated_url.as_str();
     assert_eq!(app.http.get(app.url(url)).send().await.unwrap().status(), 200);
 
     let path = url.split('?').next().unwrap();
@@ -247,7 +187,7 @@ async fn media_urls_must_be_signed_and_fresh() {
     ] {
         let response = app.http.get(app.url(&bad)).send().await.unwrap();
         assert_eq!(response.status(), 403, "{what}");
-        assert_eq!(error_code(response).await, "invalid_signature", "{what}");
+        assert_eq!(error_code(response).await, ErrorCode::InvalidSignature, "{what}");
     }
     let traversal = app
         .http
@@ -268,77 +208,73 @@ async fn bad_uploads_are_refused_without_costing_quota() {
     )
     .await;
     let user = app.create_user().await;
-    let cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = vec![
+    let cases: Vec<(&str, Vec<u8>, &str, u16, ErrorCode)> = vec![
         (
             "too many bytes",
             test_asset("astronaut.png"),
             "image/png",
             413,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
         ),
         (
             "too many pixels",
             plain_jpeg(400, 300),
             "image/jpeg",
             413,
-            "image_too_large",
+            ErrorCode::ImageTooLarge,
         ),
         (
             "not an image type",
             b"hello".to_vec(),
             "text/plain",
             415,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
         ),
         (
             "no content type",
             b"hello".to_vec(),
             "",
             415,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
         ),
         (
             "garbage",
             b"definitely not a jpeg".to_vec(),
             "image/jpeg",
             422,
-            "invalid_image",
+            ErrorCode::InvalidImage,
         ),
-        ("empty", Vec::new(), "image/png", 422, "invalid_image"),
+        ("empty", Vec::new(), "image/png", 422, ErrorCode::InvalidImage),
         (
             "truncated",
             plain_jpeg(200, 150)[..300].to_vec(),
             "image/jpeg",
             422,
-            "invalid_image",
+            ErrorCode::InvalidImage,
         ),
     ];
     for (what, bytes, content_type, status, code) in cases {
-        let response = app.upload_raw(&user.access_token, bytes, content_type).await;
+        let response = app.upload(&user, Upload::body(bytes, content_type)).await;
         assert_eq!(response.status(), status, "{what}");
         assert_eq!(error_code(response).await, code, "{what}");
     }
     let no_field = app
-        .http
-        .post(app.url("/api/v1/detections"))
-        .bearer_auth(&user.access_token)
-        .multipart(reqwest::multipart::Form::new().text("source", "x"))
-        .send()
-        .await
-        .unwrap();
+        .upload(
+            &user,
+            Upload::Form(reqwest::multipart::Form::new().text("source", "x")),
+        )
+        .await;
     assert_eq!(no_field.status(), 400);
     // The content decides, not the header: a JPEG sent as image/png is accepted as a JPEG.
     let mislabelled = app
-        .upload_raw(&user.access_token, plain_jpeg(64, 48), "image/png")
+        .upload(&user, Upload::body(plain_jpeg(64, 48), "image/png"))
         .await;
     assert_eq!(mislabelled.status(), 201);
-    let me: Value = app
-        .get_as("/api/v1/users/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["api_requests_used"], 1, "only the accepted image cost a unit");
+    assert_eq!(
+        me(&app, &user).await.api_requests_used,
+        1,
+        "only the accepted image cost a unit"
+    );
 }
 
 #[tokio::test]
@@ -352,11 +288,11 @@ async fn parallel_uploads_never_overdraw_the_quota() {
     let user = app.create_user().await;
     let image = plain_jpeg(64, 48);
     let responses = futures_util::future::join_all(
-        (0..130).map(|_| app.upload_raw(&user.access_token, image.clone(), "image/jpeg")),
+        (0..130).map(|_| app.upload(&user, Upload::body(image.clone(), "image/jpeg"))),
     )
     .await;
     let mut counts: HashMap<u16, usize> = HashMap::new();
-    let mut codes: HashMap<String, usize> = HashMap::new();
+    let mut codes: HashMap<ErrorCode, usize> = HashMap::new();
     for response in responses {
         let status = response.status().as_u16();
         *counts.entry(status).or_default() += 1;
@@ -366,14 +302,8 @@ async fn parallel_uploads_never_overdraw_the_quota() {
     }
     assert_eq!(counts.get(&201), Some(&100), "{counts:?}");
     assert_eq!(counts.get(&429), Some(&30), "{counts:?}");
-    assert_eq!(codes.get("quota_exhausted"), Some(&30));
-    let me: Value = app
-        .get_as("/api/v1/users/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["api_requests_used"], 100);
+    assert_eq!(codes.get(&ErrorCode::QuotaExhausted), Some(&30));
+    assert_eq!(me(&app, &user).await.api_requests_used, 100);
     let stored = app
         .db
         .collection::<mongodb::bson::Document>("detections")
@@ -387,8 +317,8 @@ async fn parallel_uploads_never_overdraw_the_quota() {
 async fn deleting_a_detection_removes_its_alarm_and_images() {
     let app = spawn_app().await;
     let user = app.create_user().await;
-    let d: Value = app.upload_face(&user.access_token).await;
-    let id = d["id"].as_str().unwrap();
+    let d = app.upload_face(&user).await;
+    let id = &d.id;
     let other = app.create_user().await;
     let refused = app
         .delete_as(&format!("/api/v1/detections/{id}"), &other.access_token)
@@ -405,17 +335,14 @@ async fn deleting_a_detection_removes_its_alarm_and_images() {
             .status(),
         404
     );
-    let alarm = d["alarm_id"].as_str().unwrap();
+    let alarm = d.alarm_id.as_deref().expect("an alarm");
     assert_eq!(
         app.get_as(&format!("/api/v1/alarms/{alarm}"), &user.access_token)
             .await
             .status(),
         404
     );
-    for url in [
-        d["image_url"].as_str().unwrap(),
-        d["annotated_url"].as_str().unwrap(),
-    ] {
+    for url in [d.image_url.as_str(), d.annotated_url.as_str()] {
         assert_eq!(app.http.get(app.url(url)).send().await.unwrap().status(), 404);
     }
     let files = std::fs::read_dir(app.data_dir.path().join("images"))
@@ -431,7 +358,7 @@ async fn orphan_images_are_swept_at_startup() {
     let data_dir = tempfile::tempdir().unwrap();
     let app = spawn_app_with(options.data_dir(data_dir.path())).await;
     let user = app.create_user().await;
-    let d: Value = app.upload_face(&user.access_token).await;
+    let d = app.upload_face(&user).await;
     let images = data_dir.path().join("images");
     let orphan_old = images.join(format!("{}.jpg", mongodb::bson::oid::ObjectId::new().to_hex()));
     let orphan_new = images.join(format!("{}.jpg", mongodb::bson::oid::ObjectId::new().to_hex()));
@@ -451,11 +378,9 @@ async fn orphan_images_are_swept_at_startup() {
     }
 
     let restarted = spawn_app_with(
-        AppOptions {
-            database_name,
-            ..AppOptions::default()
-        }
-        .data_dir(data_dir.path()),
+        AppOptions::default()
+            .database(&database_name)
+            .data_dir(data_dir.path()),
     )
     .await;
     restarted.wait_for_readiness(200, Duration::from_secs(10)).await;
@@ -465,7 +390,7 @@ async fn orphan_images_are_swept_at_startup() {
     }
     assert!(!orphan_old.exists(), "an old unreferenced image is swept");
     assert!(orphan_new.exists(), "a fresh one is left alone");
-    let url = d["image_url"].as_str().unwrap();
+    let url = d.image_url.as_str();
     assert_eq!(
         restarted
             .http
@@ -483,13 +408,8 @@ async fn orphan_images_are_swept_at_startup() {
 async fn the_gridfs_store_serves_what_it_stored() {
     let app = spawn_app_with(AppOptions::default().flag("--media-store", "gridfs")).await;
     let user = app.create_user().await;
-    let d: Value = app.upload_face(&user.access_token).await;
-    let original = app
-        .http
-        .get(app.url(d["image_url"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let d = app.upload_face(&user).await;
+    let original = app.http.get(app.url(&d.image_url)).send().await.unwrap();
     assert_eq!(original.status(), 200);
     assert_eq!(
         original.bytes().await.unwrap().to_vec(),
@@ -510,18 +430,13 @@ async fn the_gridfs_store_serves_what_it_stored() {
                 == 0
     );
 
-    let id = d["id"].as_str().unwrap();
+    let id = &d.id;
     let deleted = app
         .delete_as(&format!("/api/v1/detections/{id}"), &user.access_token)
         .await;
     assert_eq!(deleted.status(), 204);
     assert_eq!(
-        app.http
-            .get(app.url(d["image_url"].as_str().unwrap()))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.http.get(app.url(&d.image_url)).send().await.unwrap().status(),
         404
     );
 }

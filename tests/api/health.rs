@@ -1,14 +1,16 @@
 use std::time::Duration;
 
-use crate::helpers::{error_code, spawn_app};
+use vigil_wire::ErrorCode;
+
+use crate::helpers::{body, error_code, spawn_app, Health};
 
 #[tokio::test]
 async fn healthz_answers_200() {
     let app = spawn_app().await;
     let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "ok");
+    let health: Health = body(response).await;
+    assert_eq!(health.status, "ok");
 }
 
 #[tokio::test]
@@ -22,7 +24,7 @@ async fn unknown_routes_get_the_json_error_body() {
     let app = spawn_app().await;
     let response = app.get("/no/such/thing").await;
     assert_eq!(response.status(), 404);
-    assert_eq!(error_code(response).await, "not_found");
+    assert_eq!(error_code(response).await, ErrorCode::NotFound);
 }
 
 #[tokio::test]

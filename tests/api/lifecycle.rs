@@ -1,32 +1,17 @@
 //! The real binary as a process: configuration refusal and graceful shutdown.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{
-    database_uri, free_port, signal, unique_database_name, vigil_command, wait_for_status, TEST_SECRET,
-};
+use crate::helpers::{database_uri, spawn_child, vigil_command, AppOptions};
 
+/// The binary for a command that is refused or only prints: no server to wait for.
 fn vigil() -> Command {
     let mut cmd = vigil_command();
     cmd.env("MONGODB_URI", database_uri()).env("RUST_LOG", "info");
     cmd
-}
-
-fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            panic!("vigil did not exit within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -86,20 +71,8 @@ fn the_readme_documents_every_option() {
 
 #[tokio::test]
 async fn sigterm_stops_gracefully_with_status_zero() {
-    let port = free_port();
-    let mut child = vigil()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .args(["--database", &unique_database_name(), "--data-dir"])
-        .arg(tempfile::tempdir().unwrap().path())
-        .args(["--shutdown-timeout-secs", "5"])
-        .env("VIGIL_JWT_SECRET", TEST_SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for_status(&http, &format!("{base}/readyz"), 200, Duration::from_secs(30)).await;
+    let mut server = spawn_child(&AppOptions::default().flag("--shutdown-timeout-secs", 5)).await;
+    let port = server.port;
 
     // A request in flight when the signal comes: headers sent, body half-way.
     let body = r#"{"login": "nobody-at-all", "password": "not the password"}"#;
@@ -112,10 +85,10 @@ async fn sigterm_stops_gracefully_with_status_zero() {
     stream.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    signal(child.id(), "-TERM");
+    server.signal(libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        child.try_wait().unwrap().is_none(),
+        server.process.try_wait().unwrap().is_none(),
         "still serving the in-flight request"
     );
     stream.write_all(tail.as_bytes()).await.unwrap();
@@ -131,9 +104,7 @@ async fn sigterm_stops_gracefully_with_status_zero() {
     );
     drop(stream);
 
-    let status = tokio::task::spawn_blocking(move || wait_with_deadline(&mut child, Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let status = server.exit_within(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "graceful exit: {status:?}");
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),

@@ -151,10 +151,7 @@ async fn concurrent_runners_apply_each_migration_exactly_once() {
 #[tokio::test]
 async fn two_instances_starting_together_share_one_migration_history() {
     let name = unique_database_name();
-    let options = || AppOptions {
-        database_name: name.clone(),
-        ..AppOptions::default()
-    };
+    let options = || AppOptions::default().database(&name);
     let (a, b) = tokio::join!(spawn_app_with(options()), spawn_app_with(options()));
     assert_eq!(a.get("/healthz").await.status(), 200);
     assert_eq!(b.get("/healthz").await.status(), 200);

@@ -9,14 +9,15 @@ use serde_json::json;
 use vigil_wire::detections::DetectionView;
 use vigil_wire::paging::PageOf;
 use vigil_wire::people::{Identity, SubjectFaceView, SubjectView};
+use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, vigil_command, AppOptions, TestApp,
-    TestUser,
+    database_uri, error_code, models_dir, plain_jpeg, spawn_app, spawn_app_with, test_asset, vigil_command,
+    AppOptions, TestApp, TestUser, Upload,
 };
 
 /// One folder per person, photos sorted by name.
-fn identities() -> Vec<(String, Vec<PathBuf>)> {
+pub(crate) fn identities() -> Vec<(String, Vec<PathBuf>)> {
     let dir = std::env::var_os("VIGIL_TEST_IDENTITIES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(repo_path!("../shared/data/identities")));
@@ -81,8 +82,8 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    async fn detect(&self, user: &TestUser, bytes: Vec<u8>) -> DetectionView {
-        let response = self.upload_raw(&user.access_token, bytes, "image/jpeg").await;
+    pub(crate) async fn detect(&self, user: &TestUser, bytes: Vec<u8>) -> DetectionView {
+        let response = self.upload(user, Upload::body(bytes, "image/jpeg")).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
         response.json().await.unwrap()
     }
@@ -183,21 +184,23 @@ async fn enrolled_people_are_named_and_strangers_stay_unknown() {
 
     // The alarm names the person.
     let detection = app.detect(&user, std::fs::read(&enrolled[0].1[5]).unwrap()).await;
-    let alarm: serde_json::Value = app
-        .get_as(
+    let alarm: vigil_wire::alarms::AlarmView = app
+        .fetch_as(
             &format!("/api/v1/alarms/{}", detection.alarm_id.unwrap()),
             &user.access_token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let message = alarm["message"].as_str().unwrap();
+        .await;
+    let message = &alarm.message;
     assert!(message.starts_with(&enrolled[0].0), "{message}");
     assert!(message.ends_with(" on upload"), "{message}");
+    assert_eq!(alarm.identities.len(), detection.faces.len());
     assert_eq!(
-        alarm["identities"].as_array().unwrap().len(),
-        detection.faces.len()
+        alarm.identities,
+        detection
+            .faces
+            .iter()
+            .map(|f| f.identity.clone())
+            .collect::<Vec<_>>()
     );
 
     // Listing shows counts and thumbnails.
@@ -259,7 +262,7 @@ async fn galleries_are_private_and_names_unique_without_case() {
         .await
         .unwrap();
     assert_eq!(taken.status(), 409);
-    assert_eq!(error_code(taken).await, "subject_name_taken");
+    assert_eq!(error_code(taken).await, ErrorCode::SubjectNameTaken);
     // Another owner may use the name.
     app.create_subject(&bob, "Grace").await;
 
@@ -322,16 +325,11 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
     let other = app.create_user().await;
     let subject = app.create_subject(&user, "Ada").await;
     let others_detection = app.detect(&other, std::fs::read(&people[1].1[0]).unwrap()).await;
-    let used_before: serde_json::Value = app
-        .get_as("/api/v1/users/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let used_before: crate::helpers::User = app.fetch_as("/api/v1/users/me", &user.access_token).await;
 
     let no_face = app.enrol_image(&user, &subject.id, plain_jpeg(320, 240)).await;
     assert_eq!(no_face.status(), 422);
-    assert_eq!(error_code(no_face).await, "no_face");
+    assert_eq!(error_code(no_face).await, ErrorCode::NoFace);
 
     let huge = app
         .http
@@ -343,7 +341,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .await
         .unwrap();
     assert_eq!(huge.status(), 413);
-    assert_eq!(error_code(huge).await, "image_too_large");
+    assert_eq!(error_code(huge).await, ErrorCode::ImageTooLarge);
 
     let foreign = app
         .http
@@ -354,7 +352,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .await
         .unwrap();
     assert_eq!(foreign.status(), 404);
-    assert_eq!(error_code(foreign).await, "not_found");
+    assert_eq!(error_code(foreign).await, ErrorCode::NotFound);
 
     let mine = app.detect(&user, std::fs::read(&people[1].1[1]).unwrap()).await;
     let out_of_range = app
@@ -366,20 +364,15 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .await
         .unwrap();
     assert_eq!(out_of_range.status(), 422);
-    assert_eq!(error_code(out_of_range).await, "validation_failed");
+    assert_eq!(error_code(out_of_range).await, ErrorCode::ValidationFailed);
 
     assert_eq!(app.count("subject_faces").await, 0);
     let subject_now: SubjectView = app.subject(&user, &subject.id).await.json().await.unwrap();
     assert_eq!(subject_now.face_count, 0);
-    let used_after: serde_json::Value = app
-        .get_as("/api/v1/users/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let used_after: crate::helpers::User = app.fetch_as("/api/v1/users/me", &user.access_token).await;
     assert_eq!(
-        used_after["api_requests_used"].as_u64().unwrap(),
-        used_before["api_requests_used"].as_u64().unwrap() + 1,
+        used_after.api_requests_used,
+        used_before.api_requests_used + 1,
         "only the upload of `mine` took quota"
     );
 
@@ -419,7 +412,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
         .enrol_image(&user, &subject.id, std::fs::read(&people[2].1[0]).unwrap())
         .await;
     assert_eq!(small.status(), 422);
-    assert_eq!(error_code(small).await, "face_too_small");
+    assert_eq!(error_code(small).await, ErrorCode::FaceTooSmall);
     let detection = strict
         .detect(&user, std::fs::read(&people[2].1[0]).unwrap())
         .await;
@@ -592,10 +585,12 @@ async fn faces_of_another_model_are_never_compared_until_reindexed() {
     wait_for_identity(&app, &user, probe, Duration::from_secs(5), unknown).await;
 
     let output = vigil_command()
-        .args(["reindex", "--mongodb-uri", &crate::helpers::database_uri()])
+        .args(["reindex", "--mongodb-uri", &database_uri()])
         .args(["--database", &app.database_name])
         .arg("--data-dir")
         .arg(app.data_dir.path())
+        .arg("--models-dir")
+        .arg(models_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

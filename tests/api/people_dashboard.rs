@@ -11,30 +11,14 @@ use vigil_wire::people::SubjectView;
 use crate::browser::Browser;
 use crate::dashboard::{file_with, log_in, open, SLOW};
 use crate::helpers::{spawn_app_with, AppOptions, TestApp, TestUser};
+use crate::people::identities;
 
 fn photo(person: usize, index: usize) -> PathBuf {
-    let dir = std::env::var_os("VIGIL_TEST_IDENTITIES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(repo_path!("../shared/data/identities")));
-    let mut people: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    people.sort();
-    let mut photos: Vec<PathBuf> = std::fs::read_dir(&people[person])
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    photos.sort();
-    photos[index].clone()
+    identities()[person].1[index].clone()
 }
 
 async fn upload(app: &TestApp, user: &TestUser, path: &PathBuf) -> DetectionView {
-    let response = app
-        .upload_raw(&user.access_token, std::fs::read(path).unwrap(), "image/jpeg")
-        .await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    app.detect(user, std::fs::read(path).unwrap()).await
 }
 
 async fn subjects(app: &TestApp, user: &TestUser) -> Vec<SubjectView> {

@@ -1,20 +1,20 @@
 use std::time::Duration;
 
-use crate::helpers::{database_uri, error_code, spawn_app_with, AppOptions};
+use vigil_wire::ErrorCode;
+
+use crate::helpers::{database_uri, error_code, spawn_app_with, AppOptions, TestApp};
 use crate::proxy::{single_host, CutProxy};
 
-async fn proxied_app() -> Option<(CutProxy, crate::helpers::TestApp)> {
+async fn proxied_app() -> Option<(CutProxy, TestApp)> {
     let Some(target) = single_host(&database_uri()) else {
         eprintln!("skipped: MONGODB_URI has several hosts or credentials the proxy cannot front");
         return None;
     };
     let proxy = CutProxy::start(target).await;
-    let options = AppOptions {
-        uri: proxy.uri(),
-        ..AppOptions::default()
-    }
-    .flag("--health-interval-secs", 1)
-    .flag("--db-timeout-secs", 2);
+    let options = AppOptions::default()
+        .mongodb_uri(proxy.uri())
+        .flag("--health-interval-secs", 1)
+        .flag("--db-timeout-secs", 2);
     let app = spawn_app_with(options).await;
     Some((proxy, app))
 }
@@ -30,7 +30,7 @@ async fn readiness_follows_the_database_away_and_back() {
     let went_down = app.wait_for_readiness(503, Duration::from_secs(10)).await;
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503);
-    assert_eq!(error_code(response).await, "not_ready");
+    assert_eq!(error_code(response).await, ErrorCode::NotReady);
     assert_eq!(
         app.get("/healthz").await.status(),
         200,
@@ -49,12 +49,10 @@ async fn starts_without_a_database_and_migrates_when_it_appears() {
     };
     let proxy = CutProxy::start(target).await;
     proxy.cut();
-    let options = AppOptions {
-        uri: proxy.uri(),
-        ..AppOptions::default()
-    }
-    .flag("--health-interval-secs", 1)
-    .flag("--db-timeout-secs", 1);
+    let options = AppOptions::default()
+        .mongodb_uri(proxy.uri())
+        .flag("--health-interval-secs", 1)
+        .flag("--db-timeout-secs", 1);
     let app = spawn_app_with(options).await;
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.wait_for_readiness(503, Duration::from_secs(5)).await;
@@ -88,12 +86,9 @@ async fn a_delete_during_an_outage_is_a_503_and_deletes_nothing() {
     };
     app.wait_for_readiness(200, Duration::from_secs(10)).await;
     let user = app.create_user().await;
-    let detection = app.upload_face(&user.access_token).await;
-    let id = detection["id"].as_str().unwrap().to_owned();
-    let alarm_id = detection["alarm_id"]
-        .as_str()
-        .expect("a face raises an alarm")
-        .to_owned();
+    let detection = app.upload_face(&user).await;
+    let id = detection.id;
+    let alarm_id = detection.alarm_id.expect("a face raises an alarm");
 
     proxy.cut();
     let response = app
@@ -101,7 +96,7 @@ async fn a_delete_during_an_outage_is_a_503_and_deletes_nothing() {
         .await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
-    assert_eq!(error_code(response).await, "database_unavailable");
+    assert_eq!(error_code(response).await, ErrorCode::DatabaseUnavailable);
 
     proxy.restore();
     app.wait_for_readiness(200, Duration::from_secs(30)).await;

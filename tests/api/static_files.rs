@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use vigil_wire::ErrorCode;
+
 use crate::helpers::{error_code, spawn_app, spawn_app_with, AppOptions, TestApp};
 
 fn static_root() -> PathBuf {
@@ -227,7 +229,7 @@ async fn unknown_and_malformed_paths_are_json_404s() {
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 404, "{path}");
-        assert_eq!(error_code(response).await, "not_found", "{path}");
+        assert_eq!(error_code(response).await, ErrorCode::NotFound, "{path}");
     }
     // Past a client's normalisation, straight to the handler.
     for target in [
