@@ -24,6 +24,7 @@ use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
+use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::vision::recognizer::RecognizerLoadError;
 use crate::vision::{DetectorPool, RecognizerPool};
@@ -129,6 +130,14 @@ impl Application {
             detections: recorder.detections.clone(),
             image_limits: config.uploads,
             limits: PeopleLimits::default(),
+            erasure: Erasure {
+                db: db.clone(),
+                subjects: Subjects::new(&db),
+                faces: SubjectFaces::new(&db),
+                media: media.clone(),
+                detections: recorder.detections.clone(),
+                alarms: recorder.alarms.clone(),
+            },
         };
         let gallery_sync = GallerySync {
             db: db.clone(),

@@ -1,6 +1,9 @@
+use futures_util::TryStreamExt;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Collection};
+
+use vigil_wire::people::Identity;
 
 use super::{Alarm, AlarmId};
 use crate::db::paging::{find_page, Page, PageRequest};
@@ -68,6 +71,35 @@ impl Alarms {
         self.alarms
             .delete_many(doc! { "detection_id": detection })
             .session(session)
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+
+    /// Alarms whose identities name `subject` (24 hex digits).
+    pub async fn naming(&self, subject: &str) -> Result<Vec<Alarm>, DbError> {
+        self.alarms
+            .find(doc! { "identities.subject_id": subject })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Replaces an alarm's identities and the message made from them.
+    pub async fn rename_faces(
+        &self,
+        id: AlarmId,
+        identities: &[Option<Identity>],
+        message: &str,
+    ) -> Result<(), DbError> {
+        let identities = mongodb::bson::to_bson(identities).map_err(|e| DbError::Malformed(e.to_string()))?;
+        self.alarms
+            .update_one(
+                doc! { "_id": id.0 },
+                doc! { "$set": { "identities": identities, "message": message } },
+            )
             .await
             .map(drop)
             .map_err(DbError::from_driver)

@@ -2,6 +2,7 @@
 //! (`vigil client …` is the `vigil-client` crate).
 pub mod detect;
 pub mod embed;
+pub mod erase;
 pub mod eval_detector;
 pub mod eval_recognizer;
 pub mod reindex;

@@ -1,6 +1,8 @@
 use futures_util::future::BoxFuture;
+use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Collection};
+use vigil_wire::people::SeenFace;
 
 use super::{DetectionId, DetectionRecord};
 use crate::db::paging::{find_page, Page, PageRequest};
@@ -76,6 +78,27 @@ impl Detections {
     pub async fn delete(&self, id: DetectionId) -> Result<(), DbError> {
         self.detections
             .delete_one(doc! { "_id": id.0 })
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+
+    /// Detections with a face named `subject` (24 hex digits).
+    pub async fn naming(&self, subject: &str) -> Result<Vec<DetectionRecord>, DbError> {
+        self.detections
+            .find(doc! { "faces.identity.subject_id": subject })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Replaces a detection's faces (their identities, after an erasure).
+    pub async fn set_faces(&self, id: DetectionId, faces: &[SeenFace]) -> Result<(), DbError> {
+        let faces = mongodb::bson::to_bson(faces).map_err(|e| DbError::Malformed(e.to_string()))?;
+        self.detections
+            .update_one(doc! { "_id": id.0 }, doc! { "$set": { "faces": faces } })
             .await
             .map(drop)
             .map_err(DbError::from_driver)

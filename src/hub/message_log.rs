@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, Notify};
 use vigil_wire::hub::{ClientId, ServerMessage};
 
 use super::topics::SessionHandle;
-use crate::db::Database;
+use crate::db::{Database, DbError};
 use crate::users::UserId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,6 +70,16 @@ pub struct LogWriter {
     collection: Collection<LogEntry>,
     dropped: Arc<AtomicU64>,
     stop: Arc<Notify>,
+}
+
+/// Removes the logged alarm messages that named `subject` (24 hex digits),
+/// when that person is erased: the log keeps what was sent, names included.
+pub async fn forget_alarms_naming(db: &Database, subject: &str) -> Result<u64, DbError> {
+    db.collection::<mongodb::bson::Document>("ws_messages")
+        .delete_many(mongodb::bson::doc! { "type": "alarm", "payload.identities.subject_id": subject })
+        .await
+        .map(|r| r.deleted_count)
+        .map_err(DbError::from_driver)
 }
 
 /// Largest batch per `insert_many`; keeps each command far below 16 MiB.

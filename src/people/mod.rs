@@ -9,7 +9,9 @@
 //! - [`service`]: what the API calls (subjects, enrolment, erasure).
 //! - [`identify`]: who the faces of a new detection are.
 //! - [`reindex`]: new embeddings after a model change.
+//! - [`erase`]: nothing of a deleted person kept anywhere.
 
+pub mod erase;
 pub mod faces;
 pub mod fields;
 pub mod gallery;

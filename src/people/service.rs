@@ -5,6 +5,7 @@
 use chrono::Utc;
 use mongodb::ClientSession;
 
+use super::erase::{remove_images, Erasure};
 use super::gallery::GalleryFace;
 use super::{
     FaceOrigin, Gallery, NewSubject, PeopleError, SubjectFaceId, SubjectFaceRecord, SubjectFaces, SubjectId,
@@ -59,7 +60,12 @@ pub struct People {
     pub detections: Detections,
     pub image_limits: ImageLimits,
     pub limits: PeopleLimits,
+    pub erasure: Erasure,
 }
+
+/// When the references to an erased subject are looked for again: past the
+/// moment any instance could still have named them.
+const SECOND_PASS: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs `work` in a transaction: committed when it succeeds, aborted when
 /// it fails, so a failure on the way leaves nothing half-done.
@@ -135,21 +141,26 @@ impl People {
         Ok(subject)
     }
 
-    /// Deletes the subject, every face of it and their images.
+    /// Erases the subject: every face of it, their images, and every
+    /// reference to it in detections, alarms and the message log.
     pub async fn delete(&self, owner: UserId, id: SubjectId) -> Result<(), PeopleError> {
-        let (subject, faces) = transaction!(self.db, |session| async {
-            let Some(subject) = self.subjects.take(owner, id, session).await? else {
-                return Ok(None);
-            };
-            let faces = self.faces.take_all(id, session).await?;
-            Ok(Some((subject, faces)))
-        })?
-        .ok_or(PeopleError::SubjectNotFound)?;
+        let (subject, faces) = self
+            .erasure
+            .delete_subject(Some(owner), id)
+            .await?
+            .ok_or(PeopleError::SubjectNotFound)?;
+        // No new face gets the name here from now on; other instances stop
+        // within their change stream's delay, which the second pass covers.
         self.gallery.remove_subject(subject.id);
-        for face in &faces {
-            self.remove_images(face.images()).await;
-        }
-        tracing::info!(subject = %subject.id, faces = faces.len(), "subject deleted");
+        self.erasure.references(subject.id).await?;
+        let erasure = self.erasure.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SECOND_PASS).await;
+            if let Err(err) = erasure.references(id).await {
+                tracing::warn!(subject = %id, error = %err, "second erasure pass failed; run `vigil erase --subject {id}`");
+            }
+        });
+        tracing::info!(subject = %subject.id, faces = faces.len(), "subject erased");
         Ok(())
     }
 
@@ -301,10 +312,6 @@ impl People {
     }
 
     async fn remove_images(&self, images: [MediaId; 2]) {
-        for id in images {
-            if let Err(err) = self.media.delete(id).await {
-                tracing::warn!(media = %id, error = %err, "could not remove an image; the orphan sweep will");
-            }
-        }
+        remove_images(&self.media, images).await;
     }
 }

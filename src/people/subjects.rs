@@ -201,14 +201,19 @@ impl Subjects {
             .map_err(DbError::from_driver)
     }
 
+    /// Removes the subject: `owner`'s, or anyone's with `None` (`vigil erase`).
     pub async fn take(
         &self,
-        owner: UserId,
+        owner: Option<UserId>,
         id: SubjectId,
         session: &mut ClientSession,
     ) -> Result<Option<SubjectRecord>, DbError> {
+        let mut filter = doc! { "_id": id.0 };
+        if let Some(owner) = owner {
+            filter.insert("owner_id", owner.0);
+        }
         self.subjects
-            .find_one_and_delete(doc! { "_id": id.0, "owner_id": owner.0 })
+            .find_one_and_delete(filter)
             .session(session)
             .await
             .map_err(DbError::from_driver)

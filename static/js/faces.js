@@ -11,6 +11,7 @@ const round = (n) => Math.round(n);
 export function who(face) {
   if (face.identity?.name) return face.identity.name;
   if (face.identity?.unknown) return 'Unknown';
+  if (face.identity?.erased) return 'Erased';
   return '—';
 }
 

@@ -164,6 +164,7 @@ async fn enrolled_people_are_named_and_strangers_stay_unknown() {
                         false_accepts.push(format!("{} as {}", photo.display(), known.name))
                     }
                     Some(Identity::Unknown(_)) => stranger_faces += 1,
+                    Some(Identity::Erased(_)) => panic!("nobody was erased"),
                     None => {}
                 }
             }
@@ -671,4 +672,157 @@ async fn admin_subjects_are_named_on_camera_frames() {
             .all(|i| i.recognised().is_none_or(|r| r.name == "Margaret"))),
         "a user's subject named on a camera: {messages:?}"
     );
+}
+
+/// Every document of `collection`, as extended JSON text.
+async fn dump(app: &TestApp, collection: &str) -> String {
+    use futures_util::TryStreamExt;
+    let docs: Vec<mongodb::bson::Document> = app
+        .db
+        .collection::<mongodb::bson::Document>(collection)
+        .find(mongodb::bson::doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    docs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// The names of every file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+/// Asserts that no collection and no stored image holds anything of the subject.
+async fn nothing_remains_of(app: &TestApp, subject: &SubjectView, images: &[String]) {
+    for collection in ["subjects", "subject_faces", "detections", "alarms", "ws_messages"] {
+        let text = dump(app, collection).await;
+        assert!(
+            !text.contains(&subject.id),
+            "{collection} still names the subject: {text}"
+        );
+        assert!(
+            !text.contains(&subject.name),
+            "{collection} still has the name: {text}"
+        );
+    }
+    let stored = files_under(&app.data_dir.path().join("images"));
+    for image in images {
+        assert!(
+            !stored.iter().any(|f| f.starts_with(image)),
+            "image {image} is still stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn erasing_a_person_leaves_nothing_of_them() {
+    use crate::helpers::{alarm, next_of, quiet, send};
+    let people = identities();
+    let app = spawn_app_with(AppOptions::default().flag("--rate-limit-per-second", 100)).await;
+    let user = app.create_user().await;
+    let subject = app.create_subject(&user, "Zelda Erasable").await;
+    let mut images = Vec::new();
+    for photo in &people[0].1[..2] {
+        let face = app.enrol_photo(&user, &subject.id, photo).await;
+        // `/media/<oid>.jpg?…`: the crop's file; the source image is named in the document.
+        images.push(
+            face.crop_url
+                .trim_start_matches("/media/")
+                .split('.')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let enrolled = dump(&app, "subject_faces").await;
+    for source in enrolled.split("\"source_image\": \"").skip(1) {
+        images.push(source.split('.').next().unwrap().to_owned());
+    }
+    assert_eq!(images.len(), 4, "two crops and two source images");
+
+    // A live subscriber, so that the message log keeps an alarm naming her.
+    let (mut ws, _) = quiet(&app, &format!("?token={}", user.access_token)).await;
+    send(&mut ws, json!({"type": "subscribe", "topics": ["alarms"]})).await;
+    next_of(&mut ws, "subscribed").await;
+    let seen = app.detect(&user, std::fs::read(&people[0].1[6]).unwrap()).await;
+    assert!(matches!(main_identity(&seen), Some(Identity::Recognised(_))));
+    let live = alarm(next_of(&mut ws, "alarm").await);
+    assert!(live.message.starts_with("Zelda Erasable"), "{}", live.message);
+    let logged = Instant::now();
+    while !dump(&app, "ws_messages").await.contains("Zelda Erasable") {
+        assert!(
+            logged.elapsed() < Duration::from_secs(10),
+            "the alarm never reached the message log"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let deleted = app
+        .delete_as(format!("/api/v1/subjects/{}", subject.id), &user.access_token)
+        .await;
+    assert_eq!(deleted.status(), 204);
+    nothing_remains_of(&app, &subject, &images).await;
+    let after: DetectionView = app
+        .fetch_as(&format!("/api/v1/detections/{}", seen.id), &user.access_token)
+        .await;
+    assert_eq!(main_identity(&after), Some(Identity::erased()));
+    let rewritten: vigil_wire::alarms::AlarmView = app
+        .fetch_as(&format!("/api/v1/alarms/{}", live.id), &user.access_token)
+        .await;
+    assert_eq!(rewritten.message, "1 face detected on upload");
+    let later = app.detect(&user, std::fs::read(&people[0].1[7]).unwrap()).await;
+    assert_eq!(main_identity(&later), Some(Identity::unknown()));
+
+    // From the shell, whoever owns the subject.
+    let subject = app.create_subject(&user, "Yorick Erasable").await;
+    let face = app.enrol_photo(&user, &subject.id, &people[1].1[0]).await;
+    let seen = app.detect(&user, std::fs::read(&people[1].1[5]).unwrap()).await;
+    assert!(matches!(main_identity(&seen), Some(Identity::Recognised(_))));
+    let output = vigil_command()
+        .args([
+            "erase",
+            "--subject",
+            &subject.id,
+            "--mongodb-uri",
+            &database_uri(),
+        ])
+        .args(["--database", &app.database_name])
+        .arg("--data-dir")
+        .arg(app.data_dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("with 1 faces") && stdout.contains("detections=1 alarms=1"),
+        "{stdout}"
+    );
+    let crop = face
+        .crop_url
+        .trim_start_matches("/media/")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    nothing_remains_of(&app, &subject, &[crop]).await;
+    // The running server learns of it through its change streams.
+    wait_for_identity(&app, &user, &people[1].1[6], Duration::from_secs(5), |i| {
+        *i == Some(Identity::unknown())
+    })
+    .await;
 }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use vigil::cli::{detect, embed, eval_detector, eval_recognizer, reindex, user, watch};
+use vigil::cli::{detect, embed, erase, eval_detector, eval_recognizer, reindex, user, watch};
 use vigil::config::{DatabaseArgs, ServeArgs};
 use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::Database;
@@ -38,6 +38,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Measure how well faces are told apart on a folder of one sub-folder per person.
     EvalRecognizer(eval_recognizer::EvalRecognizerArgs),
+    /// Erase a person (subject): faces, crops, images and every reference to them.
+    Erase(erase::EraseArgs),
     /// Recompute enrolled faces' embeddings after a model or alignment change.
     Reindex(reindex::ReindexArgs),
     /// Watch sources (v4l2:N, ffmpeg:FILE_OR_URL, dir:PATH) and print alarms; no database needed.
@@ -73,6 +75,10 @@ fn main() -> ExitCode {
         Command::User(args) => {
             logging::init(LogFormat::Pretty);
             block_on(user::run(args))
+        }
+        Command::Erase(args) => {
+            logging::init(LogFormat::Pretty);
+            block_on(erase::run(args))
         }
         Command::Reindex(args) => {
             logging::init(LogFormat::Pretty);

@@ -16,6 +16,8 @@ pub enum Identity {
     /// Embedded, and not close enough to any subject (or not clearly closer
     /// to one than to the next).
     Unknown(UnknownFace),
+    /// Was a subject who has since been deleted: nothing of them is kept.
+    Erased(ErasedFace),
 }
 
 impl Identity {
@@ -23,10 +25,14 @@ impl Identity {
         Identity::Unknown(UnknownFace::default())
     }
 
+    pub fn erased() -> Self {
+        Identity::Erased(ErasedFace::default())
+    }
+
     pub fn recognised(&self) -> Option<&Recognised> {
         match self {
             Identity::Recognised(r) => Some(r),
-            Identity::Unknown(_) => None,
+            Identity::Unknown(_) | Identity::Erased(_) => None,
         }
     }
 }
@@ -49,38 +55,58 @@ pub struct Recognised {
     pub confidence: f32,
 }
 
-/// `{"unknown": true}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(try_from = "UnknownRepr")]
-pub struct UnknownFace {
-    /// Always `true`.
-    #[schema(example = true)]
-    unknown: bool,
-}
-
-impl Default for UnknownFace {
-    fn default() -> Self {
-        Self { unknown: true }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnknownRepr {
-    unknown: bool,
-}
-
-impl TryFrom<UnknownRepr> for UnknownFace {
-    type Error = &'static str;
-
-    fn try_from(repr: UnknownRepr) -> Result<Self, Self::Error> {
-        if repr.unknown {
-            Ok(Self::default())
-        } else {
-            Err("`unknown` is always true")
+/// An object with one field that is always `true`: `{"unknown": true}`,
+/// `{"erased": true}`. `false` is refused, so the type says all there is.
+macro_rules! flag_object {
+    ($(#[$meta:meta])* $name:ident, $repr:ident = $repr_name:literal, $field:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[serde(try_from = $repr_name)]
+        pub struct $name {
+            /// Always `true`.
+            #[schema(example = true)]
+            $field: bool,
         }
-    }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { $field: true }
+            }
+        }
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $repr {
+            $field: bool,
+        }
+
+        impl TryFrom<$repr> for $name {
+            type Error = &'static str;
+
+            fn try_from(repr: $repr) -> Result<Self, Self::Error> {
+                if repr.$field {
+                    Ok(Self::default())
+                } else {
+                    Err(concat!("`", stringify!($field), "` is always true"))
+                }
+            }
+        }
+    };
 }
+
+flag_object!(
+    /// `{"unknown": true}`.
+    UnknownFace,
+    UnknownRepr = "UnknownRepr",
+    unknown
+);
+
+flag_object!(
+    /// `{"erased": true}`.
+    ErasedFace,
+    ErasedRepr = "ErasedRepr",
+    erased
+);
 
 /// A detected face and, when it could be embedded, who it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -171,6 +197,15 @@ mod tests {
             Identity::unknown()
         );
         assert!(serde_json::from_value::<Identity>(json!({"unknown": false})).is_err());
+        assert_eq!(
+            serde_json::to_value(Identity::erased()).unwrap(),
+            json!({"erased": true})
+        );
+        assert_eq!(
+            serde_json::from_value::<Identity>(json!({"erased": true})).unwrap(),
+            Identity::erased()
+        );
+        assert!(serde_json::from_value::<Identity>(json!({"erased": false})).is_err());
         assert!(serde_json::from_value::<Identity>(json!({})).is_err());
     }
 

@@ -1,0 +1,167 @@
+//! Erasing a person: the subject, every enrolled face, their crops and
+//! source images, and every reference to them that detections, alarms and
+//! the WebSocket message log keep. A face once named becomes
+//! `{"erased": true}` and an alarm's message is written again without the
+//! name, so nothing of the person remains.
+//!
+//! Removing references is idempotent and can be repeated (`vigil erase`
+//! does, for a subject that is already gone): another instance may still
+//! name the person for the moment its change stream takes, so the API runs
+//! it once more a few seconds later.
+
+use vigil_wire::people::Identity;
+
+use super::{SubjectFaceRecord, SubjectFaces, SubjectId, SubjectRecord, Subjects};
+use crate::alarms::{Alarm, Alarms};
+use crate::db::{Database, DbError};
+use crate::detections::Detections;
+use crate::hub::message_log::forget_alarms_naming;
+use crate::media::{MediaId, SharedMediaStore};
+use crate::users::UserId;
+
+#[derive(Clone)]
+pub struct Erasure {
+    pub db: Database,
+    pub subjects: Subjects,
+    pub faces: SubjectFaces,
+    pub media: SharedMediaStore,
+    pub detections: Detections,
+    pub alarms: Alarms,
+}
+
+/// What one pass over the references changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ErasedReferences {
+    pub detections: usize,
+    pub alarms: usize,
+    pub log_entries: u64,
+}
+
+fn erase_in(identity: &mut Option<Identity>, subject: &str) -> bool {
+    let named = identity
+        .as_ref()
+        .and_then(Identity::recognised)
+        .is_some_and(|r| r.subject_id == subject);
+    if named {
+        *identity = Some(Identity::erased());
+    }
+    named
+}
+
+impl Erasure {
+    /// Deletes the subject (`owner`'s, or anyone's with `None`) and its
+    /// faces in one transaction, then their images. `None` when there is no
+    /// such subject.
+    pub async fn delete_subject(
+        &self,
+        owner: Option<UserId>,
+        id: SubjectId,
+    ) -> Result<Option<(SubjectRecord, Vec<SubjectFaceRecord>)>, DbError> {
+        let mut session = self.db.client().start_session().await?;
+        session.start_transaction().await?;
+        let taken = async {
+            let Some(subject) = self.subjects.take(owner, id, &mut session).await? else {
+                return Ok(None);
+            };
+            let faces = self.faces.take_all(id, &mut session).await?;
+            Ok::<_, DbError>(Some((subject, faces)))
+        }
+        .await;
+        let taken = match taken {
+            Ok(taken) => {
+                session.commit_transaction().await?;
+                taken
+            }
+            Err(err) => {
+                let _ = session.abort_transaction().await;
+                return Err(err);
+            }
+        };
+        for face in taken.iter().flat_map(|(_, faces)| faces) {
+            remove_images(&self.media, face.images()).await;
+        }
+        Ok(taken)
+    }
+
+    /// Replaces every identity naming `subject` in detections and alarms
+    /// (messages rewritten) and drops the logged alarm messages naming it.
+    pub async fn references(&self, subject: SubjectId) -> Result<ErasedReferences, DbError> {
+        let hex = subject.to_string();
+        let mut erased = ErasedReferences::default();
+        for mut detection in self.detections.naming(&hex).await? {
+            let mut changed = false;
+            for face in &mut detection.faces {
+                changed |= erase_in(&mut face.identity, &hex);
+            }
+            if changed {
+                self.detections.set_faces(detection.id, &detection.faces).await?;
+                erased.detections += 1;
+            }
+        }
+        for mut alarm in self.alarms.naming(&hex).await? {
+            let mut changed = false;
+            for identity in &mut alarm.identities {
+                changed |= erase_in(identity, &hex);
+            }
+            if changed {
+                let message = Alarm::message_for(
+                    alarm.face_count,
+                    &alarm.identities,
+                    &alarm.source,
+                    alarm.camera_id.is_some(),
+                );
+                self.alarms
+                    .rename_faces(alarm.id, &alarm.identities, &message)
+                    .await?;
+                erased.alarms += 1;
+            }
+        }
+        erased.log_entries = forget_alarms_naming(&self.db, &hex).await?;
+        tracing::info!(
+            subject = %subject,
+            detections = erased.detections,
+            alarms = erased.alarms,
+            log_entries = erased.log_entries,
+            "references to an erased subject removed"
+        );
+        Ok(erased)
+    }
+}
+
+pub(super) async fn remove_images(media: &SharedMediaStore, images: [MediaId; 2]) {
+    for id in images {
+        if let Err(err) = media.delete(id).await {
+            tracing::warn!(media = %id, error = %err, "could not remove an image; the orphan sweep will");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_wire::people::Recognised;
+
+    #[test]
+    fn only_the_erased_subjects_identities_change() {
+        let named = |id: &str| {
+            Some(Identity::Recognised(Recognised {
+                subject_id: id.into(),
+                name: "Alice".into(),
+                distance: 0.3,
+                confidence: 0.9,
+            }))
+        };
+        let mut faces = [named("a"), named("b"), Some(Identity::unknown()), None];
+        let changed: Vec<bool> = faces.iter_mut().map(|f| erase_in(f, "a")).collect();
+        assert_eq!(changed, [true, false, false, false]);
+        assert_eq!(
+            faces,
+            [
+                Some(Identity::erased()),
+                named("b"),
+                Some(Identity::unknown()),
+                None
+            ]
+        );
+    }
+}
