@@ -68,22 +68,25 @@ fn main() {
     println!("faces    subjects  vigil p50 ms  p99 ms   plain p50 ms  p99 ms   memory MiB  ratio");
     let mut last_ratio = 0.0;
     for faces in [1_000usize, 10_000, 100_000] {
-        let before = rss_kib();
         let gallery = Gallery::default();
-        let subjects: Vec<SubjectId> = (0..faces / 3).map(|_| SubjectId::new()).collect();
-        let mut plain: Vec<(SubjectId, Embedding)> = Vec::with_capacity(faces);
-        for i in 0..faces {
-            let embedding = rng.embedding();
-            let subject = subjects[i / 3];
+        let subjects: Vec<SubjectId> = (0..faces.div_ceil(3)).map(|_| SubjectId::new()).collect();
+        let embeddings: Vec<Embedding> = (0..faces).map(|_| rng.embedding()).collect();
+        let before = rss_kib();
+        for (i, embedding) in embeddings.iter().enumerate() {
             gallery.insert(GalleryFace {
                 owner,
-                subject,
+                subject: subjects[i / 3],
                 face: SubjectFaceId::new(),
-                embedding,
+                embedding: *embedding,
             });
-            plain.push((subject, embedding));
         }
+        // The gallery's own memory: vectors, ids and the face index.
         let memory = (rss_kib().saturating_sub(before)) as f64 / 1024.0;
+        let plain: Vec<(SubjectId, Embedding)> = embeddings
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (subjects[i / 3], *e))
+            .collect();
         let owners = [owner];
         let (p50, p99) = timed(&probes, |p| gallery.distances(&owners, p).len());
         let (plain50, plain99) = timed(&probes, |p| {
