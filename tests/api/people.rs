@@ -68,6 +68,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Enrols face `face_index` of detection `detection_id` (any JSON, to test refusals too).
+    async fn enrol_seen(
+        &self,
+        user: &TestUser,
+        subject: &str,
+        detection_id: &str,
+        face_index: u32,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/api/v1/subjects/{subject}/faces")))
+            .bearer_auth(&user.access_token)
+            .json(&json!({ "detection_id": detection_id, "face_index": face_index }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn enrol_photo(&self, user: &TestUser, subject: &str, photo: &PathBuf) -> SubjectFaceView {
         let response = self
             .enrol_image(user, subject, std::fs::read(photo).unwrap())
@@ -344,26 +361,12 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
     assert_eq!(huge.status(), 413);
     assert_eq!(error_code(huge).await, ErrorCode::ImageTooLarge);
 
-    let foreign = app
-        .http
-        .post(app.url(&format!("/api/v1/subjects/{}/faces", subject.id)))
-        .bearer_auth(&user.access_token)
-        .json(&json!({ "detection_id": others_detection.id, "face_index": 0 }))
-        .send()
-        .await
-        .unwrap();
+    let foreign = app.enrol_seen(&user, &subject.id, &others_detection.id, 0).await;
     assert_eq!(foreign.status(), 404);
     assert_eq!(error_code(foreign).await, ErrorCode::NotFound);
 
     let mine = app.detect(&user, std::fs::read(&people[1].1[1]).unwrap()).await;
-    let out_of_range = app
-        .http
-        .post(app.url(&format!("/api/v1/subjects/{}/faces", subject.id)))
-        .bearer_auth(&user.access_token)
-        .json(&json!({ "detection_id": mine.id, "face_index": 7 }))
-        .send()
-        .await
-        .unwrap();
+    let out_of_range = app.enrol_seen(&user, &subject.id, &mine.id, 7).await;
     assert_eq!(out_of_range.status(), 422);
     assert_eq!(error_code(out_of_range).await, ErrorCode::ValidationFailed);
 
@@ -378,14 +381,7 @@ async fn refused_enrolments_store_nothing_and_cost_no_quota() {
     );
 
     // A face of one's own detection enrols, and says where it came from.
-    let from_detection = app
-        .http
-        .post(app.url(&format!("/api/v1/subjects/{}/faces", subject.id)))
-        .bearer_auth(&user.access_token)
-        .json(&json!({ "detection_id": mine.id, "face_index": 0 }))
-        .send()
-        .await
-        .unwrap();
+    let from_detection = app.enrol_seen(&user, &subject.id, &mine.id, 0).await;
     assert_eq!(
         from_detection.status(),
         201,
