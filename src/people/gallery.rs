@@ -167,10 +167,6 @@ impl Gallery {
         self.read().names.get(&subject).cloned()
     }
 
-    pub fn contains(&self, face: SubjectFaceId) -> bool {
-        self.read().faces.contains_key(&face)
-    }
-
     pub fn len(&self) -> usize {
         self.read().faces.len()
     }

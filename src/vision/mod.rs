@@ -19,6 +19,7 @@ pub mod pool;
 pub mod preprocess;
 pub mod recognizer;
 pub mod recognizer_eval;
+pub mod slots;
 
 pub use detector::{default_threads, DetectParams, Detection, Detector, DetectorConfig};
 pub use draw::{annotate, annotate_jpeg, encode_jpeg};

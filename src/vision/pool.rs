@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::slots::BlockingSlots;
 use image::RgbImage;
-use tokio::sync::Semaphore;
 
 use super::detector::{Detection, Detector, DetectorConfig};
 use super::image_input::ImageLimits;
@@ -34,7 +34,7 @@ pub struct Detected {
 #[derive(Debug, Clone)]
 pub struct DetectorPool {
     detector: Arc<Detector>,
-    permits: Arc<Semaphore>,
+    slots: BlockingSlots,
     max_concurrent: usize,
 }
 
@@ -44,7 +44,7 @@ impl DetectorPool {
         let max_concurrent = max_concurrent.max(1);
         Self {
             detector,
-            permits: Arc::new(Semaphore::new(max_concurrent)),
+            slots: BlockingSlots::new(max_concurrent, "detector"),
             max_concurrent,
         }
     }
@@ -79,29 +79,15 @@ impl DetectorPool {
 
     /// Slots free right now (for readiness checks and metrics).
     pub fn available_slots(&self) -> usize {
-        self.permits.available_permits()
+        self.slots.available()
     }
 
     async fn run_blocking<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Detector) -> Result<T, VisionError> + Send + 'static,
     ) -> Result<T, VisionError> {
-        // The permit moves into the blocking task so the slot stays taken
-        // until the work is really finished, even if the caller's future is
-        // dropped (client disconnected) while it runs.
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| VisionError::Inference("the detector pool is closed".into()))?;
         let detector = self.detector.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job(&detector)
-        })
-        .await
-        .map_err(|e| VisionError::Inference(format!("the detection task failed: {e}")))?
+        self.slots.run(move || job(&detector)).await?
     }
 
     /// Detects faces in an already decoded image.

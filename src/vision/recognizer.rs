@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::RgbImage;
-use tokio::sync::Semaphore;
 use vigil_recognizer::{AlignConfig, DetectedFace, FaceBox, Recognizer, RecognizerConfig};
 pub use vigil_recognizer::{Embedding, EMBEDDING_LEN, SAME_PERSON_DISTANCE};
 
 use super::geometry::Face;
+use super::slots::BlockingSlots;
 use super::VisionError;
 
 /// Turns detected faces into embeddings. `None` for a face that cannot be
@@ -179,14 +179,14 @@ impl FaceEmbedder for DlibEmbedder {
 #[derive(Clone)]
 pub struct RecognizerPool {
     embedder: Arc<dyn FaceEmbedder>,
-    permits: Arc<Semaphore>,
+    slots: BlockingSlots,
 }
 
 impl RecognizerPool {
     pub fn new(embedder: Arc<dyn FaceEmbedder>, concurrency: usize) -> Self {
         Self {
             embedder,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            slots: BlockingSlots::new(concurrency, "recognizer"),
         }
     }
 
@@ -230,23 +230,11 @@ impl RecognizerPool {
             .await
     }
 
-    /// Runs `work` on the blocking pool once a permit is free.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&dyn FaceEmbedder) -> T + Send + 'static,
     ) -> Result<T, VisionError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| VisionError::Inference("the recognizer pool is closed".into()))?;
         let embedder = self.embedder.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(embedder.as_ref())
-        })
-        .await
-        .map_err(|e| VisionError::Inference(format!("the embedding task failed: {e}")))
+        self.slots.run(move || work(embedder.as_ref())).await
     }
 }
