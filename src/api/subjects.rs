@@ -170,9 +170,9 @@ pub async fn enrol(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     // The subject is checked first: nobody uploads to a subject they cannot see.
-    people.get(principal.user_id, id.0).await?;
+    let subject = people.get(principal.user_id, id.0).await?;
     let from = EnrolBody::read(&req, payload, limits.max_bytes).await?;
-    let face = people.enrol(principal.user_id, id.0, from).await?;
+    let face = people.enrol(&subject, from).await?;
     Ok(HttpResponse::Created().json(face.view(&signer)))
 }
 

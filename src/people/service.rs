@@ -173,14 +173,10 @@ impl People {
         Ok(self.faces.of_subject(subject.id).await?)
     }
 
-    /// Enrols one face. Nothing is stored when the image has no usable face.
-    pub async fn enrol(
-        &self,
-        owner: UserId,
-        subject: SubjectId,
-        from: EnrolFrom,
-    ) -> Result<SubjectFaceRecord, PeopleError> {
-        let subject = self.get(owner, subject).await?;
+    /// Enrols one face into `subject` (as [`People::get`] found it for its
+    /// owner). Nothing is stored when the image has no usable face.
+    pub async fn enrol(&self, subject: &SubjectRecord, from: EnrolFrom) -> Result<SubjectFaceRecord, PeopleError> {
+        let owner = subject.owner_id;
         if subject.face_count >= self.limits.max_faces_per_subject {
             return Err(PeopleError::LimitReached(format!(
                 "{} has {} faces, the most one subject may have",
