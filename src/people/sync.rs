@@ -16,7 +16,7 @@ use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 use mongodb::change_stream::ChangeStream;
 
 use super::gallery::GalleryFace;
-use super::{Gallery, SubjectFaceId, SubjectFaceRecord, SubjectFaces, SubjectId, Subjects};
+use super::{Gallery, SubjectFaceId, SubjectFaceRecord, SubjectFaces, SubjectId, SubjectRecord, Subjects};
 use crate::db::{Database, DbError};
 
 type Events = ChangeStream<ChangeStreamEvent<Document>>;
@@ -171,8 +171,12 @@ impl GallerySync {
         let Some(id) = document_id(&event).map(SubjectId) else {
             return;
         };
-        match event.operation_type {
-            OperationType::Delete => self.gallery.remove_subject(id),
+        let inserted = event
+            .full_document
+            .and_then(|d| mongodb::bson::from_document::<SubjectRecord>(d).ok());
+        match (event.operation_type, inserted) {
+            (OperationType::Delete, _) => self.gallery.remove_subject(id),
+            (_, Some(subject)) => self.gallery.set_name(subject.id, subject.name),
             // Updates carry only the changed fields: read the name back.
             _ => match self.subjects.by_id(id).await {
                 Ok(Some(subject)) => self.gallery.set_name(subject.id, subject.name),
