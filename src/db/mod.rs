@@ -8,6 +8,7 @@ pub mod health;
 pub mod migrations;
 mod object_id;
 pub mod paging;
+mod transaction;
 
 use std::time::Duration;
 

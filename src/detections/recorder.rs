@@ -186,26 +186,13 @@ impl Recorder {
     /// leaves both, never an alarm whose detection is gone. An image that
     /// cannot be removed is left to the orphan sweep.
     pub async fn delete(&self, scope: DetectionScope, id: DetectionId) -> Result<bool, RecordError> {
-        let mut session = self.db.client().start_session().await.map_err(DbError::from)?;
-        session.start_transaction().await.map_err(DbError::from)?;
-        let taken = async {
-            let Some(record) = self.detections.take(scope, id, &mut session).await? else {
+        let record = crate::in_transaction!(self.db, |session| async {
+            let Some(record) = self.detections.take(scope, id, session).await? else {
                 return Ok(None);
             };
-            self.alarms.delete_for_detection(id.0, &mut session).await?;
-            Ok::<_, DbError>(Some(record))
-        }
-        .await;
-        let record = match taken {
-            Ok(record) => {
-                session.commit_transaction().await.map_err(DbError::from)?;
-                record
-            }
-            Err(err) => {
-                let _ = session.abort_transaction().await;
-                return Err(err.into());
-            }
-        };
+            self.alarms.delete_for_detection(id.0, session).await?;
+            Ok(Some(record))
+        })?;
         let Some(record) = record else {
             return Ok(false);
         };

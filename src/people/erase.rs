@@ -57,26 +57,13 @@ impl Erasure {
         owner: Option<UserId>,
         id: SubjectId,
     ) -> Result<Option<(SubjectRecord, Vec<SubjectFaceRecord>)>, DbError> {
-        let mut session = self.db.client().start_session().await?;
-        session.start_transaction().await?;
-        let taken = async {
-            let Some(subject) = self.subjects.take(owner, id, &mut session).await? else {
+        let taken = crate::in_transaction!(self.db, |session| async {
+            let Some(subject) = self.subjects.take(owner, id, session).await? else {
                 return Ok(None);
             };
-            let faces = self.faces.take_all(id, &mut session).await?;
-            Ok::<_, DbError>(Some((subject, faces)))
-        }
-        .await;
-        let taken = match taken {
-            Ok(taken) => {
-                session.commit_transaction().await?;
-                taken
-            }
-            Err(err) => {
-                let _ = session.abort_transaction().await;
-                return Err(err);
-            }
-        };
+            let faces = self.faces.take_all(id, session).await?;
+            Ok(Some((subject, faces)))
+        })?;
         for face in taken.iter().flat_map(|(_, faces)| faces) {
             remove_images(&self.media, face.images()).await;
         }

@@ -3,7 +3,6 @@
 //! other instances' through the change streams ([`super::sync`]).
 
 use chrono::Utc;
-use mongodb::ClientSession;
 
 use super::erase::{remove_images, Erasure};
 use super::gallery::GalleryFace;
@@ -12,7 +11,7 @@ use super::{
     SubjectPatch, SubjectRecord, Subjects,
 };
 use crate::db::paging::{Page, PageRequest};
-use crate::db::{Database, DbError};
+use crate::db::Database;
 use crate::detections::{DetectionId, DetectionScope, Detections};
 use crate::media::{ImageKind, MediaId, SharedMediaStore};
 use crate::users::UserId;
@@ -66,27 +65,6 @@ pub struct People {
 /// When the references to an erased subject are looked for again: past the
 /// moment any instance could still have named them.
 const SECOND_PASS: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Runs `work` in a transaction: committed when it succeeds, aborted when
-/// it fails, so a failure on the way leaves nothing half-done.
-macro_rules! transaction {
-    ($db:expr, |$session:ident| $work:expr) => {{
-        let mut session = $db.client().start_session().await.map_err(DbError::from)?;
-        session.start_transaction().await.map_err(DbError::from)?;
-        let $session: &mut ClientSession = &mut session;
-        let result: Result<_, DbError> = $work.await;
-        match result {
-            Ok(value) => {
-                session.commit_transaction().await.map_err(DbError::from)?;
-                Ok::<_, PeopleError>(value)
-            }
-            Err(err) => {
-                let _ = session.abort_transaction().await;
-                Err(PeopleError::from(err))
-            }
-        }
-    }};
-}
 
 impl People {
     pub async fn create(&self, owner: UserId, new: NewSubject) -> Result<SubjectRecord, PeopleError> {
@@ -175,7 +153,11 @@ impl People {
 
     /// Enrols one face into `subject` (as [`People::get`] found it for its
     /// owner). Nothing is stored when the image has no usable face.
-    pub async fn enrol(&self, subject: &SubjectRecord, from: EnrolFrom) -> Result<SubjectFaceRecord, PeopleError> {
+    pub async fn enrol(
+        &self,
+        subject: &SubjectRecord,
+        from: EnrolFrom,
+    ) -> Result<SubjectFaceRecord, PeopleError> {
         let owner = subject.owner_id;
         if subject.face_count >= self.limits.max_faces_per_subject {
             return Err(PeopleError::LimitReached(format!(
@@ -210,13 +192,13 @@ impl People {
             return Err(err.into());
         }
         let cover = subject.cover.is_none().then_some(record.crop);
-        let inserted = transaction!(self.db, |session| async {
+        let inserted = crate::in_transaction!(self.db, |session| async {
             self.faces.insert(&record, session).await?;
             self.subjects.count_face(subject.id, 1, cover, session).await
         });
         if let Err(err) = inserted {
             self.remove_images(record.images()).await;
-            return Err(err);
+            return Err(err.into());
         }
         self.gallery.set_name(subject.id, subject.name.clone());
         self.gallery.insert(GalleryFace {
@@ -237,7 +219,7 @@ impl People {
         face: SubjectFaceId,
     ) -> Result<(), PeopleError> {
         let subject = self.get(owner, subject).await?;
-        let removed = transaction!(self.db, |session| async {
+        let removed = crate::in_transaction!(self.db, |session| async {
             let Some(removed) = self.faces.take(subject.id, face, session).await? else {
                 return Ok(None);
             };
