@@ -94,7 +94,13 @@ async fn multipart_without_faces_stores_a_result_and_no_alarm() {
 
 #[tokio::test]
 async fn results_by_id_time_range_and_pages_for_their_owner_only() {
-    let app = spawn_app_with(AppOptions::default().flag("--detect-max-side", 160)).await;
+    // A dozen calls in well under a second: past the default rate limit on an idle machine.
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--detect-max-side", 160)
+            .flag("--rate-limit-per-second", 100),
+    )
+    .await;
     let user = app.create_user().await;
     let other = app.create_user().await;
     let before = chrono::Utc::now();
