@@ -85,6 +85,30 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Runs a `vigil` subcommand against this app's database and data
+    /// folder; asserts it succeeds and returns what it printed.
+    fn vigil_against(&self, args: &[&str]) -> String {
+        let output = vigil_command()
+            .args(args)
+            .args([
+                "--mongodb-uri",
+                &database_uri(),
+                "--database",
+                &self.database_name,
+            ])
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
     async fn enrol_photo(&self, user: &TestUser, subject: &str, photo: &PathBuf) -> SubjectFaceView {
         let response = self
             .enrol_image(user, subject, std::fs::read(photo).unwrap())
@@ -581,21 +605,7 @@ async fn faces_of_another_model_are_never_compared_until_reindexed() {
     let unknown = |i: &Option<Identity>| *i == Some(Identity::unknown());
     wait_for_identity(&app, &user, probe, Duration::from_secs(5), unknown).await;
 
-    let output = vigil_command()
-        .args(["reindex", "--mongodb-uri", &database_uri()])
-        .args(["--database", &app.database_name])
-        .arg("--data-dir")
-        .arg(app.data_dir.path())
-        .arg("--models-dir")
-        .arg(models_dir())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = app.vigil_against(&["reindex", "--models-dir", models_dir().to_str().unwrap()]);
     assert!(
         stdout.contains("reindexed=1 failed=0 model=dlib_resnet_v1+sp5"),
         "{stdout}"
@@ -785,25 +795,7 @@ async fn erasing_a_person_leaves_nothing_of_them() {
     let face = app.enrol_photo(&user, &subject.id, &people[1].1[0]).await;
     let seen = app.detect(&user, std::fs::read(&people[1].1[5]).unwrap()).await;
     assert!(matches!(main_identity(&seen), Some(Identity::Recognised(_))));
-    let output = vigil_command()
-        .args([
-            "erase",
-            "--subject",
-            &subject.id,
-            "--mongodb-uri",
-            &database_uri(),
-        ])
-        .args(["--database", &app.database_name])
-        .arg("--data-dir")
-        .arg(app.data_dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = app.vigil_against(&["erase", "--subject", &subject.id]);
     assert!(
         stdout.contains("with 1 faces") && stdout.contains("detections=1 alarms=1"),
         "{stdout}"
@@ -821,4 +813,23 @@ async fn erasing_a_person_leaves_nothing_of_them() {
         *i == Some(Identity::unknown())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_subject_takes_at_most_a_hundred_faces() {
+    let people = identities();
+    let app = spawn_app_with(AppOptions::default().flag("--rate-limit-per-second", 1000)).await;
+    let user = app.create_user().await;
+    let subject = app.create_subject(&user, "Many").await;
+    let seen = app.detect(&user, std::fs::read(&people[0].1[0]).unwrap()).await;
+    for _ in 0..100 {
+        let enrolled = app.enrol_seen(&user, &subject.id, &seen.id, 0).await;
+        assert_eq!(enrolled.status(), 201);
+    }
+    let refused = app.enrol_seen(&user, &subject.id, &seen.id, 0).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(error_code(refused).await, ErrorCode::LimitReached);
+    let subject: SubjectView = app.subject(&user, &subject.id).await.json().await.unwrap();
+    assert_eq!(subject.face_count, 100);
+    assert_eq!(app.count("subject_faces").await, 100);
 }
