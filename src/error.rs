@@ -6,7 +6,7 @@
 //! in one place (`api::error`), the WebSocket hub into an `error` message,
 //! and both use the one vocabulary of [`ErrorCode`] that the client parses.
 
-pub use vigil_wire::ErrorCode;
+pub use vigil_wire::{ErrorCode, FieldError};
 
 /// An error that knows which [`ErrorCode`] it answers to.
 pub trait Coded: std::error::Error {
@@ -15,6 +15,11 @@ pub trait Coded: std::error::Error {
     /// Seconds a client should wait before trying again (429 and 503 answers).
     fn retry_after(&self) -> Option<u64> {
         None
+    }
+
+    /// The request's fields that broke a rule, for codes about fields.
+    fn fields(&self) -> Vec<FieldError> {
+        Vec::new()
     }
 }
 

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::PathId;
-use crate::auth::api_keys::{ApiKeyId, ApiKeyView, CreatedApiKey, KeyName};
+use crate::auth::api_keys::{ApiKeyId, ApiKeyView, CreatedApiKey, KeyName, KeyScope};
 use crate::auth::{AuthError, AuthService, Principal};
 use vigil_wire::ErrorBody;
 
@@ -15,6 +15,10 @@ use vigil_wire::ErrorBody;
 pub struct NewApiKey {
     /// 1–64 characters saying what the key is for.
     pub name: KeyName,
+    /// `full` (default) or `telemetry`: a telemetry key may only send
+    /// `POST /telemetry/…` and gets 403 `scope_forbidden` anywhere else.
+    #[serde(default)]
+    pub scope: KeyScope,
 }
 
 /// Creates an API key. The key is in this answer only.
@@ -33,9 +37,10 @@ pub async fn create(
     auth: web::Data<AuthService>,
     body: web::Json<NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     let created = auth
         .api_keys
-        .create(principal.user_id, body.into_inner().name)
+        .create(principal.user_id, body.name, body.scope)
         .await
         .map_err(AuthError::from)?;
     tracing::info!(key = %created.view.id, "API key created");

@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::error::{Coded, ErrorCode};
+use crate::error::{Coded, ErrorCode, FieldError};
 use vigil_wire::{ErrorBody, ErrorDetail};
 
 /// An error on its way to the client.
@@ -17,6 +17,7 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for the `Retry-After` header of 429 and 503 answers.
     pub retry_after: Option<u64>,
+    pub fields: Vec<FieldError>,
 }
 
 impl ApiError {
@@ -25,6 +26,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            fields: Vec::new(),
         }
     }
 
@@ -44,6 +46,7 @@ impl ApiError {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message.clone(),
+                fields: self.fields.clone(),
             },
         }
     }
@@ -59,7 +62,10 @@ impl<E: Coded> From<E> for ApiError {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::new(code, "the database is unavailable, try again shortly")
             }
-            _ => ApiError::new(code, err.to_string()),
+            _ => ApiError {
+                fields: err.fields(),
+                ..ApiError::new(code, err.to_string())
+            },
         };
         match err.retry_after() {
             Some(seconds) => api.with_retry_after(seconds),

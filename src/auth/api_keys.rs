@@ -38,6 +38,19 @@ impl std::fmt::Display for ApiKeyId {
     }
 }
 
+/// What a key may do. A key in a phone or a vehicle may be restricted to
+/// sending telemetry, so that losing the device does not give away the
+/// owner's detections, people and keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyScope {
+    /// Everything the owner may do.
+    #[default]
+    Full,
+    /// Only `POST /telemetry/…`.
+    Telemetry,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredApiKey {
     #[serde(rename = "_id")]
@@ -46,6 +59,9 @@ pub struct StoredApiKey {
     pub name: String,
     pub prefix: String,
     pub key_digest: String,
+    /// Keys made before scopes existed are full keys.
+    #[serde(default)]
+    pub scope: KeyScope,
     #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub created_at: DateTime<Utc>,
 }
@@ -60,6 +76,7 @@ pub struct ApiKeyView {
     /// The first characters of the key, to recognise it.
     #[schema(example = "vgl_Jx3kP0aQ")]
     pub prefix: String,
+    pub scope: KeyScope,
     pub created_at: DateTime<Utc>,
 }
 
@@ -79,6 +96,7 @@ impl From<&StoredApiKey> for ApiKeyView {
             id: k.id.to_string(),
             name: k.name.clone(),
             prefix: k.prefix.clone(),
+            scope: k.scope,
             created_at: k.created_at,
         }
     }
@@ -152,7 +170,12 @@ impl ApiKeys {
         }
     }
 
-    pub async fn create(&self, user: UserId, name: KeyName) -> Result<CreatedApiKey, ApiKeyError> {
+    pub async fn create(
+        &self,
+        user: UserId,
+        name: KeyName,
+        scope: KeyScope,
+    ) -> Result<CreatedApiKey, ApiKeyError> {
         if self.keys.count_documents(doc! { "user_id": user.0 }).await? >= MAX_KEYS_PER_USER {
             return Err(ApiKeyError::TooMany);
         }
@@ -163,6 +186,7 @@ impl ApiKeys {
             name: name.0,
             prefix: key[..SHOWN_PREFIX_LEN].to_owned(),
             key_digest: secret_digest(&key),
+            scope,
             created_at: Utc::now(),
         };
         self.keys.insert_one(&stored).await?;

@@ -19,7 +19,7 @@ pub use principal::{Credential, Principal};
 pub use secret::JwtSecret;
 pub use vigil_wire::auth::TokenPair;
 
-use self::api_keys::{ApiKeyError, ApiKeys};
+use self::api_keys::{ApiKeyError, ApiKeys, KeyScope};
 use self::password::{Argon2Settings, HashError, PasswordHasher};
 use self::rate_limit::{retry_after_secs, RateLimit, RequestLimiter};
 use self::refresh::{RefreshError, RefreshTokens};
@@ -44,6 +44,8 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("this needs the admin role")]
     Forbidden,
+    #[error("this API key may only send telemetry (POST /telemetry/…)")]
+    ScopeForbidden,
     #[error("rate limit exceeded; slow down")]
     RateLimited(Duration),
     #[error(transparent)]
@@ -67,6 +69,7 @@ impl Coded for AuthError {
             AuthError::Unauthenticated => ErrorCode::Unauthenticated,
             AuthError::InvalidToken(_) => ErrorCode::InvalidToken,
             AuthError::Forbidden => ErrorCode::Forbidden,
+            AuthError::ScopeForbidden => ErrorCode::ScopeForbidden,
             AuthError::RateLimited(_) => ErrorCode::RateLimited,
             AuthError::User(e) => e.code(),
             AuthError::ApiKey(e) => e.code(),
@@ -183,9 +186,24 @@ impl AuthService {
         Ok(self.refresh.revoke(refresh_token).await?)
     }
 
-    /// Resolves the credentials of a request to a principal: an access
-    /// token when there is one, else an API key.
+    /// Resolves the credentials of a request to a principal with full
+    /// scope: an access token when there is one, else an API key. Keys
+    /// restricted to telemetry are refused here, so that every route but the
+    /// telemetry ones (which use [`Self::authenticate_sender`]) refuses them.
     pub async fn authenticate(
+        &self,
+        bearer_token: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let principal = self.authenticate_sender(bearer_token, api_key).await?;
+        match principal.scope() {
+            KeyScope::Full => Ok(principal),
+            KeyScope::Telemetry => Err(AuthError::ScopeForbidden),
+        }
+    }
+
+    /// Like [`Self::authenticate`], also accepting telemetry-only keys.
+    pub async fn authenticate_sender(
         &self,
         bearer_token: Option<&str>,
         api_key: Option<&str>,
@@ -214,7 +232,7 @@ impl AuthService {
             return Ok(Principal {
                 user_id: user.id,
                 role: user.role,
-                credential: Credential::ApiKey(stored.id),
+                credential: Credential::ApiKey(stored.id, stored.scope),
             });
         }
         Err(AuthError::Unauthenticated)

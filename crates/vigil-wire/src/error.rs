@@ -40,6 +40,7 @@ error_codes! {
     InvalidMessage => (400, "invalid_message"),
     BinaryNotSupported => (400, "binary_not_supported"),
     ValidationFailed => (422, "validation_failed"),
+    InvalidReading => (400, "invalid_reading"),
     InvalidFibN => (422, "invalid_fib_n"),
     InvalidValue => (422, "invalid_value"),
     NoFace => (422, "no_face"),
@@ -50,6 +51,8 @@ error_codes! {
     InvalidToken => (401, "invalid_token"),
     Forbidden => (403, "forbidden"),
     InvalidSignature => (403, "invalid_signature"),
+    DeviceTaken => (403, "device_taken"),
+    ScopeForbidden => (403, "scope_forbidden"),
     NotFound => (404, "not_found"),
     MethodNotAllowed => (405, "method_not_allowed"),
     UserNameTaken => (409, "user_name_taken"),
@@ -128,6 +131,20 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// Human-readable explanation; may change between versions.
     pub message: String,
+    /// Each field of the request that broke a rule, when the code is about
+    /// fields (`invalid_reading`): all of them, not only the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+/// One field of a request body and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// The field's name as sent, e.g. `latitude` (`items[3].x` in a batch).
+    #[schema(example = "latitude")]
+    pub field: String,
+    #[schema(example = "must be between -90 and 90")]
+    pub problem: String,
 }
 
 #[cfg(test)]

@@ -34,23 +34,57 @@ fn api_key(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
         .map_err(|_| AuthError::InvalidToken("malformed X-API-Key header"))
 }
 
+/// Which keys a route takes.
+#[derive(Clone, Copy)]
+enum Accepts {
+    FullScope,
+    /// Also keys restricted to telemetry.
+    TelemetryKeys,
+}
+
+fn authenticated(
+    req: &HttpRequest,
+    accepts: Accepts,
+) -> LocalBoxFuture<'static, Result<Principal, ApiError>> {
+    let auth = service::<AuthService>(req);
+    let credentials = bearer(req.headers()).and_then(|b| Ok((b, api_key(req.headers())?)));
+    Box::pin(async move {
+        let auth = auth?;
+        let (bearer, key) = credentials?;
+        let (bearer, key) = (bearer.as_deref(), key.as_deref());
+        let principal = match accepts {
+            Accepts::FullScope => auth.authenticate(bearer, key).await?,
+            Accepts::TelemetryKeys => auth.authenticate_sender(bearer, key).await?,
+        };
+        auth.limiter
+            .check(principal.rate_key())
+            .map_err(AuthError::RateLimited)?;
+        tracing::Span::current().record("user", tracing::field::display(principal.user_id));
+        Ok(principal)
+    })
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let auth = service::<AuthService>(req);
-        let credentials = bearer(req.headers()).and_then(|b| Ok((b, api_key(req.headers())?)));
-        Box::pin(async move {
-            let auth = auth?;
-            let (bearer, key) = credentials?;
-            let principal = auth.authenticate(bearer.as_deref(), key.as_deref()).await?;
-            auth.limiter
-                .check(principal.rate_key())
-                .map_err(AuthError::RateLimited)?;
-            tracing::Span::current().record("user", tracing::field::display(principal.user_id));
-            Ok(principal)
-        })
+        authenticated(req, Accepts::FullScope)
+    }
+}
+
+/// A caller sending telemetry: any credential of theirs, including API
+/// keys restricted to telemetry (which every other route refuses).
+#[derive(Debug, Clone)]
+pub struct TelemetrySender(pub Principal);
+
+impl FromRequest for TelemetrySender {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let principal = authenticated(req, Accepts::TelemetryKeys);
+        Box::pin(async move { principal.await.map(TelemetrySender) })
     }
 }
 
