@@ -10,8 +10,8 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # ffmpeg: video capture and test clips; libclang-dev: nokhwa's V4L2 bindings;
-# chromium, chromium-driver: the dashboard's browser tests.
-APT_PACKAGES := chromium chromium-driver curl ffmpeg libclang-dev pkg-config
+# chromium, chromium-driver: the dashboard's browser tests; wrk: bench-telemetry.
+APT_PACKAGES := chromium chromium-driver curl ffmpeg libclang-dev pkg-config wrk
 # Shared evaluation photos sit beside the repository (CI lays them out so).
 export VIGIL_TEST_FACES_DIR ?= $(abspath ../shared/data/faces)
 export VIGIL_TEST_IDENTITIES_DIR ?= $(abspath ../shared/data/identities)
@@ -65,3 +65,9 @@ bench-gallery:
 bench-api: deps venv models test-assets
 	$(CARGO) build --release -p vigil-bin --bin vigil
 	scripts/with-database.sh --ephemeral -- scripts/bench-api.sh
+
+.PHONY: bench-telemetry
+# POST /telemetry/gps of a release build at concurrency 8 (wrk), against GET /healthz.
+bench-telemetry: deps venv models
+	$(CARGO) build --release -p vigil-bin --bin vigil
+	scripts/with-database.sh --ephemeral -- scripts/bench-telemetry.sh

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod media;
 pub mod people;
 pub mod startup;
+pub mod telemetry;
 pub mod tls;
 pub mod users;
 pub mod vision;

@@ -26,6 +26,7 @@ use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
+use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
 use crate::vision::recognizer::RecognizerLoadError;
 use crate::vision::{DetectorPool, RecognizerPool};
 
@@ -118,6 +119,19 @@ impl Application {
             rule: config.matching,
             users: auth.users.clone(),
         };
+        let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.media.url_ttl);
+        let telemetry = Telemetry::new(
+            &db,
+            detector.clone(),
+            recognition.clone(),
+            media.clone(),
+            auth.users.clone(),
+            signer.clone(),
+            TelemetrySettings {
+                skew: config.telemetry_skew,
+                image_limits: config.uploads,
+            },
+        );
         let recorder = Recorder::new(&db, media.clone(), alarm_bus.clone(), Arc::new(recognition));
         let people = People {
             db: db.clone(),
@@ -171,9 +185,9 @@ impl Application {
         let media_holders: Vec<Arc<dyn MediaReferences>> = vec![
             Arc::new(recorder.detections.clone()),
             Arc::new(people.faces.clone()),
+            Arc::new(PhotoImages(telemetry.photos.clone())),
         ];
         let sweeper = sweep_orphans_when_ready(media.clone(), media_holders, readiness.clone());
-        let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.media.url_ttl);
         let hub = Hub::new(
             &db,
             config.hub.clone(),
@@ -182,7 +196,9 @@ impl Application {
             auth.clone(),
         );
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
-        let hub_tasks = hub.start(alarm_bus, first_alarm_stream);
+        let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);
+        hub_tasks
+            .extend(crate::hub::telemetry_feed::start(hub.clone(), telemetry.clone(), &db, migrated).await);
         let services = Services {
             auth: web::Data::new(auth),
             uploads: web::Data::new(uploads),
@@ -195,6 +211,7 @@ impl Application {
             detector: web::Data::new(detector),
             recognizer: web::Data::new(recognizer),
             people: web::Data::new(people),
+            telemetry: web::Data::new(telemetry),
             assets: web::Data::new(assets),
             limits: web::Data::new(config.uploads),
         };

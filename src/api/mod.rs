@@ -11,6 +11,7 @@ pub mod cameras;
 pub mod clients;
 pub mod dashboard;
 pub mod detections;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod request_span;
 mod services;
 pub mod subjects;
+pub mod telemetry;
 pub mod users;
 pub mod ws;
 
@@ -69,6 +71,15 @@ where
         .service(subjects::enrol)
         .service(subjects::faces)
         .service(subjects::remove_face)
+        .service(telemetry::gyroscope)
+        .service(telemetry::gps)
+        .service(telemetry::photo)
+        .service(telemetry::batch)
+        .service(devices::list)
+        .service(devices::get)
+        .service(devices::gyroscope)
+        .service(devices::gps)
+        .service(devices::photos)
         .service(alarms::list)
         .service(alarms::get)
         .service(media::get)

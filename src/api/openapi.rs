@@ -29,6 +29,8 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         (name = "api-keys", description = "Keys for machine clients"),
         (name = "detections", description = "Face detection on uploaded images"),
         (name = "people", description = "Subjects you know, their enrolled faces, and who each detected face is"),
+        (name = "telemetry", description = "Gyroscope, GPS and photos from devices (POST /telemetry/…; API keys may be restricted to these)"),
+        (name = "devices", description = "The devices that sent telemetry, and their readings"),
         (name = "alarms", description = "Faces seen, by upload or camera"),
         (name = "media", description = "Saved images behind signed URLs"),
         (name = "numbers", description = "Even and odd numbers in 0–99 (also on the WebSocket)"),

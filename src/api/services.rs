@@ -15,6 +15,7 @@ use crate::hub::Hub;
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
 use crate::people::People;
+use crate::telemetry::Telemetry;
 use crate::vision::{DetectorPool, ImageLimits, RecognizerPool};
 
 #[derive(Clone)]
@@ -30,6 +31,7 @@ pub struct Services {
     pub detector: web::Data<DetectorPool>,
     pub recognizer: web::Data<RecognizerPool>,
     pub people: web::Data<People>,
+    pub telemetry: web::Data<Telemetry>,
     pub assets: web::Data<Assets>,
     pub limits: web::Data<ImageLimits>,
 }
@@ -51,6 +53,7 @@ impl Services {
             detector,
             recognizer,
             people,
+            telemetry,
             assets,
             limits,
         } = self.clone();
@@ -65,6 +68,7 @@ impl Services {
             .app_data(detector)
             .app_data(recognizer)
             .app_data(people)
+            .app_data(telemetry)
             .app_data(assets)
             .app_data(limits)
     }

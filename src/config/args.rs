@@ -161,6 +161,15 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    /// Seconds a telemetry `timestamp` may be ahead of the server's clock before the reading is refused.
+    #[arg(
+        long = "telemetry-max-skew-secs",
+        env = "VIGIL_TELEMETRY_MAX_SKEW_SECS",
+        default_value = "300",
+        value_parser = secs(0..=86_400)
+    )]
+    pub telemetry_max_skew: Duration,
+
     /// Seconds between database health checks (readiness and reconnection).
     #[arg(
         long = "health-interval-secs",

@@ -26,6 +26,7 @@ use crate::db::DatabaseSettings;
 use crate::hub::HubConfig;
 use crate::media::MediaSettings;
 use crate::people::MatchRule;
+use crate::telemetry::ClockSkew;
 use crate::tls::TlsFiles;
 use crate::vision::{default_threads, DetectorConfig, DetectorSettings, ImageLimits, RecognizerSettings};
 
@@ -84,6 +85,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub shutdown_timeout: Duration,
     pub health_interval: Duration,
+    /// How far ahead of the server a device's clock may be.
+    pub telemetry_skew: ClockSkew,
 }
 
 /// 0 means one per core.
@@ -233,6 +236,9 @@ impl ServeArgs {
             tls: self.tls.settings()?,
             shutdown_timeout: self.shutdown_timeout,
             health_interval: self.health_interval,
+            telemetry_skew: ClockSkew(
+                chrono::Duration::from_std(self.telemetry_max_skew).unwrap_or(chrono::Duration::days(1)),
+            ),
         })
     }
 }

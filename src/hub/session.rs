@@ -495,10 +495,19 @@ impl Session {
     }
 
     fn subscribe(&mut self, topics: &[Topic], on: bool) -> Result<(), Refusal> {
-        if on && topics.contains(&Topic::Alarms) && !self.authenticated() {
+        let private = topics
+            .iter()
+            .find(|t| matches!(t, Topic::Alarms | Topic::Telemetry));
+        if let Some(topic) = private.filter(|_| on && !self.authenticated()) {
+            let name = match topic {
+                Topic::Alarms => "alarms need",
+                _ => "telemetry needs",
+            };
             return Err(Refusal::new(
                 ErrorCode::Unauthenticated,
-                "alarms need an authenticated session: connect with ?token= or send an auth message first",
+                format!(
+                    "{name} an authenticated session: connect with ?token= or send an auth message first"
+                ),
             ));
         }
         if on {

@@ -45,6 +45,7 @@ fn bit(topic: Topic) -> u8 {
     match topic {
         Topic::Alarms => 1,
         Topic::Clock => 2,
+        Topic::Telemetry => 4,
     }
 }
 

@@ -216,7 +216,7 @@ impl Gallery {
 }
 
 /// Eight lanes at a time, which the compiler turns into SIMD.
-fn squared_distance(a: &[f32; EMBEDDING_LEN], b: &[f32]) -> f32 {
+pub fn squared_distance(a: &[f32; EMBEDDING_LEN], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         for i in 0..8 {

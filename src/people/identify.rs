@@ -10,7 +10,7 @@ use vigil_wire::people::Identity;
 use super::{Gallery, MatchRule};
 use crate::detections::{FaceIdentifier, Viewer};
 use crate::users::{UserId, Users};
-use crate::vision::{Face, RecognizerPool};
+use crate::vision::{Embedding, Face, RecognizerPool};
 
 #[derive(Clone)]
 pub struct Recognition {
@@ -54,12 +54,14 @@ impl Recognition {
         let owners = self.owners(viewer).await;
         embeddings
             .iter()
-            .map(|embedding| {
-                let embedding = embedding.as_ref()?;
-                let nearest = self.gallery.distances(&owners, embedding);
-                Some(self.rule.decide(&nearest, |s| self.gallery.name(s)))
-            })
+            .map(|embedding| Some(self.identity_of(&owners, embedding.as_ref()?)))
             .collect()
+    }
+
+    /// Who an embedded face is among the subjects of `owners`.
+    pub fn identity_of(&self, owners: &[UserId], embedding: &Embedding) -> Identity {
+        let nearest = self.gallery.distances(owners, embedding);
+        self.rule.decide(&nearest, |s| self.gallery.name(s))
     }
 }
 

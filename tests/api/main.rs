@@ -28,3 +28,4 @@ mod people_dashboard;
 mod proxy;
 mod readiness;
 mod static_files;
+mod telemetry;

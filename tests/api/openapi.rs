@@ -31,10 +31,28 @@ fn every_route_is_documented() {
         "/api/v1/alarms",
         "/api/v1/alarms/{id}",
         "/media/{id}",
+        "/telemetry/gyroscope",
+        "/telemetry/gps",
+        "/telemetry/photo",
+        "/telemetry/batch",
+        "/api/v1/devices",
+        "/api/v1/devices/{id}",
+        "/api/v1/devices/{id}/gyroscope",
+        "/api/v1/devices/{id}/gps",
+        "/api/v1/devices/{id}/photos",
     ] {
         assert!(
             paths.contains_key(path),
             "{path} is missing from the OpenAPI document"
+        );
+    }
+    // Each telemetry route documents its 400 with an example of the body.
+    for path in ["/telemetry/gyroscope", "/telemetry/gps", "/telemetry/photo"] {
+        let bad = &paths[path]["post"]["responses"]["400"]["content"]["application/json"]["example"];
+        assert_eq!(bad["error"]["code"], "invalid_reading", "{path}: {bad}");
+        assert!(
+            bad["error"]["fields"].as_array().is_some_and(|f| !f.is_empty()),
+            "{path}"
         );
     }
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();

@@ -333,6 +333,30 @@ impl ApiClient {
         read_json(&url, response).await
     }
 
+    /// `POST` of a JSON body; the answer's status (a success) and body.
+    pub async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, T), ClientError> {
+        let url = self.server.url(path);
+        let response = self.send(|http| http.post(url.clone()).json(body)).await?;
+        let status = response.status().as_u16();
+        Ok((status, read_json(&url, response).await?))
+    }
+
+    /// `POST` of a multipart form rebuilt by `form` for every attempt.
+    pub async fn post_form<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        form: impl Fn() -> reqwest::multipart::Form,
+    ) -> Result<(u16, T), ClientError> {
+        let url = self.server.url(path);
+        let response = self.send(|http| http.post(url.clone()).multipart(form())).await?;
+        let status = response.status().as_u16();
+        Ok((status, read_json(&url, response).await?))
+    }
+
     /// Alarms at or after `from`, oldest first: the newest `limit` of them.
     pub async fn alarms_since(&self, from: DateTime<Utc>, limit: usize) -> Result<RecentAlarms, ClientError> {
         let mut alarms = Vec::new();

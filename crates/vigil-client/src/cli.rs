@@ -10,9 +10,10 @@ use crate::api::{ApiClient, ConnectOptions};
 use crate::counter::CounterArgs;
 use crate::fib::FibArgs;
 use crate::login::LoginArgs;
+use crate::telemetry::TelemetryArgs;
 use crate::tokens::TokenStore;
 use crate::upload::{Outcome, UploadArgs};
-use crate::{alarms, counter, fib, login, upload, Ending};
+use crate::{alarms, counter, fib, login, telemetry, upload, Ending};
 
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
@@ -61,6 +62,8 @@ pub enum ClientCommand {
     Counter(CounterArgs),
     /// Ask the hub for the n-th Fibonacci number.
     Fib(FibArgs),
+    /// Simulate a device: gyroscope, GPS and photos every few seconds, retried without duplicates.
+    Telemetry(TelemetryArgs),
 }
 
 /// Exit status of `upload` when the account's quota ran out.
@@ -93,6 +96,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         ClientCommand::Watch(args) => return Ok(exit_status(alarms::run(&api, args).await?)),
         ClientCommand::Counter(args) => return Ok(exit_status(counter::run(&api, args).await?)),
         ClientCommand::Fib(args) => fib::run(&api, args).await?,
+        ClientCommand::Telemetry(args) => return Ok(exit_status(telemetry::run(&api, args).await?)),
     }
     Ok(ExitCode::SUCCESS)
 }

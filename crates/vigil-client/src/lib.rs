@@ -15,6 +15,7 @@ pub mod counter;
 pub mod error;
 pub mod fib;
 pub mod login;
+pub mod telemetry;
 pub mod tls;
 pub mod tokens;
 pub mod upload;

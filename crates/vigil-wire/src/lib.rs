@@ -15,5 +15,6 @@ pub mod hub;
 pub mod media;
 pub mod paging;
 pub mod people;
+pub mod telemetry;
 
-pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};

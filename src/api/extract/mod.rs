@@ -7,12 +7,13 @@ mod client_ip;
 mod enrol;
 mod path_id;
 mod principal;
+pub mod telemetry;
 mod upload;
 
 pub use client_ip::RateLimitedIp;
 pub use enrol::{EnrolBody, EnrolDetectionFace};
 pub use path_id::{Named, PathId};
-pub use principal::{Admin, API_KEY_HEADER};
+pub use principal::{Admin, TelemetrySender, API_KEY_HEADER};
 pub use upload::{Upload, UploadBody, UploadQuery};
 
 use actix_web::{web, HttpRequest};

@@ -69,3 +69,7 @@ impl Named for crate::people::SubjectFaceId {
     const WHAT: &'static str = "face";
     const PARAM: &'static str = "face_id";
 }
+
+impl Named for crate::telemetry::DeviceId {
+    const WHAT: &'static str = "device";
+}

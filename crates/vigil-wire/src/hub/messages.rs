@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{ClientId, CounterValue, FibN, Parity, Topic};
 use crate::alarms::AlarmView;
+use crate::telemetry::ReadingView;
 use crate::ErrorCode;
 
 /// What a client may send.
@@ -145,6 +146,10 @@ pub enum ServerMessage {
         now: DateTime<Utc>,
     },
     Alarm(AlarmView),
+    /// A reading one of the account's devices sent, as stored.
+    Telemetry {
+        reading: ReadingView,
+    },
     FibResult {
         #[serde(default)]
         id: Value,
@@ -175,6 +180,7 @@ impl ServerMessage {
             ServerMessage::Subscribed { .. } => "subscribed",
             ServerMessage::Clock { .. } => "clock",
             ServerMessage::Alarm(_) => "alarm",
+            ServerMessage::Telemetry { .. } => "telemetry",
             ServerMessage::FibResult { .. } => "fib_result",
             ServerMessage::Number { .. } => "number",
             ServerMessage::Pong { .. } => "pong",
@@ -344,6 +350,20 @@ mod tests {
                 value: 17,
             },
             "pong" => ServerMessage::Pong { id: json!(3) },
+            "telemetry" => ServerMessage::Telemetry {
+                reading: ReadingView::Gps(crate::telemetry::GpsView {
+                    id: "6650f1c2a4b1c2d3e4f5a6d0".into(),
+                    device_id: "AA:BB:CC:DD:EE:FF".into(),
+                    collected_at: now,
+                    received_at: now,
+                    latitude: 52.5,
+                    longitude: 13.4,
+                    accuracy: None,
+                    altitude: None,
+                    speed: Some(8.0),
+                    heading: None,
+                }),
+            },
             _ => ServerMessage::Error {
                 code: ErrorCode::InvalidFibN,
                 message: "n must not be negative".into(),
@@ -358,6 +378,7 @@ mod tests {
             "fib_result",
             "number",
             "pong",
+            "telemetry",
             "error",
         ];
         for kind in kinds {
@@ -370,6 +391,7 @@ mod tests {
                 | ServerMessage::FibResult { .. }
                 | ServerMessage::Number { .. }
                 | ServerMessage::Pong { .. }
+                | ServerMessage::Telemetry { .. }
                 | ServerMessage::Error { .. } => message.kind(),
             };
             assert_eq!(covered, kind);

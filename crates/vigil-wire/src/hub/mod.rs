@@ -19,10 +19,12 @@ use crate::ErrorCode;
 pub enum Topic {
     Alarms,
     Clock,
+    /// Readings the session's account stores (authenticated sessions only).
+    Telemetry,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 2] = [Topic::Alarms, Topic::Clock];
+    pub const ALL: [Topic; 3] = [Topic::Alarms, Topic::Clock, Topic::Telemetry];
 }
 
 /// The codes an `error` message may carry.

@@ -1,0 +1,208 @@
+//! `POST /telemetry/…`: readings from devices. The paths are fixed by the
+//! fleet's phones, so they live outside `/api/v1`.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde_json::Value;
+use vigil_wire::telemetry::{
+    BatchItemResult, BatchResult, GpsView, GyroscopeView, PhotoView, MAX_BATCH_ITEMS,
+};
+use vigil_wire::ErrorBody;
+
+use super::error::ApiError;
+use super::extract::telemetry::{json_body, photo_body};
+use super::extract::TelemetrySender;
+use crate::telemetry::{Reading, Stored, Telemetry};
+
+/// Largest body of a gyroscope or GPS reading.
+const READING_LIMIT: usize = 16 * 1024;
+/// Largest batch body: room for a few photos as base64 beside many readings.
+pub const BATCH_LIMIT: usize = 32 * 1024 * 1024;
+
+/// 201 for a new record, 200 for the one a retry found.
+fn answer<T: serde::Serialize>(stored: Stored<T>) -> HttpResponse {
+    match stored {
+        Stored::Created(record) => HttpResponse::Created().json(record),
+        Stored::Existing(record) => HttpResponse::Ok().json(record),
+    }
+}
+
+/// Stores a gyroscope reading.
+///
+/// Every bad field is named in `error.fields`; unknown fields are ignored.
+/// The same device and `timestamp` sent again (a retry) stores nothing new
+/// and answers 200 with the record stored the first time.
+#[utoipa::path(
+    tag = "telemetry",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body(content = Object, description = "`device_id`, `timestamp`, `x`, `y`, `z`",
+        example = json!({"device_id": "AA:BB:CC:DD:EE:FF", "timestamp": "2026-12-01T10:00:00Z", "x": 0.01, "y": -0.02, "z": 0.98})),
+    responses(
+        (status = 201, description = "Stored", body = GyroscopeView),
+        (status = 200, description = "Already stored (a retry): the stored record", body = GyroscopeView),
+        (status = 400, description = "`invalid_reading` (every bad field in `error.fields`) or `invalid_json`", body = ErrorBody,
+            example = json!({"error": {"code": "invalid_reading", "message": "invalid reading: `x` is missing; `timestamp` is more than 300 s in the future of the server's clock",
+                "fields": [{"field": "x", "problem": "is missing"}, {"field": "timestamp", "problem": "is more than 300 s in the future of the server's clock"}]}})),
+        (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`device_taken`: the device id belongs to another account", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    )
+)]
+#[post("/telemetry/gyroscope")]
+pub async fn gyroscope(
+    TelemetrySender(sender): TelemetrySender,
+    telemetry: web::Data<Telemetry>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&req, payload, READING_LIMIT).await?;
+    let reading = Reading::parse(&body, "", telemetry.context())?;
+    Ok(answer(telemetry.record_gyroscope(sender.user_id, reading).await?))
+}
+
+/// Stores a GPS fix; the device's `last_position` follows the fix with the
+/// latest `timestamp`.
+///
+/// Optional: `accuracy` (m, ≥ 0), `altitude` (m, −11 000…20 000), `speed`
+/// (m/s, 0…350), `heading` (degrees, 0 ≤ h < 360). Idempotent as the
+/// gyroscope is.
+#[utoipa::path(
+    tag = "telemetry",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body(content = Object, description = "`device_id`, `timestamp`, `latitude`, `longitude`, optional `accuracy`, `altitude`, `speed`, `heading`",
+        example = json!({"device_id": "AA:BB:CC:DD:EE:FF", "timestamp": 1_764_583_200_000_i64, "latitude": 52.5163, "longitude": 13.3777, "speed": 8.3})),
+    responses(
+        (status = 201, description = "Stored", body = GpsView),
+        (status = 200, description = "Already stored (a retry)", body = GpsView),
+        (status = 400, description = "`invalid_reading` or `invalid_json`", body = ErrorBody,
+            example = json!({"error": {"code": "invalid_reading", "message": "invalid reading: `latitude` must be between -90 and 90",
+                "fields": [{"field": "latitude", "problem": "must be between -90 and 90"}]}})),
+        (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`device_taken`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    )
+)]
+#[post("/telemetry/gps")]
+pub async fn gps(
+    TelemetrySender(sender): TelemetrySender,
+    telemetry: web::Data<Telemetry>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&req, payload, READING_LIMIT).await?;
+    let reading = Reading::parse(&body, "", telemetry.context())?;
+    Ok(answer(telemetry.record_gps(sender.user_id, reading).await?))
+}
+
+/// Stores a photo, finds its faces and says whether an earlier photo of the
+/// same account showed the same person (`recognized`, `match`).
+///
+/// `multipart/form-data` with text fields `device_id`, `timestamp` and the
+/// image as the file field `photo`; or `application/json` with the image
+/// base64 in `photo`. Takes one unit of quota once the image is accepted (a
+/// retry of a stored photo takes none).
+#[utoipa::path(
+    tag = "telemetry",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body(description = "The photo and its `device_id` and `timestamp`",
+        content(("multipart/form-data"), ("application/json"))),
+    responses(
+        (status = 201, description = "Stored and analysed", body = PhotoView),
+        (status = 200, description = "Already stored (a retry)", body = PhotoView),
+        (status = 400, description = "`invalid_reading` (including a `photo` that is not a JPEG/PNG/WebP/BMP/GIF), `invalid_json` or `bad_request` (malformed multipart)", body = ErrorBody,
+            example = json!({"error": {"code": "invalid_reading", "message": "invalid reading: `photo` is missing: send the image as the multipart file field `photo`",
+                "fields": [{"field": "photo", "problem": "is missing: send the image as the multipart file field `photo`"}]}})),
+        (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`device_taken`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (bytes) or `image_too_large` (pixels)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`quota_exhausted` or `rate_limited`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    )
+)]
+#[post("/telemetry/photo")]
+pub async fn photo(
+    TelemetrySender(sender): TelemetrySender,
+    telemetry: web::Data<Telemetry>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let max = telemetry.settings.image_limits.max_bytes;
+    let upload = photo_body(&req, payload, max, telemetry.context()).await?;
+    let stored = telemetry.record_photo(sender.user_id, upload).await?;
+    Ok(answer(stored))
+}
+
+/// Stores up to 100 readings of any kind at once (a device back online).
+///
+/// `{"items": [{"kind": "gps", …}, {"kind": "gyroscope", …}, {"kind": "photo", "photo": "<base64>", …}]}`.
+/// Items are stored in order, each as its own request would be: one bad
+/// item is refused in its result and does not stop the others. The batch
+/// draws one request from the rate limit; each photo takes its quota unit.
+#[utoipa::path(
+    tag = "telemetry",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body(content = Object, description = "`items`: 1–100 readings, each with `kind`",
+        example = json!({"items": [
+            {"kind": "gps", "device_id": "AA:BB:CC:DD:EE:FF", "timestamp": "2026-12-01T10:00:00Z", "latitude": 52.5163, "longitude": 13.3777},
+            {"kind": "gyroscope", "device_id": "AA:BB:CC:DD:EE:FF", "timestamp": "2026-12-01T10:00:00Z", "x": 0.0, "y": 0.0, "z": 1.0}]})),
+    responses(
+        (status = 200, description = "One result per item, in order", body = BatchResult),
+        (status = 400, description = "`invalid_reading`: no `items` array, or more than 100; `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over 32 MiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
+#[post("/telemetry/batch")]
+pub async fn batch(
+    TelemetrySender(sender): TelemetrySender,
+    telemetry: web::Data<Telemetry>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&req, payload, BATCH_LIMIT).await?;
+    let items = match body.get("items") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_BATCH_ITEMS => items,
+        _ => {
+            return Err(crate::telemetry::InvalidReading::one(
+                "items",
+                format!("must be an array of 1 to {MAX_BATCH_ITEMS} readings"),
+            )
+            .into())
+        }
+    };
+    let mut results = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let prefix = format!("items[{index}].");
+        let result = match telemetry.record_item(sender.user_id, item, &prefix).await {
+            Ok(stored) => BatchItemResult {
+                index: index as u32,
+                status: if stored.is_created() { 201 } else { 200 },
+                record: Some(match stored {
+                    Stored::Created(r) | Stored::Existing(r) => r,
+                }),
+                error: None,
+            },
+            Err(err) => {
+                let err = ApiError::from(err);
+                BatchItemResult {
+                    index: index as u32,
+                    status: err.code.status(),
+                    record: None,
+                    error: Some(err.body().error),
+                }
+            }
+        };
+        results.push(result);
+    }
+    let stored = results.iter().filter(|r| r.status < 300).count();
+    tracing::info!(items = results.len(), stored, "telemetry batch");
+    Ok(HttpResponse::Ok().json(BatchResult { results }))
+}

@@ -1,0 +1,389 @@
+//! Storing readings and photos, and reading them back, for the owner of the
+//! key that sent them.
+
+use base64::Engine;
+use chrono::Utc;
+use serde_json::Value;
+use vigil_wire::people::Identity;
+use vigil_wire::telemetry::{GpsView, GyroscopeView, PhotoView, ReadingKind, ReadingView};
+
+use super::device::DeviceId;
+use super::devices::{Devices, StoredDevice, StoredPosition};
+use super::fields::{ClockSkew, Fields};
+use super::photo_index::PhotoIndex;
+use super::photos::{PhotoFace, PhotoId, PhotoUpload, StoredMatch, StoredPhoto, COLLECTION};
+use super::readings::{Gps, Gyroscope, Header, ParseContext, Reading, StoredReading};
+use super::series::{Series, Stored};
+use super::{InvalidReading, TelemetryError};
+use crate::db::paging::{bson_precision, Page, PageRequest};
+use crate::db::{Database, DbError};
+use crate::error::{Coded, ErrorCode};
+use crate::media::signed::UrlSigner;
+use crate::media::{MediaId, SharedMediaStore};
+use crate::people::faces::StoredEmbedding;
+use crate::people::Recognition;
+use crate::users::{UserId, Users};
+use crate::vision::{decode_upload, DetectorPool, ImageLimits, VisionError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct TelemetrySettings {
+    pub skew: ClockSkew,
+    pub image_limits: ImageLimits,
+}
+
+#[derive(Clone)]
+pub struct Telemetry {
+    pub devices: Devices,
+    pub gyroscope: Series<StoredReading<Gyroscope>>,
+    pub gps: Series<StoredReading<Gps>>,
+    pub photos: Series<StoredPhoto>,
+    pub index: PhotoIndex,
+    pub detector: DetectorPool,
+    pub recognition: Recognition,
+    pub media: SharedMediaStore,
+    pub users: Users,
+    pub signer: UrlSigner,
+    pub settings: TelemetrySettings,
+}
+
+impl Telemetry {
+    pub fn new(
+        db: &Database,
+        detector: DetectorPool,
+        recognition: Recognition,
+        media: SharedMediaStore,
+        users: Users,
+        signer: UrlSigner,
+        settings: TelemetrySettings,
+    ) -> Self {
+        let model = recognition.recognizer.model_id();
+        Self {
+            devices: Devices::new(db),
+            gyroscope: Series::new(db, "telemetry_gyroscope"),
+            gps: Series::new(db, "telemetry_gps"),
+            photos: Series::new(db, COLLECTION),
+            index: PhotoIndex::new(db, model),
+            detector,
+            recognition,
+            media,
+            users,
+            signer,
+            settings,
+        }
+    }
+
+    /// The clock a reading is checked against: now.
+    pub fn context(&self) -> ParseContext {
+        ParseContext {
+            now: Utc::now(),
+            skew: self.settings.skew,
+        }
+    }
+
+    pub async fn record_gyroscope(
+        &self,
+        owner: UserId,
+        reading: Reading<Gyroscope>,
+    ) -> Result<Stored<GyroscopeView>, TelemetryError> {
+        let now = Utc::now();
+        self.devices.touch(owner, &reading.header.device, now).await?;
+        let stored = self
+            .gyroscope
+            .insert_once(StoredReading::new(owner, reading, now))
+            .await?;
+        Ok(stored.map(|r| r.view()))
+    }
+
+    pub async fn record_gps(
+        &self,
+        owner: UserId,
+        reading: Reading<Gps>,
+    ) -> Result<Stored<GpsView>, TelemetryError> {
+        let now = Utc::now();
+        self.devices.touch(owner, &reading.header.device, now).await?;
+        let stored = self
+            .gps
+            .insert_once(StoredReading::new(owner, reading, now))
+            .await?;
+        if stored.is_created() {
+            let fix = stored.record();
+            let position = StoredPosition {
+                latitude: fix.data.latitude,
+                longitude: fix.data.longitude,
+                collected_at: fix.collected_at,
+            };
+            self.devices
+                .record_position(owner, &fix.device_id, position)
+                .await?;
+        }
+        Ok(stored.map(|r| r.view()))
+    }
+
+    /// Checks, stores and recognises a photo. One unit of the owner's quota
+    /// is taken once the image is known to be one and not a retry; a
+    /// failure on the server's side gives it back.
+    pub async fn record_photo(
+        &self,
+        owner: UserId,
+        upload: PhotoUpload,
+    ) -> Result<Stored<PhotoView>, TelemetryError> {
+        let decoded = decode_upload(upload.bytes, self.settings.image_limits)
+            .await
+            .map_err(not_an_image)?;
+        let Header { device, collected_at } = upload.header;
+        let now = Utc::now();
+        self.devices.touch(owner, &device, now).await?;
+        if let Some(existing) = self.photos.find(owner, &device, collected_at).await? {
+            return Ok(Stored::Existing(self.photo_view(&existing)));
+        }
+        self.users.consume_quota(owner).await?;
+        let analysed = async {
+            let detection = self.detector.detect(decoded.image.clone()).await?;
+            let faces = detection.faces;
+            let embeddings = self
+                .recognition
+                .recognizer
+                .embed(decoded.image.clone(), faces.clone())
+                .await?;
+            self.index.catch_up(owner, now).await?;
+            let id = PhotoId::new();
+            let best_match = embeddings
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| Some((i, self.index.nearest(owner, e.as_ref()?, id)?)))
+                .min_by(|a, b| a.1.distance.total_cmp(&b.1.distance))
+                .map(|(i, nearest)| StoredMatch {
+                    photo_id: nearest.photo,
+                    distance: nearest.distance,
+                    face_index: i as u32,
+                });
+            let image = MediaId::new(decoded.kind);
+            self.media.put(image, &decoded.bytes).await?;
+            let photo = StoredPhoto {
+                id,
+                user_id: owner,
+                device_id: device,
+                collected_at,
+                received_at: bson_precision(now),
+                width: detection.image_width,
+                height: detection.image_height,
+                faces: faces
+                    .into_iter()
+                    .zip(embeddings)
+                    .map(|(face, embedding)| PhotoFace {
+                        face,
+                        embedding: embedding.map(StoredEmbedding),
+                    })
+                    .collect(),
+                model: self.recognition.recognizer.model_id().to_owned(),
+                image,
+                recognized: best_match.is_some_and(|m| m.distance <= self.recognition.rule.threshold),
+                best_match,
+            };
+            let stored = self.photos.insert_photo(photo).await;
+            if !matches!(stored, Ok(Stored::Created(_))) {
+                // Not ours to keep: a concurrent retry won, or the insert failed.
+                if let Err(err) = self.media.delete(image).await {
+                    tracing::warn!(error = %err, %image, "could not remove the image of an unstored photo");
+                }
+            }
+            Ok::<_, TelemetryError>(stored?)
+        }
+        .await;
+        let refund = match &analysed {
+            Err(err) => err.code().is_server_side(),
+            Ok(stored) => !stored.is_created(),
+        };
+        if refund {
+            if let Err(err) = self.users.refund_quota(owner).await {
+                tracing::warn!(error = %err, "could not refund quota after a photo that was not stored");
+            }
+        }
+        let stored = analysed?;
+        if let Stored::Created(photo) = &stored {
+            self.index.add(owner, photo.id, &photo.faces);
+            tracing::info!(photo = %photo.id, faces = photo.faces.len(), recognized = photo.recognized, "telemetry photo stored");
+        }
+        Ok(stored.map(|p| self.photo_view(&p)))
+    }
+
+    /// A photo with its faces named by the owner's subjects as they are now.
+    pub fn photo_view(&self, photo: &StoredPhoto) -> PhotoView {
+        let owners = [photo.user_id];
+        let identities = photo
+            .faces
+            .iter()
+            .map(|f| {
+                let StoredEmbedding(embedding) = f.embedding.as_ref()?;
+                Some(self.recognition.identity_of(&owners, embedding))
+            })
+            .collect::<Vec<Option<Identity>>>();
+        photo.view(&self.signer, identities)
+    }
+
+    /// One reading of any kind from a JSON object with a `kind` field: a
+    /// batch item (a photo is base64 in `photo`).
+    pub async fn record_item(
+        &self,
+        owner: UserId,
+        item: &Value,
+        prefix: &str,
+    ) -> Result<Stored<ReadingView>, TelemetryError> {
+        let kind = match item.get("kind") {
+            Some(Value::String(kind)) => ReadingKind::ALL.into_iter().find(|k| k.as_str() == kind),
+            _ => None,
+        };
+        let Some(kind) = kind else {
+            return Err(InvalidReading::one(
+                &format!("{prefix}kind"),
+                "must be one of \"gyroscope\", \"gps\", \"photo\"",
+            )
+            .into());
+        };
+        let cx = self.context();
+        Ok(match kind {
+            ReadingKind::Gyroscope => self
+                .record_gyroscope(owner, Reading::parse(item, prefix, cx)?)
+                .await?
+                .map(ReadingView::Gyroscope),
+            ReadingKind::Gps => self
+                .record_gps(owner, Reading::parse(item, prefix, cx)?)
+                .await?
+                .map(ReadingView::Gps),
+            ReadingKind::Photo => self
+                .record_photo(owner, photo_from_json(item, prefix, cx)?)
+                .await?
+                .map(ReadingView::Photo),
+        })
+    }
+
+    /// The owner's device, or `None` (also for another owner's).
+    pub async fn device(&self, owner: UserId, device: &DeviceId) -> Result<Option<StoredDevice>, DbError> {
+        self.devices.get(owner, device).await
+    }
+
+    pub async fn gyroscope_page(
+        &self,
+        owner: UserId,
+        device: &DeviceId,
+        page: &PageRequest,
+    ) -> Result<Page<GyroscopeView>, DbError> {
+        let page = self.gyroscope.readings(owner, device, page).await?;
+        Ok(map_page(page, |r| r.view()))
+    }
+
+    pub async fn gps_page(
+        &self,
+        owner: UserId,
+        device: &DeviceId,
+        page: &PageRequest,
+    ) -> Result<Page<GpsView>, DbError> {
+        let page = self.gps.readings(owner, device, page).await?;
+        Ok(map_page(page, |r| r.view()))
+    }
+
+    pub async fn photo_page(
+        &self,
+        owner: UserId,
+        device: &DeviceId,
+        page: &PageRequest,
+    ) -> Result<Page<PhotoView>, DbError> {
+        let page = self.photos.photos(owner, device, page).await?;
+        Ok(map_page(page, |p| self.photo_view(p)))
+    }
+}
+
+fn map_page<T, U>(page: Page<T>, f: impl Fn(&T) -> U) -> Page<U> {
+    Page {
+        items: page.items.iter().map(f).collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+/// Bytes that are not an image the server reads are a bad `photo` field
+/// (400, like any other bad field); too many bytes or pixels keep their 413.
+fn not_an_image(err: VisionError) -> TelemetryError {
+    match err.code() {
+        ErrorCode::InvalidImage => InvalidReading::one("photo", err.to_string()).into(),
+        _ => err.into(),
+    }
+}
+
+/// A photo sent as JSON: `device_id`, `timestamp` and `photo` as base64
+/// (standard alphabet, padding optional; a `data:image/…;base64,` prefix is
+/// allowed).
+pub fn photo_from_json(body: &Value, prefix: &str, cx: ParseContext) -> Result<PhotoUpload, InvalidReading> {
+    let mut fields = Fields::of(body, prefix);
+    let device = fields.device_id();
+    let collected_at = fields.timestamp(cx.now, cx.skew);
+    let bytes = fields.string("photo").and_then(|encoded| {
+        let encoded = encoded
+            .split_once("base64,")
+            .map_or(encoded, |(_, data)| data)
+            .trim();
+        match base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded.trim_end_matches('=')) {
+            Ok(bytes) if !bytes.is_empty() => Some(bytes),
+            Ok(_) => {
+                fields.bad("photo", "is empty");
+                None
+            }
+            Err(_) => {
+                fields.bad("photo", "must be base64 (RFC 4648, standard alphabet)");
+                None
+            }
+        }
+    });
+    finish_photo(fields, device, collected_at, bytes)
+}
+
+/// A photo sent as multipart: text fields `device_id` and `timestamp`, the
+/// image in `photo`.
+pub fn photo_from_parts(
+    device_id: Option<String>,
+    timestamp: Option<String>,
+    photo: Option<Vec<u8>>,
+    cx: ParseContext,
+) -> Result<PhotoUpload, InvalidReading> {
+    let mut object = serde_json::Map::new();
+    if let Some(device) = device_id {
+        object.insert("device_id".into(), Value::String(device));
+    }
+    if let Some(timestamp) = timestamp {
+        object.insert("timestamp".into(), Value::String(timestamp));
+    }
+    let body = Value::Object(object);
+    let mut fields = Fields::of(&body, "");
+    let device = fields.device_id();
+    let collected_at = fields.timestamp(cx.now, cx.skew);
+    let bytes = match photo {
+        Some(bytes) if !bytes.is_empty() => Some(bytes),
+        Some(_) => {
+            fields.bad("photo", "is empty");
+            None
+        }
+        None => {
+            fields.bad(
+                "photo",
+                "is missing: send the image as the multipart file field `photo`",
+            );
+            None
+        }
+    };
+    finish_photo(fields, device, collected_at, bytes)
+}
+
+fn finish_photo(
+    fields: Fields<'_>,
+    device: Option<DeviceId>,
+    collected_at: Option<chrono::DateTime<Utc>>,
+    bytes: Option<Vec<u8>>,
+) -> Result<PhotoUpload, InvalidReading> {
+    let parsed = device
+        .zip(collected_at)
+        .zip(bytes)
+        .map(|((device, collected_at), bytes)| PhotoUpload {
+            header: Header { device, collected_at },
+            bytes,
+        });
+    fields.finish(parsed)
+}

@@ -1,0 +1,632 @@
+//! Telemetry from devices: validation that names every bad field and stores
+//! nothing, idempotent retries, owners and scoped keys, the read API, the
+//! batch, and photos recognised among the earlier ones (real models, real
+//! photos of real people from ../shared/data/identities).
+
+use base64::Engine;
+use chrono::{Duration as ChronoDuration, Utc};
+use serde_json::{json, Value};
+use vigil_wire::paging::PageOf;
+use vigil_wire::telemetry::{BatchResult, DeviceView, GpsView, GyroscopeView, PhotoView, ReadingView};
+use vigil_wire::{ErrorBody, ErrorCode};
+
+use crate::helpers::{
+    body, error_code, plain_jpeg, spawn_app, spawn_app_with, test_asset, AppOptions, TestApp, TestUser,
+};
+use crate::people::identities;
+
+const TELEMETRY: [&str; 4] = [
+    "devices",
+    "telemetry_gyroscope",
+    "telemetry_gps",
+    "telemetry_photos",
+];
+
+impl TestApp {
+    /// A key of `user` restricted to telemetry.
+    async fn telemetry_key(&self, user: &TestUser) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/v1/api-keys"))
+            .bearer_auth(&user.access_token)
+            .json(&json!({ "name": "truck", "scope": "telemetry" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let created: Value = response.json().await.unwrap();
+        assert_eq!(created["scope"], "telemetry");
+        created["key"].as_str().unwrap().to_owned()
+    }
+
+    async fn send(&self, key: &str, path: &str, reading: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("X-API-Key", key)
+            .json(reading)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn send_raw(&self, key: &str, path: &str, content_type: &str, bytes: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("X-API-Key", key)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn send_photo(&self, key: &str, device: &str, at: i64, photo: Vec<u8>) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new()
+            .text("device_id", device.to_owned())
+            .text("timestamp", at.to_string())
+            .part("photo", reqwest::multipart::Part::bytes(photo).file_name("p.jpg"));
+        self.http
+            .post(self.url("/telemetry/photo"))
+            .header("X-API-Key", key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn telemetry_counts(&self) -> Vec<u64> {
+        let mut counts = Vec::new();
+        for name in TELEMETRY {
+            counts.push(
+                self.db
+                    .collection::<mongodb::bson::Document>(name)
+                    .count_documents(mongodb::bson::doc! {})
+                    .await
+                    .unwrap(),
+            );
+        }
+        counts
+    }
+
+    async fn quota_used(&self, user: &TestUser) -> u64 {
+        let me: Value = self.fetch_as("/api/v1/users/me", &user.access_token).await;
+        me["api_requests_used"].as_u64().unwrap()
+    }
+}
+
+fn millis_ago(seconds: i64) -> i64 {
+    (Utc::now() - ChronoDuration::seconds(seconds)).timestamp_millis()
+}
+
+#[tokio::test]
+async fn readings_are_stored_once_and_read_back_per_device() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let at = millis_ago(60);
+
+    let gyro = json!({"device_id": "aa-bb-cc-dd-ee-01", "timestamp": at, "x": 0.5, "y": -1, "z": 9.81});
+    let first = app.send(&key, "/telemetry/gyroscope", &gyro).await;
+    assert_eq!(first.status(), 201);
+    let first: GyroscopeView = body(first).await;
+    assert_eq!(
+        first.device_id, "AA:BB:CC:DD:EE:01",
+        "MAC addresses are normalised"
+    );
+    assert_eq!(first.collected_at.timestamp_millis(), at);
+    assert_eq!((first.x, first.y, first.z), (0.5, -1.0, 9.81));
+
+    // The phone lost the answer and sends the same reading again.
+    let retry = app.send(&key, "/telemetry/gyroscope", &gyro).await;
+    assert_eq!(retry.status(), 200);
+    let retry: GyroscopeView = body(retry).await;
+    assert_eq!(retry.id, first.id);
+
+    // Two fixes, the later one sent first: the last position follows collection time.
+    let rfc = |millis: i64| {
+        chrono::DateTime::from_timestamp_millis(millis)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let late = json!({"device_id": "AA:BB:CC:DD:EE:01", "timestamp": rfc(at + 10_000), "latitude": 52.52, "longitude": 13.40,
+                      "accuracy": 4.5, "altitude": 34.0, "speed": 8.3, "heading": 270.0, "battery": "ignored"});
+    let early =
+        json!({"device_id": "AA:BB:CC:DD:EE:01", "timestamp": at, "latitude": 52.50, "longitude": 13.38});
+    let late: GpsView = body(app.send(&key, "/telemetry/gps", &late).await).await;
+    assert_eq!((late.speed, late.heading), (Some(8.3), Some(270.0)));
+    let response = app.send(&key, "/telemetry/gps", &early).await;
+    assert_eq!(response.status(), 201);
+
+    assert_eq!(app.telemetry_counts().await, [1, 1, 2, 0]);
+    assert_eq!(
+        app.quota_used(&user).await,
+        0,
+        "readings without a photo take no quota"
+    );
+
+    // The front end reads with the owner's token.
+    let devices: Vec<DeviceView> = app.fetch_as("/api/v1/devices", &user.access_token).await;
+    assert_eq!(devices.len(), 1);
+    let position = devices[0].last_position.as_ref().unwrap();
+    assert_eq!((position.latitude, position.longitude), (52.52, 13.40));
+    let device: DeviceView = app
+        .fetch_as("/api/v1/devices/AA:BB:CC:DD:EE:01", &user.access_token)
+        .await;
+    assert_eq!(device.id, "AA:BB:CC:DD:EE:01");
+
+    let fixes: PageOf<GpsView> = app
+        .fetch_as(
+            "/api/v1/devices/AA:BB:CC:DD:EE:01/gps?limit=1",
+            &user.access_token,
+        )
+        .await;
+    assert_eq!(fixes.items[0].id, late.id, "newest first");
+    let cursor = fixes.next_cursor.expect("a second page");
+    let rest: PageOf<GpsView> = app
+        .fetch_as(
+            &format!("/api/v1/devices/AA:BB:CC:DD:EE:01/gps?limit=1&cursor={cursor}"),
+            &user.access_token,
+        )
+        .await;
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].collected_at.timestamp_millis(), at);
+    assert!(rest.next_cursor.is_none());
+    let window = format!(
+        "/api/v1/devices/AA:BB:CC:DD:EE:01/gps?from={}",
+        urlencode(&rfc(at + 5_000))
+    );
+    let recent: PageOf<GpsView> = app.fetch_as(&window, &user.access_token).await;
+    assert_eq!(recent.items.len(), 1, "`from` bounds the collection time");
+    let gyros: PageOf<GyroscopeView> = app
+        .fetch_as("/api/v1/devices/AA:BB:CC:DD:EE:01/gyroscope", &user.access_token)
+        .await;
+    assert_eq!(gyros.items.len(), 1);
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Every way a reading can be wrong, each answered with the field named and
+/// nothing stored.
+#[tokio::test]
+async fn bad_readings_are_refused_with_every_field_named_and_nothing_stored() {
+    // Some eighty refusals in a row: above the default rate limit.
+    let app = spawn_app_with(AppOptions::default().flag("--rate-limit-per-second", 1000)).await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let at = millis_ago(5);
+    let gps = json!({"device_id": "truck-1", "timestamp": at, "latitude": 1.0, "longitude": 2.0});
+    let gyro = json!({"device_id": "truck-1", "timestamp": at, "x": 1.0, "y": 2.0, "z": 3.0});
+    let with = |base: &Value, field: &str, value: Value| {
+        let mut body = base.clone();
+        body[field] = value;
+        body
+    };
+    let without = |base: &Value, field: &str| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+
+    let mut cases: Vec<(&str, Value, Vec<&str>)> = Vec::new();
+    for field in ["device_id", "timestamp", "latitude", "longitude"] {
+        cases.push(("/telemetry/gps", without(&gps, field), vec![field]));
+        cases.push(("/telemetry/gps", with(&gps, field, Value::Null), vec![field]));
+        cases.push((
+            "/telemetry/gps",
+            with(&gps, field, json!({"nested": 1})),
+            vec![field],
+        ));
+    }
+    for field in ["x", "y", "z"] {
+        cases.push(("/telemetry/gyroscope", without(&gyro, field), vec![field]));
+        cases.push((
+            "/telemetry/gyroscope",
+            with(&gyro, field, json!("1.5")),
+            vec![field],
+        ));
+    }
+    let far_future = Utc::now().timestamp_millis() + 3_600_000;
+    cases.extend([
+        ("/telemetry/gyroscope", with(&gyro, "x", json!("NaN")), vec!["x"]),
+        (
+            "/telemetry/gyroscope",
+            with(&gyro, "y", json!("Infinity")),
+            vec!["y"],
+        ),
+        (
+            "/telemetry/gyroscope",
+            with(&gyro, "z", json!("-Infinity")),
+            vec!["z"],
+        ),
+        ("/telemetry/gyroscope", with(&gyro, "x", json!(1e6)), vec!["x"]),
+        (
+            "/telemetry/gps",
+            with(&gps, "latitude", json!(90.0001)),
+            vec!["latitude"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "latitude", json!(-91)),
+            vec!["latitude"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "longitude", json!(180.5)),
+            vec!["longitude"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "longitude", json!(-181)),
+            vec!["longitude"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "heading", json!(360)),
+            vec!["heading"],
+        ),
+        ("/telemetry/gps", with(&gps, "speed", json!(-1)), vec!["speed"]),
+        (
+            "/telemetry/gps",
+            with(&gps, "accuracy", json!("good")),
+            vec!["accuracy"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "timestamp", json!(far_future)),
+            vec!["timestamp"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "timestamp", json!("2026-13-01T00:00:00Z")),
+            vec!["timestamp"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "timestamp", json!("yesterday")),
+            vec!["timestamp"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "timestamp", json!(1.5)),
+            vec!["timestamp"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "device_id", json!("")),
+            vec!["device_id"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "device_id", json!("has space")),
+            vec!["device_id"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "device_id", json!("x".repeat(65))),
+            vec!["device_id"],
+        ),
+        (
+            "/telemetry/gps",
+            with(&gps, "device_id", json!(42)),
+            vec!["device_id"],
+        ),
+        (
+            "/telemetry/gps",
+            json!({}),
+            vec!["device_id", "timestamp", "latitude", "longitude"],
+        ),
+        ("/telemetry/gps", json!([gps.clone()]), vec!["body"]),
+        (
+            "/telemetry/gps",
+            json!({"device_id": "a", "timestamp": "x", "latitude": 100, "longitude": "y"}),
+            vec!["timestamp", "latitude", "longitude"],
+        ),
+    ]);
+    for (path, reading, fields) in &cases {
+        let response = app.send(&key, path, reading).await;
+        assert_eq!(response.status(), 400, "{path} {reading}");
+        let error: ErrorBody = body(response).await;
+        assert_eq!(error.error.code, ErrorCode::InvalidReading, "{path} {reading}");
+        let named: Vec<&str> = error.error.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(&named, fields, "{path} {reading}: {}", error.error.message);
+        for field in fields {
+            assert!(
+                error.error.message.contains(field),
+                "the message names `{field}`: {}",
+                error.error.message
+            );
+        }
+    }
+
+    // Not JSON at all, the wrong type, an empty body, too much of it.
+    let raw: Vec<(&str, &str, Vec<u8>, u16, ErrorCode)> = vec![
+        (
+            "/telemetry/gps",
+            "application/json",
+            b"{\"device_id\": ".to_vec(),
+            400,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            "/telemetry/gps",
+            "application/json",
+            b"{\"latitude\": NaN}".to_vec(),
+            400,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            "/telemetry/gps",
+            "application/json",
+            Vec::new(),
+            400,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            "/telemetry/gyroscope",
+            "text/plain",
+            gyro.to_string().into_bytes(),
+            415,
+            ErrorCode::UnsupportedMediaType,
+        ),
+        (
+            "/telemetry/gyroscope",
+            "application/json",
+            vec![b' '; 10 * 1024 * 1024],
+            413,
+            ErrorCode::PayloadTooLarge,
+        ),
+        (
+            "/telemetry/photo",
+            "text/plain",
+            b"hello".to_vec(),
+            415,
+            ErrorCode::UnsupportedMediaType,
+        ),
+    ];
+    for (path, content_type, bytes, status, code) in raw {
+        let response = app.send_raw(&key, path, content_type, bytes).await;
+        assert_eq!(response.status(), status, "{path} {content_type}");
+        assert_eq!(error_code(response).await, code, "{path} {content_type}");
+    }
+
+    // Photos: not an image, no photo, bad base64.
+    let not_an_image = app
+        .send_photo(&key, "truck-1", at, b"plain text, not an image".to_vec())
+        .await;
+    assert_eq!(not_an_image.status(), 400);
+    let error: ErrorBody = body(not_an_image).await;
+    assert_eq!(error.error.fields[0].field, "photo");
+    let missing = app
+        .send(
+            &key,
+            "/telemetry/photo",
+            &json!({"device_id": "truck-1", "timestamp": at}),
+        )
+        .await;
+    let error: ErrorBody = body(missing).await;
+    assert_eq!(error.error.fields[0].field, "photo");
+    let garbage = app
+        .send(
+            &key,
+            "/telemetry/photo",
+            &json!({"device_id": "truck-1", "timestamp": at, "photo": "%%%"}),
+        )
+        .await;
+    assert_eq!(garbage.status(), 400);
+
+    assert_eq!(
+        app.telemetry_counts().await,
+        [0, 0, 0, 0],
+        "a refusal stores nothing"
+    );
+    assert_eq!(app.quota_used(&user).await, 0, "a refused photo costs nothing");
+}
+
+#[tokio::test]
+async fn telemetry_keys_only_send_and_devices_belong_to_their_first_owner() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.create_user().await, app.create_user().await);
+    let (alice_key, bob_key) = (app.telemetry_key(&alice).await, app.telemetry_key(&bob).await);
+    let fix = json!({"device_id": "van-7", "timestamp": millis_ago(1), "latitude": 0.0, "longitude": 0.0});
+    assert_eq!(app.send(&alice_key, "/telemetry/gps", &fix).await.status(), 201);
+
+    // A telemetry key is no good for anything else.
+    for path in [
+        "/api/v1/devices",
+        "/api/v1/detections",
+        "/api/v1/users/me",
+        "/api/v1/api-keys",
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("X-API-Key", &alice_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(error_code(response).await, ErrorCode::ScopeForbidden);
+    }
+    // A full key sends telemetry too.
+    let full = app.create_api_key(&alice.access_token, "full").await;
+    let later = json!({"device_id": "van-7", "timestamp": millis_ago(0), "x": 0, "y": 0, "z": 0});
+    assert_eq!(
+        app.send(&full.key, "/telemetry/gyroscope", &later).await.status(),
+        201
+    );
+
+    // Bob's key cannot write to Alice's device, nor Bob read it.
+    let response = app.send(&bob_key, "/telemetry/gps", &fix).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(error_code(response).await, ErrorCode::DeviceTaken);
+    for path in [
+        "/api/v1/devices/van-7",
+        "/api/v1/devices/van-7/gps",
+        "/api/v1/devices/van-7/photos",
+        "/api/v1/devices/nope",
+    ] {
+        assert_eq!(app.get_as(path, &bob.access_token).await.status(), 404, "{path}");
+    }
+    let bobs: Vec<DeviceView> = app.fetch_as("/api/v1/devices", &bob.access_token).await;
+    assert!(bobs.is_empty());
+    let alices: PageOf<GpsView> = app
+        .fetch_as("/api/v1/devices/van-7/gps", &alice.access_token)
+        .await;
+    assert_eq!(alices.items.len(), 1);
+    assert_eq!(app.telemetry_counts().await, [1, 1, 1, 0]);
+
+    let unauthenticated = app
+        .http
+        .post(app.url("/telemetry/gps"))
+        .json(&fix)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+}
+
+#[tokio::test]
+async fn a_batch_stores_good_items_and_refuses_bad_ones() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let at = millis_ago(600);
+    let photo = base64::engine::general_purpose::STANDARD.encode(test_asset("astronaut.png"));
+    let items = json!({"items": [
+        {"kind": "gps", "device_id": "car-1", "timestamp": at, "latitude": 10.0, "longitude": 20.0},
+        {"kind": "gyroscope", "device_id": "car-1", "timestamp": at, "x": 1, "y": 2},
+        {"kind": "radar", "device_id": "car-1", "timestamp": at},
+        {"kind": "gyroscope", "device_id": "car-1", "timestamp": at + 1000, "x": 1, "y": 2, "z": 3},
+        {"kind": "photo", "device_id": "car-1", "timestamp": at, "photo": format!("data:image/png;base64,{photo}")},
+    ]});
+    let response = app.send(&key, "/telemetry/batch", &items).await;
+    assert_eq!(response.status(), 200);
+    let result: BatchResult = body(response).await;
+    let statuses: Vec<u16> = result.results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [201, 400, 400, 201, 201]);
+    let missing_z = result.results[1].error.as_ref().unwrap();
+    assert_eq!(missing_z.fields[0].field, "items[1].z");
+    assert_eq!(
+        result.results[2].error.as_ref().unwrap().fields[0].field,
+        "items[2].kind"
+    );
+    match &result.results[4].record {
+        Some(ReadingView::Photo(photo)) => assert_eq!(photo.faces.len(), 1, "{photo:?}"),
+        other => panic!("a photo record, got {other:?}"),
+    }
+
+    // The device comes back and sends everything again: nothing twice.
+    let again: BatchResult = body(app.send(&key, "/telemetry/batch", &items).await).await;
+    let statuses: Vec<u16> = again.results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 400, 400, 200, 200]);
+    assert_eq!(app.telemetry_counts().await, [1, 1, 1, 1]);
+    assert_eq!(app.quota_used(&user).await, 1, "one analysed photo, one unit");
+
+    for bad in [
+        json!({"items": []}),
+        json!({"items": "x"}),
+        json!({}),
+        json!({"items": vec![json!({}); 101]}),
+    ] {
+        let response = app.send(&key, "/telemetry/batch", &bad).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(error_code(response).await, ErrorCode::InvalidReading);
+    }
+}
+
+/// Photos of one person sent in turn: the first is new, each later one is
+/// recognised as an earlier photo; another person is not.
+#[tokio::test]
+async fn photos_are_recognised_among_the_earlier_ones() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let people = identities();
+    let (first_person, photos) = &people[0];
+    let (second_person, others) = &people[1];
+    let mut at = millis_ago(3600);
+    let mut next_at = || {
+        at += 10_000;
+        at
+    };
+
+    let mut seen: Vec<PhotoView> = Vec::new();
+    for (i, path) in photos.iter().take(4).enumerate() {
+        let response = app
+            .send_photo(&key, "bus-3", next_at(), std::fs::read(path).unwrap())
+            .await;
+        assert_eq!(response.status(), 201, "{}", path.display());
+        let photo: PhotoView = body(response).await;
+        assert!(!photo.faces.is_empty(), "{}: a face", path.display());
+        if i == 0 {
+            assert!(
+                !photo.recognized,
+                "the first photo of {first_person} is new: {photo:?}"
+            );
+            assert!(photo.best_match.is_none(), "nothing earlier to compare with");
+        } else {
+            assert!(
+                photo.recognized,
+                "photo {i} of {first_person} is recognised: {:?}",
+                photo.best_match
+            );
+            let found = photo.best_match.as_ref().unwrap();
+            assert!(
+                seen.iter().any(|p| p.id == found.photo_id),
+                "the match is an earlier photo"
+            );
+            assert!(found.distance <= 0.55, "{found:?}");
+        }
+        seen.push(photo);
+    }
+
+    // Sent as JSON with base64 this time, from another device of the same owner.
+    let stranger = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&others[0]).unwrap());
+    let reading = json!({"device_id": "bus-4", "timestamp": next_at(), "photo": stranger});
+    let response = app.send(&key, "/telemetry/photo", &reading).await;
+    assert_eq!(response.status(), 201);
+    let photo: PhotoView = body(response).await;
+    assert!(
+        !photo.recognized,
+        "{second_person} was never seen: {:?}",
+        photo.best_match
+    );
+    assert!(photo.best_match.as_ref().is_some_and(|m| m.distance > 0.55));
+
+    // A retry answers the stored photo and takes no quota.
+    assert_eq!(app.quota_used(&user).await, 5);
+    let retry = app.send(&key, "/telemetry/photo", &reading).await;
+    assert_eq!(retry.status(), 200);
+    assert_eq!(body::<PhotoView>(retry).await.id, photo.id);
+    assert_eq!(app.quota_used(&user).await, 5);
+
+    // Read back with their faces, newest first; the image is served.
+    let listed: PageOf<PhotoView> = app
+        .fetch_as("/api/v1/devices/bus-3/photos", &user.access_token)
+        .await;
+    let ids: Vec<&str> = listed.items.iter().map(|p| p.id.as_str()).collect();
+    let expected: Vec<&str> = seen.iter().rev().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(listed.items[0].recognized, seen[3].recognized);
+    let image = app
+        .http
+        .get(app.url(&listed.items[0].image_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(
+        image.bytes().await.unwrap().len(),
+        std::fs::read(&photos[3]).unwrap().len()
+    );
+
+    // A photo without a face is stored, not recognised, and costs its unit.
+    let blank = app
+        .send_photo(&key, "bus-3", next_at(), plain_jpeg(320, 240))
+        .await;
+    assert_eq!(blank.status(), 201);
+    let blank: PhotoView = body(blank).await;
+    assert!(blank.faces.is_empty() && !blank.recognized && blank.best_match.is_none());
+}
