@@ -7,6 +7,7 @@ use base64::Engine;
 use chrono::{Duration as ChronoDuration, Utc};
 use serde_json::{json, Value};
 use vigil_wire::paging::PageOf;
+use vigil_wire::people::Identity;
 use vigil_wire::telemetry::{BatchResult, DeviceView, GpsView, GyroscopeView, PhotoView, ReadingView};
 use vigil_wire::{ErrorBody, ErrorCode};
 
@@ -622,6 +623,45 @@ async fn photos_are_recognised_among_the_earlier_ones() {
         std::fs::read(&photos[3]).unwrap().len()
     );
 
+    // Once the person is enrolled as a subject, the match says who it is.
+    let subject: Value = body(
+        app.http
+            .post(app.url("/api/v1/subjects"))
+            .bearer_auth(&user.access_token)
+            .json(&json!({"name": "Ada"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let enrolled = app
+        .http
+        .post(app.url(&format!(
+            "/api/v1/subjects/{}/faces",
+            subject["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&user.access_token)
+        .header("content-type", "image/jpeg")
+        .body(std::fs::read(&photos[5]).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enrolled.status(), 201);
+    let named: PhotoView = body(
+        app.send_photo(&key, "bus-3", next_at(), std::fs::read(&photos[4]).unwrap())
+            .await,
+    )
+    .await;
+    let found = named.best_match.as_ref().expect("a match");
+    assert!(named.recognized);
+    assert_eq!(
+        found.subject.as_ref().map(|s| s.name.as_str()),
+        Some("Ada"),
+        "{named:?}"
+    );
+    let face = &named.faces[found.face_index as usize];
+    assert!(matches!(&face.identity, Some(Identity::Recognised(r)) if r.name == "Ada"));
+
     // A photo without a face is stored, not recognised, and costs its unit.
     let blank = app
         .send_photo(&key, "bus-3", next_at(), plain_jpeg(320, 240))
@@ -629,4 +669,168 @@ async fn photos_are_recognised_among_the_earlier_ones() {
     assert_eq!(blank.status(), 201);
     let blank: PhotoView = body(blank).await;
     assert!(blank.faces.is_empty() && !blank.recognized && blank.best_match.is_none());
+}
+
+/// The `telemetry` topic pushes each stored reading to the owner's sessions
+/// only, once: a retry pushes nothing.
+#[tokio::test]
+async fn readings_are_pushed_live_to_their_owner_only() {
+    use crate::helpers::{next_of, quiet, send, sync};
+    use vigil_wire::hub::ServerMessage;
+
+    let app = spawn_app().await;
+    let (alice, bob) = (app.create_user().await, app.create_user().await);
+    let key = app.telemetry_key(&alice).await;
+    let (mut mine, _) = quiet(&app.api, &format!("?token={}", alice.access_token)).await;
+    let (mut theirs, _) = quiet(&app.api, &format!("?token={}", bob.access_token)).await;
+    let (mut anonymous, _) = quiet(&app.api, "").await;
+    for ws in [&mut mine, &mut theirs] {
+        send(ws, json!({"type": "subscribe", "topics": ["telemetry"]})).await;
+        assert_eq!(
+            next_of(ws, "subscribed").await,
+            ServerMessage::Subscribed {
+                topics: vec![vigil_wire::hub::Topic::Telemetry]
+            }
+        );
+    }
+    send(
+        &mut anonymous,
+        json!({"type": "subscribe", "topics": ["telemetry"]}),
+    )
+    .await;
+    match next_of(&mut anonymous, "error").await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::Unauthenticated),
+        other => panic!("{other:?}"),
+    }
+
+    let fix = json!({"device_id": "tram-9", "timestamp": millis_ago(2), "latitude": 48.1, "longitude": 11.6});
+    let stored: GpsView = body(app.send(&key, "/telemetry/gps", &fix).await).await;
+    match next_of(&mut mine, "telemetry").await {
+        ServerMessage::Telemetry {
+            reading: ReadingView::Gps(pushed),
+        } => assert_eq!(pushed, stored),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.send(&key, "/telemetry/gps", &fix).await.status(), 200);
+    let later = json!({"device_id": "tram-9", "timestamp": millis_ago(1), "x": 0.1, "y": 0.2, "z": 0.3});
+    let gyro: GyroscopeView = body(app.send(&key, "/telemetry/gyroscope", &later).await).await;
+    match next_of(&mut mine, "telemetry").await {
+        ServerMessage::Telemetry {
+            reading: ReadingView::Gyroscope(pushed),
+        } => {
+            assert_eq!(
+                pushed, gyro,
+                "the retry pushed nothing: the next reading is the gyroscope"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let missed: Vec<_> = sync(&mut theirs)
+        .await
+        .into_iter()
+        .filter(|m| m.kind() == "telemetry")
+        .collect();
+    assert!(missed.is_empty(), "another account's session saw {missed:?}");
+}
+
+/// `vigil client telemetry` for 30 s, with the connection to the server cut
+/// for a few seconds on the way: every reading of every round is stored,
+/// once, and the rounds are evenly spaced (none lost while cut off).
+#[tokio::test]
+async fn the_simulator_sends_every_reading_once_through_an_outage() {
+    use crate::helpers::vigil_command;
+    use crate::proxy::CutProxy;
+    use std::time::{Duration, Instant};
+
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = CutProxy::start(([127, 0, 0, 1], port).into()).await;
+    let photos = tempfile::tempdir().unwrap();
+    for (i, path) in identities()[2].1.iter().take(3).enumerate() {
+        std::fs::copy(path, photos.path().join(format!("{i}.jpg"))).unwrap();
+    }
+    let child = vigil_command()
+        .args([
+            "client",
+            "--server",
+            &format!("http://127.0.0.1:{}", proxy.port),
+            "--api-key",
+            &key,
+        ])
+        .args([
+            "--timeout-secs",
+            "10",
+            "telemetry",
+            "--device-id",
+            "02:00:00:00:00:0a",
+            "--every",
+            "1s",
+        ])
+        .args(["--duration", "30s", "--start", "-33.86,151.21", "--photos"])
+        .arg(photos.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.restore();
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(80),
+        "it ends once the queue is sent"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("not sent"), "the outage was felt: {stderr}");
+    assert!(!stderr.contains("refused"), "{stderr}");
+
+    let device = "/api/v1/devices/02:00:00:00:00:0A";
+    let fixes: PageOf<GpsView> = app
+        .fetch_as(&format!("{device}/gps?limit=200"), &user.access_token)
+        .await;
+    let gyros: PageOf<GyroscopeView> = app
+        .fetch_as(&format!("{device}/gyroscope?limit=200"), &user.access_token)
+        .await;
+    let shots: PageOf<PhotoView> = app
+        .fetch_as(&format!("{device}/photos?limit=200"), &user.access_token)
+        .await;
+    let rounds = fixes.items.len();
+    assert!(
+        (28..=32).contains(&rounds),
+        "about one round a second for 30 s: {rounds}\n{stdout}{stderr}"
+    );
+    assert_eq!(gyros.items.len(), rounds);
+    assert_eq!(shots.items.len(), rounds);
+    for kind in ["gps", "gyroscope", "photo"] {
+        let answered = stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("{kind} ")))
+            .count();
+        assert_eq!(answered, rounds, "one answer per {kind} reading:\n{stdout}");
+    }
+    // Newest first; a round lost during the outage would leave a gap.
+    for pair in fixes.items.windows(2) {
+        let gap = pair[0].collected_at - pair[1].collected_at;
+        assert!(
+            gap <= ChronoDuration::milliseconds(2500),
+            "a gap of {gap} in the track"
+        );
+        assert!(
+            pair[1].latitude < 0.0 && pair[1].longitude > 150.0,
+            "the track starts where asked"
+        );
+    }
+    let recognised = shots.items.iter().filter(|p| p.recognized).count();
+    assert!(
+        recognised >= rounds - 1,
+        "the same person, again and again: {recognised} of {rounds}"
+    );
 }

@@ -2,13 +2,12 @@
 //! what a phone in a vehicle would: a gyroscope reading, a GPS fix on a
 //! plausible moving track and, with `--photos`, the next photo of a folder.
 //!
-//! Readings wait in order in a queue. One the server could not take (it is
-//! away, busy or failing) stays at the front and is sent again, with the
-//! same timestamp, after a growing delay: the server recognises a retry by
+//! Readings are made on schedule and wait in order in a queue. One the
+//! server could not take (it is away, busy or failing) stays at the front
+//! and is sent again, with the same timestamp, after a growing delay: the server recognises a retry by
 //! device, kind and timestamp, so however often a reading is sent it is
 //! stored once. A reading the server refuses (4xx) is reported and dropped.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,11 +103,11 @@ impl Track {
 enum Pending {
     Gyroscope(Value),
     Gps(Value),
+    /// The file is read when it is sent: a long outage queues paths, not images.
     Photo {
         device: String,
         at: DateTime<Utc>,
-        name: String,
-        bytes: Vec<u8>,
+        path: PathBuf,
     },
 }
 
@@ -145,12 +144,12 @@ impl Pending {
                     r.longitude
                 ))
             }
-            Pending::Photo {
-                device,
-                at,
-                name,
-                bytes,
-            } => {
+            Pending::Photo { device, at, path } => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
+                let name = path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
                 let form = || {
                     reqwest::multipart::Form::new()
                         .text("device_id", device.clone())
@@ -224,7 +223,7 @@ struct Device {
 
 impl Device {
     /// One round of readings, all collected now.
-    fn round(&mut self, first: bool) -> Result<Vec<Pending>, ClientError> {
+    fn round(&mut self, first: bool) -> Vec<Pending> {
         let now = Utc::now();
         if !first {
             self.track.advance(self.every);
@@ -242,20 +241,15 @@ impl Device {
             })),
         ];
         if !self.photos.is_empty() {
-            let path = &self.photos[self.next_photo % self.photos.len()];
+            let path = self.photos[self.next_photo % self.photos.len()].clone();
             self.next_photo += 1;
-            let bytes =
-                std::fs::read(path).map_err(|e| ClientError::Input(format!("{}: {e}", path.display())))?;
             round.push(Pending::Photo {
                 device: self.id.clone(),
                 at: now,
-                name: path
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-                bytes,
+                path,
             });
         }
-        Ok(round)
+        round
     }
 }
 
@@ -272,67 +266,66 @@ pub async fn run(api: &ApiClient, args: TelemetryArgs) -> Result<Ending, ClientE
         next_photo: 0,
         every: args.every,
     };
+    // Readings are made on schedule whatever the network does, as a phone's
+    // sensors are read; the queue between the two is what an outage fills.
+    let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Pending>();
+    let (count, duration, every) = (args.count, args.duration, args.every);
+    let producer = tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut rounds = 0u64;
+        while count.is_none_or(|n| rounds < n) {
+            ticker.tick().await;
+            if duration.is_some_and(|d| started.elapsed() >= d) {
+                break;
+            }
+            for pending in device.round(rounds == 0) {
+                if queue.send(pending).is_err() {
+                    return;
+                }
+            }
+            rounds += 1;
+        }
+    });
     let interrupt = Interrupt::listen();
-    let started = tokio::time::Instant::now();
-    let stop_at = args.duration.map(|d| started + d);
-    let mut ticker = tokio::time::interval(args.every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut backoff = Backoff::default();
-    let mut retry_at: Option<tokio::time::Instant> = None;
-    let mut rounds = 0u64;
-    loop {
-        let making =
-            args.count.is_none_or(|n| rounds < n) && stop_at.is_none_or(|t| tokio::time::Instant::now() < t);
-        if !making && queue.is_empty() {
-            return Ok(Ending::Done);
-        }
-        let wait_retry = async {
-            match retry_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
+    let mut retry: Option<Pending> = None;
+    let ending = loop {
+        let pending = match retry.take() {
+            Some(pending) => pending,
+            None => match interrupt.or(queued.recv()).await {
+                None => break Ending::Interrupted,
+                Some(None) => break Ending::Done,
+                Some(Some(pending)) => pending,
+            },
         };
-        tokio::select! {
-            biased;
-            () = interrupt.wait() => return Ok(Ending::Interrupted),
-            _ = ticker.tick(), if making => {
-                queue.extend(device.round(rounds == 0)?);
-                rounds += 1;
+        let Some(sent) = interrupt.or(pending.send(api)).await else {
+            break Ending::Interrupted;
+        };
+        match sent {
+            Ok(line) => {
+                emit(&line);
+                backoff.reset();
             }
-            () = wait_retry => {}
-            // Nothing more to make: only the queue's retries are left.
-            () = tokio::time::sleep(Duration::from_millis(50)), if !making && retry_at.is_none() => {}
-        }
-        if retry_at.is_some_and(|at| tokio::time::Instant::now() < at) {
-            continue;
-        }
-        retry_at = None;
-        while let Some(pending) = queue.front() {
-            match pending.send(api).await {
-                Ok(line) => {
-                    emit(&line);
-                    backoff.reset();
-                    queue.pop_front();
-                }
-                Err(err) if err.is_transient() => {
-                    let delay = backoff.next_random();
-                    eprintln!(
-                        "{} not sent ({err}); {} reading(s) queued, trying again in {:.1} s",
-                        pending.kind(),
-                        queue.len(),
-                        delay.as_secs_f64()
-                    );
-                    retry_at = Some(tokio::time::Instant::now() + delay);
-                    break;
-                }
-                Err(err) => {
-                    eprintln!("{} refused: {err}", pending.kind());
-                    queue.pop_front();
+            Err(err) if err.is_transient() => {
+                let delay = backoff.next_random();
+                eprintln!(
+                    "{} not sent ({err}); {} reading(s) queued, trying again in {:.1} s",
+                    pending.kind(),
+                    queued.len() + 1,
+                    delay.as_secs_f64()
+                );
+                retry = Some(pending);
+                if interrupt.or(tokio::time::sleep(delay)).await.is_none() {
+                    break Ending::Interrupted;
                 }
             }
+            Err(err) => eprintln!("{} refused: {err}", pending.kind()),
         }
-    }
+    };
+    producer.abort();
+    Ok(ending)
 }
 
 #[cfg(test)]
