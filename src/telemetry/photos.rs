@@ -79,7 +79,7 @@ impl StoredPhoto {
             .iter()
             .zip(identities.into_iter().chain(std::iter::repeat(None)))
             .map(|(f, identity)| SeenFace {
-                face: f.face.clone(),
+                face: f.face,
                 identity,
             })
             .collect();
