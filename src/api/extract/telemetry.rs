@@ -14,6 +14,8 @@ use crate::telemetry::{photo_from_json, photo_from_parts, ParseContext, PhotoUpl
 
 /// Largest text field of a multipart photo (`device_id`, `timestamp`).
 const MAX_TEXT_FIELD: usize = 256;
+/// What a multipart photo may carry beside the image.
+const MULTIPART_SLACK: usize = 64 * 1024;
 
 fn essence(req: &HttpRequest) -> String {
     let content_type = req
@@ -52,13 +54,15 @@ pub async fn json_body(req: &HttpRequest, payload: web::Payload, max: usize) -> 
     read_json(req, payload, max).await
 }
 
-async fn read_json(req: &HttpRequest, payload: web::Payload, max: usize) -> Result<Value, ApiError> {
-    let declared = req
-        .headers()
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > max) {
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+async fn read_json(req: &HttpRequest, payload: web::Payload, max: usize) -> Result<Value, ApiError> {
+    if declared_length(req).is_some_and(|len| len > max) {
         return Err(too_large(max));
     }
     let bytes = collect(payload, max, || too_large(max)).await?;
@@ -116,25 +120,37 @@ async fn read_multipart(
             ))
         }
     };
+    // The whole body, not only the photo, is bounded: the photo, its two
+    // text fields and a little room for fields this server ignores.
+    let max_body = max_image + MULTIPART_SLACK;
+    if declared_length(req).is_some_and(|len| len > max_body) {
+        return Err(too_large(max_body));
+    }
+    let mut left = max_body;
     let mut multipart = Multipart::new(req.headers(), payload);
     let (mut device, mut timestamp, mut photo) = (None, None, None);
     while let Some(field) = multipart.try_next().await.map_err(bad)? {
-        match field.name() {
+        let bytes = match field.name() {
             Some("photo") if photo.is_none() => {
-                photo = Some(collect(field, max_image, || too_large(max_image)).await?);
+                let bytes = collect(field, max_image.min(left), || too_large(max_image)).await?;
+                left -= bytes.len();
+                photo = Some(bytes);
+                continue;
             }
             Some("device_id") if device.is_none() => {
                 let raw = collect(field, MAX_TEXT_FIELD, text_too_long("device_id")).await?;
                 device = Some(String::from_utf8_lossy(&raw).into_owned());
+                raw.len()
             }
             Some("timestamp") if timestamp.is_none() => {
                 let raw = collect(field, MAX_TEXT_FIELD, text_too_long("timestamp")).await?;
                 timestamp = Some(String::from_utf8_lossy(&raw).trim().to_owned());
+                raw.len()
             }
-            // Other fields are ignored, as unknown JSON fields are; their
-            // bytes still count against the limit.
-            _ => drop(collect(field, max_image, || too_large(max_image)).await?),
-        }
+            // Other fields are ignored, as unknown JSON fields are.
+            _ => collect(field, left, || too_large(max_body)).await?.len(),
+        };
+        left = left.checked_sub(bytes).ok_or_else(|| too_large(max_body))?;
     }
     Ok(photo_from_parts(device, timestamp, photo, cx)?)
 }
