@@ -8,6 +8,7 @@ import { describe } from './messages.js';
 import * as session from './session.js';
 import { cameras } from './views/cameras.js';
 import { detail } from './views/detail.js';
+import { devices } from './views/devices.js';
 import { history } from './views/history.js';
 import { people } from './views/people.js';
 import { login, register } from './views/login.js';
@@ -44,6 +45,7 @@ const routes = [
   [/^\/(detections|alarms)\/([0-9a-f]{24})$/, (root, ctx, m) => detail(root, { ...ctx, kind: m[1], id: m[2] })],
   [/^\/upload$/, (root, ctx) => upload(root, ctx)],
   [/^\/people$/, (root, ctx) => people(root, ctx)],
+  [/^\/devices$/, (root, ctx) => devices(root, ctx)],
   [/^\/cameras$/, (root, ctx) => cameras(root, ctx)],
   [/^\/realtime$/, (root, ctx) => realtime(root, ctx)],
 ];

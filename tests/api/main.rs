@@ -29,3 +29,4 @@ mod proxy;
 mod readiness;
 mod static_files;
 mod telemetry;
+mod telemetry_dashboard;
