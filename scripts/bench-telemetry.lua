@@ -1,22 +1,24 @@
--- wrk script: POST /telemetry/gps, each request a new fix (a timestamp of its
--- own per thread and request, so none is a retry). KEY comes from the env.
+-- wrk script: POST /telemetry/gps from a fleet of 1000 devices, each request
+-- a new fix (a timestamp of its own per thread and request, so none is a
+-- retry). KEY comes from the environment.
 local counter = 0
-local thread_id = 0
+local threads = 0
 local key = os.getenv("KEY")
 
 function setup(thread)
-  thread:set("thread_id", thread_id)
-  thread_id = thread_id + 1
+  -- Sets the global `thread_index` of that thread's own Lua state.
+  thread:set("thread_index", threads)
+  threads = threads + 1
 end
 
 function init(args)
-  -- Milliseconds, minus a day so the skew check never refuses, spaced per thread.
-  base = (os.time() - 86400) * 1000 + thread_id * 100000000
-  device = "bench-" .. thread_id
+  -- Milliseconds, a day back so the skew check never refuses, apart per thread.
+  base = (os.time() - 86400) * 1000 + thread_index * 100000000
 end
 
 function request()
   counter = counter + 1
+  local device = string.format("bench-%d-%d", thread_index, counter % 500)
   local body = string.format(
     '{"device_id":"%s","timestamp":%d,"latitude":%.6f,"longitude":%.6f,"speed":8.5}',
     device, base + counter, 52.5 + (counter % 1000) / 100000, 13.4 + (counter % 777) / 100000)

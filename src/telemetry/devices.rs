@@ -16,12 +16,15 @@ use crate::users::UserId;
 /// Devices listed at once: a larger fleet lists its most recently seen.
 pub const MAX_LISTED: i64 = 1000;
 
+/// `collected_at` comes first: MongoDB compares documents field by field,
+/// so `$max` on a position keeps the one collected last, in the same write
+/// that marks the device seen.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredPosition {
-    pub latitude: f64,
-    pub longitude: f64,
     #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub collected_at: DateTime<Utc>,
+    pub latitude: f64,
+    pub longitude: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,19 +68,26 @@ impl Devices {
         }
     }
 
-    /// Binds the device to `owner` on its first reading and marks it seen;
-    /// `DeviceTaken` when another owner's key sent it first.
+    /// Binds the device to `owner` on its first reading and marks it seen,
+    /// keeping `position` when it was collected after the one kept (a phone
+    /// that was offline sends its backlog late); `DeviceTaken` when another
+    /// owner's key sent the device first. One write per reading.
     pub async fn touch(
         &self,
         owner: UserId,
         device: &DeviceId,
         now: DateTime<Utc>,
+        position: Option<&StoredPosition>,
     ) -> Result<(), TelemetryError> {
-        let now = BsonDateTime::from_chrono(now);
         let filter = doc! { "_id": device.as_str(), "user_id": owner.0 };
+        let mut latest = doc! { "last_seen": BsonDateTime::from_chrono(now) };
+        if let Some(position) = position {
+            let position = mongodb::bson::to_bson(position).map_err(|e| DbError::Malformed(e.to_string()))?;
+            latest.insert("last_position", position);
+        }
         let update = doc! {
-            "$setOnInsert": { "first_seen": now },
-            "$max": { "last_seen": now },
+            "$setOnInsert": { "first_seen": BsonDateTime::from_chrono(now) },
+            "$max": latest,
         };
         // Two first readings at once race to insert; the loser of the race
         // finds the winner's row on its second try.
@@ -107,30 +117,6 @@ impl Devices {
             .await
             .map_err(DbError::from_driver)?
             .map(|d| d.user_id))
-    }
-
-    /// Keeps the fix with the latest collection time, whatever order fixes
-    /// arrive in (a phone that was offline sends its backlog late).
-    pub async fn record_position(
-        &self,
-        owner: UserId,
-        device: &DeviceId,
-        position: StoredPosition,
-    ) -> Result<(), DbError> {
-        let at = BsonDateTime::from_chrono(position.collected_at);
-        let position = mongodb::bson::to_bson(&position).map_err(|e| DbError::Malformed(e.to_string()))?;
-        self.devices
-            .update_one(
-                doc! {
-                    "_id": device.as_str(),
-                    "user_id": owner.0,
-                    "$or": [ { "last_position": null }, { "last_position.collected_at": { "$lt": at } } ],
-                },
-                doc! { "$set": { "last_position": position } },
-            )
-            .await
-            .map(drop)
-            .map_err(DbError::from_driver)
     }
 
     /// The owner's device, or `None` (also for another owner's).

@@ -86,7 +86,9 @@ impl Telemetry {
         reading: Reading<Gyroscope>,
     ) -> Result<Stored<GyroscopeView>, TelemetryError> {
         let now = Utc::now();
-        self.devices.touch(owner, &reading.header.device, now).await?;
+        self.devices
+            .touch(owner, &reading.header.device, now, None)
+            .await?;
         let stored = self
             .gyroscope
             .insert_once(StoredReading::new(owner, reading, now))
@@ -100,22 +102,19 @@ impl Telemetry {
         reading: Reading<Gps>,
     ) -> Result<Stored<GpsView>, TelemetryError> {
         let now = Utc::now();
-        self.devices.touch(owner, &reading.header.device, now).await?;
+        // A retry offers the same fix again, which changes nothing.
+        let position = StoredPosition {
+            collected_at: reading.header.collected_at,
+            latitude: reading.data.latitude,
+            longitude: reading.data.longitude,
+        };
+        self.devices
+            .touch(owner, &reading.header.device, now, Some(&position))
+            .await?;
         let stored = self
             .gps
             .insert_once(StoredReading::new(owner, reading, now))
             .await?;
-        if stored.is_created() {
-            let fix = stored.record();
-            let position = StoredPosition {
-                latitude: fix.data.latitude,
-                longitude: fix.data.longitude,
-                collected_at: fix.collected_at,
-            };
-            self.devices
-                .record_position(owner, &fix.device_id, position)
-                .await?;
-        }
         Ok(stored.map(|r| r.view()))
     }
 
@@ -132,7 +131,7 @@ impl Telemetry {
             .map_err(not_an_image)?;
         let Header { device, collected_at } = upload.header;
         let now = Utc::now();
-        self.devices.touch(owner, &device, now).await?;
+        self.devices.touch(owner, &device, now, None).await?;
         if let Some(existing) = self.photos.find(owner, &device, collected_at).await? {
             return Ok(Stored::Existing(self.photo_view(&existing)));
         }
