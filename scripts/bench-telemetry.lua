@@ -12,8 +12,9 @@ function setup(thread)
 end
 
 function init(args)
-  -- Milliseconds, a day back so the skew check never refuses, apart per thread.
-  base = (os.time() - 86400) * 1000 + thread_index * 100000000
+  -- Milliseconds, two days back so the skew check never refuses; each
+  -- thread's fixes a few hours apart from the next thread's.
+  base = (os.time() - 2 * 86400) * 1000 + thread_index * 10000000
 end
 
 function request()
