@@ -198,7 +198,7 @@ impl Application {
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
         let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);
         hub_tasks
-            .extend(crate::hub::telemetry_feed::start(hub.clone(), telemetry.clone(), &db, migrated).await);
+            .extend(crate::telemetry::live::start(hub.clone(), telemetry.clone(), &db, migrated).await);
         let services = Services {
             auth: web::Data::new(auth),
             uploads: web::Data::new(uploads),

@@ -16,7 +16,6 @@ pub mod numbers;
 pub mod presence;
 pub mod protocol;
 pub mod session;
-pub mod telemetry_feed;
 pub mod topics;
 
 use std::sync::atomic::{AtomicBool, Ordering};

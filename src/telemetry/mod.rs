@@ -7,6 +7,7 @@
 mod device;
 mod devices;
 mod fields;
+pub mod live;
 mod photo_index;
 mod photos;
 mod readings;

@@ -1,4 +1,4 @@
-//! Readings to the `telemetry` topic: a change stream per telemetry
+//! Readings to the hub's `telemetry` topic: a change stream per telemetry
 //! collection, so that sessions of every instance see the readings any
 //! instance stored, each for its own account only. A reading's retry
 //! inserts nothing, so nothing is pushed twice.
@@ -13,9 +13,9 @@ use mongodb::Collection;
 use vigil_wire::hub::{ServerMessage, Topic};
 use vigil_wire::telemetry::ReadingView;
 
-use super::Hub;
+use crate::hub::Hub;
 use crate::db::{Database, DbError};
-use crate::telemetry::{Gps, Gyroscope, StoredPhoto, StoredReading, Telemetry};
+use super::{Gps, Gyroscope, StoredPhoto, StoredReading, Telemetry};
 use crate::users::UserId;
 
 #[derive(Clone, Copy, Debug)]
