@@ -197,8 +197,7 @@ impl Application {
         );
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
         let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);
-        hub_tasks
-            .extend(crate::telemetry::live::start(hub.clone(), telemetry.clone(), &db, migrated).await);
+        hub_tasks.extend(crate::telemetry::live::start(hub.clone(), telemetry.clone(), &db, migrated).await);
         let services = Services {
             auth: web::Data::new(auth),
             uploads: web::Data::new(uploads),

@@ -13,9 +13,9 @@ use mongodb::Collection;
 use vigil_wire::hub::{ServerMessage, Topic};
 use vigil_wire::telemetry::ReadingView;
 
-use crate::hub::Hub;
-use crate::db::{Database, DbError};
 use super::{Gps, Gyroscope, StoredPhoto, StoredReading, Telemetry};
+use crate::db::{Database, DbError};
+use crate::hub::Hub;
 use crate::users::UserId;
 
 #[derive(Clone, Copy, Debug)]
