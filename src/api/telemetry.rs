@@ -185,9 +185,7 @@ pub async fn batch(
             Ok(stored) => BatchItemResult {
                 index: index as u32,
                 status: if stored.is_created() { 201 } else { 200 },
-                record: Some(match stored {
-                    Stored::Created(r) | Stored::Existing(r) => r,
-                }),
+                record: Some(stored.into_record()),
                 error: None,
             },
             Err(err) => {

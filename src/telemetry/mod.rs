@@ -14,7 +14,7 @@ mod readings;
 mod series;
 mod service;
 
-pub use device::{DeviceId, InvalidDeviceId};
+pub use device::DeviceId;
 pub use devices::{Devices, StoredDevice};
 pub use fields::ClockSkew;
 pub use photo_index::PhotoIndex;

@@ -29,7 +29,8 @@ impl<T> Stored<T> {
         }
     }
 
-    pub fn record(&self) -> &T {
+    /// The record, new or found.
+    pub fn into_record(self) -> T {
         match self {
             Stored::Created(t) | Stored::Existing(t) => t,
         }
