@@ -196,12 +196,30 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
+    /// Runs `op` on the element `css` names. The dashboard is live: a list
+    /// re-rendered by a pushed message replaces its nodes, so an element found
+    /// a moment ago may be gone by the time it is used. Such a stale element
+    /// is looked up again instead of failing the test.
+    async fn on_element<T, F, Fut>(&self, css: &str, what: &str, op: F) -> T
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match op(self.find(css).await).await {
+                Ok(value) => return value,
+                Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{what} {css}: {e}"),
+            }
+        }
+    }
+
     pub async fn click(&self, css: &str) {
-        self.find(css)
+        self.on_element(css, "click", |el| async move { el.click().await.map(drop) })
             .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// Replaces an input's value by typing, like a person.
@@ -215,11 +233,13 @@ impl Browser {
     }
 
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
+        self.on_element(css, "text of", |el| async move { el.text().await })
             .await
-            .text()
+    }
+
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.on_element(css, "attribute of", |el| async move { el.attr(name).await })
             .await
-            .unwrap_or_else(|e| panic!("text of {css}: {e}"))
     }
 
     /// Saves a PNG of the viewport as target/screenshots/<test>-<name>.png,

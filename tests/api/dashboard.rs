@@ -299,12 +299,7 @@ async fn a_person_registers_uploads_watches_alarms_arrive_computes_and_logs_out(
     )
     .await;
     assert_eq!(
-        page.find("#upload-error")
-            .await
-            .attr("data-code")
-            .await
-            .unwrap()
-            .as_deref(),
+        page.attr("#upload-error", "data-code").await.as_deref(),
         Some("quota_exhausted")
     );
     assert!(page.text("#upload-error").await.contains("quota is used up"));
@@ -645,12 +640,7 @@ async fn a_file_over_the_upload_limit_gets_a_readable_message() {
     page.screenshot("01-too-large").await;
     assert!(message.contains("too large"), "{message}");
     assert_eq!(
-        page.find("#upload-error")
-            .await
-            .attr("data-code")
-            .await
-            .unwrap()
-            .as_deref(),
+        page.attr("#upload-error", "data-code").await.as_deref(),
         Some("payload_too_large")
     );
     page.close().await;

@@ -208,11 +208,8 @@ async fn a_person_watches_a_device_s_track_gyroscope_and_photos_arrive() {
         .starts_with("Last seen"));
     page.click(&device_item("button.device")).await;
     assert_eq!(
-        page.find(&device_item("button.device"))
+        page.attr(&device_item("button.device"), "aria-current")
             .await
-            .attr("aria-current")
-            .await
-            .unwrap()
             .as_deref(),
         Some("true")
     );
@@ -222,13 +219,7 @@ async fn a_person_watches_a_device_s_track_gyroscope_and_photos_arrive() {
         &format!("return document.querySelector('#device-title')?.textContent === '{DEVICE}' && ({TRACK_POINTS}) === {FIXES}"),
     )
     .await;
-    let label = page
-        .find(".device-detail svg.track")
-        .await
-        .attr("aria-label")
-        .await
-        .unwrap()
-        .unwrap();
+    let label = page.attr(".device-detail svg.track", "aria-label").await.unwrap();
     assert!(
         label.starts_with(&format!("GPS track of {DEVICE}, {FIXES} fixes")),
         "{label}"
