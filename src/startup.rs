@@ -103,13 +103,17 @@ impl Application {
         let auth = AuthService::new(&db, &config.auth, &config.jwt_secret)
             .map_err(|e| StartupError::Config(e.to_string()))?;
         let limiter = auth.limiter.clone();
+        let auth_directory = auth.accounts.clone();
         let detector = DetectorPool::load(&config.models_dir, &config.detector).await?;
         let recognizer = RecognizerPool::load(&config.models_dir, &config.recognizer).await?;
-        let media: SharedMediaStore = match config.media.backend {
+        // The folder store also has temp files of interrupted writes to sweep.
+        let (media, folder): (SharedMediaStore, Option<Arc<FileStore>>) = match config.media.backend {
             MediaBackend::Fs => {
-                Arc::new(FileStore::open(config.data_dir.join("images")).map_err(StartupError::Media)?)
+                let store =
+                    Arc::new(FileStore::open(config.data_dir.join("images")).map_err(StartupError::Media)?);
+                (store.clone(), Some(store))
             }
-            MediaBackend::Gridfs => Arc::new(GridFsStore::new(&db)),
+            MediaBackend::Gridfs => (Arc::new(GridFsStore::new(&db)), None),
         };
         let alarm_bus = AlarmBus::new(1024);
         let gallery = Gallery::default();
@@ -187,7 +191,7 @@ impl Application {
             Arc::new(people.faces.clone()),
             Arc::new(PhotoImages(telemetry.photos.clone())),
         ];
-        let sweeper = sweep_orphans_when_ready(media.clone(), media_holders, readiness.clone());
+        let sweeper = sweep_orphans_when_ready(media.clone(), folder, media_holders, readiness.clone());
         let hub = Hub::new(
             &db,
             config.hub.clone(),
@@ -229,6 +233,7 @@ impl Application {
         let app_services = services.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(from_fn(api::db_gate::database_gate))
                 .wrap(from_fn(api::request_span::request_span))
                 .into_utoipa_app();
             api::routes(app_services.register(app)).into_app()
@@ -324,17 +329,24 @@ async fn migrate_if_reachable(
     }
 }
 
-/// Sweeps orphan images (older than an hour, referenced by no detection
-/// and no enrolled face)
-/// once the database is ready, then hourly.
+/// At startup, then hourly: removes the folder store's temp files of
+/// interrupted writes (last written over an hour ago), and, once the
+/// database is ready, orphan images (older than an hour, referenced by no
+/// detection, enrolled face or telemetry photo).
 async fn sweep_orphans_when_ready(
     media: SharedMediaStore,
+    folder: Option<Arc<FileStore>>,
     holders: Vec<Arc<dyn MediaReferences>>,
     readiness: Readiness,
 ) {
     const AGE: Duration = Duration::from_secs(3600);
     let mut ready = readiness.subscribe();
     loop {
+        if let Some(folder) = &folder {
+            if let Err(err) = folder.remove_stale_temp_files(AGE).await {
+                tracing::warn!(error = %err, "could not remove stale temp files; retrying in an hour");
+            }
+        }
         if ready.wait_for(|s| *s == ReadyState::Ready).await.is_err() {
             return;
         }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cameras;
 pub mod clients;
 pub mod dashboard;
+pub mod db_gate;
 pub mod detections;
 pub mod devices;
 pub mod error;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
@@ -44,8 +45,12 @@ pub async fn request_span(
         user = tracing::field::Empty,
     );
     let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
-    let status = res.status().as_u16();
+    let result = next.call(req).instrument(span.clone()).await;
+    let status = match &result {
+        Ok(res) => res.status(),
+        Err(err) => err.as_response_error().status_code(),
+    }
+    .as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
@@ -55,8 +60,19 @@ pub async fn request_span(
         }
     });
     let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
-    res.headers_mut().insert(REQUEST_ID_HEADER, value);
-    Ok(res)
+    match result {
+        Ok(mut res) => {
+            res.headers_mut().insert(REQUEST_ID_HEADER, value);
+            Ok(res)
+        }
+        // An error a middleware answered with (the database gate's 503):
+        // rendered now, so that it carries the id too.
+        Err(err) => {
+            let mut response = err.error_response();
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            Err(InternalError::from_response(err, response).into())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Readiness: is the database answering and is the schema in place?
 //!
-//! A background task pings MongoDB every few seconds. The driver reconnects on
-//! its own; this task only observes, applies migrations the first time the
-//! database is reachable, and publishes the result for `/readyz`.
+//! A background task pings MongoDB every few seconds, and at once when the
+//! driver has seen the server go or come back. The driver reconnects on its
+//! own; this task only observes, applies migrations the first time the
+//! database is reachable, and publishes the result for `/readyz` and for
+//! the gate that answers 503 at once while the database is away.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,20 @@ impl Readiness {
         self.tx.subscribe()
     }
 
+    /// True while the last health check found the database unreachable.
+    pub fn database_down(&self) -> bool {
+        matches!(*self.tx.borrow(), ReadyState::DatabaseDown(_))
+    }
+
+    /// Resolves when the database is found unreachable (at once if it is).
+    pub async fn until_database_down(&self) {
+        let mut rx = self.tx.subscribe();
+        // The sender lives as long as `self`: wait_for cannot fail here.
+        let _ = rx
+            .wait_for(|state| matches!(state, ReadyState::DatabaseDown(_)))
+            .await;
+    }
+
     fn set(&self, state: ReadyState) {
         self.tx.send_if_modified(|current| {
             if *current == state {
@@ -79,22 +95,46 @@ pub struct HealthMonitor {
     pub migrated: bool,
 }
 
+/// How long a ping may take when the driver has just seen the server go:
+/// readiness (and with it every request that needs the database) turns to
+/// 503 within about this long of an outage.
+const SUSPECT_PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The pause between pings while the database is down. A ping waiting for
+/// the server keeps the driver probing it every half second, so its return
+/// is seen within a second.
+const DOWN_RETRY: Duration = Duration::from_millis(100);
+
 impl HealthMonitor {
     pub async fn run(mut self) {
+        let mut suspect = false;
         loop {
-            let state = self.check().await;
+            let timeout = if suspect {
+                self.ping_timeout.min(SUSPECT_PING_TIMEOUT)
+            } else {
+                self.ping_timeout
+            };
+            let state = self.check(timeout).await;
+            let wait = match state {
+                ReadyState::DatabaseDown(_) => DOWN_RETRY,
+                _ => self.interval,
+            };
             self.readiness.set(state);
-            tokio::time::sleep(self.interval).await;
+            suspect = tokio::select! {
+                _ = tokio::time::sleep(wait) => false,
+                _ = self.db.reachability_changed() => true,
+            };
         }
     }
 
-    async fn check(&mut self) -> ReadyState {
-        match tokio::time::timeout(self.ping_timeout, self.db.ping()).await {
-            Err(_) => {
-                return ReadyState::DatabaseDown(format!("ping timed out after {:?}", self.ping_timeout))
-            }
+    async fn check(&mut self, ping_timeout: Duration) -> ReadyState {
+        match tokio::time::timeout(ping_timeout, self.db.ping()).await {
+            Err(_) => return ReadyState::DatabaseDown(format!("ping timed out after {ping_timeout:?}")),
             Ok(Err(err)) => return ReadyState::DatabaseDown(err.to_string()),
             Ok(Ok(())) => {}
+        }
+        if let Err(err) = self.db.probe_server().await {
+            return ReadyState::DatabaseDown(err.to_string());
         }
         if !self.migrated {
             let migrator = Migrator::new(&self.db, &self.migrations, self.instance_id.clone());

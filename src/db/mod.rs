@@ -9,12 +9,18 @@ pub mod migrations;
 mod object_id;
 pub mod paging;
 mod transaction;
+pub use transaction::{commit_error, transaction_backoff, Transient, TRANSACTION_ATTEMPTS};
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::bson::doc;
-use mongodb::options::ClientOptions;
-use mongodb::Client;
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::event::sdam::SdamEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::{Client, ServerType};
+use tokio::sync::Notify;
 
 use crate::error::{Coded, ErrorCode, DATABASE_RETRY_AFTER};
 
@@ -38,6 +44,10 @@ pub enum DbError {
     Driver(#[source] mongodb::error::Error),
     #[error("stored document is malformed: {0}")]
     Malformed(String),
+    /// A commit whose outcome is not known: the writes may be stored. What
+    /// they name (images) must be left to the orphan sweep, not removed.
+    #[error("database unavailable while committing: {0}")]
+    CommitUnknown(#[source] mongodb::error::Error),
 }
 
 impl DbError {
@@ -53,16 +63,26 @@ impl DbError {
     }
 }
 
+impl DbError {
+    /// A unique-index violation: the record is already there.
+    pub fn is_duplicate_key(&self) -> bool {
+        match self {
+            DbError::Driver(e) | DbError::Unavailable(e) => is_duplicate_key(e),
+            _ => false,
+        }
+    }
+}
+
 impl Coded for DbError {
     fn code(&self) -> ErrorCode {
         match self {
-            DbError::Unavailable(_) => ErrorCode::DatabaseUnavailable,
+            DbError::Unavailable(_) | DbError::CommitUnknown(_) => ErrorCode::DatabaseUnavailable,
             DbError::InvalidUri(_) | DbError::Driver(_) | DbError::Malformed(_) => ErrorCode::Internal,
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
-        matches!(self, DbError::Unavailable(_)).then_some(DATABASE_RETRY_AFTER)
+        matches!(self, DbError::Unavailable(_) | DbError::CommitUnknown(_)).then_some(DATABASE_RETRY_AFTER)
     }
 }
 
@@ -87,11 +107,46 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     }
 }
 
+/// Whether commits need [`Database::journal_barrier`]: not yet known, yes, no.
+const BARRIER_UNKNOWN: u8 = 0;
+const BARRIER_NEEDED: u8 = 1;
+const BARRIER_NOT_NEEDED: u8 = 2;
+
+/// Where [`Database::journal_barrier`] writes: one document per process.
+const JOURNAL: &str = "_journal";
+
+/// Every write waits for the majority's journal: an answer that says
+/// "stored" must survive the database being killed right after it.
+pub fn durable_write_concern() -> WriteConcern {
+    WriteConcern::builder()
+        .w(Acknowledgment::Majority)
+        .journal(true)
+        .build()
+}
+
+/// Wakes [`Database::reachability_changed`] when a server turns usable or
+/// unusable in the driver's eyes.
+fn reachability_events(notify: Arc<Notify>) -> EventHandler<SdamEvent> {
+    let usable = |t: ServerType| !matches!(t, ServerType::Unknown);
+    EventHandler::callback(move |event| {
+        if let SdamEvent::ServerDescriptionChanged(change) = event {
+            if usable(change.previous_description.server_type())
+                != usable(change.new_description.server_type())
+            {
+                notify.notify_one();
+            }
+        }
+    })
+}
+
 /// The process-wide database handle; cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
 pub struct Database {
     client: Client,
     db: mongodb::Database,
+    barrier: Arc<AtomicU8>,
+    journal_marker: ObjectId,
+    reachability: Arc<Notify>,
 }
 
 impl Database {
@@ -104,9 +159,26 @@ impl Database {
         options.max_pool_size = Some(settings.pool_size);
         options.server_selection_timeout = Some(settings.server_selection_timeout);
         options.connect_timeout = Some(settings.server_selection_timeout);
+        options.write_concern = Some(durable_write_concern());
+        let reachability = Arc::new(Notify::new());
+        options.sdam_event_handler = Some(reachability_events(reachability.clone()));
         let client = Client::with_options(options).map_err(DbError::InvalidUri)?;
         let db = client.database(&settings.name);
-        Ok(Self { client, db })
+        Ok(Self {
+            client,
+            db,
+            barrier: Arc::new(AtomicU8::new(BARRIER_UNKNOWN)),
+            journal_marker: ObjectId::new(),
+            reachability,
+        })
+    }
+
+    /// Resolves when the driver has seen a server become unusable (an
+    /// operation's network error, a failed heartbeat) or usable again: a
+    /// hint for [`health::HealthMonitor`] to look now rather than at its
+    /// next interval.
+    pub async fn reachability_changed(&self) {
+        self.reachability.notified().await
     }
 
     pub fn client(&self) -> &Client {
@@ -124,6 +196,58 @@ impl Database {
     pub async fn ping(&self) -> Result<(), DbError> {
         self.db
             .run_command(doc! { "ping": 1 })
+            .await
+            .map(drop)
+            .map_err(DbError::from_driver)
+    }
+
+    /// Learns once whether the server honours the write concern of a
+    /// transaction's commit. MongoDB does. SecantusDB (0.7) journals single
+    /// writes that ask for `j: true` but commits transactions without
+    /// syncing its journal, so a commit it acknowledged can be lost to a
+    /// SIGKILL; for it every commit is followed by a journal barrier.
+    pub async fn probe_server(&self) -> Result<(), DbError> {
+        if self.barrier.load(Ordering::Relaxed) != BARRIER_UNKNOWN {
+            return Ok(());
+        }
+        let info = self
+            .client
+            .database("admin")
+            .run_command(doc! { "buildInfo": 1 })
+            .await
+            .map_err(DbError::from_driver)?;
+        let needed = info.contains_key("secantusVersion");
+        self.barrier.store(
+            if needed {
+                BARRIER_NEEDED
+            } else {
+                BARRIER_NOT_NEEDED
+            },
+            Ordering::Relaxed,
+        );
+        if needed {
+            tracing::info!(
+                "the database does not journal transaction commits; each is followed by a journaled write"
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes every write acknowledged so far durable on a server that
+    /// commits transactions without syncing its journal: one journaled
+    /// write, whose sync flushes the single, sequential journal up to it,
+    /// earlier commits included. A no-op once the server is known to
+    /// journal commits itself; done when it is not yet known.
+    pub async fn journal_barrier(&self) -> Result<(), DbError> {
+        if self.barrier.load(Ordering::Relaxed) == BARRIER_NOT_NEEDED {
+            return Ok(());
+        }
+        self.collection::<Document>(JOURNAL)
+            .update_one(
+                doc! { "_id": self.journal_marker },
+                doc! { "$inc": { "commits": 1_i64 } },
+            )
+            .upsert(true)
             .await
             .map(drop)
             .map_err(DbError::from_driver)

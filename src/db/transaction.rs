@@ -1,31 +1,122 @@
 //! Several writes as one: committed together, or (on any failure on the
 //! way) aborted together, so a database failure never leaves half of them.
 
+use std::time::Duration;
+
+use mongodb::error::{Error, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+
+use super::DbError;
+
 /// `in_transaction!(db, |session| async { … Ok::<_, DbError>(value) })`:
 /// runs the block with `session: &mut ClientSession` inside a transaction
 /// and evaluates to `Result<value, DbError>`. A macro rather than a
 /// function because the block borrows the session it is given.
+/// `in_transaction!(db, E, |session| …)` lets the block fail with its own
+/// error type `E: From<DbError> + Transient`.
+///
+/// Transactions that touch the same document (two uploads charging one
+/// user) conflict; the loser is run again from the start, a few times, as
+/// the drivers' `withTransaction` does. The commit waits for the
+/// majority's journal (the client's write concern) and, where the server
+/// needs it, for a journal barrier, so `Ok` means durable.
+/// [`DbError::CommitUnknown`] means the writes may or may not be stored.
 #[macro_export]
 macro_rules! in_transaction {
-    ($db:expr, |$session:ident| $work:expr) => {{
+    ($db:expr, |$session:ident| $work:expr) => {
+        $crate::in_transaction!($db, $crate::db::DbError, |$session| $work)
+    };
+    ($db:expr, $err:ty, |$session:ident| $work:expr) => {{
         async {
-            let mut session = $db.client().start_session().await?;
-            session.start_transaction().await?;
-            let result: Result<_, $crate::db::DbError> = {
-                let $session: &mut mongodb::ClientSession = &mut session;
-                $work.await
-            };
-            match result {
-                Ok(value) => {
-                    session.commit_transaction().await?;
-                    Ok::<_, $crate::db::DbError>(value)
-                }
-                Err(err) => {
-                    let _ = session.abort_transaction().await;
+            let mut attempt = 0_u32;
+            loop {
+                attempt += 1;
+                let mut session = $db
+                    .client()
+                    .start_session()
+                    .await
+                    .map_err($crate::db::DbError::from_driver)?;
+                session
+                    .start_transaction()
+                    .await
+                    .map_err($crate::db::DbError::from_driver)?;
+                let result: Result<_, $err> = {
+                    let $session: &mut mongodb::ClientSession = &mut session;
+                    $work.await
+                };
+                let result = match result {
+                    Ok(value) => match session.commit_transaction().await {
+                        Ok(()) => Ok(value),
+                        Err(err) => Err(<$err>::from($crate::db::commit_error(err))),
+                    },
+                    Err(err) => {
+                        let _ = session.abort_transaction().await;
+                        Err(err)
+                    }
+                };
+                match result {
+                    Ok(value) => {
+                        $db.journal_barrier()
+                            .await
+                            .map_err(|e| e.committed_but_unsynced())?;
+                        break Ok::<_, $err>(value);
+                    }
                     Err(err)
+                        if $crate::db::Transient::is_transient(&err)
+                            && attempt < $crate::db::TRANSACTION_ATTEMPTS =>
+                    {
+                        tokio::time::sleep($crate::db::transaction_backoff(attempt)).await;
+                    }
+                    Err(err) => break Err(err),
                 }
             }
         }
         .await
     }};
+}
+
+/// How many times a transaction that keeps conflicting is tried.
+pub const TRANSACTION_ATTEMPTS: u32 = 8;
+
+/// The pause before attempt `attempt + 1`: growing, so conflicting
+/// requests spread out; 2 to 20 ms.
+pub fn transaction_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(u64::from(attempt.min(10)) * 2)
+}
+
+/// An error after which the whole transaction may simply be run again
+/// (a write conflict with a concurrent one, a failover).
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for DbError {
+    fn is_transient(&self) -> bool {
+        match self {
+            // Not a lost server: run again, it would only wait for it.
+            DbError::Driver(e) => e.contains_label(TRANSIENT_TRANSACTION_ERROR),
+            _ => false,
+        }
+    }
+}
+
+/// A failed commit: aborted, or (when the driver says so) of unknown outcome.
+pub fn commit_error(err: Error) -> DbError {
+    if err.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) {
+        DbError::CommitUnknown(err)
+    } else {
+        DbError::from_driver(err)
+    }
+}
+
+impl DbError {
+    /// The barrier after a commit failed: the commit stands, its
+    /// durability is not known.
+    pub fn committed_but_unsynced(self) -> DbError {
+        match self {
+            DbError::Unavailable(e) | DbError::Driver(e) | DbError::CommitUnknown(e) => {
+                DbError::CommitUnknown(e)
+            }
+            other => other,
+        }
+    }
 }

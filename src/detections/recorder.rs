@@ -1,5 +1,11 @@
 //! Turning a searched image into durable records: images first, documents
 //! second, alarm broadcast last. Shared by uploads and cameras.
+//!
+//! The documents (detection, alarm, and the unit of quota an upload pays)
+//! are one transaction: after a crash or an outage at any point either all
+//! of them are stored or none is, so a user is charged exactly for the
+//! detections kept. An image whose documents were never committed is the
+//! orphan sweep's.
 
 use std::sync::Arc;
 
@@ -13,10 +19,10 @@ use super::{
     MODEL_NAME,
 };
 use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, Transient};
 use crate::error::{Coded, ErrorCode};
 use crate::media::{ImageKind, MediaError, MediaId, SharedMediaStore};
-use crate::users::UserId;
+use crate::users::{UserError, UserId, Users};
 use crate::vision::{annotate_jpeg, Detection, VisionError};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +33,8 @@ pub enum RecordError {
     Db(#[from] DbError),
     #[error(transparent)]
     Vision(#[from] VisionError),
+    #[error(transparent)]
+    Quota(#[from] UserError),
 }
 
 impl Coded for RecordError {
@@ -35,13 +43,25 @@ impl Coded for RecordError {
             RecordError::Media(e) => e.code(),
             RecordError::Db(e) => e.code(),
             RecordError::Vision(e) => e.code(),
+            RecordError::Quota(e) => e.code(),
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
             RecordError::Db(e) => e.retry_after(),
+            RecordError::Quota(e) => e.retry_after(),
             _ => None,
+        }
+    }
+}
+
+impl Transient for RecordError {
+    fn is_transient(&self) -> bool {
+        match self {
+            RecordError::Db(e) => e.is_transient(),
+            RecordError::Quota(e) => e.is_transient(),
+            RecordError::Media(_) | RecordError::Vision(_) => false,
         }
     }
 }
@@ -73,6 +93,7 @@ pub struct Recorder {
     pub alarms: Alarms,
     pub media: SharedMediaStore,
     pub bus: AlarmBus,
+    users: Users,
 }
 
 impl Recorder {
@@ -89,10 +110,22 @@ impl Recorder {
             alarms: Alarms::new(db),
             media,
             bus,
+            users: Users::new(db),
         }
     }
 
+    /// Stores a camera's frame: cameras cost no quota.
     pub async fn record(&self, frame: Frame) -> Result<Recorded, RecordError> {
+        self.store(frame, None).await
+    }
+
+    /// Stores an upload and takes one unit of `payer`'s quota with it;
+    /// [`RecordError::Quota`] when a concurrent request took the last one.
+    pub async fn record_paid(&self, frame: Frame, payer: UserId) -> Result<Recorded, RecordError> {
+        self.store(frame, Some(payer)).await
+    }
+
+    async fn store(&self, frame: Frame, payer: Option<UserId>) -> Result<Recorded, RecordError> {
         let image = frame.image.clone();
         let faces = frame.detection.faces.clone();
         // Recognition and drawing are independent: side by side.
@@ -160,17 +193,28 @@ impl Recorder {
             alarm_id: alarm.as_ref().map(|a| a.id.0),
         };
 
-        if let Err(err) = self.detections.insert(&record).await {
-            self.remove_images(media).await;
-            return Err(err.into());
+        let committed = crate::in_transaction!(self.db, RecordError, |session| async {
+            if let Some(payer) = payer {
+                self.users.charge(payer, session).await?;
+            }
+            self.detections.insert(&record, session).await?;
+            if let Some(alarm) = &alarm {
+                self.alarms.insert(alarm, Some(session)).await?;
+            }
+            Ok(())
+        });
+        match committed {
+            Ok(()) => {}
+            Err(err @ RecordError::Db(DbError::CommitUnknown(_))) => {
+                // Perhaps stored: the images must stay while a document may name them.
+                return Err(err);
+            }
+            Err(err) => {
+                self.remove_images(media).await;
+                return Err(err);
+            }
         }
         if let Some(alarm) = &alarm {
-            if let Err(err) = self.alarms.insert(alarm, None).await {
-                // Without its alarm the detection would be a silent face: undo it whole.
-                let _ = self.detections.delete(record.id).await;
-                self.remove_images(media).await;
-                return Err(err.into());
-            }
             self.bus.publish(alarm.clone());
             tracing::info!(alarm = %alarm.id, faces = face_count, source = %alarm.source, "alarm raised");
         }

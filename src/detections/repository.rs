@@ -27,9 +27,10 @@ impl Detections {
         }
     }
 
-    pub async fn insert(&self, record: &DetectionRecord) -> Result<(), DbError> {
+    pub async fn insert(&self, record: &DetectionRecord, session: &mut ClientSession) -> Result<(), DbError> {
         self.detections
             .insert_one(record)
+            .session(session)
             .await
             .map(drop)
             .map_err(DbError::from_driver)
@@ -72,14 +73,6 @@ impl Detections {
             .find_one_and_delete(doc! { "_id": id.0, "user_id": scope.0 .0 })
             .session(session)
             .await
-            .map_err(DbError::from_driver)
-    }
-
-    pub async fn delete(&self, id: DetectionId) -> Result<(), DbError> {
-        self.detections
-            .delete_one(doc! { "_id": id.0 })
-            .await
-            .map(drop)
             .map_err(DbError::from_driver)
     }
 

@@ -1,8 +1,10 @@
 //! An uploaded image, from bytes to a stored detection.
 //!
-//! Order matters for the quota: the image is sniffed and decoded (within the
-//! limits) before a unit of quota is taken, so a rejected image costs
-//! nothing; a failure on the server's side after that gives the unit back.
+//! Quota: the image is sniffed and decoded (within the limits) and the
+//! quota checked before any detection work, so a rejected image or a used
+//! up quota costs nothing; the unit itself is taken in the transaction
+//! that stores the detection, so only a stored detection is ever paid for
+//! (no refund to lose in a crash or an outage).
 
 use std::time::Instant;
 
@@ -56,32 +58,20 @@ impl UploadService {
     ) -> Result<Recorded, UploadError> {
         let DecodedUpload { bytes, kind, image } = decode_upload(bytes, self.limits).await?;
 
-        self.users.consume_quota(user).await?;
-        let result = async {
-            let started = Instant::now();
-            let detection = self.detector.detect(image.clone()).await?;
-            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-            Ok::<_, UploadError>(
-                self.recorder
-                    .record(Frame {
-                        owner: Some(user),
-                        source,
-                        camera_id: None,
-                        original: bytes,
-                        original_kind: kind,
-                        image,
-                        detection,
-                        duration_ms,
-                    })
-                    .await?,
-            )
-        }
-        .await;
-        if result.is_err() {
-            if let Err(err) = self.users.refund_quota(user).await {
-                tracing::warn!(error = %err, "could not refund quota after a failed detection");
-            }
-        }
-        result
+        self.users.check_quota(user).await?;
+        let started = Instant::now();
+        let detection = self.detector.detect(image.clone()).await?;
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let frame = Frame {
+            owner: Some(user),
+            source,
+            camera_id: None,
+            original: bytes,
+            original_kind: kind,
+            image,
+            detection,
+            duration_ms,
+        };
+        Ok(self.recorder.record_paid(frame, user).await?)
     }
 }

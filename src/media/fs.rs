@@ -23,10 +23,47 @@ impl FileStore {
         self.dir.join(id.to_string())
     }
 
+    /// Removes the temp files of writes that never finished (the process
+    /// was killed between create and rename) and were last written more
+    /// than `age` ago. A write keeps its temp file for the seconds an image
+    /// takes to write and fsync, and each write moves the file's mtime, so
+    /// an age far beyond that never takes a file a live write still owns,
+    /// whichever instance sharing the folder started it (which a cut-off
+    /// at this process's start would not ensure). Only names this store
+    /// makes are touched.
+    pub async fn remove_stale_temp_files(&self, age: Duration) -> std::io::Result<usize> {
+        let cutoff = SystemTime::now() - age;
+        let mut removed = 0;
+        let mut entries = tokio::fs::read_dir(&self.dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            if !entry.file_name().to_str().is_some_and(is_temp_name) {
+                continue;
+            }
+            let modified = match entry.metadata().await.and_then(|m| m.modified()) {
+                Ok(modified) => modified,
+                // Renamed or removed since the listing: a write that finished.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if modified >= cutoff {
+                continue;
+            }
+            match tokio::fs::remove_file(entry.path()).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, dir = %self.dir.display(), "temp files of interrupted image writes removed");
+        }
+        Ok(removed)
+    }
+
     /// Temp file, fsync, rename, fsync the folder: after a crash the image is
     /// either complete under its name or absent, never half-written.
     async fn write_durably(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let temp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+        let temp = dir.join(temp_name());
         let result = async {
             let mut file = tokio::fs::File::create(&temp).await?;
             file.write_all(bytes).await?;
@@ -41,6 +78,19 @@ impl FileStore {
         }
         result
     }
+}
+
+/// `.<32 hex digits>.tmp`: hidden, and never a [`MediaId`].
+fn temp_name() -> String {
+    format!(".{}{TEMP_SUFFIX}", uuid::Uuid::new_v4().simple())
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 impl MediaStore for FileStore {
@@ -113,5 +163,58 @@ mod tests {
         assert_eq!(store.get(id).await.unwrap(), None);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("images")).unwrap().collect();
         assert!(leftovers.is_empty(), "no temp files left behind");
+    }
+
+    #[tokio::test]
+    async fn only_old_temp_files_of_the_store_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let old = dir.path().join(temp_name());
+        let fresh = dir.path().join(temp_name());
+        let foreign = dir.path().join(".notes.tmp");
+        let image = MediaId::new(ImageKind::Jpeg);
+        store.put(image, b"jpeg bytes").await.unwrap();
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        for path in [&old, &fresh, &foreign] {
+            std::fs::write(path, b"half an image").unwrap();
+        }
+        for path in [old.clone(), foreign.clone(), store.path(image)] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        let removed = store
+            .remove_stale_temp_files(Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert!(!old.exists(), "an old temp file goes");
+        assert!(fresh.exists(), "a write in progress keeps its temp file");
+        assert!(
+            foreign.exists(),
+            "a name the store never makes is not its to remove"
+        );
+        assert!(
+            store.path(image).exists(),
+            "images are the orphan sweep's business"
+        );
+    }
+
+    #[test]
+    fn temp_names_are_recognised() {
+        assert!(is_temp_name(&temp_name()));
+        for other in [
+            ".tmp",
+            "..tmp",
+            ".0123.tmp",
+            "0123456789abcdef0123456789abcdef.tmp",
+            ".notes.tmp",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+        assert!(temp_name().parse::<MediaId>().is_err());
     }
 }

@@ -86,6 +86,16 @@ pub enum TelemetryError {
     Db(#[from] crate::db::DbError),
 }
 
+impl crate::db::Transient for TelemetryError {
+    fn is_transient(&self) -> bool {
+        match self {
+            TelemetryError::Db(e) => e.is_transient(),
+            TelemetryError::Quota(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 impl Coded for TelemetryError {
     fn code(&self) -> ErrorCode {
         match self {

@@ -109,13 +109,6 @@ impl StoredPhoto {
 }
 
 impl Series<StoredPhoto> {
-    pub async fn insert_photo(&self, photo: StoredPhoto) -> Result<super::Stored<StoredPhoto>, DbError> {
-        super::series::insert_once(self.collection(), photo, |p| {
-            (p.user_id, &p.device_id, p.collected_at)
-        })
-        .await
-    }
-
     pub async fn photos(
         &self,
         owner: UserId,

@@ -3,7 +3,7 @@
 //! already stored instead of storing it twice, on every instance.
 
 use mongodb::bson::{doc, DateTime as BsonDateTime};
-use mongodb::Collection;
+use mongodb::{ClientSession, Collection};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -77,6 +77,17 @@ where
         self.collection
             .find_one(key(owner, device, at))
             .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Inserts `record` inside a transaction; a duplicate is an error that
+    /// aborts it ([`DbError::is_duplicate_key`]).
+    pub async fn insert_in(&self, record: &T, session: &mut ClientSession) -> Result<(), DbError> {
+        self.collection
+            .insert_one(record)
+            .session(session)
+            .await
+            .map(drop)
             .map_err(DbError::from_driver)
     }
 

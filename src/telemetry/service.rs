@@ -44,6 +44,7 @@ pub struct Telemetry {
     pub users: Users,
     pub signer: UrlSigner,
     pub settings: TelemetrySettings,
+    db: Database,
 }
 
 impl Telemetry {
@@ -69,6 +70,7 @@ impl Telemetry {
             users,
             signer,
             settings,
+            db: db.clone(),
         }
     }
 
@@ -118,9 +120,9 @@ impl Telemetry {
         Ok(stored.map(|r| r.view()))
     }
 
-    /// Checks, stores and recognises a photo. One unit of the owner's quota
-    /// is taken once the image is known to be one and not a retry; a
-    /// failure on the server's side gives it back.
+    /// Checks, stores and recognises a photo. The quota is checked once the
+    /// image is known to be one and not a retry; the unit is taken in the
+    /// transaction that stores the photo, so only a stored photo is paid for.
     pub async fn record_photo(
         &self,
         owner: UserId,
@@ -135,75 +137,76 @@ impl Telemetry {
         if let Some(existing) = self.photos.find(owner, &device, collected_at).await? {
             return Ok(Stored::Existing(self.photo_view(&existing)));
         }
-        self.users.consume_quota(owner).await?;
-        let analysed = async {
-            let detection = self.detector.detect(decoded.image.clone()).await?;
-            let faces = detection.faces;
-            let embeddings = self
-                .recognition
-                .recognizer
-                .embed(decoded.image.clone(), faces.clone())
-                .await?;
-            self.index.catch_up(owner, now).await?;
-            let id = PhotoId::new();
-            let best_match = embeddings
-                .iter()
-                .enumerate()
-                .filter_map(|(i, e)| Some((i, self.index.nearest(owner, e.as_ref()?, id)?)))
-                .min_by(|a, b| a.1.distance.total_cmp(&b.1.distance))
-                .map(|(i, nearest)| StoredMatch {
-                    photo_id: nearest.photo,
-                    distance: nearest.distance,
-                    face_index: i as u32,
-                });
-            let image = MediaId::new(decoded.kind);
-            self.media.put(image, &decoded.bytes).await?;
-            let photo = StoredPhoto {
-                id,
-                user_id: owner,
-                device_id: device,
-                collected_at,
-                received_at: bson_precision(now),
-                width: detection.image_width,
-                height: detection.image_height,
-                faces: faces
-                    .into_iter()
-                    .zip(embeddings)
-                    .map(|(face, embedding)| PhotoFace {
-                        face,
-                        embedding: embedding.map(StoredEmbedding),
-                    })
-                    .collect(),
-                model: self.recognition.recognizer.model_id().to_owned(),
-                image,
-                recognized: best_match.is_some_and(|m| m.distance <= self.recognition.rule.threshold),
-                best_match,
-            };
-            let stored = self.photos.insert_photo(photo).await;
-            if !matches!(stored, Ok(Stored::Created(_))) {
-                // Not ours to keep: a concurrent retry won, or the insert failed.
-                if let Err(err) = self.media.delete(image).await {
-                    tracing::warn!(error = %err, %image, "could not remove the image of an unstored photo");
-                }
-            }
-            Ok::<_, TelemetryError>(stored?)
-        }
-        .await;
-        let refund = match &analysed {
-            Err(err) => err.code().is_server_side(),
-            Ok(stored) => !stored.is_created(),
+        self.users.check_quota(owner).await?;
+        let detection = self.detector.detect(decoded.image.clone()).await?;
+        let faces = detection.faces;
+        let embeddings = self
+            .recognition
+            .recognizer
+            .embed(decoded.image.clone(), faces.clone())
+            .await?;
+        self.index.catch_up(owner, now).await?;
+        let id = PhotoId::new();
+        let best_match = embeddings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, self.index.nearest(owner, e.as_ref()?, id)?)))
+            .min_by(|a, b| a.1.distance.total_cmp(&b.1.distance))
+            .map(|(i, nearest)| StoredMatch {
+                photo_id: nearest.photo,
+                distance: nearest.distance,
+                face_index: i as u32,
+            });
+        let image = MediaId::new(decoded.kind);
+        self.media.put(image, &decoded.bytes).await?;
+        let photo = StoredPhoto {
+            id,
+            user_id: owner,
+            device_id: device,
+            collected_at,
+            received_at: bson_precision(now),
+            width: detection.image_width,
+            height: detection.image_height,
+            faces: faces
+                .into_iter()
+                .zip(embeddings)
+                .map(|(face, embedding)| PhotoFace {
+                    face,
+                    embedding: embedding.map(StoredEmbedding),
+                })
+                .collect(),
+            model: self.recognition.recognizer.model_id().to_owned(),
+            image,
+            recognized: best_match.is_some_and(|m| m.distance <= self.recognition.rule.threshold),
+            best_match,
         };
-        if refund {
-            if let Err(err) = self.users.refund_quota(owner).await {
-                tracing::warn!(error = %err, "could not refund quota after a photo that was not stored");
+        let committed = crate::in_transaction!(self.db, TelemetryError, |session| async {
+            self.users.charge(owner, session).await?;
+            self.photos.insert_in(&photo, session).await?;
+            Ok(())
+        });
+        let lost_race = matches!(&committed, Err(TelemetryError::Db(e)) if e.is_duplicate_key());
+        match committed {
+            Ok(()) => {}
+            // Perhaps stored: the image stays while a document may name it.
+            Err(err @ TelemetryError::Db(DbError::CommitUnknown(_))) => return Err(err),
+            Err(err) => {
+                if let Err(e) = self.media.delete(image).await {
+                    tracing::warn!(error = %e, %image, "could not remove the image of an unstored photo");
+                }
+                if !lost_race {
+                    return Err(err);
+                }
+                // A concurrent retry of the same photo was stored first.
+                let existing = self.photos.find(owner, &photo.device_id, collected_at).await?;
+                let existing =
+                    existing.ok_or_else(|| DbError::Malformed("a duplicate photo vanished".to_owned()))?;
+                return Ok(Stored::Existing(self.photo_view(&existing)));
             }
         }
-        let stored = analysed?;
-        if let Stored::Created(photo) = &stored {
-            self.index.add(owner, photo.id, &photo.faces);
-            tracing::info!(photo = %photo.id, faces = photo.faces.len(), recognized = photo.recognized, "telemetry photo stored");
-        }
-        Ok(stored.map(|p| self.photo_view(&p)))
+        self.index.add(owner, photo.id, &photo.faces);
+        tracing::info!(photo = %photo.id, faces = photo.faces.len(), recognized = photo.recognized, "telemetry photo stored");
+        Ok(Stored::Created(self.photo_view(&photo)))
     }
 
     /// A photo with its faces named by the owner's subjects as they are now.

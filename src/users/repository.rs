@@ -2,11 +2,11 @@ use chrono::Utc;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
-use mongodb::Collection;
+use mongodb::{ClientSession, Collection};
 
 use super::fields::{Email, Quota, UserName};
 use super::{Role, User, UserId};
-use crate::db::{is_duplicate_key, Database, DbError};
+use crate::db::{is_duplicate_key, Database, DbError, Transient};
 use crate::error::{Coded, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,12 @@ impl Coded for UserError {
             UserError::Db(e) => e.retry_after(),
             _ => None,
         }
+    }
+}
+
+impl Transient for UserError {
+    fn is_transient(&self) -> bool {
+        matches!(self, UserError::Db(e) if e.is_transient())
     }
 }
 
@@ -134,9 +140,31 @@ impl Users {
         Ok(self.users.find_one(filter).await?)
     }
 
-    /// Takes one unit of quota in a single conditional update, so concurrent
-    /// requests (on any number of vigil instances) can never overdraw it.
-    pub async fn consume_quota(&self, id: UserId) -> Result<QuotaUse, UserError> {
+    /// Refuses early when the quota is used up, before any work is done for
+    /// the request. Takes nothing: the unit is taken by [`Users::charge`]
+    /// with what the request stores.
+    pub async fn check_quota(&self, id: UserId) -> Result<QuotaUse, UserError> {
+        let user = self.find(id).await?.ok_or(UserError::NotFound)?;
+        let usage = QuotaUse {
+            used: user.api_requests_used,
+            quota: user.api_request_quota,
+        };
+        if usage.used >= usage.quota.0 {
+            return Err(UserError::QuotaExhausted {
+                used: usage.used,
+                quota: usage.quota,
+            });
+        }
+        Ok(usage)
+    }
+
+    /// Takes one unit of quota inside the transaction that stores what it
+    /// pays for: the unit and the record are committed together or not at
+    /// all, so a crash or an outage at any point charges exactly what was
+    /// stored. One conditional update, so concurrent requests (on any
+    /// number of vigil instances) can never overdraw it; the last unit
+    /// goes to the first commit.
+    pub async fn charge(&self, id: UserId, session: &mut ClientSession) -> Result<QuotaUse, UserError> {
         let updated = self
             .users
             .find_one_and_update(
@@ -144,13 +172,14 @@ impl Users {
                 doc! { "$inc": { "api_requests_used": 1 } },
             )
             .return_document(ReturnDocument::After)
+            .session(&mut *session)
             .await?;
         match updated {
             Some(user) => Ok(QuotaUse {
                 used: user.api_requests_used,
                 quota: user.api_request_quota,
             }),
-            None => match self.find(id).await? {
+            None => match self.users.find_one(doc! { "_id": id.0 }).session(session).await? {
                 Some(user) => Err(UserError::QuotaExhausted {
                     used: user.api_requests_used,
                     quota: user.api_request_quota,
@@ -158,17 +187,6 @@ impl Users {
                 None => Err(UserError::NotFound),
             },
         }
-    }
-
-    /// Gives back a unit taken for a request that then failed on our side.
-    pub async fn refund_quota(&self, id: UserId) -> Result<(), UserError> {
-        self.users
-            .update_one(
-                doc! { "_id": id.0, "api_requests_used": { "$gt": 0 } },
-                doc! { "$inc": { "api_requests_used": -1 } },
-            )
-            .await?;
-        Ok(())
     }
 
     pub async fn set_quota(&self, id: UserId, quota: Quota) -> Result<User, UserError> {

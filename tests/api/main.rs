@@ -17,6 +17,7 @@ mod capture;
 mod client;
 mod dashboard;
 mod detections;
+mod durability;
 mod health;
 mod helpers;
 mod hub;

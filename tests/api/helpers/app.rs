@@ -364,6 +364,15 @@ impl Api {
         credential: impl Into<Credential<'a>>,
         upload: Upload,
     ) -> reqwest::Response {
+        self.try_upload(credential, upload).await.expect("request sent")
+    }
+
+    /// An upload to a server that may die while it answers.
+    pub async fn try_upload<'a>(
+        &self,
+        credential: impl Into<Credential<'a>>,
+        upload: Upload,
+    ) -> reqwest::Result<reqwest::Response> {
         let request = self.http.post(self.url("/api/v1/detections"));
         let request = match credential.into() {
             Credential::Bearer(token) => request.bearer_auth(token),
@@ -373,7 +382,7 @@ impl Api {
             Upload::Body { bytes, content_type } => request.header("content-type", content_type).body(bytes),
             Upload::Form(form) => request.multipart(form),
         };
-        request.send().await.expect("request sent")
+        request.send().await
     }
 
     /// Uploads the one-face portrait and returns the created detection,

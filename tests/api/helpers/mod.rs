@@ -6,6 +6,8 @@
 //! - `bodies`: typed response bodies that vigil-wire has no type for;
 //! - `child`: the `vigil` binary as a child process, `vigil serve` included
 //!   ([`spawn_child`]), signals, reading a child's output;
+//! - `database_server`: a database server of the test's own, to kill and
+//!   restart;
 //! - `ws`: the WebSocket hub's client side;
 //! - `assets`: photos fetched by `make models`, images, clips and files made
 //!   on the spot.
@@ -14,10 +16,12 @@ mod app;
 mod assets;
 mod bodies;
 mod child;
+mod database_server;
 mod ws;
 
 pub use app::*;
 pub use assets::*;
 pub use bodies::*;
 pub use child::*;
+pub use database_server::*;
 pub use ws::*;
