@@ -27,6 +27,7 @@ use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaRef
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
+use crate::users::DirectorySync;
 use crate::vision::recognizer::RecognizerLoadError;
 use crate::vision::{DetectorPool, RecognizerPool};
 
@@ -265,6 +266,14 @@ impl Application {
             tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
             tokio::spawn(sweeper),
             tokio::spawn(gallery_sync.run(first_gallery_streams)),
+            // Until it has loaded, lookups read the database.
+            tokio::spawn(
+                DirectorySync {
+                    db: db.clone(),
+                    directory: auth_directory,
+                }
+                .run(None),
+            ),
         ];
         background.extend(hub_tasks);
         Ok(Self {

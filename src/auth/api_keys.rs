@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use mongodb::bson::doc;
 use mongodb::bson::oid::ObjectId;
-use mongodb::Collection;
+use mongodb::{ClientSession, Collection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -214,6 +214,16 @@ impl ApiKeys {
             .delete_one(doc! { "_id": id.0, "user_id": user.0 })
             .await?;
         Ok(result.deleted_count == 1)
+    }
+
+    /// Deletes every key of `user` (the account is being closed).
+    pub async fn delete_all_of(&self, user: UserId, session: &mut ClientSession) -> Result<u64, ApiKeyError> {
+        let result = self
+            .keys
+            .delete_many(doc! { "user_id": user.0 })
+            .session(session)
+            .await?;
+        Ok(result.deleted_count)
     }
 
     pub async fn authenticate(&self, key: &str) -> Result<Option<StoredApiKey>, ApiKeyError> {

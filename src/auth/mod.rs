@@ -2,6 +2,7 @@
 //! keys, who a caller is ([`Principal`]), rate limits and login throttling.
 //! The HTTP extractors that use this live in `api::extract`.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod password;
 pub mod principal;
@@ -28,7 +29,7 @@ use self::tokens::{JwtAlgorithm, TokenError, TokenIssuer};
 use crate::db::{Database, DbError};
 use crate::error::{Coded, ErrorCode};
 use crate::users::fields::{Email, FieldError, Password, Quota, UserName};
-use crate::users::{User, UserError, UserId, Users};
+use crate::users::{AccountDirectory, Role, User, UserError, UserId, Users};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -108,6 +109,9 @@ pub struct AuthSettings {
 #[derive(Clone)]
 pub struct AuthService {
     pub users: Users,
+    /// Who exists with which role, as of now: followed by a
+    /// [`crate::users::DirectorySync`] that startup runs.
+    pub accounts: AccountDirectory,
     pub api_keys: ApiKeys,
     pub tokens: TokenIssuer,
     pub limiter: RequestLimiter,
@@ -121,6 +125,7 @@ impl AuthService {
     pub fn new(db: &Database, settings: &AuthSettings, secret: &JwtSecret) -> Result<Self, HashError> {
         Ok(Self {
             users: Users::new(db),
+            accounts: AccountDirectory::default(),
             api_keys: ApiKeys::new(db),
             tokens: TokenIssuer::new(
                 secret.as_bytes(),
@@ -215,27 +220,34 @@ impl AuthService {
             })?;
             let user_id =
                 UserId::parse(&claims.sub).ok_or(AuthError::InvalidToken("access token invalid"))?;
+            // The role now, not the one the token was issued with: a
+            // demotion takes effect before the token expires.
+            let role = self
+                .current_role(user_id)
+                .await?
+                .ok_or(AuthError::InvalidToken("the account no longer exists"))?;
             return Ok(Principal {
                 user_id,
-                role: claims.role,
+                role,
                 credential: Credential::AccessToken,
             });
         }
         if let Some(key) = api_key {
-            let invalid = AuthError::InvalidToken("API key invalid or revoked");
-            let stored = self.api_keys.authenticate(key).await?.ok_or(invalid)?;
-            let user = self
-                .users
-                .find(stored.user_id)
-                .await?
-                .ok_or(AuthError::InvalidToken("API key invalid or revoked"))?;
+            let invalid = || AuthError::InvalidToken("API key invalid or revoked");
+            let stored = self.api_keys.authenticate(key).await?.ok_or_else(invalid)?;
+            let role = self.current_role(stored.user_id).await?.ok_or_else(invalid)?;
             return Ok(Principal {
-                user_id: user.id,
-                role: user.role,
+                user_id: stored.user_id,
+                role,
                 credential: Credential::ApiKey(stored.id, stored.scope),
             });
         }
         Err(AuthError::Unauthenticated)
+    }
+
+    /// The account's role, `None` once it is deleted.
+    async fn current_role(&self, id: UserId) -> Result<Option<Role>, AuthError> {
+        Ok(self.accounts.role(id, &self.users).await?)
     }
 
     /// One token that may be either credential (the WebSocket's `?token=`

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use mongodb::bson::doc;
-use mongodb::Collection;
+use mongodb::{ClientSession, Collection};
 use serde::{Deserialize, Serialize};
 
 use super::tokens::{random_secret, secret_digest};
@@ -135,6 +135,20 @@ impl RefreshTokens {
             self.revoke_family(&stored.family_id).await?;
         }
         Ok(())
+    }
+
+    /// Deletes every refresh token of `user` (the account is being closed).
+    pub async fn delete_all_of(
+        &self,
+        user: UserId,
+        session: &mut ClientSession,
+    ) -> Result<u64, RefreshError> {
+        let result = self
+            .tokens
+            .delete_many(doc! { "user_id": user.0 })
+            .session(session)
+            .await?;
+        Ok(result.deleted_count)
     }
 
     async fn revoke_family(&self, family_id: &str) -> Result<(), RefreshError> {

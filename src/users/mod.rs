@@ -1,5 +1,6 @@
 //! User accounts: the domain types, the stored document, the repository.
 
+pub mod directory;
 pub mod fields;
 mod repository;
 
@@ -8,6 +9,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use directory::{AccountDirectory, DirectorySync};
 pub use fields::Quota;
 pub use repository::{QuotaUse, UserError, Users};
 

@@ -213,6 +213,28 @@ impl Users {
         Ok(user.role != Role::Admin)
     }
 
+    /// Takes the admin role away; returns false when it was not an admin.
+    pub async fn demote(&self, name: &UserName) -> Result<bool, UserError> {
+        let user = self
+            .users
+            .find_one_and_update(
+                doc! { "user_name_key": name.key() },
+                doc! { "$set": { "role": "user" } },
+            )
+            .await?
+            .ok_or(UserError::NotFound)?;
+        Ok(user.role == Role::Admin)
+    }
+
+    /// Deletes the account named `name` inside the caller's transaction.
+    pub async fn delete(&self, name: &UserName, session: &mut ClientSession) -> Result<User, UserError> {
+        self.users
+            .find_one_and_delete(doc! { "user_name_key": name.key() })
+            .session(session)
+            .await?
+            .ok_or(UserError::NotFound)
+    }
+
     /// Every admin's id: camera frames are matched against their galleries.
     pub async fn admin_ids(&self) -> Result<Vec<UserId>, UserError> {
         let ids: Vec<Document> = self

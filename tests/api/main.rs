@@ -11,6 +11,7 @@ macro_rules! repo_path {
     };
 }
 
+mod accounts;
 mod auth;
 mod browser;
 mod capture;
