@@ -55,11 +55,15 @@ pub enum StartupError {
     },
 }
 
+/// How long shutdown waits for the database driver's own cleanup.
+const DRIVER_SHUTDOWN: Duration = Duration::from_secs(2);
+
 pub struct Application {
     port: u16,
     server: Server,
     background: Vec<JoinHandle<()>>,
     services: Services,
+    db: Database,
 }
 
 impl Application {
@@ -281,6 +285,7 @@ impl Application {
             server,
             background,
             services,
+            db,
         })
     }
 
@@ -300,8 +305,23 @@ impl Application {
         // Before the runtime goes away: every ffmpeg child killed and reaped.
         self.services.cameras.shutdown().await;
         self.services.hub.shutdown().await;
-        for task in self.background {
+        for task in &self.background {
             task.abort();
+        }
+        for task in self.background {
+            let _ = task.await;
+        }
+        // A request cancelled mid-transaction (by the shutdown timeout, or
+        // the database gate) leaves the driver a task that aborts it; run on
+        // a runtime that is going away, that task finds the connection pool
+        // gone and panics inside the driver. The driver's own shutdown waits
+        // for such tasks while the runtime still runs them; bounded, since it
+        // also waits for the database when it is away.
+        if tokio::time::timeout(DRIVER_SHUTDOWN, self.db.client().clone().shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?DRIVER_SHUTDOWN, "database driver did not shut down in time");
         }
         tracing::info!("stopped");
         result
