@@ -302,3 +302,35 @@ async fn units_charged_equal_detections_stored_after_vigil_is_killed_mid_upload(
     assert_acknowledged_and_paid_once(&outcomes, &after, &data_dir.path().join("images"));
     drop(server);
 }
+
+#[tokio::test]
+async fn uploads_cut_off_by_shutdown_leave_no_panic_and_are_paid_for_exactly() {
+    let data_dir = tempfile::tempdir().unwrap();
+    // No grace: SIGTERM cancels whatever is in flight, transactions included.
+    let options = AppOptions::default()
+        .port(free_port())
+        .data_dir(data_dir.path())
+        .flag("--default-quota", 100_000)
+        .flag("--shutdown-timeout-secs", 0);
+    let mut outcomes = Vec::new();
+    let mut user = None;
+    for _round in 0..3 {
+        let mut server = spawn_child(&options).await;
+        let owner = match &user {
+            Some(user) => user,
+            None => user.insert(server.create_user().await),
+        };
+        let uploaders = Uploaders::start(&server, &owner.access_token, 4);
+        uploaders.until_created(2, Duration::from_secs(120)).await;
+        server.signal(libc::SIGTERM);
+        let status = server.exit_within(Duration::from_secs(15)).await;
+        outcomes.extend(uploaders.finish().await);
+        let log = server.log();
+        assert!(!log.contains("panicked"), "a panic at shutdown:\n{log}");
+        assert_eq!(status.code(), Some(0), "graceful exit: {status:?}\n{log}");
+    }
+    let user = user.unwrap();
+    let client = mongodb::Client::with_uri_str(database_uri()).await.unwrap();
+    let after = stored(&client.database(&options.database_name), &user).await;
+    assert_acknowledged_and_paid_once(&outcomes, &after, &data_dir.path().join("images"));
+}
