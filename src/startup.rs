@@ -359,7 +359,7 @@ async fn migrate_if_reachable(
 }
 
 /// At startup, then hourly: removes the folder store's temp files of
-/// interrupted writes (last written over an hour ago), and, once the
+/// writes whose process died, and, once the
 /// database is ready, orphan images (older than an hour, referenced by no
 /// detection, enrolled face or telemetry photo).
 async fn sweep_orphans_when_ready(
@@ -372,8 +372,8 @@ async fn sweep_orphans_when_ready(
     let mut ready = readiness.subscribe();
     loop {
         if let Some(folder) = &folder {
-            if let Err(err) = folder.remove_stale_temp_files(AGE).await {
-                tracing::warn!(error = %err, "could not remove stale temp files; retrying in an hour");
+            if let Err(err) = folder.remove_abandoned_writes().await {
+                tracing::warn!(error = %err, "could not remove abandoned temp files; retrying in an hour");
             }
         }
         if ready.wait_for(|s| *s == ReadyState::Ready).await.is_err() {

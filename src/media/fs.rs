@@ -1,3 +1,4 @@
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -7,70 +8,95 @@ use tokio::io::AsyncWriteExt;
 
 use super::{MediaError, MediaId, MediaStore};
 
+/// Where writes in progress live: `<dir>/.writing/<writer>/` holds one
+/// process's temp files, and `<dir>/.writing/<writer>.lock` is locked by that
+/// process for as long as it runs. The operating system drops the lock when
+/// the process dies, however it dies, so any process sharing the folder can
+/// tell a dead writer's leftovers from a live one's writes and remove them at
+/// once, with no age to guess.
+const WRITING: &str = ".writing";
+const LOCK_EXTENSION: &str = "lock";
+
 /// Images as files in one folder, named by their id.
 pub struct FileStore {
     dir: PathBuf,
+    writer: Writer,
+}
+
+/// This process's temp folder, and the lock that says it is alive.
+struct Writer {
+    temp_dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+impl Writer {
+    fn start(writing: &Path) -> std::io::Result<Self> {
+        let temp_dir = writing.join(uuid::Uuid::new_v4().simple().to_string());
+        let lock_path = temp_dir.with_extension(LOCK_EXTENSION);
+        // The lock first, then the folder: a folder without its lock file
+        // belongs to nobody alive.
+        let lock = File::create(&lock_path)?;
+        lock.try_lock().map_err(std::io::Error::other)?;
+        std::fs::create_dir(&temp_dir)?;
+        Ok(Self {
+            temp_dir,
+            lock_path,
+            _lock: lock,
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.temp_dir);
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
 }
 
 impl FileStore {
     pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir })
+        let writing = dir.join(WRITING);
+        std::fs::create_dir_all(&writing)?;
+        let writer = Writer::start(&writing)?;
+        Ok(Self { dir, writer })
+    }
+
+    /// Removes what writers that no longer run left half-written (a
+    /// process killed between a temp file's creation and its rename),
+    /// whichever process sharing the folder it was. Returns how many
+    /// writers' leftovers went.
+    pub async fn remove_abandoned_writes(&self) -> std::io::Result<usize> {
+        let writing = self.dir.join(WRITING);
+        let own = self.writer.temp_dir.clone();
+        let removed = tokio::task::spawn_blocking(move || remove_dead_writers(&writing, &own))
+            .await
+            .map_err(std::io::Error::other)??;
+        if removed > 0 {
+            tracing::info!(writers = removed, dir = %self.dir.display(), "temp files of interrupted image writes removed");
+        }
+        Ok(removed)
     }
 
     fn path(&self, id: MediaId) -> PathBuf {
         self.dir.join(id.to_string())
     }
 
-    /// Removes the temp files of writes that never finished (the process
-    /// was killed between create and rename) and were last written more
-    /// than `age` ago. A write keeps its temp file for the seconds an image
-    /// takes to write and fsync, and each write moves the file's mtime, so
-    /// an age far beyond that never takes a file a live write still owns,
-    /// whichever instance sharing the folder started it (which a cut-off
-    /// at this process's start would not ensure). Only names this store
-    /// makes are touched.
-    pub async fn remove_stale_temp_files(&self, age: Duration) -> std::io::Result<usize> {
-        let cutoff = SystemTime::now() - age;
-        let mut removed = 0;
-        let mut entries = tokio::fs::read_dir(&self.dir).await?;
-        while let Some(entry) = entries.next_entry().await? {
-            if !entry.file_name().to_str().is_some_and(is_temp_name) {
-                continue;
-            }
-            let modified = match entry.metadata().await.and_then(|m| m.modified()) {
-                Ok(modified) => modified,
-                // Renamed or removed since the listing: a write that finished.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            if modified >= cutoff {
-                continue;
-            }
-            match tokio::fs::remove_file(entry.path()).await {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if removed > 0 {
-            tracing::info!(removed, dir = %self.dir.display(), "temp files of interrupted image writes removed");
-        }
-        Ok(removed)
-    }
-
     /// Temp file, fsync, rename, fsync the folder: after a crash the image is
     /// either complete under its name or absent, never half-written.
-    async fn write_durably(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let temp = dir.join(temp_name());
+    async fn write_durably(&self, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let temp = self
+            .writer
+            .temp_dir
+            .join(uuid::Uuid::new_v4().simple().to_string());
         let result = async {
             let mut file = tokio::fs::File::create(&temp).await?;
             file.write_all(bytes).await?;
             file.sync_all().await?;
             drop(file);
             tokio::fs::rename(&temp, target).await?;
-            tokio::fs::File::open(dir).await?.sync_all().await
+            tokio::fs::File::open(&self.dir).await?.sync_all().await
         }
         .await;
         if result.is_err() {
@@ -80,22 +106,42 @@ impl FileStore {
     }
 }
 
-/// `.<32 hex digits>.tmp`: hidden, and never a [`MediaId`].
-fn temp_name() -> String {
-    format!(".{}{TEMP_SUFFIX}", uuid::Uuid::new_v4().simple())
-}
-
-const TEMP_SUFFIX: &str = ".tmp";
-
-fn is_temp_name(name: &str) -> bool {
-    name.strip_prefix('.')
-        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
-        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+/// Removes every writer's folder and lock file under `writing` whose lock
+/// nobody holds.
+fn remove_dead_writers(writing: &Path, own: &Path) -> std::io::Result<usize> {
+    let mut writers = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(writing)? {
+        let path = entry?.path();
+        writers.insert(path.with_extension(""));
+    }
+    let mut removed = 0;
+    for temp_dir in writers.iter().filter(|dir| dir.as_path() != own) {
+        let lock_path = temp_dir.with_extension(LOCK_EXTENSION);
+        let lock = match File::options().write(true).open(&lock_path) {
+            Ok(lock) => Some(lock),
+            // A sweeper that died between removing the folder and its lock
+            // file left one without the other: nobody writes there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if lock.as_ref().is_some_and(|lock| lock.try_lock().is_err()) {
+            continue; // a live writer
+        }
+        for gone in [std::fs::remove_dir_all(temp_dir), std::fs::remove_file(&lock_path)] {
+            match gone {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 impl MediaStore for FileStore {
     fn put<'a>(&'a self, id: MediaId, bytes: &'a [u8]) -> BoxFuture<'a, Result<(), MediaError>> {
-        async move { Ok(Self::write_durably(&self.dir, &self.path(id), bytes).await?) }.boxed()
+        async move { Ok(self.write_durably(&self.path(id), bytes).await?) }.boxed()
     }
 
     fn get(&self, id: MediaId) -> BoxFuture<'_, Result<Option<Vec<u8>>, MediaError>> {
@@ -161,60 +207,43 @@ mod tests {
         store.delete(id).await.unwrap();
         store.delete(id).await.unwrap();
         assert_eq!(store.get(id).await.unwrap(), None);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("images")).unwrap().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(&store.writer.temp_dir).unwrap().collect();
         assert!(leftovers.is_empty(), "no temp files left behind");
     }
 
     #[tokio::test]
-    async fn only_old_temp_files_of_the_store_are_removed() {
+    async fn a_dead_writers_temp_files_go_and_a_live_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
+        let writing = dir.path().join(WRITING);
         let store = FileStore::open(dir.path()).unwrap();
-        let old = dir.path().join(temp_name());
-        let fresh = dir.path().join(temp_name());
-        let foreign = dir.path().join(".notes.tmp");
+        // Another process sharing the folder, alive, in the middle of a write.
+        let live = Writer::start(&writing).unwrap();
+        std::fs::write(live.temp_dir.join("half"), b"half an image").unwrap();
+        // One killed mid-write: its folder and lock file are there, the lock free.
+        let dead = writing.join("0123456789abcdef0123456789abcdef");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("half"), b"half an image").unwrap();
+        std::fs::write(dead.with_extension(LOCK_EXTENSION), b"").unwrap();
+        // What a sweeper killed half-way leaves: a folder or a lock file alone.
+        let lone_dir = writing.join("11111111111111111111111111111111");
+        std::fs::create_dir(&lone_dir).unwrap();
+        let lone_lock = writing.join("22222222222222222222222222222222.lock");
+        std::fs::write(&lone_lock, b"").unwrap();
         let image = MediaId::new(ImageKind::Jpeg);
         store.put(image, b"jpeg bytes").await.unwrap();
-        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
-        for path in [&old, &fresh, &foreign] {
-            std::fs::write(path, b"half an image").unwrap();
-        }
-        for path in [old.clone(), foreign.clone(), store.path(image)] {
-            std::fs::File::options()
-                .write(true)
-                .open(path)
-                .unwrap()
-                .set_modified(two_hours_ago)
-                .unwrap();
-        }
-        let removed = store
-            .remove_stale_temp_files(Duration::from_secs(3600))
-            .await
-            .unwrap();
-        assert_eq!(removed, 1);
-        assert!(!old.exists(), "an old temp file goes");
-        assert!(fresh.exists(), "a write in progress keeps its temp file");
-        assert!(
-            foreign.exists(),
-            "a name the store never makes is not its to remove"
-        );
-        assert!(
-            store.path(image).exists(),
-            "images are the orphan sweep's business"
-        );
-    }
 
-    #[test]
-    fn temp_names_are_recognised() {
-        assert!(is_temp_name(&temp_name()));
-        for other in [
-            ".tmp",
-            "..tmp",
-            ".0123.tmp",
-            "0123456789abcdef0123456789abcdef.tmp",
-            ".notes.tmp",
-        ] {
-            assert!(!is_temp_name(other), "{other}");
-        }
-        assert!(temp_name().parse::<MediaId>().is_err());
+        assert_eq!(store.remove_abandoned_writes().await.unwrap(), 3);
+        assert!(!dead.exists(), "a dead writer's temp files go");
+        assert!(!dead.with_extension(LOCK_EXTENSION).exists(), "with its lock file");
+        assert!(!lone_dir.exists() && !lone_lock.exists());
+        assert!(live.temp_dir.join("half").exists(), "a live writer's stay");
+        assert!(store.writer.temp_dir.exists(), "and this store's own");
+        assert!(store.path(image).exists(), "images are the orphan sweep's business");
+        assert_eq!(store.remove_abandoned_writes().await.unwrap(), 0);
+
+        drop(live);
+        drop(store);
+        let left: Vec<_> = std::fs::read_dir(&writing).unwrap().collect();
+        assert!(left.is_empty(), "a writer that stops cleans up: {left:?}");
     }
 }

@@ -300,6 +300,24 @@ async fn units_charged_equal_detections_stored_after_vigil_is_killed_mid_upload(
     let client = mongodb::Client::with_uri_str(database_uri()).await.unwrap();
     let after = stored(&client.database(&options.database_name), &user).await;
     assert_acknowledged_and_paid_once(&outcomes, &after, &data_dir.path().join("images"));
+    // The killed servers' half-written temp files are swept at the last
+    // start: what is left under .writing is the running server's own.
+    let writing = data_dir.path().join("images/.writing");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = std::fs::read_dir(&writing)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if left.len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "temp files of killed servers are left: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(server);
 }
 
