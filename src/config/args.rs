@@ -380,6 +380,24 @@ pub struct HubArgs {
     )]
     pub ws_client_timeout: Duration,
 
+    /// Messages per second one WebSocket session may send on average; more are answered with `rate_limited`, a flood is closed (1008).
+    #[arg(
+        long,
+        env = "VIGIL_WS_MESSAGES_PER_SECOND",
+        default_value = "20",
+        value_parser = at_least_one()
+    )]
+    pub ws_messages_per_second: NonZeroU32,
+
+    /// Messages one WebSocket session may send at once before the per-second rate applies.
+    #[arg(
+        long,
+        env = "VIGIL_WS_MESSAGE_BURST",
+        default_value = "40",
+        value_parser = at_least_one()
+    )]
+    pub ws_message_burst: NonZeroU32,
+
     /// Largest n the Fibonacci command accepts.
     #[arg(
         long,

@@ -23,6 +23,7 @@ use crate::auth::throttle::ThrottleSettings;
 use crate::auth::{AuthSettings, JwtSecret};
 use crate::capture::{CameraId, CaptureSettings};
 use crate::db::DatabaseSettings;
+use crate::hub::rate::MessageLimit;
 use crate::hub::HubConfig;
 use crate::media::MediaSettings;
 use crate::people::MatchRule;
@@ -141,6 +142,10 @@ impl args::HubArgs {
             queue: self.ws_queue as usize,
             heartbeat: self.ws_heartbeat,
             client_timeout: self.ws_client_timeout,
+            message_limit: MessageLimit {
+                per_second: self.ws_messages_per_second,
+                burst: self.ws_message_burst,
+            },
             fib_max_n: self.fib_max_n,
             log_clock: self.ws_log_clock,
             log_ttl_days: self.ws_log_ttl_days,
@@ -383,6 +388,8 @@ mod tests {
             ("--db-timeout-secs", "0"),
             ("--rate-limit-per-second", "0"),
             ("--ws-heartbeat-secs", "soon"),
+            ("--ws-messages-per-second", "0"),
+            ("--ws-message-burst", "0"),
         ] {
             let err = ServeArgs::try_parse_from(["vigil", flag, value]).unwrap_err();
             let text = with_env_hint(err, &ServeArgs::command()).render().to_string();
@@ -401,6 +408,14 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(config.hub.heartbeat, Duration::from_secs(3));
+        assert_eq!(
+            (
+                config.hub.message_limit.per_second.get(),
+                config.hub.message_limit.burst.get()
+            ),
+            (20, 40),
+            "the defaults, far above what the dashboard sends"
+        );
         assert_eq!(config.auth.rate_limit.per_second.get(), 4);
         assert_eq!(
             config.auth.rate_limit.burst.get(),

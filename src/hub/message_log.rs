@@ -6,6 +6,16 @@
 //! the buffer is full, entries are dropped and counted: a chatty log must
 //! never slow a client down. Each entry carries its own `expires_at`, so the
 //! retention can change by configuration without touching the TTL index.
+//!
+//! A session's own exchange — what the client sends and what it is answered
+//! — is kept in full up to [`LOGGED_IN_FULL`] bytes of frame text; a longer
+//! message leaves its beginning, its length and its SHA-256 instead
+//! ([`LogPayload::Truncated`]). The client chooses how much that exchange
+//! weighs (one `fib` asks for a 21 kB answer), so without the cap it could
+//! make the server write megabytes a second into this collection. Broadcasts
+//! (alarms, telemetry readings, the clock) are kept in full: their size is
+//! not the client's to choose, and erasing a subject must find every alarm
+//! that named them by its `identities` ([`forget_alarms_naming`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +25,7 @@ use chrono::{DateTime, Utc};
 use mongodb::bson::Bson;
 use mongodb::Collection;
 use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Notify};
 
 use vigil_wire::hub::{ClientId, ServerMessage};
@@ -42,8 +53,9 @@ pub struct LogEntry {
     pub direction: Direction,
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(serialize_with = "shared_bson")]
-    pub payload: Arc<Bson>,
+    /// `payload`, or `truncated` for a message over [`LOGGED_IN_FULL`].
+    #[serde(flatten)]
+    pub payload: LogPayload,
     #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub at: DateTime<Utc>,
     #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
@@ -52,6 +64,63 @@ pub struct LogEntry {
 
 fn shared_bson<S: Serializer>(payload: &Arc<Bson>, s: S) -> Result<S::Ok, S::Error> {
     payload.as_ref().serialize(s)
+}
+
+/// Longest frame text, in bytes, a session's message is logged in full with.
+/// Every message of the protocol but `fib_result` for large n fits, and so
+/// does anything a client sends for a reason (`value`, `number`, `fib`…).
+pub const LOGGED_IN_FULL: usize = 1024;
+
+/// How much of a longer message's text its row keeps: enough for its
+/// `type`, `id` and `n`.
+pub const LOGGED_PREFIX: usize = 256;
+
+/// What a log row keeps of a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum LogPayload {
+    /// The message as a document (a raw string when it was not JSON).
+    #[serde(rename = "payload", serialize_with = "shared_bson")]
+    Full(Arc<Bson>),
+    /// A message over [`LOGGED_IN_FULL`] bytes.
+    #[serde(rename = "truncated")]
+    Truncated(Truncated),
+}
+
+/// The trace a long message leaves: whoever holds the message can check
+/// that it is the one logged (same length, same digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Truncated {
+    /// The first [`LOGGED_PREFIX`] bytes of the frame text (fewer when that
+    /// would split a character).
+    pub prefix: String,
+    /// The frame text's length in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the frame text, lowercase hex.
+    pub sha256: String,
+}
+
+impl LogPayload {
+    /// `text` is the message as it went over the wire; `full` makes its
+    /// document, and is called only when the message is short enough to keep.
+    pub fn of_frame(text: &str, full: impl FnOnce() -> Bson) -> Self {
+        if text.len() <= LOGGED_IN_FULL {
+            return LogPayload::Full(Arc::new(full()));
+        }
+        let mut end = LOGGED_PREFIX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        LogPayload::Truncated(Truncated {
+            prefix: text[..end].to_owned(),
+            bytes: text.len() as u64,
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        })
+    }
+
+    /// A value logged in full, whatever its size.
+    pub fn full(value: &impl Serialize) -> Self {
+        LogPayload::Full(payload_of(value))
+    }
 }
 
 #[derive(Clone)]
@@ -121,7 +190,7 @@ impl MessageLog {
         user_id: Option<UserId>,
         direction: Direction,
         kind: &str,
-        payload: Arc<Bson>,
+        payload: LogPayload,
     ) {
         let at = Utc::now();
         let entry = LogEntry {
@@ -145,7 +214,7 @@ impl MessageLog {
         if delivered.is_empty() {
             return;
         }
-        let payload = payload_of(message);
+        let payload = LogPayload::full(message);
         for session in delivered {
             self.record(
                 &session.session_id,
@@ -221,6 +290,71 @@ impl LogWriter {
 }
 
 /// A JSON value as a log payload.
-pub fn payload_of(value: &impl Serialize) -> Arc<Bson> {
+fn payload_of(value: &impl Serialize) -> Arc<Bson> {
     Arc::new(mongodb::bson::to_bson(value).unwrap_or(Bson::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(payload: LogPayload) -> mongodb::bson::Document {
+        let at = Utc::now();
+        mongodb::bson::to_document(&LogEntry {
+            session_id: "s".into(),
+            client_id: "c".into(),
+            user_id: None,
+            instance_id: "i".into(),
+            direction: Direction::Out,
+            kind: "fib_result".into(),
+            payload,
+            at,
+            expires_at: at,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_short_message_is_kept_whole() {
+        let text = r#"{"type":"fib_result","id":1,"n":10,"value":"55"}"#;
+        let entry = row(LogPayload::of_frame(text, || Bson::String("document".into())));
+        assert_eq!(entry.get_str("payload").unwrap(), "document");
+        assert!(!entry.contains_key("truncated"));
+
+        let exactly = "x".repeat(LOGGED_IN_FULL);
+        assert!(matches!(
+            LogPayload::of_frame(&exactly, || Bson::Null),
+            LogPayload::Full(_)
+        ));
+    }
+
+    #[test]
+    fn a_long_message_leaves_its_beginning_length_and_digest() {
+        // Two-byte characters from an odd offset: the cut falls inside one.
+        let text = format!("{{\"value\":\"x{}\"}}", "é".repeat(2000));
+        let entry = row(LogPayload::of_frame(&text, || panic!("never built")));
+        assert!(!entry.contains_key("payload"));
+        let truncated = entry.get_document("truncated").unwrap();
+        let prefix = truncated.get_str("prefix").unwrap();
+        assert!(text.starts_with(prefix));
+        assert_eq!(prefix.len(), LOGGED_PREFIX - 1);
+        assert_eq!(truncated.get_i64("bytes").unwrap(), text.len() as i64);
+        assert_eq!(
+            truncated.get_str("sha256").unwrap(),
+            hex::encode(Sha256::digest(text.as_bytes()))
+        );
+        assert_eq!(
+            entry.get_str("type").unwrap(),
+            "fib_result",
+            "the rest of the row as ever"
+        );
+        assert_eq!(
+            LogPayload::of_frame(&"a".repeat(LOGGED_IN_FULL + 1), || Bson::Null),
+            LogPayload::Truncated(Truncated {
+                prefix: "a".repeat(LOGGED_PREFIX),
+                bytes: LOGGED_IN_FULL as u64 + 1,
+                sha256: hex::encode(Sha256::digest("a".repeat(LOGGED_IN_FULL + 1))),
+            })
+        );
+    }
 }

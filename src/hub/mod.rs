@@ -15,6 +15,7 @@ pub mod message_log;
 pub mod numbers;
 pub mod presence;
 pub mod protocol;
+pub mod rate;
 pub mod session;
 pub mod topics;
 
@@ -29,6 +30,7 @@ use self::counters::Counters;
 use self::fib::FibService;
 use self::message_log::{LogWriter, MessageLog};
 use self::presence::Presence;
+use self::rate::MessageLimit;
 use self::topics::{Closing, Registry};
 use crate::alarms::AlarmBus;
 use crate::auth::AuthService;
@@ -42,6 +44,8 @@ pub struct HubConfig {
     pub queue: usize,
     pub heartbeat: Duration,
     pub client_timeout: Duration,
+    /// How many messages a session may send (a token bucket per session).
+    pub message_limit: MessageLimit,
     pub fib_max_n: u64,
     pub log_clock: bool,
     pub log_ttl_days: u32,

@@ -18,12 +18,15 @@ use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use vigil_wire::hub::{close, ClientId, ClientMessage, CounterValue, FibN, Refusal, ServerMessage, Topic};
+use vigil_wire::hub::{
+    close, ClientId, ClientMessage, CounterValue, FibN, Refusal, ServerMessage, Topic, MAX_MESSAGE_BYTES,
+};
 use vigil_wire::ErrorCode;
 
 use super::fib::FibError;
-use super::message_log::{payload_of, Direction};
+use super::message_log::{Direction, LogPayload};
 use super::protocol;
+use super::rate::{MessageBudget, Verdict};
 use super::topics::{Closing, Outgoing, SessionHandle, Viewer};
 use super::Hub;
 use crate::auth::Principal;
@@ -48,6 +51,15 @@ pub enum ClientFrame {
     Ping(Bytes),
     Pong,
     Close(Option<CloseFrame>),
+}
+
+/// Why the socket could not hand over the next frame.
+#[derive(Debug)]
+pub enum FrameError {
+    /// A message over [`MAX_MESSAGE_BYTES`] (one frame, or fragments together).
+    TooBig,
+    /// Anything else that broke the connection: a protocol violation, I/O.
+    Broken(String),
 }
 
 /// A close frame: its code, and the reason text when there is one.
@@ -76,6 +88,8 @@ enum End {
     Vanished,
     /// The connection broke (a protocol violation at the WebSocket level).
     Broken(String),
+    /// The client sent a message over [`MAX_MESSAGE_BYTES`].
+    TooBig,
     /// Nothing at all (not even a pong) within the client timeout.
     TimedOut,
     Server(Closing),
@@ -87,6 +101,7 @@ struct Session {
     hub: Hub,
     handle: Arc<SessionHandle>,
     errors: u32,
+    budget: MessageBudget,
 }
 
 /// Removes the session from the registry and `ws_clients` even when the
@@ -139,7 +154,7 @@ impl Drop for Departure {
 pub async fn run<K: Socket>(
     hub: Hub,
     socket: K,
-    frames: impl Stream<Item = Result<ClientFrame, String>> + Unpin,
+    frames: impl Stream<Item = Result<ClientFrame, FrameError>> + Unpin,
     start: SessionStart,
 ) {
     let session_id = uuid::Uuid::new_v4().simple().to_string();
@@ -171,6 +186,7 @@ pub async fn run<K: Socket>(
         hub: hub.clone(),
         handle: handle.clone(),
         errors: 0,
+        budget: MessageBudget::new(hub.config().message_limit, Instant::now()),
     };
     if handle.viewer.get().is_some() || hub.config().allow_anonymous {
         session.hello().await;
@@ -189,6 +205,18 @@ pub async fn run<K: Socket>(
     let (stop_writer, close) = match &end {
         End::ClientClosed(frame) => (Closing::GoingAway, Some((frame.clone(), Duration::from_secs(1)))),
         End::Vanished | End::Broken(_) => (Closing::GoingAway, None),
+        // The message is dropped unhandled: a close frame tells the client
+        // why, where a dropped connection would leave it guessing.
+        End::TooBig => (
+            Closing::GoingAway,
+            Some((
+                Some(CloseFrame {
+                    code: close::MESSAGE_TOO_BIG,
+                    reason: Some(format!("message too big: at most {MAX_MESSAGE_BYTES} bytes")),
+                }),
+                Duration::from_secs(1),
+            )),
+        ),
         End::TimedOut => (
             Closing::GoingAway,
             Some((
@@ -205,6 +233,7 @@ pub async fn run<K: Socket>(
                 // waits behind it, for as long as a client may stay silent.
                 Closing::TooSlow => ("too slow: messages were piling up", hub.config().client_timeout),
                 Closing::Policy => ("too many invalid messages", Duration::from_secs(1)),
+                Closing::Flood => ("too many messages: over the rate limit", Duration::from_secs(1)),
                 Closing::GoingAway => ("server shutting down", Duration::from_secs(1)),
             };
             (*why, Some((server_close(why.close_code(), text), grace)))
@@ -219,8 +248,15 @@ pub async fn run<K: Socket>(
     match end {
         End::TimedOut => tracing::info!("WebSocket client silent beyond the timeout; connection dropped"),
         End::Broken(err) => tracing::info!(error = %err, "WebSocket protocol error; connection dropped"),
+        End::TooBig => tracing::info!(
+            limit = MAX_MESSAGE_BYTES,
+            "WebSocket client sent a message over the limit; closed with 1009"
+        ),
         End::Server(Closing::Policy) => {
             tracing::info!("WebSocket client closed with 1008 after repeated invalid messages")
+        }
+        End::Server(Closing::Flood) => {
+            tracing::info!("WebSocket client closed with 1008: messages kept coming over the rate limit")
         }
         other => tracing::debug!(end = ?other, "WebSocket session ended"),
     }
@@ -282,7 +318,7 @@ impl Session {
 
     async fn read(
         &mut self,
-        mut frames: impl Stream<Item = Result<ClientFrame, String>> + Unpin,
+        mut frames: impl Stream<Item = Result<ClientFrame, FrameError>> + Unpin,
         mut closing: watch::Receiver<Option<Closing>>,
     ) -> End {
         let started = Instant::now();
@@ -323,14 +359,17 @@ impl Session {
                     last_seen = Instant::now();
                     match frame {
                         None => return End::Vanished,
-                        Some(Err(err)) => return End::Broken(err),
+                        Some(Err(FrameError::TooBig)) => return End::TooBig,
+                        Some(Err(FrameError::Broken(err))) => return End::Broken(err),
                         Some(Ok(ClientFrame::Text(text))) => pending = self.on_text(&text).await,
                         Some(Ok(ClientFrame::Binary(len))) => {
-                            self.log_in("binary", payload_of(&serde_json::json!({ "bytes": len })));
-                            self.refuse(
-                                Refusal::new(ErrorCode::BinaryNotSupported, "messages are JSON text frames"),
-                                Value::Null,
-                            );
+                            self.log_in("binary", LogPayload::full(&serde_json::json!({ "bytes": len })));
+                            if !self.over_budget(Value::Null) {
+                                self.refuse(
+                                    Refusal::new(ErrorCode::BinaryNotSupported, "messages are JSON text frames"),
+                                    Value::Null,
+                                );
+                            }
                         }
                         Some(Ok(ClientFrame::Ping(bytes))) => {
                             self.handle.push(Outgoing::Pong(bytes));
@@ -343,7 +382,7 @@ impl Session {
         }
     }
 
-    fn log_in(&self, kind: &str, payload: Arc<mongodb::bson::Bson>) {
+    fn log_in(&self, kind: &str, payload: LogPayload) {
         self.hub.log().record(
             &self.handle.session_id,
             &self.handle.client_id,
@@ -359,8 +398,11 @@ impl Session {
             !matches!(&message, ServerMessage::Error { code, .. } if !vigil_wire::hub::ERROR_CODES.contains(code)),
             "{message:?} is not in the WebSocket's list of error codes"
         );
-        let payload = payload_of(&message);
-        if self.handle.push(Outgoing::Text(message.text().into())) {
+        let text = message.text();
+        let payload = LogPayload::of_frame(&text, || {
+            mongodb::bson::to_bson(&message).unwrap_or(mongodb::bson::Bson::Null)
+        });
+        if self.handle.push(Outgoing::Text(text.into())) {
             self.hub.log().record(
                 &self.handle.session_id,
                 &self.handle.client_id,
@@ -370,6 +412,34 @@ impl Session {
                 payload,
             );
         }
+    }
+
+    /// Takes a token for a message from the client; without one, answers
+    /// `rate_limited` (and closes a flood) and says the message is not to
+    /// be handled. These refusals have a closing rule of their own
+    /// ([`MessageBudget`]) instead of counting among the refusals in a row:
+    /// at twice the rate every other message is handled, which would reset
+    /// that count for ever.
+    fn over_budget(&mut self, id: Value) -> bool {
+        let verdict = self.budget.take(Instant::now());
+        if verdict == Verdict::Handle {
+            return false;
+        }
+        let limit = self.config().message_limit;
+        self.send(ServerMessage::error(
+            Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "over {} messages a second (bursts of {}): this one was not handled",
+                    limit.per_second, limit.burst
+                ),
+            ),
+            id,
+        ));
+        if verdict == Verdict::Close {
+            self.handle.close(Closing::Flood);
+        }
+        true
     }
 
     /// An `error` to this client only; counts towards the 1008 limit.
@@ -413,7 +483,10 @@ impl Session {
 
     async fn on_text(&mut self, text: &str) -> Option<PendingFib> {
         let incoming = protocol::parse(text);
-        self.log_in(&incoming.kind, Arc::new(incoming.payload));
+        self.log_in(&incoming.kind, incoming.payload);
+        if self.over_budget(incoming.id.clone()) {
+            return None;
+        }
         let message = match incoming.message {
             Ok(message) => message,
             Err(refusal) => {

@@ -26,6 +26,8 @@ pub enum Closing {
     TooSlow,
     /// Too many bad messages in a row, or no `auth` when it is required.
     Policy,
+    /// Messages kept coming over the rate limit ([`super::rate`]).
+    Flood,
     /// The server is shutting down.
     GoingAway,
 }
@@ -34,7 +36,7 @@ impl Closing {
     pub fn close_code(self) -> u16 {
         match self {
             Closing::TooSlow => close::TRY_AGAIN_LATER,
-            Closing::Policy => close::POLICY,
+            Closing::Policy | Closing::Flood => close::POLICY,
             Closing::GoingAway => close::GOING_AWAY,
         }
     }

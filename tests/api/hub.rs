@@ -8,15 +8,17 @@ use mongodb::bson::{doc, Document};
 use num_bigint::BigUint;
 use serde_json::json;
 use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use vigil_wire::alarms::AlarmView;
 use vigil_wire::hub::{NumberView, Parity, ServerMessage, Topic};
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    alarm, body, close_code, connect, expect_message, hello, keep_reading, next, next_of, parse, quiet, send,
-    spawn_app, spawn_app_with, sync, try_connect_with, ws_error, AppOptions, ClientList, TestApp, WS_WAIT,
+    alarm, body, close_code, close_frame, connect, expect_message, hello, keep_reading, next, next_of, parse,
+    quiet, send, spawn_app, spawn_app_with, sync, try_connect_with, ws_error, AppOptions, ClientList,
+    TestApp, Ws, WS_WAIT,
 };
 
 const WAIT: Duration = WS_WAIT;
@@ -28,6 +30,13 @@ fn fib_by_addition(n: u32) -> BigUint {
         a = std::mem::replace(&mut b, next);
     }
     a
+}
+
+/// For the tests that send as fast as they can on purpose.
+fn unlimited_messages(options: AppOptions) -> AppOptions {
+    options
+        .flag("--ws-messages-per-second", 100_000)
+        .flag("--ws-message-burst", 100_000)
 }
 
 async fn count(app: &TestApp, collection: &str, filter: Document) -> u64 {
@@ -149,7 +158,8 @@ async fn bad_input_is_answered_with_errors_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn twenty_consecutive_errors_close_the_session_with_1008() {
-    let app = spawn_app().await;
+    // 60 messages at once: this test is about the errors, not the rate.
+    let app = spawn_app_with(unlimited_messages(AppOptions::default())).await;
     let (mut ws, _) = quiet(&app, "").await;
     // A good message in between resets the count.
     for _ in 0..19 {
@@ -183,7 +193,10 @@ async fn twenty_consecutive_errors_close_the_session_with_1008() {
 
 #[tokio::test]
 async fn even_and_odd_numbers_have_their_parity_and_range() {
-    let app = spawn_app_with(AppOptions::default().flag("--rate-limit-per-second", 10_000)).await;
+    let app = spawn_app_with(unlimited_messages(
+        AppOptions::default().flag("--rate-limit-per-second", 10_000),
+    ))
+    .await;
     let (mut ws, _) = quiet(&app, "").await;
     for kind in [Parity::Even, Parity::Odd] {
         let mut seen = std::collections::HashSet::new();
@@ -558,7 +571,7 @@ async fn five_hundred_clients_all_receive_an_alarm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_closed_with_1013_without_delaying_a_fast_one() {
-    let app = spawn_app_with(AppOptions::default().flag("--ws-queue", 8)).await;
+    let app = spawn_app_with(unlimited_messages(AppOptions::default().flag("--ws-queue", 8))).await;
     let (mut fast, _) = quiet(&app, "?client_id=fast").await;
 
     // A client that reads nothing, with a tiny receive window.
@@ -602,6 +615,224 @@ async fn a_slow_consumer_is_closed_with_1013_without_delaying_a_fast_one() {
     // What the slow client finally reads ends with 1013.
     assert_eq!(close_code(&mut slow, Duration::from_secs(60)).await, 1013);
     let _ = CloseCode::Again; // 1013, for the reader
+}
+
+/// A message of `len` bytes in frames of at most `chunk` bytes, the way a
+/// client library fragments a long message.
+async fn send_fragmented(ws: &mut Ws, text: &str, chunk: usize) {
+    let pieces: Vec<&[u8]> = text.as_bytes().chunks(chunk).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let last = i + 1 == pieces.len();
+        ws.send(Message::Frame(Frame::message(
+            piece.to_vec(),
+            OpCode::Data(opcode),
+            last,
+        )))
+        .await
+        .unwrap();
+    }
+}
+
+/// A `ping` whose frame text is exactly `len` bytes long.
+fn ping_of_len(len: usize) -> (String, serde_json::Value) {
+    let frame = |id: &str| json!({"type": "ping", "id": id}).to_string();
+    let id = "x".repeat(len - frame("").len());
+    let text = frame(&id);
+    assert_eq!(text.len(), len);
+    (text, json!(id))
+}
+
+#[tokio::test]
+async fn a_message_over_16_kib_is_closed_with_1009() {
+    let app = spawn_app().await;
+
+    // Up to the limit, in one frame or in several, a message is handled.
+    let (mut ws, _) = quiet(&app, "").await;
+    let (text, id) = ping_of_len(16 * 1024);
+    ws.send(Message::text(text.clone())).await.unwrap();
+    assert_eq!(next(&mut ws).await, ServerMessage::Pong { id: id.clone() });
+    send_fragmented(&mut ws, &text, 5000).await;
+    assert_eq!(next(&mut ws).await, ServerMessage::Pong { id });
+
+    // A 20 KiB frame: a close frame that says why, not a dropped connection.
+    let (text, _) = ping_of_len(20 * 1024);
+    ws.send(Message::text(text.clone())).await.unwrap();
+    let (code, reason, before) = close_frame(&mut ws, WAIT).await;
+    assert_eq!(code, u16::from(CloseCode::Size));
+    assert_eq!(code, 1009);
+    assert!(reason.contains("16384"), "{reason}");
+    assert!(before.is_empty(), "{before:?}");
+
+    // Fragments each under the limit, over it together.
+    let (mut ws, _) = quiet(&app, "").await;
+    send_fragmented(&mut ws, &text, 6000).await;
+    let (code, _, before) = close_frame(&mut ws, WAIT).await;
+    assert_eq!(code, 1009);
+    assert!(before.is_empty(), "{before:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_rate_are_refused_and_a_flood_is_closed_with_1008() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--ws-messages-per-second", 2)
+            .flag("--ws-message-burst", 4),
+    )
+    .await;
+
+    // A client at the allowed rate is served, for longer than one burst.
+    let paced = {
+        let (mut ws, _) = quiet(&app, "").await;
+        tokio::spawn(async move {
+            for i in 0..8 {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                send(&mut ws, json!({"type": "ping", "id": i})).await;
+                assert_eq!(next(&mut ws).await, ServerMessage::Pong { id: json!(i) });
+            }
+        })
+    };
+
+    // Over the burst: the extra messages are answered with rate_limited
+    // and not handled (their values are not kept); the session goes on.
+    let client_id = format!("rate-{}", uuid::Uuid::new_v4().simple());
+    let query = format!("?client_id={client_id}");
+    let (mut ws, _) = quiet(&app, &query).await;
+    for value in 11..=16 {
+        send(&mut ws, json!({"type": "value", "value": value})).await;
+    }
+    // Long enough for a token for the sync's ping, and to forgive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let refused = sync(&mut ws).await;
+    let refusals = refused.len() as u64;
+    // The unsubscribe of `quiet` took one of the four tokens.
+    assert!((2..=3).contains(&refusals), "{refused:?}");
+    for message in refused {
+        let error = ws_error(message);
+        assert_eq!(error.code, ErrorCode::RateLimited, "{error:?}");
+        assert!(error.message.contains("2 messages a second"), "{error:?}");
+    }
+    assert!(sync(&mut ws).await.is_empty(), "served again after a pause");
+    ws.close(None).await.unwrap();
+    let (_ws, hello) = quiet(&app, &query).await;
+    let kept = hello.value.get();
+    assert!(
+        (13..16).contains(&kept),
+        "the refused last value is not kept: {kept}"
+    );
+    // Refused or not, every message exchanged is in the log.
+    let logged = |kind: &str| doc! { "client_id": &client_id, "type": kind };
+    wait_for_count(&app, "ws_messages", logged("value"), 6, WAIT).await;
+    wait_for_count(&app, "ws_messages", logged("error"), refusals, WAIT).await;
+
+    // A flood: some answers, then rate_limited naming each refused request,
+    // then 1008.
+    let (mut flood, _) = quiet(&app, "").await;
+    for i in 0..40 {
+        send(&mut flood, json!({"type": "ping", "id": i})).await;
+    }
+    let (code, reason, before) = close_frame(&mut flood, WAIT).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("rate limit"), "{reason}");
+    let pongs = before
+        .iter()
+        .take_while(|m| matches!(m, ServerMessage::Pong { .. }))
+        .count();
+    assert!(pongs <= 4, "{before:?}");
+    let errors: Vec<_> = before[pongs..].iter().cloned().map(ws_error).collect();
+    assert_eq!(
+        errors.len(),
+        5,
+        "a refusal more than the burst closes: {before:?}"
+    );
+    for (i, error) in errors.iter().enumerate() {
+        assert_eq!(error.code, ErrorCode::RateLimited);
+        assert_eq!(error.id, json!(pongs + i), "the refusal names its request");
+    }
+
+    paced.await.expect("the paced client was served throughout");
+}
+
+#[tokio::test]
+async fn a_long_message_is_logged_as_its_beginning_length_and_digest() {
+    let app = spawn_app().await;
+    let client_id = format!("digest-{}", uuid::Uuid::new_v4().simple());
+    let (mut ws, _) = quiet(&app, &format!("?client_id={client_id}")).await;
+    send(&mut ws, json!({"type": "fib", "id": "big", "n": 100_000})).await;
+    let answer = loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Text(text) => break text.to_string(),
+            _ => continue,
+        }
+    };
+    assert!(answer.len() > 20_000, "F(100000) has 20899 digits");
+    // Long in, long out: a ping with a 5000-byte id, and its pong.
+    let (ping, id) = ping_of_len(5000);
+    ws.send(Message::text(ping.clone())).await.unwrap();
+    assert_eq!(next(&mut ws).await, ServerMessage::Pong { id });
+    send(&mut ws, json!({"type": "fib", "id": "small", "n": 10})).await;
+    next(&mut ws).await;
+
+    let filter = doc! { "client_id": &client_id };
+    // hello, unsubscribe, subscribed, 2 × (fib, fib_result), ping, pong.
+    wait_for_count(&app, "ws_messages", filter.clone(), 9, WAIT).await;
+    let entry = |direction: &'static str, kind: &'static str, id: &'static str| {
+        let collection = app.db.collection::<Document>("ws_messages");
+        let mut filter = filter.clone();
+        filter.insert("direction", direction);
+        filter.insert("type", kind);
+        async move {
+            let rows: Vec<Document> =
+                futures_util::TryStreamExt::try_collect(collection.find(filter).await.unwrap())
+                    .await
+                    .unwrap();
+            rows.into_iter()
+                .find(|row| {
+                    id.is_empty()
+                        || row
+                            .get_document("payload")
+                            .ok()
+                            .and_then(|p| p.get_str("id").ok())
+                            == Some(id)
+                        || row
+                            .get_document("truncated")
+                            .is_ok_and(|t| t.get_str("prefix").unwrap().contains(id))
+                })
+                .unwrap_or_else(|| panic!("no {direction} {kind} {id}"))
+        }
+    };
+    let digest_of = |row: &Document, text: &str| {
+        assert!(!row.contains_key("payload"), "not kept in full: {row}");
+        let truncated = row.get_document("truncated").unwrap();
+        let prefix = truncated.get_str("prefix").unwrap();
+        assert!(text.starts_with(prefix) && prefix.len() == 256, "{prefix}");
+        let bytes = truncated.get("bytes").unwrap();
+        assert_eq!(
+            bytes.as_i64().or(bytes.as_i32().map(i64::from)),
+            Some(text.len() as i64)
+        );
+        // SHA-256 in hex, the digest stored API keys are kept under.
+        assert_eq!(
+            truncated.get_str("sha256").unwrap(),
+            vigil::auth::tokens::secret_digest(text)
+        );
+    };
+    digest_of(&entry("out", "fib_result", "\"big\"").await, &answer);
+    digest_of(&entry("in", "ping", "").await, &ping);
+    let pong = entry("out", "pong", "").await;
+    assert!(pong.contains_key("truncated"), "{pong}");
+    // Short messages as ever, in full.
+    let small = entry("out", "fib_result", "small").await;
+    assert_eq!(
+        small.get_document("payload").unwrap().get_str("value").unwrap(),
+        "55"
+    );
+    assert!(!small.contains_key("truncated"));
 }
 
 #[tokio::test]

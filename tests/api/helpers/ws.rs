@@ -167,15 +167,25 @@ pub async fn sync(ws: &mut Ws) -> Vec<ServerMessage> {
 
 /// Reads until the server's close frame; returns its code.
 pub async fn close_code(ws: &mut Ws, within: Duration) -> u16 {
+    close_frame(ws, within).await.0
+}
+
+/// Reads until the server's close frame; returns its code and reason, and
+/// the text frames that came before it.
+pub async fn close_frame(ws: &mut Ws, within: Duration) -> (u16, String, Vec<ServerMessage>) {
     let deadline = Instant::now() + within;
+    let mut before = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let frame = tokio::time::timeout(left, ws.next())
             .await
             .expect("closed in time");
         match frame {
-            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-            Some(Ok(Message::Close(None))) => return 1005,
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string(), before)
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new(), before),
+            Some(Ok(Message::Text(text))) => before.push(parse(text.as_str())),
             Some(Ok(_)) => continue,
             other => panic!("connection ended without a close frame: {other:?}"),
         }

@@ -39,16 +39,24 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::InvalidToken,
     ErrorCode::InvalidFibN,
     ErrorCode::InvalidValue,
+    ErrorCode::RateLimited,
     ErrorCode::DatabaseUnavailable,
     ErrorCode::Internal,
 ];
+
+/// Largest message, in bytes, a client may send: one frame, or the frames of
+/// a fragmented message together. Every client message is far smaller.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// The close codes the server ends a session with.
 pub mod close {
     /// The server is shutting down; reconnect (to another instance).
     pub const GOING_AWAY: u16 = 1001;
-    /// Too many invalid messages in a row, or no `auth` when one is required.
+    /// Too many invalid messages in a row, a flood of messages over the rate
+    /// limit, or no `auth` when one is required.
     pub const POLICY: u16 = 1008;
+    /// A message over [`super::MAX_MESSAGE_BYTES`].
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The client did not read fast enough: its queue filled up.
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
