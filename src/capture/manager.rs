@@ -77,7 +77,7 @@ impl Cameras {
         let span = tracing::info_span!("camera", id = %spec.id, source = %spec.source.redacted());
         let task =
             tokio::spawn(supervise(spec.clone(), stats.clone(), self.deps.clone(), stop_rx).instrument(span));
-        tracing::info!(camera = %spec.id, source = %spec.source.redacted(), fps = spec.fps, "camera added");
+        tracing::info!(camera = %spec.id, source = %spec.source.redacted(), fps = spec.fps.get(), "camera added");
         let status = stats.snapshot(&spec);
         running.insert(
             spec.id.clone(),

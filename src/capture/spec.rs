@@ -10,9 +10,15 @@ use serde::Serialize;
 
 use crate::error::{Coded, ErrorCode};
 
-pub const DEFAULT_FPS: f64 = 5.0;
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
+pub const DEFAULT_FPS: Fps = Fps(5.0);
+/// One frame every 1000 s (about a quarter of an hour), the rarest sampling
+/// accepted: the floor keeps a frame period (and the stall timeout derived
+/// from it) a small, valid [`Duration`] however small a number a client
+/// sends.
+pub const MIN_FPS: f64 = 0.001;
 pub const MAX_FPS: f64 = 60.0;
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(86_400);
 const MAX_ID_LEN: usize = 64;
 const KEYS: [&str; 5] = ["id", "source", "fps", "cooldown", "loop"];
 
@@ -36,9 +42,9 @@ pub enum SpecError {
     BadV4l2Index(String),
     #[error("source `{0}` has nothing after the colon")]
     EmptySource(String),
-    #[error("fps must be a number above 0 and at most {MAX_FPS}, got `{0}`")]
+    #[error("fps must be a number from {MIN_FPS} (one frame every 1000 s) to {MAX_FPS}, got `{0}`")]
     BadFps(String),
-    #[error("cooldown must be a number of seconds (0 to 86400), got `{0}`")]
+    #[error("cooldown must be a number of seconds from 0 to {max}, got `{0}`", max = MAX_COOLDOWN.as_secs())]
     BadCooldown(String),
     #[error("loop must be true or false, got `{0}`")]
     BadLoop(String),
@@ -123,13 +129,95 @@ impl FromStr for SourceSpec {
     }
 }
 
+/// Frames per second sampled from a source: a finite number from
+/// [`MIN_FPS`] to [`MAX_FPS`], so its [`period`](Fps::period) is always a
+/// valid duration of at most 1000 s.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Fps(f64);
+
+impl Fps {
+    pub fn new(fps: f64) -> Result<Self, SpecError> {
+        // NaN is in no range, so it is refused here too.
+        if (MIN_FPS..=MAX_FPS).contains(&fps) {
+            Ok(Self(fps))
+        } else {
+            Err(SpecError::BadFps(shown(fps)))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// Time between two sampled frames: from 1/60 s to 1000 s.
+    pub fn period(self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.0)
+    }
+}
+
+impl FromStr for Fps {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        // The text as given, not as re-printed, goes into the error.
+        let bad = || SpecError::BadFps(s.trim().to_owned());
+        s.trim()
+            .parse::<f64>()
+            .map_err(|_| bad())
+            .and_then(|f| Self::new(f).map_err(|_| bad()))
+    }
+}
+
+impl fmt::Display for Fps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never exponent notation: ffmpeg's fps filter reads this text.
+        write!(f, "{}", self.0)
+    }
+}
+
+impl PartialEq<f64> for Fps {
+    fn eq(&self, other: &f64) -> bool {
+        self.0 == *other
+    }
+}
+
+/// A cooldown in seconds (`cooldown=SECS`, `cooldown_secs`), from 0 to
+/// [`MAX_COOLDOWN`].
+pub fn cooldown_from_secs(secs: f64) -> Result<Duration, SpecError> {
+    if (0.0..=MAX_COOLDOWN.as_secs_f64()).contains(&secs) {
+        Duration::try_from_secs_f64(secs).map_err(|_| SpecError::BadCooldown(shown(secs)))
+    } else {
+        Err(SpecError::BadCooldown(shown(secs)))
+    }
+}
+
+/// The cooldown text form: seconds, with an optional `s`.
+pub fn parse_cooldown(s: &str) -> Result<Duration, SpecError> {
+    let bad = || SpecError::BadCooldown(s.trim().to_owned());
+    s.trim()
+        .trim_end_matches('s')
+        .parse::<f64>()
+        .map_err(|_| bad())
+        .and_then(|secs| cooldown_from_secs(secs).map_err(|_| bad()))
+}
+
+/// A number for an error message: `1e-300`, not 300 zeros.
+fn shown(value: f64) -> String {
+    let plain = value.to_string();
+    if plain.len() <= 24 {
+        plain
+    } else {
+        format!("{value:e}")
+    }
+}
+
 /// One configured camera.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraSpec {
     pub id: CameraId,
     pub source: SourceSpec,
     /// Frames per second sampled from the source (and searched for faces).
-    pub fps: f64,
+    pub fps: Fps,
     /// While faces stay in view, at most one alarm per cooldown.
     pub cooldown: Duration,
     /// Replay a local file forever instead of finishing at its end.
@@ -148,19 +236,27 @@ impl CameraSpec {
     ) -> Result<Self, SpecError> {
         let id = CameraId::parse(id)?;
         let source: SourceSpec = source.parse()?;
-        let fps = match fps {
-            Some(f) if f.is_finite() && f > 0.0 && f <= MAX_FPS => f,
-            Some(f) => return Err(SpecError::BadFps(f.to_string())),
-            None => DEFAULT_FPS,
-        };
-        let cooldown = match cooldown_secs {
-            Some(c) if c.is_finite() && (0.0..=86_400.0).contains(&c) => Duration::from_secs_f64(c),
-            Some(c) => return Err(SpecError::BadCooldown(c.to_string())),
-            None => DEFAULT_COOLDOWN,
-        };
-        let looping = looping.unwrap_or(false);
+        let fps = fps.map(Fps::new).transpose()?.unwrap_or(DEFAULT_FPS);
+        let cooldown = cooldown_secs
+            .map(cooldown_from_secs)
+            .transpose()?
+            .unwrap_or(DEFAULT_COOLDOWN);
+        Self::new(id, source, fps, cooldown, looping.unwrap_or(false))
+    }
+
+    /// A spec from parsed parts; only the combination is left to check.
+    pub fn new(
+        id: CameraId,
+        source: SourceSpec,
+        fps: Fps,
+        cooldown: Duration,
+        looping: bool,
+    ) -> Result<Self, SpecError> {
         if looping && !matches!(&source, SourceSpec::Ffmpeg { input } if !is_url(input)) {
             return Err(SpecError::LoopNeedsFile);
+        }
+        if cooldown > MAX_COOLDOWN {
+            return Err(SpecError::BadCooldown(shown(cooldown.as_secs_f64())));
         }
         Ok(Self {
             id,
@@ -209,16 +305,14 @@ impl FromStr for CameraSpec {
             }
         }
         let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.trim());
-        let fps = get("fps")
-            .map(|v| v.parse::<f64>().map_err(|_| SpecError::BadFps(v.to_owned())))
-            .transpose()?;
+        // In the order of `from_parts`, so both forms name the same fault first.
+        let id = CameraId::parse(get("id").ok_or(SpecError::Missing("id"))?)?;
+        let source = get("source").ok_or(SpecError::Missing("source"))?.parse()?;
+        let fps = get("fps").map(Fps::from_str).transpose()?.unwrap_or(DEFAULT_FPS);
         let cooldown = get("cooldown")
-            .map(|v| {
-                v.trim_end_matches('s')
-                    .parse::<f64>()
-                    .map_err(|_| SpecError::BadCooldown(v.to_owned()))
-            })
-            .transpose()?;
+            .map(parse_cooldown)
+            .transpose()?
+            .unwrap_or(DEFAULT_COOLDOWN);
         let looping = get("loop")
             .map(|v| match v {
                 "true" | "1" | "yes" => Ok(true),
@@ -226,9 +320,7 @@ impl FromStr for CameraSpec {
                 other => Err(SpecError::BadLoop(other.to_owned())),
             })
             .transpose()?;
-        let id = get("id").ok_or(SpecError::Missing("id"))?;
-        let source = get("source").ok_or(SpecError::Missing("source"))?;
-        Self::from_parts(id, source, fps, cooldown, looping)
+        Self::new(id, source, fps, cooldown, looping.unwrap_or(false))
     }
 }
 
@@ -424,6 +516,70 @@ mod tests {
         }
         let message = parse("id=a,source=v4l2:0,colour=red").unwrap_err().to_string();
         assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn extreme_numbers_are_refused_not_carried() {
+        let api = |fps: Option<f64>, cooldown: Option<f64>| {
+            CameraSpec::from_parts("a", "v4l2:0", fps, cooldown, None)
+        };
+        for fps in [
+            1e-300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            0.0,
+            -0.0,
+            -1.0,
+            0.000_999,
+            60.000_001,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            assert!(
+                matches!(api(Some(fps), None), Err(SpecError::BadFps(_))),
+                "fps {fps:e}"
+            );
+        }
+        for cooldown in [-1e-300, -1.0, 86_400.001, 1e300, f64::NAN, f64::INFINITY] {
+            assert!(
+                matches!(api(None, Some(cooldown)), Err(SpecError::BadCooldown(_))),
+                "cooldown {cooldown:e}"
+            );
+        }
+        // The edges themselves are accepted, and their durations are sane.
+        let slowest = api(Some(MIN_FPS), Some(86_400.0)).unwrap();
+        assert_eq!(slowest.fps.period(), Duration::from_secs(1000));
+        assert_eq!(slowest.cooldown, MAX_COOLDOWN);
+        let fastest = api(Some(MAX_FPS), Some(0.0)).unwrap();
+        assert!(fastest.fps.period() > Duration::from_millis(16));
+        assert_eq!(fastest.cooldown, Duration::ZERO);
+        // A message shows the number as sent, not 300 zeros.
+        let message = api(Some(1e-300), None).unwrap_err().to_string();
+        assert!(message.contains("`1e-300`"), "{message}");
+        assert!(message.contains("0.001"), "{message}");
+    }
+
+    #[test]
+    fn extreme_numbers_in_the_text_form_are_refused() {
+        for fps in [
+            "NaN", "nan", "inf", "-inf", "infinity", "1e-300", "1e300", "0.0009",
+        ] {
+            assert_eq!(
+                parse(&format!("id=a,source=v4l2:0,fps={fps}")),
+                Err(SpecError::BadFps(fps.into())),
+            );
+        }
+        for cooldown in ["NaN", "inf", "1e300s", "-0.5", "86401"] {
+            assert_eq!(
+                parse(&format!("id=a,source=v4l2:0,cooldown={cooldown}")),
+                Err(SpecError::BadCooldown(cooldown.into())),
+            );
+        }
+        let slow = parse("id=a,source=v4l2:0,fps=0.001,cooldown=86400s").unwrap();
+        assert_eq!(slow.fps, MIN_FPS);
+        assert_eq!(parse(&slow.to_string()).unwrap(), slow);
     }
 
     #[test]

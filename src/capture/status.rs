@@ -127,7 +127,7 @@ impl CameraStats {
         CameraStatus {
             id: spec.id.to_string(),
             source: spec.source.redacted(),
-            fps: spec.fps,
+            fps: spec.fps.get(),
             cooldown_secs: spec.cooldown.as_secs_f64(),
             r#loop: spec.looping,
             status: inner.state.unwrap_or(CameraState::Starting),

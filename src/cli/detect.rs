@@ -7,6 +7,11 @@ use anyhow::Context;
 
 use crate::vision::{annotate_jpeg, decode_image, Detection, Detector, DetectorConfig, ImageLimits};
 
+/// Most threads a command-line run may ask for (inference threads here,
+/// detections at once in `vigil watch`): each is an OS thread, and far more
+/// than the cores only costs memory.
+pub(crate) const MAX_THREADS: u32 = 1024;
+
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
     /// Print one JSON object per image (JSON Lines) instead of text.
@@ -25,12 +30,12 @@ pub struct DetectArgs {
         long,
         value_name = "N",
         default_value_t = DetectorConfig::default().max_side,
-        value_parser = clap::value_parser!(u32).range(32..=4096)
+        value_parser = crate::config::args::max_side()
     )]
     pub max_side: u32,
-    /// Threads for one inference (default: all cores).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Threads for one inference, 1-1024 (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_THREADS)))]
+    pub threads: Option<u32>,
     /// Directory holding centerface.onnx (`make models` fills ./models).
     #[arg(long, value_name = "DIR", env = "VIGIL_MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
@@ -49,7 +54,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let config = DetectorConfig {
         max_side: args.max_side,
         score_threshold: args.threshold,
-        threads: args.threads.unwrap_or(defaults.threads).max(1),
+        threads: args.threads.map_or(defaults.threads, |n| n as usize),
         ..defaults
     };
     let detector = Detector::load(&args.models_dir, config)?;

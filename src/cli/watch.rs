@@ -10,26 +10,45 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 
-use crate::capture::{AlarmSink, CameraAlarm, CameraSpec, Cameras, CaptureDeps};
+use super::detect::MAX_THREADS;
+use crate::capture::spec::{is_url, parse_cooldown, Fps, DEFAULT_FPS};
+use crate::capture::{
+    AlarmSink, CameraAlarm, CameraId, CameraSpec, Cameras, CaptureDeps, SourceSpec, SpecError,
+};
 use crate::vision::{annotate_jpeg, Detection, Detector, DetectorConfig, DetectorPool};
+
+/// The longest `--duration`: a year, far beyond any trial run, and small
+/// enough that no deadline computed from it can overflow.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// `--duration`: seconds from 0 to [`MAX_DURATION`], fractions allowed.
+fn run_duration(raw: &str) -> Result<Duration, String> {
+    let max = MAX_DURATION.as_secs();
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| (0.0..=MAX_DURATION.as_secs_f64()).contains(secs))
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("must be a number of seconds from 0 to {max} (a year), got `{raw}`"))
+}
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
     /// Sources: v4l2:INDEX, ffmpeg:URL_OR_FILE or dir:PATH (several run side by side).
     #[arg(required = true, value_name = "SRC")]
     pub sources: Vec<String>,
-    /// Frames per second searched for faces, per source.
-    #[arg(long, default_value_t = crate::capture::spec::DEFAULT_FPS)]
-    pub fps: f64,
-    /// Seconds between alarms while faces stay in view.
-    #[arg(long, default_value_t = 10.0)]
-    pub cooldown: f64,
+    /// Frames per second searched for faces, per source (0.001-60).
+    #[arg(long, default_value_t = DEFAULT_FPS)]
+    pub fps: Fps,
+    /// Seconds between alarms while faces stay in view (0-86400).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_cooldown)]
+    pub cooldown: Duration,
     /// Replay local files forever.
     #[arg(long = "loop")]
     pub looping: bool,
-    /// Stop after this many seconds (default: when every source has ended; Ctrl-C stops too).
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
+    /// Stop after this many seconds, at most a year (default: when every source has ended; Ctrl-C stops too).
+    #[arg(long, value_name = "SECS", value_parser = run_duration)]
+    pub duration: Option<Duration>,
     /// Print every processed frame, not only alarms.
     #[arg(long)]
     pub every_frame: bool,
@@ -39,9 +58,9 @@ pub struct WatchArgs {
     /// Minimum face score, 0-1.
     #[arg(long, default_value_t = DetectorConfig::default().score_threshold)]
     pub threshold: f32,
-    /// Detections running at once (default: one per core).
-    #[arg(long)]
-    pub concurrency: Option<usize>,
+    /// Detections running at once, 1-1024 (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_THREADS)))]
+    pub concurrency: Option<u32>,
     /// The ffmpeg program.
     #[arg(long, env = "VIGIL_FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
@@ -97,6 +116,15 @@ impl AlarmSink for PrintSink {
     }
 }
 
+/// The `i`th source on the command line, with the flags every source shares.
+fn watched(i: usize, text: &str, args: &WatchArgs) -> Result<CameraSpec, SpecError> {
+    let id = CameraId::parse(&format!("cam{}", i + 1))?;
+    let source: SourceSpec = text.parse()?;
+    // --loop applies to the local files among the sources and leaves the rest alone.
+    let looping = args.looping && matches!(&source, SourceSpec::Ffmpeg { input } if !is_url(input));
+    CameraSpec::new(id, source, args.fps, args.cooldown, looping)
+}
+
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -113,19 +141,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .sources
         .iter()
         .enumerate()
-        .map(|(i, source)| {
-            let looping = args.looping
-                && source.starts_with("ffmpeg:")
-                && !crate::capture::spec::is_url(&source["ffmpeg:".len()..]);
-            CameraSpec::from_parts(
-                &format!("cam{}", i + 1),
-                source,
-                Some(args.fps),
-                Some(args.cooldown),
-                Some(looping),
-            )
-            .with_context(|| format!("source `{source}`"))
-        })
+        .map(|(i, text)| watched(i, text, &args).with_context(|| format!("source `{text}`")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(dir) = &args.save {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -136,7 +152,9 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     };
     let models_dir = args.models_dir.clone();
     let detector = tokio::task::spawn_blocking(move || Detector::load(&models_dir, config)).await??;
-    let concurrency = args.concurrency.unwrap_or_else(crate::vision::default_threads);
+    let concurrency = args
+        .concurrency
+        .map_or_else(crate::vision::default_threads, |n| n as usize);
     let cameras = Cameras::new(CaptureDeps {
         detector: DetectorPool::new(Arc::new(detector), concurrency),
         sink: Arc::new(PrintSink {
@@ -150,7 +168,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         cameras.add(spec.clone())?;
     }
     let started = Instant::now();
-    let deadline = args.duration.map(Duration::from_secs_f64);
+    let deadline = args.duration;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {

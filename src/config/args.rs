@@ -48,11 +48,27 @@ fn secs(range: impl std::ops::RangeBounds<u64>) -> impl TypedValueParser<Value =
     clap::value_parser!(u64).range(range).map(Duration::from_secs)
 }
 
+/// A count of threads or of things running at once, 0 meaning one per
+/// core: bounded, since a count past what a machine can run only asks for
+/// threads it cannot have, and past `usize::MAX / 8` a semaphore panics.
+fn cores_or_count() -> impl TypedValueParser<Value = usize> {
+    clap::value_parser!(u64)
+        .range(0..=1024)
+        .map(|n| usize::try_from(n).expect("at most 1024"))
+}
+
 /// A count of at least one.
 fn at_least_one() -> impl TypedValueParser<Value = NonZeroU32> {
     clap::value_parser!(u32)
         .range(1..)
         .map(|n| NonZeroU32::new(n).expect("the range starts at 1"))
+}
+
+/// The detector's input side in pixels, for `serve --detect-max-side` and
+/// `detect --max-side` alike: under 32 there is no network input left, and
+/// past 4096 one inference's buffers run into gigabytes.
+pub fn max_side() -> impl TypedValueParser<Value = u32> {
+    clap::value_parser!(u32).range(32..=4096)
 }
 
 /// A score from 0 to 1.
@@ -127,8 +143,8 @@ pub struct ServeArgs {
     #[arg(long, env = "VIGIL_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 
-    /// HTTP worker threads (0 = one per core).
-    #[arg(long, env = "VIGIL_WORKERS", default_value_t = 0)]
+    /// HTTP worker threads (0 = one per core; at most 1024).
+    #[arg(long, env = "VIGIL_WORKERS", default_value_t = 0, value_parser = cores_or_count())]
     pub workers: usize,
 
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
@@ -294,7 +310,7 @@ pub struct DetectorArgs {
         long,
         env = "VIGIL_DETECT_MAX_SIDE",
         default_value_t = 640,
-        value_parser = clap::value_parser!(u32).range(32..=4096)
+        value_parser = max_side()
     )]
     pub detect_max_side: u32,
 
@@ -302,24 +318,24 @@ pub struct DetectorArgs {
     #[arg(long, env = "VIGIL_DETECT_THRESHOLD", default_value = "0.6", value_parser = unit_interval)]
     pub detect_threshold: f32,
 
-    /// Detections running at once (0 = one per core).
-    #[arg(long, env = "VIGIL_DETECTOR_CONCURRENCY", default_value_t = 0)]
+    /// Detections running at once (0 = one per core; at most 1024).
+    #[arg(long, env = "VIGIL_DETECTOR_CONCURRENCY", default_value_t = 0, value_parser = cores_or_count())]
     pub detector_concurrency: usize,
 
-    /// Threads one detection may use (0 = one per core).
-    #[arg(long, env = "VIGIL_DETECTOR_THREADS", default_value_t = 0)]
+    /// Threads one detection may use (0 = one per core; at most 1024).
+    #[arg(long, env = "VIGIL_DETECTOR_THREADS", default_value_t = 0, value_parser = cores_or_count())]
     pub detector_threads: usize,
 }
 
 /// Face recognition (an embedding per detected face).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RecognizerArgs {
-    /// Embedding calls running at once (0 = one per core).
-    #[arg(long, env = "VIGIL_RECOGNIZER_CONCURRENCY", default_value_t = 0)]
+    /// Embedding calls running at once (0 = one per core; at most 1024).
+    #[arg(long, env = "VIGIL_RECOGNIZER_CONCURRENCY", default_value_t = 0, value_parser = cores_or_count())]
     pub recognizer_concurrency: usize,
 
-    /// Threads one embedding call may use (0 = one per core).
-    #[arg(long, env = "VIGIL_RECOGNIZER_THREADS", default_value_t = 1)]
+    /// Threads one embedding call may use (0 = one per core; at most 1024).
+    #[arg(long, env = "VIGIL_RECOGNIZER_THREADS", default_value_t = 1, value_parser = cores_or_count())]
     pub recognizer_threads: usize,
 
     /// Smallest face side, in pixels, that gets an embedding; smaller faces get no identity rather than a wrong one.

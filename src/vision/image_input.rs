@@ -51,6 +51,10 @@ pub enum ImageError {
     TooManyPixels { pixels: u64, max_pixels: u64 },
     #[error("the image is corrupt or truncated: {0}")]
     Corrupt(String),
+    /// The data stops before the image does: a client that sent half a frame
+    /// is told so, rather than getting faces searched in grey rows.
+    #[error("the image is truncated: {0}")]
+    Truncated(&'static str),
 }
 
 const ACCEPTED: [ImageFormat; 5] = [
@@ -107,6 +111,13 @@ pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, Imag
         });
     }
     let format = sniff_format(bytes)?;
+    // The JPEG decoder fills whatever is missing with grey and succeeds; the
+    // other decoders report a short read themselves.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(ImageError::Truncated(
+            "the JPEG data ends before its end-of-image marker",
+        ));
+    }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // A second line of defence behind our own header check: the decoders
@@ -133,6 +144,44 @@ pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, Imag
 
 fn corrupt(e: image::ImageError) -> ImageError {
     ImageError::Corrupt(e.to_string())
+}
+
+/// Whether a JPEG's end-of-image marker (FF D9) comes before its bytes run
+/// out. The walk skips marker segments by their length, so an EXIF
+/// thumbnail's own FF D9 (inside APP1) does not count, and scans entropy-
+/// coded data, where an FF is always followed by 00 (a stuffed byte) or a
+/// restart marker, for the next marker. One pass over bytes already in
+/// memory; bytes after the marker (camera trailers) are allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    const EOI: u8 = 0xD9;
+    // After SOI (FF D8), which sniffing has already seen.
+    let mut at = 2;
+    while at + 1 < bytes.len() {
+        if bytes[at] != 0xFF {
+            // Entropy-coded data: on to the next FF.
+            match bytes[at..].iter().position(|&b| b == 0xFF) {
+                Some(offset) => at += offset,
+                None => return false,
+            }
+            continue;
+        }
+        match bytes[at + 1] {
+            EOI => return true,
+            // Fill byte before a marker.
+            0xFF => at += 1,
+            // Stuffed zero, TEM, restart markers, a stray SOI: no length follows.
+            0x00 | 0x01 | 0xD0..=0xD8 => at += 2,
+            // Every other marker starts a segment whose length (big-endian,
+            // counting itself) follows; for SOS, entropy-coded data follows it.
+            _ => {
+                let Some(length) = bytes.get(at + 2..at + 4) else {
+                    return false;
+                };
+                at += 2 + usize::from(u16::from_be_bytes([length[0], length[1]]));
+            }
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -280,23 +329,86 @@ mod tests {
     }
 
     #[test]
-    fn every_truncation_of_every_format_is_an_error_not_a_panic() {
+    fn no_truncation_of_any_format_passes_for_the_whole_image() {
         let img = sample(40, 30);
-        for format in [
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .write_image(img.as_raw(), 40, 30, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let encoded = [
             ImageFormat::Png,
             ImageFormat::Bmp,
             ImageFormat::Gif,
             ImageFormat::Jpeg,
-        ] {
-            let bytes = encode(&img, format);
-            for cut in (0..bytes.len()).step_by(7) {
-                // Some decoders fill a truncated tail with zeros and succeed,
-                // which is fine; what matters is that nothing panics.
+        ]
+        .map(|format| (format, encode(&img, format)))
+        .into_iter()
+        .chain([(ImageFormat::WebP, webp)]);
+        for (format, bytes) in encoded {
+            let whole = decode_image(&bytes, &ImageLimits::default()).unwrap();
+            for cut in 1..bytes.len() {
+                // An error, or (a PNG without IEND, a GIF without its
+                // trailer) every pixel already there: never an image with
+                // a made-up tail.
                 if let Ok(got) = decode_image(&bytes[..cut], &ImageLimits::default()) {
-                    assert_eq!(got.dimensions(), (40, 30));
+                    assert_eq!(got, whole, "{format:?} cut to {cut} of {} bytes", bytes.len());
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_in_its_data_is_truncated() {
+        let jpeg = encode(&sample(64, 48), ImageFormat::Jpeg);
+        assert!(jpeg_is_complete(&jpeg));
+        // From the first bytes that are recognisably a JPEG (FF D8 FF) on,
+        // headers included, every cut is named for what it is.
+        for cut in 3..jpeg.len() {
+            assert_eq!(
+                decode_image(&jpeg[..cut], &ImageLimits::default()),
+                Err(ImageError::Truncated(
+                    "the JPEG data ends before its end-of-image marker"
+                )),
+                "cut to {cut} of {}",
+                jpeg.len()
+            );
+        }
+        let message = decode_image(&jpeg[..jpeg.len() / 2], &ImageLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("truncated"), "{message}");
+    }
+
+    #[test]
+    fn a_thumbnails_end_marker_does_not_complete_the_jpeg_but_trailers_are_fine() {
+        let jpeg = encode(&sample(64, 48), ImageFormat::Jpeg);
+        // An APP1 segment whose payload holds FF D9, as an EXIF thumbnail does.
+        let app1: &[u8] = &[0xFF, 0xE1, 0x00, 0x08, b'E', b'x', 0xFF, 0xD9, 0xFF, 0xD9];
+        let mut with_thumbnail = jpeg[..2].to_vec();
+        with_thumbnail.extend_from_slice(app1);
+        with_thumbnail.extend_from_slice(&jpeg[2..]);
+        assert!(jpeg_is_complete(&with_thumbnail));
+        let cut = &with_thumbnail[..with_thumbnail.len() - 40];
+        assert!(matches!(
+            decode_image(cut, &ImageLimits::default()),
+            Err(ImageError::Truncated(_))
+        ));
+        // Data after the end marker (maker trailers, appended videos).
+        let mut trailer = jpeg.clone();
+        trailer.extend_from_slice(b"SEFT trailer \xFF\xD8 not an image");
+        assert_eq!(
+            decode_image(&trailer, &ImageLimits::default()).unwrap(),
+            decode_image(&jpeg, &ImageLimits::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn truncated_is_an_invalid_image() {
+        use crate::error::Coded;
+        assert_eq!(
+            ImageError::Truncated("x").code(),
+            crate::error::ErrorCode::InvalidImage
+        );
     }
 
     #[test]

@@ -95,9 +95,10 @@ impl Coded for ImageError {
             ImageError::DimensionsTooLarge { .. } | ImageError::TooManyPixels { .. } => {
                 ErrorCode::ImageTooLarge
             }
-            ImageError::Empty | ImageError::UnsupportedFormat(_) | ImageError::Corrupt(_) => {
-                ErrorCode::InvalidImage
-            }
+            ImageError::Empty
+            | ImageError::UnsupportedFormat(_)
+            | ImageError::Corrupt(_)
+            | ImageError::Truncated(_) => ErrorCode::InvalidImage,
         }
     }
 }

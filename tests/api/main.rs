@@ -13,6 +13,7 @@ macro_rules! repo_path {
 
 mod accounts;
 mod auth;
+mod bounds;
 mod browser;
 mod capture;
 mod client;

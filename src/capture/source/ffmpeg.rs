@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use vigil_ffmpeg::FrameProcess;
 
 use super::{stopped, Ended, FrameOut, MAX_FRAME_SIDE};
-use crate::capture::spec::{is_url, redact_url, CameraSpec};
+use crate::capture::spec::{is_url, redact_url, CameraSpec, Fps};
 
 /// How long ffmpeg may take to exit once its output has ended.
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
@@ -55,9 +55,10 @@ pub fn arguments(input: &str, spec: &CameraSpec) -> Vec<String> {
     args
 }
 
-/// Longest wait for a frame before the source counts as stalled.
-fn stall_timeout(fps: f64) -> Duration {
-    Duration::from_secs_f64((5.0 / fps).max(20.0))
+/// Longest wait for a frame before the source counts as stalled: five
+/// frame periods, at least 20 s (at most 5000 s, as [`Fps`] is bounded).
+fn stall_timeout(fps: Fps) -> Duration {
+    fps.period().saturating_mul(5).max(Duration::from_secs(20))
 }
 
 pub async fn run(
@@ -146,5 +147,16 @@ mod tests {
             &"id=a,source=ffmpeg:rtsp://cam/x".parse().unwrap(),
         );
         assert!(!live.contains(&"-re".to_owned()));
+    }
+
+    #[test]
+    fn the_slowest_camera_gets_a_plain_fps_and_a_bounded_stall_timeout() {
+        let spec: CameraSpec = "id=a,source=ffmpeg:/x.mp4,fps=0.001".parse().unwrap();
+        // ffmpeg's fps filter does not read exponent notation.
+        assert!(arguments("/x.mp4", &spec)
+            .iter()
+            .any(|a| a.starts_with("fps=0.001,")));
+        assert_eq!(stall_timeout(spec.fps), Duration::from_secs(5000));
+        assert_eq!(stall_timeout(Fps::new(60.0).unwrap()), Duration::from_secs(20));
     }
 }

@@ -4,6 +4,8 @@
 #[cfg(not(feature = "camera"))]
 use super::{Ended, FrameOut};
 #[cfg(not(feature = "camera"))]
+use crate::capture::spec::Fps;
+#[cfg(not(feature = "camera"))]
 use tokio::sync::watch;
 
 /// A local camera as `vigil cameras` lists it.
@@ -29,6 +31,7 @@ mod imp {
     use super::DeviceInfo;
     use crate::capture::source::stopped;
     use crate::capture::source::{Ended, FrameOut};
+    use crate::capture::spec::Fps;
 
     pub fn list() -> Result<Vec<DeviceInfo>, String> {
         nokhwa::query(ApiBackend::Video4Linux)
@@ -47,7 +50,7 @@ mod imp {
 
     pub async fn run(
         index: u32,
-        fps: f64,
+        fps: Fps,
         out: &FrameOut,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Ended, String> {
@@ -66,14 +69,14 @@ mod imp {
         }
     }
 
-    fn capture(index: u32, fps: f64, out: &FrameOut, halt: &AtomicBool) -> Result<Ended, String> {
+    fn capture(index: u32, fps: Fps, out: &FrameOut, halt: &AtomicBool) -> Result<Ended, String> {
         let format = RequestedFormat::new::<RgbFormat>(RequestedFormatType::AbsoluteHighestFrameRate);
         let mut camera = Camera::new(CameraIndex::Index(index), format)
             .map_err(|e| format!("cannot open v4l2:{index}: {e}"))?;
         camera
             .open_stream()
             .map_err(|e| format!("cannot start v4l2:{index}: {e}"))?;
-        let period = Duration::from_secs_f64(1.0 / fps);
+        let period = fps.period();
         let mut due = Instant::now();
         let result = loop {
             if halt.load(Ordering::Relaxed) {
@@ -115,7 +118,7 @@ pub fn list() -> Result<Vec<DeviceInfo>, String> {
 #[cfg(not(feature = "camera"))]
 pub async fn run(
     index: u32,
-    _fps: f64,
+    _fps: Fps,
     _out: &FrameOut,
     _stop: &mut watch::Receiver<bool>,
 ) -> Result<Ended, String> {
