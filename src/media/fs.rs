@@ -127,7 +127,10 @@ fn remove_dead_writers(writing: &Path, own: &Path) -> std::io::Result<usize> {
         if lock.as_ref().is_some_and(|lock| lock.try_lock().is_err()) {
             continue; // a live writer
         }
-        for gone in [std::fs::remove_dir_all(temp_dir), std::fs::remove_file(&lock_path)] {
+        for gone in [
+            std::fs::remove_dir_all(temp_dir),
+            std::fs::remove_file(&lock_path),
+        ] {
             match gone {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -234,11 +237,17 @@ mod tests {
 
         assert_eq!(store.remove_abandoned_writes().await.unwrap(), 3);
         assert!(!dead.exists(), "a dead writer's temp files go");
-        assert!(!dead.with_extension(LOCK_EXTENSION).exists(), "with its lock file");
+        assert!(
+            !dead.with_extension(LOCK_EXTENSION).exists(),
+            "with its lock file"
+        );
         assert!(!lone_dir.exists() && !lone_lock.exists());
         assert!(live.temp_dir.join("half").exists(), "a live writer's stay");
         assert!(store.writer.temp_dir.exists(), "and this store's own");
-        assert!(store.path(image).exists(), "images are the orphan sweep's business");
+        assert!(
+            store.path(image).exists(),
+            "images are the orphan sweep's business"
+        );
         assert_eq!(store.remove_abandoned_writes().await.unwrap(), 0);
 
         drop(live);
