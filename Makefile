@@ -45,6 +45,7 @@ run: deps venv models
 
 test: deps venv models test-assets recognizer-reference
 	scripts/with-database.sh --ephemeral -- $(CARGO) test --workspace --lib --bins --tests
+	$(MAKE) --no-print-directory fuzz-short
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -5,15 +5,25 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::PathId;
+use super::extract::{JsonBody, PathId};
 use crate::auth::api_keys::{ApiKeyId, ApiKeyView, CreatedApiKey, KeyName, KeyScope};
 use crate::auth::{AuthError, AuthService, Principal};
-use vigil_wire::ErrorBody;
+use vigil_wire::{text, ErrorBody};
+
+fn key_name_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    text::string(
+        "What the key is for: 1–64 characters once surrounding white space is trimmed, \
+         no control characters.",
+        Some(text::NAME_64),
+        None,
+        "camera-uploader",
+    )
+}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
-    /// 1–64 characters saying what the key is for.
+    #[schema(schema_with = key_name_schema)]
     pub name: KeyName,
     /// `full` (default) or `telemetry`: a telemetry key may only send
     /// `POST /telemetry/…` and gets 403 `scope_forbidden` anywhere else.
@@ -28,16 +38,18 @@ pub struct NewApiKey {
     request_body = NewApiKey,
     responses(
         (status = 201, description = "Created; store `key` now", body = CreatedApiKey),
-        (status = 422, description = "`validation_failed`: bad name or too many keys", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
+        (status = 409, description = "`limit_reached`: the caller has as many keys as they may; revoke one first", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: bad name or scope", body = ErrorBody),
     )
 )]
 #[post("/api/v1/api-keys")]
 pub async fn create(
     principal: Principal,
     auth: web::Data<AuthService>,
-    body: web::Json<NewApiKey>,
+    body: JsonBody<NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.0;
     let created = auth
         .api_keys
         .create(principal.user_id, body.name, body.scope)

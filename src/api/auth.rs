@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::RateLimitedIp;
+use super::extract::{JsonBody, RateLimitedIp};
 use crate::auth::{AuthService, TokenPair};
 use crate::users::fields::{Email, Password, UserName};
 use crate::users::UserView;
@@ -44,7 +44,7 @@ pub struct RefreshRequest {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserView),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
         (status = 409, description = "`user_name_taken` or `email_taken`", body = ErrorBody),
         (status = 422, description = "`validation_failed`: a field is invalid", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody),
@@ -54,13 +54,13 @@ pub struct RefreshRequest {
 pub async fn register(
     _: RateLimitedIp,
     auth: web::Data<AuthService>,
-    body: web::Json<RegisterRequest>,
+    body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let RegisterRequest {
         user_name,
         email,
         password,
-    } = body.into_inner();
+    } = body.0;
     let user = auth.register(&user_name, &email, password).await?;
     tracing::info!(user = %user.id, role = ?user.role, "registered");
     Ok(HttpResponse::Created().json(UserView::from(&user)))
@@ -72,7 +72,9 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown login or wrong password (indistinguishable)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a field is missing or not a string", body = ErrorBody),
         (status = 429, description = "`login_throttled` after repeated failures, or `rate_limited`", body = ErrorBody),
     )
 )]
@@ -80,9 +82,9 @@ pub async fn register(
 pub async fn login(
     ip: RateLimitedIp,
     auth: web::Data<AuthService>,
-    body: web::Json<LoginRequest>,
+    body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.0;
     let tokens = auth.login(&body.login, body.password, ip.0).await?;
     Ok(HttpResponse::Ok().json(tokens))
 }
@@ -93,16 +95,19 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens; the presented refresh token is spent", body = TokenPair),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
         (status = 401, description = "`invalid_token`: unknown, expired, revoked or reused", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `refresh_token` is missing or not a string", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
     )
 )]
 #[post("/api/v1/auth/refresh")]
 pub async fn refresh(
     _: RateLimitedIp,
     auth: web::Data<AuthService>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = auth.refresh(&body.refresh_token).await?;
+    let tokens = auth.refresh(&body.0.refresh_token).await?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 
@@ -111,14 +116,19 @@ pub async fn refresh(
 #[utoipa::path(
     tag = "auth",
     request_body = RefreshRequest,
-    responses((status = 204, description = "Logged out (also for an unknown token)"))
+    responses(
+        (status = 204, description = "Logged out (also for an unknown token)"),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `refresh_token` is missing or not a string", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
 )]
 #[post("/api/v1/auth/logout")]
 pub async fn logout(
     _: RateLimitedIp,
     auth: web::Data<AuthService>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.logout(&body.refresh_token).await?;
+    auth.logout(&body.0.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }

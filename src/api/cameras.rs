@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::{Admin, PathId};
+use super::extract::{Admin, JsonBody, PathId};
 use crate::capture::{CameraId, CameraSpec, CameraStatus, Cameras};
 use vigil_wire::ErrorBody;
 
@@ -17,16 +17,23 @@ use vigil_wire::ErrorBody;
 #[serde(deny_unknown_fields)]
 pub struct NewCamera {
     /// 1-64 characters of A-Z a-z 0-9 _ - .
-    #[schema(example = "front-door")]
+    #[schema(example = "front-door", pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
     /// `v4l2:INDEX`, `ffmpeg:URL_OR_FILE` or `dir:PATH`.
-    #[schema(example = "ffmpeg:rtsp://10.0.0.5/stream")]
+    // INDEX is a u32 (the pattern admits nine digits past leading zeros);
+    // the others need something besides white space after the colon.
+    #[schema(
+        example = "ffmpeg:rtsp://10.0.0.5/stream",
+        pattern = r"^(?:v4l2:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?0*[0-9]{1,9}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?:ffmpeg|dir):[\s\S]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][\s\S]*)$"
+    )]
     pub source: String,
-    /// Frames per second searched for faces (default 5, at most 60).
-    #[schema(example = 5.0)]
+    /// Frames per second searched for faces: from 0.001 (one frame every
+    /// 1000 s) to 60 (default 5).
+    #[schema(example = 5.0, minimum = 0.001, maximum = 60.0)]
     pub fps: Option<f64>,
-    /// While faces stay in view, at most one alarm per this many seconds (default 10).
-    #[schema(example = 10.0)]
+    /// While faces stay in view, at most one alarm per this many seconds:
+    /// from 0 to 86400 (default 10).
+    #[schema(example = 10.0, minimum = 0.0, maximum = 86400.0)]
     pub cooldown_secs: Option<f64>,
     /// Replay a local file forever (ffmpeg files only).
     #[serde(rename = "loop")]
@@ -47,7 +54,7 @@ impl TryFrom<NewCamera> for CameraSpec {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Every camera, by id", body = [CameraStatus]),
-        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin; `scope_forbidden`: an API key restricted to telemetry", body = ErrorBody),
     )
 )]
 #[get("/api/v1/cameras")]
@@ -64,18 +71,19 @@ pub async fn list(_: Admin, cameras: web::Data<Cameras>) -> HttpResponse {
     request_body = NewCamera,
     responses(
         (status = 201, description = "Started", body = CameraStatus),
-        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin; `scope_forbidden`: an API key restricted to telemetry", body = ErrorBody),
         (status = 409, description = "`camera_exists`: the id is taken", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: bad id, source, fps or cooldown", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: not JSON, or a number JSON cannot hold (NaN, 1e999)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: bad id or source, fps or cooldown not a number in range", body = ErrorBody),
     )
 )]
 #[post("/api/v1/cameras")]
 pub async fn create(
     Admin(admin): Admin,
     cameras: web::Data<Cameras>,
-    body: web::Json<NewCamera>,
+    body: JsonBody<NewCamera>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec = CameraSpec::try_from(body.into_inner())?;
+    let spec = CameraSpec::try_from(body.0)?;
     let status = cameras.add(spec)?;
     tracing::info!(camera = %status.id, by = %admin.user_id, "camera added through the API");
     Ok(HttpResponse::Created().json(status))
@@ -89,7 +97,7 @@ pub async fn create(
     params(("id" = String, Path, description = "Camera id")),
     responses(
         (status = 204, description = "Stopped and removed"),
-        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin; `scope_forbidden`: an API key restricted to telemetry", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
 )]

@@ -14,6 +14,7 @@ use vigil_wire::ErrorBody;
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ClientsQuery {
     /// Most rows to return, 1–1000 (default 100), oldest connection first.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -32,7 +33,7 @@ pub struct ClientList {
     responses(
         (status = 200, description = "Connected clients", body = ClientList),
         (status = 400, description = "`invalid_query`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin; `scope_forbidden`: an API key restricted to telemetry", body = ErrorBody),
     )
 )]
 #[get("/api/v1/clients")]

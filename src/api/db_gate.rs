@@ -15,7 +15,7 @@ use crate::db::health::Readiness;
 use crate::error::{ErrorCode, DATABASE_RETRY_AFTER};
 
 /// The API answers from the database, except the even/odd numbers (the hub's).
-fn needs_database(path: &str) -> bool {
+pub(crate) fn needs_database(path: &str) -> bool {
     (path.starts_with("/api/v1/") || path.starts_with("/telemetry/")) && !path.starts_with("/api/v1/numbers/")
 }
 

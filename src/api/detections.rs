@@ -36,6 +36,7 @@ use vigil_wire::ErrorBody;
     ),
     responses(
         (status = 201, description = "Detected and stored", body = DetectionView),
+        (status = 400, description = "`bad_request`: a malformed multipart body, or one without an `image` field; `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
         (status = 413, description = "`payload_too_large` (bytes) or `image_too_large` (pixels)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod health;
 pub mod listing;
 pub mod media;
+pub mod methods;
 pub mod metrics;
 pub mod numbers;
 pub mod openapi;
@@ -39,11 +40,14 @@ use self::error::ApiError;
 use crate::error::ErrorCode;
 
 /// Registers every route of the HTTP surface. Documented routes go through
-/// utoipa's `service`, so the OpenAPI document lists exactly what is served.
+/// utoipa's `service`, so the OpenAPI document lists exactly what is served;
+/// the same document tells the default service which methods a path takes.
 pub fn routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
+    let table = std::rc::Rc::new(std::cell::OnceCell::new());
+    let document_table = table.clone();
     app.openapi(openapi::base())
         .app_data(json_config())
         .app_data(query_config())
@@ -91,14 +95,21 @@ where
         .service(cameras::list)
         .service(cameras::create)
         .service(cameras::remove)
-        .openapi_service(|api| {
+        .openapi_service(move |mut api| {
+            openapi::complete(&mut api);
+            let _ = document_table.set(web::Data::new(methods::RouteTable::new(&api)));
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", api)
         })
         // Files, not API: outside the document.
-        .map(|app| {
+        .map(move |app| {
+            let table = table
+                .get()
+                .cloned()
+                .expect("the route table is built with the document");
             app.service(dashboard::index)
                 .service(dashboard::static_file)
-                .default_service(web::to(not_found))
+                .app_data(table)
+                .default_service(web::to(methods::fallback))
         })
 }
 

@@ -3,7 +3,7 @@
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
-use super::extract::{EnrolBody, PathId};
+use super::extract::{EnrolBody, JsonBody, PathId};
 use super::listing::ListQuery;
 use crate::auth::Principal;
 use crate::media::signed::UrlSigner;
@@ -21,6 +21,7 @@ use vigil_wire::ErrorBody;
     request_body = NewSubject,
     responses(
         (status = 201, description = "Created", body = SubjectView),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
         (status = 409, description = "`subject_name_taken` (names are compared without case) or `limit_reached`", body = ErrorBody),
         (status = 422, description = "`validation_failed`: name 1–64 characters, note at most 500", body = ErrorBody),
     )
@@ -30,9 +31,9 @@ pub async fn create(
     principal: Principal,
     people: web::Data<People>,
     signer: web::Data<UrlSigner>,
-    body: web::Json<NewSubject>,
+    body: JsonBody<NewSubject>,
 ) -> Result<HttpResponse, ApiError> {
-    let subject = people.create(principal.user_id, body.into_inner()).await?;
+    let subject = people.create(principal.user_id, body.0).await?;
     Ok(HttpResponse::Created().json(subject.view(&signer)))
 }
 
@@ -89,6 +90,7 @@ pub async fn get(
     request_body = SubjectPatch,
     responses(
         (status = 200, description = "Changed", body = SubjectView),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`subject_name_taken`", body = ErrorBody),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
@@ -100,9 +102,9 @@ pub async fn update(
     id: PathId<SubjectId>,
     people: web::Data<People>,
     signer: web::Data<UrlSigner>,
-    body: web::Json<SubjectPatch>,
+    body: JsonBody<SubjectPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let subject = people.update(principal.user_id, id.0, body.into_inner()).await?;
+    let subject = people.update(principal.user_id, id.0, body.0).await?;
     Ok(HttpResponse::Ok().json(subject.view(&signer)))
 }
 
@@ -152,6 +154,7 @@ pub async fn remove(
     ),
     responses(
         (status = 201, description = "Enrolled", body = SubjectFaceView),
+        (status = 400, description = "`invalid_json`; `bad_request`: a malformed multipart body, or one without an `image` field", body = ErrorBody),
         (status = 404, description = "`not_found`: no such subject, or no such detection of yours", body = ErrorBody),
         (status = 409, description = "`limit_reached`: the subject has as many faces as it may", body = ErrorBody),
         (status = 413, description = "`payload_too_large` or `image_too_large`", body = ErrorBody),

@@ -3,6 +3,9 @@
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde_json::Value;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::{KnownFormat, RefOr, Schema, SchemaFormat};
+use utoipa::ToSchema;
 use vigil_wire::telemetry::{
     BatchItemResult, BatchResult, GpsView, GyroscopeView, PhotoView, MAX_BATCH_ITEMS,
 };
@@ -17,6 +20,91 @@ use crate::telemetry::{Reading, Stored, Telemetry};
 const READING_LIMIT: usize = 16 * 1024;
 /// Largest batch body: room for a few photos as base64 beside many readings.
 pub const BATCH_LIMIT: usize = 32 * 1024 * 1024;
+
+// The bodies below are read field by field (`crate::telemetry::fields`),
+// so that a refusal names every bad field; these types only describe them.
+
+/// A MAC address (`AA:BB:CC:DD:EE:FF` or `aa-bb-…`, stored upper case with
+/// colons) or any other id of 1–64 of `A-Z a-z 0-9 . _ : -`.
+fn device_id_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "The device: a MAC address (stored upper case with colons) or any id of 1–64 of `A-Z a-z 0-9 . _ : -`",
+        ))
+        .pattern(Some(r"^[A-Za-z0-9._:-]{1,64}$"))
+        .examples(["AA:BB:CC:DD:EE:FF"])
+        .into()
+}
+
+/// When the device took the reading: RFC 3339, or milliseconds since the
+/// epoch. From 2000-01-01 to 300 s past the server's clock (the later bound
+/// moves with the clock, so only the earlier one is in the schema: a
+/// reading from the future is refused with 400 `invalid_reading`).
+fn timestamp_schema() -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .pattern(Some(r"^[2-9][0-9]{3}-"))
+                .description(Some("RFC 3339, from the year 2000")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(946_684_800_000_i64))
+                .description(Some("Milliseconds since the epoch, from 2000-01-01")),
+        )
+        .description(Some(
+            "When the device took the reading, no later than 300 s past the server's clock",
+        ))
+        .examples(["2026-12-01T10:00:00Z"])
+        .into()
+}
+
+/// A gyroscope reading (rad/s around each axis). Unknown fields are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct GyroscopeReading {
+    #[schema(schema_with = device_id_schema)]
+    device_id: String,
+    #[schema(schema_with = timestamp_schema)]
+    timestamp: String,
+    #[schema(minimum = -10000.0, maximum = 10000.0, example = 0.01)]
+    x: f64,
+    #[schema(minimum = -10000.0, maximum = 10000.0, example = -0.02)]
+    y: f64,
+    #[schema(minimum = -10000.0, maximum = 10000.0, example = 0.98)]
+    z: f64,
+}
+
+/// A GPS fix. Unknown fields are ignored; an optional field may be null.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct GpsReading {
+    #[schema(schema_with = device_id_schema)]
+    device_id: String,
+    #[schema(schema_with = timestamp_schema)]
+    timestamp: String,
+    #[schema(minimum = -90.0, maximum = 90.0, example = 52.5163)]
+    latitude: f64,
+    #[schema(minimum = -180.0, maximum = 180.0, example = 13.3777)]
+    longitude: f64,
+    /// Horizontal accuracy, m.
+    #[schema(minimum = 0.0, maximum = 1000000.0)]
+    accuracy: Option<f64>,
+    /// Metres above sea level.
+    #[schema(minimum = -11000.0, maximum = 20000.0)]
+    altitude: Option<f64>,
+    /// m/s.
+    #[schema(minimum = 0.0, maximum = 350.0, example = 8.3)]
+    speed: Option<f64>,
+    /// Degrees clockwise from north, 0 ≤ heading < 360.
+    #[schema(minimum = 0.0, exclusive_maximum = 360.0)]
+    heading: Option<f64>,
+}
 
 /// 201 for a new record, 200 for the one a retry found.
 fn answer<T: serde::Serialize>(stored: Stored<T>) -> HttpResponse {
@@ -34,7 +122,7 @@ fn answer<T: serde::Serialize>(stored: Stored<T>) -> HttpResponse {
 #[utoipa::path(
     tag = "telemetry",
     security(("api_key" = []), ("bearer" = [])),
-    request_body(content = Object, description = "`device_id`, `timestamp`, `x`, `y`, `z`",
+    request_body(content = GyroscopeReading, description = "`device_id`, `timestamp`, `x`, `y`, `z`",
         example = json!({"device_id": "AA:BB:CC:DD:EE:FF", "timestamp": "2026-12-01T10:00:00Z", "x": 0.01, "y": -0.02, "z": 0.98})),
     responses(
         (status = 201, description = "Stored", body = GyroscopeView),
@@ -71,7 +159,7 @@ pub async fn gyroscope(
 #[utoipa::path(
     tag = "telemetry",
     security(("api_key" = []), ("bearer" = [])),
-    request_body(content = Object, description = "`device_id`, `timestamp`, `latitude`, `longitude`, optional `accuracy`, `altitude`, `speed`, `heading`",
+    request_body(content = GpsReading, description = "`device_id`, `timestamp`, `latitude`, `longitude`, optional `accuracy`, `altitude`, `speed`, `heading`",
         example = json!({"device_id": "AA:BB:CC:DD:EE:FF", "timestamp": 1_764_583_200_000_i64, "latitude": 52.5163, "longitude": 13.3777, "speed": 8.3})),
     responses(
         (status = 201, description = "Stored", body = GpsView),

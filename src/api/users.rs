@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::{Admin, PathId};
+use super::extract::{Admin, JsonBody, PathId};
 use crate::auth::{AuthError, AuthService, Principal};
 use crate::users::{Quota, UserId, UserView};
 use vigil_wire::ErrorBody;
@@ -33,7 +33,24 @@ pub async fn me(principal: Principal, auth: web::Data<AuthService>) -> Result<Ht
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaUpdate {
+    #[serde(deserialize_with = "whole_number")]
     pub api_request_quota: Quota,
+}
+
+/// A quota as JSON Schema's `integer` means it: `100.0` is the integer 100.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Quota, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => u32::try_from(n).ok(),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Some(f as u32),
+        _ => None,
+    };
+    whole.map(Quota).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "api_request_quota must be a whole number from 0 to {}",
+            u32::MAX
+        ))
+    })
 }
 
 /// Sets a user's API request quota (admins only).
@@ -44,8 +61,10 @@ pub struct QuotaUpdate {
     request_body = QuotaUpdate,
     responses(
         (status = 200, description = "Updated user", body = UserView),
-        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: not a JSON object", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin; `scope_forbidden`: an API key restricted to telemetry", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `api_request_quota` is missing or not an integer in 0–4294967295", body = ErrorBody),
     )
 )]
 #[patch("/api/v1/users/{id}/quota")]
@@ -53,9 +72,9 @@ pub async fn set_quota(
     _: Admin,
     id: PathId<UserId>,
     auth: web::Data<AuthService>,
-    body: web::Json<QuotaUpdate>,
+    body: JsonBody<QuotaUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    let quota = body.api_request_quota;
+    let quota = body.0.api_request_quota;
     let user = auth.users.set_quota(id.0, quota).await?;
     tracing::info!(user = %id.0, %quota, "quota set");
     Ok(HttpResponse::Ok().json(UserView::from(&user)))

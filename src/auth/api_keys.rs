@@ -139,7 +139,9 @@ pub enum ApiKeyError {
 impl Coded for ApiKeyError {
     fn code(&self) -> ErrorCode {
         match self {
-            ApiKeyError::TooMany => ErrorCode::ValidationFailed,
+            // A well-formed request the account's state refuses: a
+            // conflict, as for a subject's faces, not a broken field.
+            ApiKeyError::TooMany => ErrorCode::LimitReached,
             ApiKeyError::Db(e) => e.code(),
         }
     }

@@ -2,7 +2,9 @@
 //! straight into these types, so the service never sees an unchecked name.
 
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+use vigil_wire::text;
 
 use crate::error::{Coded, ErrorCode};
 
@@ -22,10 +24,23 @@ impl Coded for SubjectFieldError {
 
 /// A person's name as the user wrote it (surrounding spaces trimmed): 1–64
 /// characters, unique per owner regardless of case.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, example = "Alice")]
 pub struct SubjectName(String);
+
+impl PartialSchema for SubjectName {
+    fn schema() -> RefOr<Schema> {
+        text::string(
+            "A person's name: 1–64 characters once surrounding white space is trimmed, \
+             no control characters; unique per owner regardless of case.",
+            Some(text::NAME_64),
+            None,
+            "Alice",
+        )
+    }
+}
+
+impl ToSchema for SubjectName {}
 
 impl SubjectName {
     pub const MAX_CHARS: usize = 64;
@@ -56,10 +71,23 @@ impl TryFrom<String> for SubjectName {
 }
 
 /// A free-text note, at most 500 characters; empty means none.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, example = "my sister")]
 pub struct SubjectNote(Option<String>);
+
+impl PartialSchema for SubjectNote {
+    fn schema() -> RefOr<Schema> {
+        text::string(
+            "A free-text note: at most 500 characters once surrounding white space is \
+             trimmed, no control characters but newlines; empty means none.",
+            Some(text::NOTE_500),
+            None,
+            "my sister",
+        )
+    }
+}
+
+impl ToSchema for SubjectNote {}
 
 impl SubjectNote {
     pub const MAX_CHARS: usize = 500;

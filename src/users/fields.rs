@@ -5,7 +5,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+use vigil_wire::text;
 
 use crate::error::{Coded, ErrorCode};
 
@@ -40,12 +42,24 @@ macro_rules! parsed_from_string {
 
 // Compared case-insensitively through `UserName::key`.
 /// 3–32 characters of `A-Z a-z 0-9 _ . -`; unique regardless of case.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, example = "alice")]
 pub struct UserName(String);
 
 parsed_from_string!(UserName);
+
+impl PartialSchema for UserName {
+    fn schema() -> RefOr<Schema> {
+        text::string(
+            "3–32 characters of `A-Z a-z 0-9 _ . -`; unique regardless of case.",
+            Some(text::USER_NAME),
+            Some((3, 32)),
+            "alice",
+        )
+    }
+}
+
+impl ToSchema for UserName {}
 
 impl UserName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
@@ -70,12 +84,24 @@ impl UserName {
 // spaces): full RFC 5322 admits addresses that no mail system delivers, and
 // only a sent mail proves an address anyway.
 /// An email address (stored lower-cased); unique.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, example = "alice@example.org")]
 pub struct Email(String);
 
 parsed_from_string!(Email);
+
+impl PartialSchema for Email {
+    fn schema() -> RefOr<Schema> {
+        text::string(
+            "An email address (stored lower-cased); unique.",
+            Some(text::EMAIL),
+            Some((5, 254)),
+            "alice@example.org",
+        )
+    }
+}
+
+impl ToSchema for Email {}
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
@@ -113,10 +139,22 @@ impl Email {
 
 // A plaintext password on its way to the hasher; never printed.
 /// 8–128 characters.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, example = "correct horse battery staple")]
 pub struct Password(String);
+
+impl PartialSchema for Password {
+    fn schema() -> RefOr<Schema> {
+        text::string(
+            "8–128 characters.",
+            None,
+            Some((8, 128)),
+            "correct horse battery staple",
+        )
+    }
+}
+
+impl ToSchema for Password {}
 
 impl TryFrom<String> for Password {
     type Error = FieldError;
@@ -142,10 +180,27 @@ impl Password {
 }
 
 /// How many accepted uploads the account may make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-#[schema(value_type = u32, example = 100)]
 pub struct Quota(pub u32);
+
+// Any u32: wider than int32, so the schema says int64 with the real bounds.
+impl PartialSchema for Quota {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .description(Some("How many accepted uploads the account may make."))
+            .minimum(Some(0))
+            .maximum(Some(u32::MAX))
+            .examples([100])
+            .into()
+    }
+}
+
+impl ToSchema for Quota {}
 
 impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

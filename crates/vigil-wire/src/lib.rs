@@ -16,5 +16,6 @@ pub mod media;
 pub mod paging;
 pub mod people;
 pub mod telemetry;
+pub mod text;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};

@@ -5,6 +5,7 @@
 
 mod client_ip;
 mod enrol;
+mod json;
 mod path_id;
 mod principal;
 pub mod telemetry;
@@ -12,6 +13,7 @@ mod upload;
 
 pub use client_ip::RateLimitedIp;
 pub use enrol::{EnrolBody, EnrolDetectionFace};
+pub use json::JsonBody;
 pub use path_id::{Named, PathId};
 pub use principal::{Admin, TelemetrySender, API_KEY_HEADER};
 pub use upload::{Upload, UploadBody, UploadQuery};
