@@ -1,7 +1,7 @@
 //! Cameras end to end: clips made with ffmpeg on the spot, played in real
 //! time through the real detector into the real database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -11,8 +11,8 @@ use vigil_wire::ErrorBody;
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    body, drop_file, error_code, make_clip, spawn_app_with, spawn_child, test_asset, AppOptions, Camera,
-    CameraState, TestApp, TestUser,
+    body, drop_file, error_code, make_clip, spawn_app_with, spawn_child, stored_images, test_asset,
+    AppOptions, Camera, CameraState, TestApp, TestUser,
 };
 
 async fn cameras(app: &TestApp, admin: &TestUser) -> Vec<Camera> {
@@ -152,21 +152,8 @@ async fn face_then_empty_then_face_gives_two_alarms_with_saved_frames() {
         assert_eq!(faces, Some(1));
     }
     // "Saved in a folder": original and annotated frame per alarm.
-    let saved = walk(&app.data_dir.path().join("images"));
+    let saved = stored_images(&app.data_dir.path().join("images"));
     assert_eq!(saved.len(), 4, "{saved:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[tokio::test]

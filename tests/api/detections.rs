@@ -8,8 +8,8 @@ use vigil_wire::paging::PageOf;
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    body, error_code, plain_jpeg, query, spawn_app, spawn_app_with, test_asset, AppOptions, TestApp,
-    TestUser, Upload, User, TEST_SECRET,
+    body, error_code, plain_jpeg, query, spawn_app, spawn_app_with, stored_images, test_asset, AppOptions,
+    TestApp, TestUser, Upload, User, TEST_SECRET,
 };
 
 /// The user's own account, as `GET /api/v1/users/me` shows it.
@@ -351,10 +351,8 @@ async fn deleting_a_detection_removes_its_alarm_and_images() {
     for url in [d.image_url.as_str(), d.annotated_url.as_str()] {
         assert_eq!(app.http.get(app.url(url)).send().await.unwrap().status(), 404);
     }
-    let files = std::fs::read_dir(app.data_dir.path().join("images"))
-        .unwrap()
-        .count();
-    assert_eq!(files, 0);
+    let files = stored_images(&app.data_dir.path().join("images"));
+    assert!(files.is_empty(), "{files:?}");
 }
 
 #[tokio::test]
@@ -371,8 +369,8 @@ async fn orphan_images_are_swept_at_startup() {
     std::fs::write(&orphan_old, b"left by a crash").unwrap();
     std::fs::write(&orphan_new, b"an upload still in progress").unwrap();
     let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
-    for entry in std::fs::read_dir(&images).unwrap() {
-        let path = entry.unwrap().path();
+    for name in stored_images(&images) {
+        let path = images.join(name);
         if path != orphan_new {
             std::fs::File::options()
                 .write(true)

@@ -12,8 +12,8 @@ use vigil_wire::people::{Identity, SubjectFaceView, SubjectView};
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    database_uri, error_code, models_dir, plain_jpeg, spawn_app, spawn_app_with, test_asset, vigil_command,
-    AppOptions, TestApp, TestUser, Upload,
+    database_uri, error_code, models_dir, plain_jpeg, spawn_app, spawn_app_with, stored_images, test_asset,
+    vigil_command, AppOptions, TestApp, TestUser, Upload,
 };
 
 /// One folder per person, photos sorted by name.
@@ -696,19 +696,6 @@ async fn dump(app: &TestApp, collection: &str) -> String {
 }
 
 /// The names of every file under `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path.file_name().unwrap().to_string_lossy().into_owned());
-        }
-    }
-    out
-}
-
 /// Asserts that no collection and no stored image holds anything of the subject.
 async fn nothing_remains_of(app: &TestApp, subject: &SubjectView, images: &[String]) {
     for collection in ["subjects", "subject_faces", "detections", "alarms", "ws_messages"] {
@@ -722,7 +709,7 @@ async fn nothing_remains_of(app: &TestApp, subject: &SubjectView, images: &[Stri
             "{collection} still has the name: {text}"
         );
     }
-    let stored = files_under(&app.data_dir.path().join("images"));
+    let stored = stored_images(&app.data_dir.path().join("images"));
     for image in images {
         assert!(
             !stored.iter().any(|f| f.starts_with(image)),

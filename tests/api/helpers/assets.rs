@@ -96,3 +96,20 @@ pub fn song_with_cover_art(dir: &Path, name: &str) -> PathBuf {
     assert!(made.success(), "ffmpeg made {name}");
     song
 }
+
+/// The names of the images a folder store holds: its files, not the hidden
+/// `.writing/` folder where writes in progress live.
+pub fn stored_images(images: &Path) -> Vec<String> {
+    std::fs::read_dir(images)
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            entry
+                .expect("a folder entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| !name.starts_with('.'))
+        .collect()
+}
