@@ -9,7 +9,7 @@ pub mod migrations;
 mod object_id;
 pub mod paging;
 mod transaction;
-pub use transaction::{commit_error, transaction_backoff, Transient, TRANSACTION_ATTEMPTS};
+pub use transaction::{commit_error, transaction_backoff, Transient, TRANSACTION_RETRY_BUDGET};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -77,12 +77,15 @@ impl Coded for DbError {
     fn code(&self) -> ErrorCode {
         match self {
             DbError::Unavailable(_) | DbError::CommitUnknown(_) => ErrorCode::DatabaseUnavailable,
+            // Still conflicting when its retries ran out: nothing was
+            // stored, and the same request later will go through.
+            _ if self.is_transient() => ErrorCode::DatabaseUnavailable,
             DbError::InvalidUri(_) | DbError::Driver(_) | DbError::Malformed(_) => ErrorCode::Internal,
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
-        matches!(self, DbError::Unavailable(_) | DbError::CommitUnknown(_)).then_some(DATABASE_RETRY_AFTER)
+        (self.code() == ErrorCode::DatabaseUnavailable).then_some(DATABASE_RETRY_AFTER)
     }
 }
 

@@ -15,7 +15,8 @@ use super::DbError;
 /// error type `E: From<DbError> + Transient`.
 ///
 /// Transactions that touch the same document (two uploads charging one
-/// user) conflict; the loser is run again from the start, a few times, as
+/// user) conflict; the loser is run again from the start, for up to
+/// [`TRANSACTION_RETRY_BUDGET`], as
 /// the drivers' `withTransaction` does. The commit waits for the
 /// majority's journal (the client's write concern) and, where the server
 /// needs it, for a journal barrier, so `Ok` means durable.
@@ -28,6 +29,7 @@ macro_rules! in_transaction {
     ($db:expr, $err:ty, |$session:ident| $work:expr) => {{
         async {
             let mut attempt = 0_u32;
+            let started = std::time::Instant::now();
             loop {
                 attempt += 1;
                 let mut session = $db
@@ -62,7 +64,7 @@ macro_rules! in_transaction {
                     }
                     Err(err)
                         if $crate::db::Transient::is_transient(&err)
-                            && attempt < $crate::db::TRANSACTION_ATTEMPTS =>
+                            && started.elapsed() < $crate::db::TRANSACTION_RETRY_BUDGET =>
                     {
                         tokio::time::sleep($crate::db::transaction_backoff(attempt)).await;
                     }
@@ -74,13 +76,19 @@ macro_rules! in_transaction {
     }};
 }
 
-/// How many times a transaction that keeps conflicting is tried.
-pub const TRANSACTION_ATTEMPTS: u32 = 8;
+/// How long a transaction that keeps conflicting is run again, as the
+/// drivers' `withTransaction` does (with a longer budget): a hundred uploads
+/// of one user at once all charge the same account document, and every
+/// commit but one of a round conflicts.
+pub const TRANSACTION_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
-/// The pause before attempt `attempt + 1`: growing, so conflicting
-/// requests spread out; 2 to 20 ms.
+/// The pause before attempt `attempt + 1`: random up to a ceiling that
+/// doubles from 2 ms to 64 ms, so that conflicting requests spread out
+/// instead of meeting again.
 pub fn transaction_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(u64::from(attempt.min(10)) * 2)
+    use rand::Rng;
+    let ceiling = 1_u64 << attempt.clamp(1, 6);
+    Duration::from_micros(rand::thread_rng().gen_range(500..=ceiling * 1000))
 }
 
 /// An error after which the whole transaction may simply be run again

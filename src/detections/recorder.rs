@@ -193,16 +193,23 @@ impl Recorder {
             alarm_id: alarm.as_ref().map(|a| a.id.0),
         };
 
+        let turn = match payer {
+            Some(payer) => Some(Users::charge_turn(payer).await),
+            None => None,
+        };
         let committed = crate::in_transaction!(self.db, RecordError, |session| async {
-            if let Some(payer) = payer {
-                self.users.charge(payer, session).await?;
-            }
             self.detections.insert(&record, session).await?;
             if let Some(alarm) = &alarm {
                 self.alarms.insert(alarm, Some(session)).await?;
             }
+            // Last: the account stays written for the shortest time before
+            // the commit, so a concurrent charge elsewhere rarely conflicts.
+            if let Some(payer) = payer {
+                self.users.charge(payer, session).await?;
+            }
             Ok(())
         });
+        drop(turn);
         match committed {
             Ok(()) => {}
             Err(err @ RecordError::Db(DbError::CommitUnknown(_))) => {

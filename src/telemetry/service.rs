@@ -180,11 +180,13 @@ impl Telemetry {
             recognized: best_match.is_some_and(|m| m.distance <= self.recognition.rule.threshold),
             best_match,
         };
+        let turn = Users::charge_turn(owner).await;
         let committed = crate::in_transaction!(self.db, TelemetryError, |session| async {
-            self.users.charge(owner, session).await?;
             self.photos.insert_in(&photo, session).await?;
+            self.users.charge(owner, session).await?;
             Ok(())
         });
+        drop(turn);
         let lost_race = matches!(&committed, Err(TelemetryError::Db(e)) if e.is_duplicate_key());
         match committed {
             Ok(()) => {}

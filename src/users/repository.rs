@@ -1,8 +1,11 @@
+use std::sync::LazyLock;
+
 use chrono::Utc;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::{ClientSession, Collection};
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::fields::{Email, Quota, UserName};
 use super::{Role, User, UserId};
@@ -156,6 +159,20 @@ impl Users {
             });
         }
         Ok(usage)
+    }
+
+    /// This process's turn to charge `id`: held across the transaction that
+    /// calls [`Users::charge`]. Transactions that update one account
+    /// conflict, and on a busy account (a hundred uploads at once) the
+    /// losers' retries would conflict again and again; taking turns in the
+    /// process leaves conflicts only between instances, which retries
+    /// settle. Striped by account, so the locks cost no bookkeeping.
+    pub async fn charge_turn(id: UserId) -> MutexGuard<'static, ()> {
+        static TURNS: LazyLock<Vec<Mutex<()>>> = LazyLock::new(|| (0..64).map(|_| Mutex::new(())).collect());
+        let bytes = id.0.bytes();
+        // The object id's counter: consecutive accounts land apart.
+        let stripe = usize::from(bytes[11]) % TURNS.len();
+        TURNS[stripe].lock().await
     }
 
     /// Takes one unit of quota inside the transaction that stores what it
