@@ -106,6 +106,32 @@ pub struct GpsReading {
     heading: Option<f64>,
 }
 
+/// A photo as a multipart form (what `vigil client telemetry` sends).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PhotoForm {
+    #[schema(schema_with = device_id_schema)]
+    device_id: String,
+    #[schema(schema_with = timestamp_schema)]
+    timestamp: String,
+    /// The image file: JPEG, PNG, WebP, BMP or GIF.
+    #[schema(value_type = String, format = Binary)]
+    photo: Vec<u8>,
+}
+
+/// A photo as JSON, the image in base64 (a `data:` URL prefix is allowed).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PhotoJson {
+    #[schema(schema_with = device_id_schema)]
+    device_id: String,
+    #[schema(schema_with = timestamp_schema)]
+    timestamp: String,
+    /// The image in base64: JPEG, PNG, WebP, BMP or GIF.
+    #[schema(example = "data:image/png;base64,iVBORw0KGgo…")]
+    photo: String,
+}
+
 /// 201 for a new record, 200 for the one a retry found.
 fn answer<T: serde::Serialize>(stored: Stored<T>) -> HttpResponse {
     match stored {
@@ -197,8 +223,8 @@ pub async fn gps(
 #[utoipa::path(
     tag = "telemetry",
     security(("api_key" = []), ("bearer" = [])),
-    request_body(description = "The photo and its `device_id` and `timestamp`",
-        content(("multipart/form-data"), ("application/json"))),
+    request_body(description = "The photo and its `device_id` and `timestamp`: a multipart form, or JSON with the photo in base64",
+        content((PhotoForm = "multipart/form-data"), (PhotoJson = "application/json"))),
     responses(
         (status = 201, description = "Stored and analysed", body = PhotoView),
         (status = 200, description = "Already stored (a retry)", body = PhotoView),
@@ -241,7 +267,9 @@ pub async fn photo(
             {"kind": "gyroscope", "device_id": "AA:BB:CC:DD:EE:FF", "timestamp": "2026-12-01T10:00:00Z", "x": 0.0, "y": 0.0, "z": 1.0}]})),
     responses(
         (status = 200, description = "One result per item, in order", body = BatchResult),
-        (status = 400, description = "`invalid_reading`: no `items` array, or more than 100; `invalid_json`", body = ErrorBody),
+        (status = 400, description = "`invalid_reading`: no `items` array, or more than 100; `invalid_json`", body = ErrorBody,
+            example = json!({"error": {"code": "invalid_reading", "message": "invalid reading: `items` must be an array of 1 to 100 readings",
+                "fields": [{"field": "items", "problem": "must be an array of 1 to 100 readings"}]}})),
         (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over 32 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),

@@ -133,11 +133,16 @@ impl Telemetry {
             .map_err(not_an_image)?;
         let Header { device, collected_at } = upload.header;
         let now = Utc::now();
-        self.devices.touch(owner, &device, now, None).await?;
+        // A retry is answered with what was stored, whatever the quota says
+        // now; the lookup is the owner's own, so it reveals nothing of a
+        // device another account holds.
         if let Some(existing) = self.photos.find(owner, &device, collected_at).await? {
+            self.devices.touch(owner, &device, now, None).await?;
             return Ok(Stored::Existing(self.photo_view(&existing)));
         }
+        // Before the device is touched: a refused photo stores nothing.
         self.users.check_quota(owner).await?;
+        self.devices.touch(owner, &device, now, None).await?;
         let detection = self.detector.detect(decoded.image.clone()).await?;
         let faces = detection.faces;
         let embeddings = self

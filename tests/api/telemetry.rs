@@ -834,3 +834,123 @@ async fn the_simulator_sends_every_reading_once_through_an_outage() {
         "the same person, again and again: {recognised} of {rounds}"
     );
 }
+
+#[tokio::test]
+async fn a_photo_past_the_quota_stores_nothing_and_readings_go_on() {
+    let app = spawn_app_with(AppOptions::default().flag("--default-quota", 0)).await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let at = millis_ago(60);
+    let refused = app
+        .send_photo(&key, "van-9", at, test_asset("astronaut.png"))
+        .await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(error_code(refused).await, ErrorCode::QuotaExhausted);
+    assert_eq!(
+        app.telemetry_counts().await,
+        [0, 0, 0, 0],
+        "not even the device is kept"
+    );
+    // Readings are not analysed and cost nothing: they go on at zero quota.
+    let gps = json!({"device_id": "van-9", "timestamp": at, "latitude": 1.0, "longitude": 2.0});
+    assert_eq!(app.send(&key, "/telemetry/gps", &gps).await.status(), 201);
+    assert_eq!(app.telemetry_counts().await, [1, 0, 1, 0]);
+    assert_eq!(app.quota_used(&user).await, 0);
+}
+
+#[tokio::test]
+async fn telemetry_is_rate_limited_like_any_request_and_a_batch_is_one_request() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--rate-limit-per-second", 1)
+            .flag("--rate-limit-burst", 2),
+    )
+    .await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let at = millis_ago(60);
+    let gyro = |i: i64| json!({"kind": "gyroscope", "device_id": "bus-3", "timestamp": at + i, "x": 0, "y": 0, "z": 1});
+    let batch = json!({ "items": (0..5).map(gyro).collect::<Vec<_>>() });
+    let response = app.send(&key, "/telemetry/batch", &batch).await;
+    assert_eq!(response.status(), 200, "the batch takes one token of two");
+    let gps = json!({"device_id": "bus-3", "timestamp": at, "latitude": 1.0, "longitude": 2.0});
+    assert_eq!(app.send(&key, "/telemetry/gps", &gps).await.status(), 201);
+    let limited = app.send(&key, "/telemetry/gps", &gps).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(error_code(limited).await, ErrorCode::RateLimited);
+    assert_eq!(app.telemetry_counts().await, [1, 5, 1, 0]);
+}
+
+#[tokio::test]
+async fn the_documented_refusals_are_what_the_server_answers() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let document: Value = body(app.get("/api-docs/openapi.json").await).await;
+    let example = |path: &str| {
+        document["paths"][path]["post"]["responses"]["400"]["content"]["application/json"]["example"].clone()
+    };
+    let answered: Value = body(app.send(&key, "/telemetry/batch", &json!({})).await).await;
+    assert_eq!(answered, example("/telemetry/batch"));
+    let form = reqwest::multipart::Form::new()
+        .text("device_id", "car-1")
+        .text("timestamp", millis_ago(5).to_string());
+    let answered: Value = body(
+        app.http
+            .post(app.url("/telemetry/photo"))
+            .header("X-API-Key", &key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answered, example("/telemetry/photo"));
+    // Both ways of sending a photo are described, field by field.
+    let photo = &document["paths"]["/telemetry/photo"]["post"]["requestBody"]["content"];
+    for media in ["multipart/form-data", "application/json"] {
+        let reference = photo[media]["schema"]["$ref"].as_str().expect(media);
+        let name = reference.rsplit('/').next().unwrap();
+        let fields = &document["components"]["schemas"][name]["properties"];
+        for field in ["device_id", "timestamp", "photo"] {
+            assert!(fields.get(field).is_some(), "{media} lacks {field}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_clock_skew_is_configurable_and_a_photo_form_names_its_missing_fields() {
+    let app = spawn_app_with(AppOptions::default().flag("--telemetry-max-skew-secs", 10)).await;
+    let user = app.create_user().await;
+    let key = app.telemetry_key(&user).await;
+    let ahead = |seconds: i64| (Utc::now() + ChronoDuration::seconds(seconds)).timestamp_millis();
+    let gps = |at: i64| json!({"device_id": "cab-1", "timestamp": at, "latitude": 1.0, "longitude": 2.0});
+    assert_eq!(
+        app.send(&key, "/telemetry/gps", &gps(ahead(3))).await.status(),
+        201
+    );
+    let refused = app.send(&key, "/telemetry/gps", &gps(ahead(60))).await;
+    assert_eq!(refused.status(), 400);
+    let refused: ErrorBody = body(refused).await;
+    assert_eq!(refused.error.fields[0].field, "timestamp");
+
+    let form = reqwest::multipart::Form::new().part(
+        "photo",
+        reqwest::multipart::Part::bytes(test_asset("astronaut.png")).file_name("p.png"),
+    );
+    let response = app
+        .http
+        .post(app.url("/telemetry/photo"))
+        .header("X-API-Key", &key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let refused: ErrorBody = body(response).await;
+    let mut named: Vec<&str> = refused.error.fields.iter().map(|f| f.field.as_str()).collect();
+    named.sort();
+    assert_eq!(named, ["device_id", "timestamp"]);
+    assert_eq!(app.telemetry_counts().await, [1, 0, 1, 0], "only the first fix");
+}
