@@ -78,6 +78,8 @@ struct Shared {
     /// Name under `components/responses`.
     name: &'static str,
     description: &'static str,
+    /// A message the layer answers with, for the response's example.
+    example: &'static str,
     applies: fn(&str, &Operation) -> bool,
 }
 
@@ -99,6 +101,7 @@ const SHARED: &[Shared] = &[
         name: "unauthenticated",
         description:
             "`unauthenticated` (no credentials) or `invalid_token` (unknown, expired or revoked token or key)",
+        example: "missing credentials: send `Authorization: Bearer <token>` or `X-API-Key: <key>`",
         applies: |_, op| secured(op),
     },
     // A key restricted to telemetry, anywhere but `POST /telemetry/…`.
@@ -106,6 +109,7 @@ const SHARED: &[Shared] = &[
         status: "403",
         name: "scope_forbidden",
         description: "`scope_forbidden`: an API key restricted to telemetry",
+        example: "this API key may only send telemetry (POST /telemetry/…)",
         applies: |path, op| secured(op) && !path.starts_with("/telemetry/"),
     },
     // Every authenticated request draws from the caller's rate limit.
@@ -113,6 +117,7 @@ const SHARED: &[Shared] = &[
         status: "429",
         name: "rate_limited",
         description: "`rate_limited`; `Retry-After` says when to try again",
+        example: "rate limit exceeded; slow down",
         applies: |_, op| secured(op),
     },
     // `db_gate`: the API answers at once while the database is away.
@@ -120,6 +125,7 @@ const SHARED: &[Shared] = &[
         status: "503",
         name: "database_unavailable",
         description: "`database_unavailable`; `Retry-After` says when to try again",
+        example: "the database is unavailable, try again shortly",
         applies: |path, _| super::db_gate::needs_database(path),
     },
     // `web::Query` (`api::query_config`) and the upload's own query.
@@ -127,6 +133,7 @@ const SHARED: &[Shared] = &[
         status: "400",
         name: "invalid_query",
         description: "`invalid_query`: a query parameter is malformed or out of range",
+        example: "invalid query string: limit: number too large to fit in target type",
         applies: |_, op| has_parameter(op, ParameterIn::Query),
     },
     // `PathId`: a malformed id names nothing, like an unknown one.
@@ -134,6 +141,7 @@ const SHARED: &[Shared] = &[
         status: "404",
         name: "not_found",
         description: "`not_found`: nothing with this id (of the caller's)",
+        example: "no detection with this id",
         applies: |_, op| has_parameter(op, ParameterIn::Path),
     },
     // Every body reader: the JSON config, the upload, enrolment and telemetry readers.
@@ -141,12 +149,14 @@ const SHARED: &[Shared] = &[
         status: "413",
         name: "payload_too_large",
         description: "`payload_too_large`: the body is over the operation's limit",
+        example: "JSON body larger than 65536 bytes",
         applies: |_, op| op.request_body.is_some(),
     },
     Shared {
         status: "415",
         name: "unsupported_media_type",
         description: "`unsupported_media_type`: a `Content-Type` the operation does not take",
+        example: "expected Content-Type: application/json",
         applies: |_, op| op.request_body.is_some(),
     },
 ];
@@ -155,13 +165,16 @@ const SHARED: &[Shared] = &[
 /// to every operation they guard, as references to `components/responses`.
 struct SharedResponses;
 
-fn error_response(description: &str) -> Response {
+fn error_response(shared: &Shared) -> Response {
     ResponseBuilder::new()
-        .description(description)
+        .description(shared.description)
         .content(
             "application/json",
             ContentBuilder::new()
                 .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .example(Some(serde_json::json!({
+                    "error": { "code": shared.name, "message": shared.example }
+                })))
                 .build(),
         )
         .build()
@@ -207,7 +220,7 @@ impl Modify for SharedResponses {
         for shared in SHARED.iter().filter(|s| used.contains(s.name)) {
             components.responses.insert(
                 shared.name.to_owned(),
-                RefOr::T(error_response(shared.description)),
+                RefOr::T(error_response(shared)),
             );
         }
     }
