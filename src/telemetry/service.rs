@@ -182,7 +182,8 @@ impl Telemetry {
                 .collect(),
             model: self.recognition.recognizer.model_id().to_owned(),
             image,
-            recognized: best_match.is_some_and(|m| m.distance <= self.recognition.rule.threshold),
+            // Below the threshold, as the gallery's rule has it.
+            recognized: best_match.is_some_and(|m| m.distance < self.recognition.rule.threshold),
             best_match,
         };
         let turn = Users::charge_turn(owner).await;

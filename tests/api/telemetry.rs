@@ -669,6 +669,23 @@ async fn photos_are_recognised_among_the_earlier_ones() {
     assert_eq!(blank.status(), 201);
     let blank: PhotoView = body(blank).await;
     assert!(blank.faces.is_empty() && !blank.recognized && blank.best_match.is_none());
+
+    // Another account's devices never match this one's photos: its first
+    // photo of the same person is new to it.
+    let other = app.create_user().await;
+    let other_key = app.telemetry_key(&other).await;
+    let theirs: PhotoView = body(
+        app.send_photo(
+            &other_key,
+            "taxi-1",
+            next_at(),
+            std::fs::read(&photos[6]).unwrap(),
+        )
+        .await,
+    )
+    .await;
+    assert!(!theirs.faces.is_empty());
+    assert!(!theirs.recognized && theirs.best_match.is_none(), "{theirs:?}");
 }
 
 /// The `telemetry` topic pushes each stored reading to the owner's sessions
