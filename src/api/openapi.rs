@@ -218,10 +218,9 @@ impl Modify for SharedResponses {
         }
         let components = openapi.components.get_or_insert_with(Default::default);
         for shared in SHARED.iter().filter(|s| used.contains(s.name)) {
-            components.responses.insert(
-                shared.name.to_owned(),
-                RefOr::T(error_response(shared)),
-            );
+            components
+                .responses
+                .insert(shared.name.to_owned(), RefOr::T(error_response(shared)));
         }
     }
 }
