@@ -30,6 +30,18 @@ async fn me_status(api: &Api, token: &str) -> u16 {
     api.get_as("/api/v1/users/me", token).await.status().as_u16()
 }
 
+/// The status of `GET /api/v1/users/me` with an API key.
+async fn me_status_with_key(api: &Api, key: &str) -> u16 {
+    let response = api
+        .http
+        .get(api.url("/api/v1/users/me"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
 /// Waits (2 s at most: a change stream's delay) until `check` holds.
 async fn within_moments<F, Fut>(what: &str, mut check: F)
 where
@@ -52,14 +64,7 @@ async fn a_deleted_account_loses_tokens_and_keys_on_every_instance_and_mints_not
     let key = a.create_api_key(&user.access_token, "camera").await.key;
     for api in [&a.api, &b.api] {
         assert_eq!(me_status(api, &user.access_token).await, 200);
-        let with_key = api
-            .http
-            .get(api.url("/api/v1/users/me"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(with_key.status(), 200);
+        assert_eq!(me_status_with_key(api, &key).await, 200);
     }
 
     vigil_user(&a, "delete", &user.user_name);
@@ -71,14 +76,7 @@ async fn a_deleted_account_loses_tokens_and_keys_on_every_instance_and_mints_not
         .await;
         let response = api.get_as("/api/v1/users/me", &user.access_token).await;
         assert_eq!(error_code(response).await, ErrorCode::InvalidToken);
-        let with_key = api
-            .http
-            .get(api.url("/api/v1/users/me"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(with_key.status(), 401, "the API key is refused");
+        assert_eq!(me_status_with_key(api, &key).await, 401, "the API key is refused");
         let minted = api
             .http
             .post(api.url("/api/v1/api-keys"))
