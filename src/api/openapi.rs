@@ -360,21 +360,8 @@ mod tests {
             assert!(Email::parse(taken).is_ok(), "{taken}");
         }
         let long_local = format!("{}@b.co", "x".repeat(65));
-        for refused in [
-            "",
-            "plain",
-            "@example.com",
-            "a@",
-            "a@b",
-            "a@@b.com",
-            "a b@c.com",
-            "a@-b.com",
-            "a@b..com",
-            ".a@b.com",
-            "a.@b.com",
-            "a<b>@c.com",
-            long_local.as_str(),
-        ] {
+        let refused = crate::users::fields::NOT_EMAILS.iter().copied();
+        for refused in refused.chain([long_local.as_str()]) {
             assert!(Email::parse(refused).is_err(), "{refused:?}");
             assert!(!re.is_match(refused), "{refused:?}");
         }
