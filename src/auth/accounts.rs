@@ -7,7 +7,7 @@
 use super::api_keys::ApiKeys;
 use super::refresh::RefreshTokens;
 use super::AuthError;
-use crate::db::{Database, Transient};
+use crate::db::Database;
 use crate::users::fields::UserName;
 use crate::users::{User, Users};
 
@@ -17,17 +17,6 @@ pub struct ClosedAccount {
     pub user: User,
     pub api_keys: u64,
     pub refresh_tokens: u64,
-}
-
-impl Transient for AuthError {
-    fn is_transient(&self) -> bool {
-        match self {
-            AuthError::Db(e) | AuthError::ApiKey(super::api_keys::ApiKeyError::Db(e)) => e.is_transient(),
-            AuthError::Refresh(super::refresh::RefreshError::Db(e)) => e.is_transient(),
-            AuthError::User(e) => e.is_transient(),
-            _ => false,
-        }
-    }
 }
 
 /// Deletes the account named `name` with its API keys and refresh tokens.

@@ -26,7 +26,7 @@ use self::rate_limit::{retry_after_secs, RateLimit, RequestLimiter};
 use self::refresh::{RefreshError, RefreshTokens};
 use self::throttle::{LoginThrottle, ThrottleSettings};
 use self::tokens::{JwtAlgorithm, TokenError, TokenIssuer};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, Transient};
 use crate::error::{Coded, ErrorCode};
 use crate::users::fields::{Email, FieldError, Password, Quota, UserName};
 use crate::users::{AccountDirectory, Role, User, UserError, UserId, Users};
@@ -88,6 +88,20 @@ impl Coded for AuthError {
             AuthError::Refresh(e) => e.retry_after(),
             AuthError::Db(e) => e.retry_after(),
             _ => None,
+        }
+    }
+}
+
+/// Closing an account runs in a transaction: these are the failures after
+/// which it may simply run again.
+impl Transient for AuthError {
+    fn is_transient(&self) -> bool {
+        match self {
+            AuthError::Db(e)
+            | AuthError::ApiKey(ApiKeyError::Db(e))
+            | AuthError::Refresh(RefreshError::Db(e)) => e.is_transient(),
+            AuthError::User(e) => e.is_transient(),
+            _ => false,
         }
     }
 }
