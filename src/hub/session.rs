@@ -570,10 +570,11 @@ impl Session {
     fn subscribe(&mut self, topics: &[Topic], on: bool) -> Result<(), Refusal> {
         let private = topics
             .iter()
-            .find(|t| matches!(t, Topic::Alarms | Topic::Telemetry));
+            .find(|t| matches!(t, Topic::Alarms | Topic::Telemetry | Topic::Jobs));
         if let Some(topic) = private.filter(|_| on && !self.authenticated()) {
             let name = match topic {
                 Topic::Alarms => "alarms need",
+                Topic::Jobs => "jobs need",
                 _ => "telemetry needs",
             };
             return Err(Refusal::new(

@@ -48,6 +48,7 @@ fn bit(topic: Topic) -> u8 {
         Topic::Alarms => 1,
         Topic::Clock => 2,
         Topic::Telemetry => 4,
+        Topic::Jobs => 8,
     }
 }
 

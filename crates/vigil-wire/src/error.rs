@@ -61,6 +61,7 @@ error_codes! {
     AlreadyAuthenticated => (409, "already_authenticated"),
     SubjectNameTaken => (409, "subject_name_taken"),
     LimitReached => (409, "limit_reached"),
+    JobFinished => (409, "job_finished"),
     PayloadTooLarge => (413, "payload_too_large"),
     ImageTooLarge => (413, "image_too_large"),
     UnsupportedMediaType => (415, "unsupported_media_type"),
@@ -71,6 +72,7 @@ error_codes! {
     Internal => (500, "internal"),
     DatabaseUnavailable => (503, "database_unavailable"),
     NotReady => (503, "not_ready"),
+    QueueFull => (503, "queue_full"),
 }
 
 impl ErrorCode {

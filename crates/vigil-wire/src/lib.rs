@@ -12,6 +12,7 @@ pub mod detections;
 pub mod error;
 pub mod faces;
 pub mod hub;
+pub mod jobs;
 pub mod media;
 pub mod paging;
 pub mod people;

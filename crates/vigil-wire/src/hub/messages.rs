@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{ClientId, CounterValue, FibN, Parity, Topic};
 use crate::alarms::AlarmView;
+use crate::jobs::JobView;
 use crate::telemetry::ReadingView;
 use crate::ErrorCode;
 
@@ -150,6 +151,10 @@ pub enum ServerMessage {
     Telemetry {
         reading: ReadingView,
     },
+    /// One of the account's jobs changed: its state, progress or result.
+    Job {
+        job: JobView,
+    },
     FibResult {
         #[serde(default)]
         id: Value,
@@ -181,6 +186,7 @@ impl ServerMessage {
             ServerMessage::Clock { .. } => "clock",
             ServerMessage::Alarm(_) => "alarm",
             ServerMessage::Telemetry { .. } => "telemetry",
+            ServerMessage::Job { .. } => "job",
             ServerMessage::FibResult { .. } => "fib_result",
             ServerMessage::Number { .. } => "number",
             ServerMessage::Pong { .. } => "pong",
@@ -364,6 +370,33 @@ mod tests {
                     heading: None,
                 }),
             },
+            "job" => ServerMessage::Job {
+                job: crate::jobs::JobView {
+                    id: "6650f1c2a4b1c2d3e4f5a6d1".into(),
+                    kind: crate::jobs::JobKind::Video,
+                    state: crate::jobs::JobState::Running,
+                    source: "door.mp4".into(),
+                    user_id: "6650f1c2a4b1c2d3e4f5a6b0".into(),
+                    fps: Some(1.0),
+                    attempts: 1,
+                    progress: crate::jobs::JobProgress {
+                        done: 3,
+                        total: Some(10),
+                        eta_secs: Some(7.0),
+                    },
+                    result: crate::jobs::JobResult {
+                        detections: 3,
+                        faces: 1,
+                        alarms: 1,
+                        detection_id: None,
+                    },
+                    error: None,
+                    created_at: now,
+                    updated_at: now,
+                    started_at: Some(now),
+                    finished_at: None,
+                },
+            },
             _ => ServerMessage::Error {
                 code: ErrorCode::InvalidFibN,
                 message: "n must not be negative".into(),
@@ -379,6 +412,7 @@ mod tests {
             "number",
             "pong",
             "telemetry",
+            "job",
             "error",
         ];
         for kind in kinds {
@@ -392,6 +426,7 @@ mod tests {
                 | ServerMessage::Number { .. }
                 | ServerMessage::Pong { .. }
                 | ServerMessage::Telemetry { .. }
+                | ServerMessage::Job { .. }
                 | ServerMessage::Error { .. } => message.kind(),
             };
             assert_eq!(covered, kind);

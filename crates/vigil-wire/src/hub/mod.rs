@@ -21,10 +21,12 @@ pub enum Topic {
     Clock,
     /// Readings the session's account stores (authenticated sessions only).
     Telemetry,
+    /// Progress of the session's account's jobs (authenticated sessions only).
+    Jobs,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 3] = [Topic::Alarms, Topic::Clock, Topic::Telemetry];
+    pub const ALL: [Topic; 4] = [Topic::Alarms, Topic::Clock, Topic::Telemetry, Topic::Jobs];
 }
 
 /// The codes an `error` message may carry.
