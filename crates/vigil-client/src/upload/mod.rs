@@ -1,5 +1,6 @@
 //! `vigil client upload FILE...`: images as they are, videos as frames
-//! sampled by ffmpeg, each sent to `POST /api/v1/detections`.
+//! sampled by ffmpeg (`vigil_ffmpeg::sampling`, the server's own rule),
+//! each sent to `POST /api/v1/detections`.
 //!
 //! One task reads the inputs in order and queues upload jobs (at most
 //! `--concurrency` waiting, so a long video never sits in memory and ffmpeg
@@ -7,9 +8,8 @@
 //! `rate_limited` pauses every worker for `Retry-After` and the same image
 //! is sent again; 429 `quota_exhausted` stops the whole run.
 
-pub mod plan;
+mod jpeg;
 mod report;
-pub mod video;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,12 +19,11 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
+use vigil_ffmpeg::sampling::{self, source_label, Frames, SamplingPlan, Tools, VideoInfo};
 use vigil_wire::media::ImageKind;
 use vigil_wire::ErrorCode;
 
-use self::plan::{source_label, SamplingPlan, VideoInfo};
 use self::report::{Item, Reporter};
-use self::video::{Frames, Tools};
 use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::{ApiFailure, ClientError};
@@ -36,7 +35,7 @@ pub struct UploadArgs {
     pub files: Vec<PathBuf>,
 
     /// Frames per second taken from videos (the first frame of each 1/fps s).
-    #[arg(long, default_value = "1", value_parser = plan::parse_fps)]
+    #[arg(long, default_value = "1", value_parser = sampling::parse_fps)]
     pub fps: f64,
 
     /// Uploads in flight at once.
@@ -151,7 +150,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// An image by its first bytes (what the server will check too), else a
-/// video if ffprobe finds a real one (see `video::parse_probe`).
+/// video if ffprobe finds a real one (see `vigil_ffmpeg::sampling::parse_probe`).
 /// Errors are `(code, reason)`.
 async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Input, (&'static str, String)> {
     let unreadable = |e: std::io::Error| ("unreadable", e.to_string());
@@ -178,7 +177,7 @@ async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Inp
             content_type,
         });
     }
-    let info = video::probe(tools, path).await.map_err(|e| {
+    let info = sampling::probe(tools, path).await.map_err(|e| {
         (
             "not_media",
             format!("neither an image (JPEG, PNG, WebP, BMP, GIF) nor a video ffmpeg reads: {e}"),
@@ -365,7 +364,7 @@ async fn produce(
                         Err(reason) => break Some(Err(reason)),
                     };
                     let time = plan.frame_time(index, &info);
-                    let body = tokio::task::spawn_blocking(move || video::encode_jpeg(&image))
+                    let body = tokio::task::spawn_blocking(move || jpeg::encode_jpeg(&image))
                         .await
                         .map_err(|e| format!("encoding the frame failed: {e}"))
                         .and_then(std::convert::identity)

@@ -8,9 +8,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
+use vigil_ffmpeg::sampling::format_time;
 use vigil_wire::detections::DetectionView;
 
-use super::plan::format_time;
 use crate::error::ApiFailure;
 
 /// An image file, or one frame of a video file.

@@ -1,20 +1,18 @@
 //! Video files through ffprobe (what is in it) and ffmpeg (the sampled
-//! frames, as PPM on a pipe, read by `vigil_ffmpeg` like the server's
+//! frames, as PPM on a pipe, read by [`FrameProcess`] like the server's
 //! camera capture reads its own).
 
 use std::ffi::OsString;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Deserialize;
 use tokio::process::Command;
-use vigil_ffmpeg::FrameProcess;
 
 use super::plan::{SamplingPlan, VideoInfo};
+use crate::FrameProcess;
 
 /// The ffmpeg programs (`--ffmpeg`, `--ffprobe`).
 #[derive(Debug, Clone)]
@@ -173,18 +171,6 @@ pub fn arguments(file: &Path, plan: &SamplingPlan) -> Vec<OsString> {
     args
 }
 
-/// Frames are sent as JPEG at the quality the server stores its own in.
-const JPEG_QUALITY: u8 = 90;
-
-/// One sampled frame as the JPEG that is uploaded.
-pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>, String> {
-    let mut out = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-        .encode_image(image)
-        .map_err(|e| format!("cannot encode the image as JPEG: {e}"))?;
-    Ok(out.into_inner())
-}
-
 /// How long ffmpeg may take to exit after its last frame.
 const EXIT_WITHIN: Duration = Duration::from_secs(10);
 
@@ -194,12 +180,37 @@ pub struct Frames {
 }
 
 impl Frames {
+    /// ffmpeg in the caller's process group: Ctrl-C in a terminal reaches
+    /// it too (the client, which stops on Ctrl-C anyway).
     pub fn start(tools: &Tools, file: &Path, plan: &SamplingPlan) -> Result<Self, String> {
+        Self::spawn(tools, file, plan, false)
+    }
+
+    /// ffmpeg in a process group of its own, as the server runs its camera
+    /// captures: a Ctrl-C meant for the server does not kill it mid-video;
+    /// it ends when the caller stops or drops it.
+    pub fn start_in_own_process_group(
+        tools: &Tools,
+        file: &Path,
+        plan: &SamplingPlan,
+    ) -> Result<Self, String> {
+        Self::spawn(tools, file, plan, true)
+    }
+
+    fn spawn(tools: &Tools, file: &Path, plan: &SamplingPlan, own_group: bool) -> Result<Self, String> {
         let mut command = Command::new(&tools.ffmpeg);
         command.args(arguments(file, plan));
+        if own_group {
+            command.process_group(0);
+        }
         let ffmpeg = FrameProcess::spawn(&mut command, |line| line)
             .map_err(|e| format!("cannot run {}: {e}", tools.ffmpeg.display()))?;
         Ok(Self { ffmpeg })
+    }
+
+    /// The process id, while ffmpeg runs.
+    pub fn id(&self) -> Option<u32> {
+        self.ffmpeg.id()
     }
 
     /// The next frame; `None` once ffmpeg has written them all.
@@ -282,11 +293,41 @@ mod tests {
         assert_eq!(parse_probe(mp4).unwrap().frames, Some(5));
     }
 
-    #[test]
-    fn frames_are_sent_as_jpeg() {
-        let jpeg = encode_jpeg(&RgbImage::from_pixel(8, 4, image::Rgb([200, 10, 10]))).unwrap();
-        assert_eq!(image::guess_format(&jpeg).unwrap(), image::ImageFormat::Jpeg);
-        assert_eq!(image::load_from_memory(&jpeg).unwrap().width(), 8);
+    /// The process group of a running process (`/proc/PID/stat`'s fifth
+    /// field, after the parenthesised command name).
+    #[cfg(target_os = "linux")]
+    fn process_group(pid: u32) -> u32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(2).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_server_can_start_ffmpeg_in_a_process_group_of_its_own() {
+        use std::os::unix::fs::PermissionsExt;
+        // A stand-in for ffmpeg that ignores its arguments.
+        let dir = std::env::temp_dir().join(format!("vigil-ffmpeg-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("ffmpeg");
+        std::fs::write(&program, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tools = Tools {
+            ffmpeg: program,
+            ffprobe: "ffprobe".into(),
+        };
+        let plan = SamplingPlan::new(1.0);
+        let ours = process_group(std::process::id());
+
+        let own = Frames::start_in_own_process_group(&tools, Path::new("x.mp4"), &plan).unwrap();
+        let pid = own.id().unwrap();
+        assert_eq!(process_group(pid), pid);
+        own.stop().await;
+
+        let shared = Frames::start(&tools, Path::new("x.mp4"), &plan).unwrap();
+        assert_eq!(process_group(shared.id().unwrap()), ours);
+        shared.stop().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

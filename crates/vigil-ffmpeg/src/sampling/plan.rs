@@ -1,5 +1,6 @@
-//! Which frames of a video are uploaded, decided before ffmpeg runs so that
-//! the progress bar knows its length.
+//! Which frames of a video are analysed, decided before ffmpeg runs so that
+//! a progress bar (the client's) or a job's progress (the server's) knows
+//! its length.
 //!
 //! Time is cut into slots of 1/fps seconds; the first frame of each slot is
 //! taken. ffmpeg applies the same rule (a `select` filter, below), so the
@@ -10,10 +11,11 @@
 /// Slot boundaries are nudged by this much so that a frame at 0.12 s with
 /// fps 25 (0.12 × 25 = 2.9999…) lands in slot 3, here and in ffmpeg alike.
 const EPSILON: f64 = 0.001;
-/// Highest accepted `--fps`.
+/// Highest accepted `--fps` (and the server's `fps` of a video job).
 pub const MAX_FPS: f64 = 120.0;
 /// Frames are scaled down to at most this many pixels on their longest
-/// side: the detector works at 640, so more is upload time for nothing.
+/// side: the detector works at 640, so more is upload (or decoding) time
+/// for nothing.
 pub const MAX_SIDE: u32 = 1920;
 
 /// What ffprobe tells about a video stream; any of it may be unknown.
@@ -32,7 +34,7 @@ pub struct SamplingPlan {
     fps: f64,
 }
 
-/// `--fps`: a positive number up to [`MAX_FPS`].
+/// `--fps` (or a video job's `fps`): a positive number up to [`MAX_FPS`].
 pub fn parse_fps(raw: &str) -> Result<f64, String> {
     let fps: f64 = raw
         .trim()
