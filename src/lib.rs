@@ -16,6 +16,8 @@ pub mod db;
 pub mod detections;
 pub mod error;
 pub mod hub;
+pub mod idempotency;
+pub mod jobs;
 pub mod logging;
 pub mod media;
 pub mod people;

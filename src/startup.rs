@@ -22,6 +22,9 @@ use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
 use crate::db::{Database, DbError};
 use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
+use crate::idempotency::IdempotencyKeys;
+use crate::jobs::videos::VideoStore;
+use crate::jobs::{DetectJobs, Handlers, JobMetrics, JobQueue, JobService, VideoJobs, Workers};
 use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
 use crate::people::erase::Erasure;
@@ -30,6 +33,7 @@ use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
 use crate::users::DirectorySync;
 use crate::vision::recognizer::RecognizerLoadError;
 use crate::vision::{DetectorPool, RecognizerPool};
+use vigil_ffmpeg::sampling::Tools;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -64,6 +68,7 @@ pub struct Application {
     background: Vec<JoinHandle<()>>,
     services: Services,
     db: Database,
+    workers: Workers,
 }
 
 impl Application {
@@ -185,6 +190,49 @@ impl Application {
             recorder: recorder.clone(),
             users: auth.users.clone(),
             limits: config.uploads,
+            keys: IdempotencyKeys::new(&db),
+        };
+        let tools = Tools {
+            ffmpeg: config.capture.ffmpeg.clone(),
+            ffprobe: config.capture.ffprobe.clone(),
+        };
+        let videos = Arc::new(
+            VideoStore::open(config.media.backend, &config.data_dir, &db).map_err(StartupError::Media)?,
+        );
+        let job_queue = JobQueue::new(&db, config.jobs);
+        let jobs = JobService {
+            db: db.clone(),
+            queue: job_queue.clone(),
+            media: media.clone(),
+            videos: videos.clone(),
+            users: auth.users.clone(),
+            keys: IdempotencyKeys::new(&db),
+            limits: config.uploads,
+            tools: tools.clone(),
+        };
+        let job_metrics = JobMetrics::default();
+        let workers = Workers {
+            queue: job_queue.clone(),
+            handlers: Arc::new(Handlers {
+                detect: DetectJobs {
+                    media: media.clone(),
+                    detector: detector.clone(),
+                    recorder: recorder.clone(),
+                    limits: config.uploads,
+                },
+                video: VideoJobs {
+                    videos: videos.clone(),
+                    detector: detector.clone(),
+                    recorder: recorder.clone(),
+                    users: auth.users.clone(),
+                    tools,
+                    cooldown: crate::capture::spec::DEFAULT_COOLDOWN,
+                },
+            }),
+            holder: instance_id.clone(),
+            metrics: job_metrics.clone(),
+            db: db.clone(),
+            users: auth.users.clone(),
         };
         let cameras = Cameras::new(CaptureDeps {
             detector: detector.clone(),
@@ -195,8 +243,15 @@ impl Application {
             Arc::new(recorder.detections.clone()),
             Arc::new(people.faces.clone()),
             Arc::new(PhotoImages(telemetry.photos.clone())),
+            Arc::new(job_queue.clone()),
         ];
-        let sweeper = sweep_orphans_when_ready(media.clone(), folder, media_holders, readiness.clone());
+        let sweeper = sweep_orphans_when_ready(
+            media.clone(),
+            folder,
+            videos.clone(),
+            media_holders,
+            readiness.clone(),
+        );
         let hub = Hub::new(
             &db,
             config.hub.clone(),
@@ -207,6 +262,7 @@ impl Application {
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
         let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);
         hub_tasks.extend(crate::telemetry::live::start(hub.clone(), telemetry.clone(), &db, migrated).await);
+        hub_tasks.push(crate::jobs::live::start(hub.clone(), job_queue.clone(), &db, migrated).await);
         let services = Services {
             auth: web::Data::new(auth),
             uploads: web::Data::new(uploads),
@@ -222,6 +278,8 @@ impl Application {
             telemetry: web::Data::new(telemetry),
             assets: web::Data::new(assets),
             limits: web::Data::new(config.uploads),
+            jobs: web::Data::new(jobs),
+            job_metrics: web::Data::new(job_metrics),
         };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
@@ -280,12 +338,14 @@ impl Application {
             ),
         ];
         background.extend(hub_tasks);
+        background.extend(workers.clone().start());
         Ok(Self {
             port,
             server,
             background,
             services,
             db,
+            workers,
         })
     }
 
@@ -311,6 +371,9 @@ impl Application {
         for task in self.background {
             let _ = task.await;
         }
+        // The workers have stopped: their jobs go back to the queue now
+        // rather than when their leases expire.
+        self.workers.release().await;
         // A request cancelled mid-transaction (by the shutdown timeout, or
         // the database gate) leaves the driver a task that aborts it; run on
         // a runtime that is going away, that task finds the connection pool
@@ -359,12 +422,13 @@ async fn migrate_if_reachable(
 }
 
 /// At startup, then hourly: removes the folder store's temp files of
-/// writes whose process died, and, once the
+/// writes whose process died (and the video store's), and, once the
 /// database is ready, orphan images (older than an hour, referenced by no
 /// detection, enrolled face or telemetry photo).
 async fn sweep_orphans_when_ready(
     media: SharedMediaStore,
     folder: Option<Arc<FileStore>>,
+    videos: Arc<VideoStore>,
     holders: Vec<Arc<dyn MediaReferences>>,
     readiness: Readiness,
 ) {
@@ -375,6 +439,9 @@ async fn sweep_orphans_when_ready(
             if let Err(err) = folder.remove_abandoned_writes().await {
                 tracing::warn!(error = %err, "could not remove abandoned temp files; retrying in an hour");
             }
+        }
+        if let Err(err) = videos.remove_abandoned().await {
+            tracing::warn!(error = %err, "could not remove abandoned video files; retrying in an hour");
         }
         if ready.wait_for(|s| *s == ReadyState::Ready).await.is_err() {
             return;

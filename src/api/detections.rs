@@ -3,10 +3,11 @@
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
-use super::extract::{PathId, UploadBody};
+use super::extract::{OptionalIdempotencyKey, PathId, UploadBody, UploadMode};
 use super::listing::ListQuery;
 use crate::auth::Principal;
 use crate::detections::{DetectionId, DetectionScope, DetectionView, Recorder, UploadService};
+use crate::jobs::{JobService, JobView};
 use crate::media::signed::UrlSigner;
 use crate::vision::ImageLimits;
 use vigil_wire::paging::PageOf;
@@ -16,13 +17,25 @@ use vigil_wire::ErrorBody;
 ///
 /// Send the image as `multipart/form-data` (field `image`, optional field
 /// `source`) or as the raw body with an `image/*` content type. The format
-/// is recognised from the content, not from the header. Consumes one unit of
-/// quota once the image is accepted; an image refused with 413/415/422 costs
-/// nothing, and a server-side failure gives the unit back.
+/// is recognised from the content, not from the header. One unit of quota
+/// is taken with the stored detection; an image refused with 413/415/422,
+/// or a request that fails, costs nothing.
+///
+/// With `?mode=async` the image is checked and stored, its unit taken, and
+/// the answer is **202** with a job (`Location: /api/v1/jobs/{id}`) that
+/// records exactly the detection and alarm a synchronous upload would (a
+/// job that fails for good gives the unit back).
+///
+/// `Idempotency-Key` (1–255 visible ASCII characters): the same key from
+/// the same account within 24 hours answers with what the first request
+/// made (its detection, or its job) instead of making another, at no cost.
 #[utoipa::path(
     tag = "detections",
     security(("bearer" = []), ("api_key" = [])),
-    params(super::extract::UploadQuery),
+    params(
+        super::extract::UploadQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request return the first one's result"),
+    ),
     request_body(
         description = "The image: multipart field `image`, or a raw JPEG/PNG/WebP/BMP/GIF body",
         content(
@@ -36,30 +49,46 @@ use vigil_wire::ErrorBody;
     ),
     responses(
         (status = 201, description = "Detected and stored", body = DetectionView),
+        (status = 202, description = "`mode=async`: accepted; the job detects it", body = JobView,
+            headers(("Location" = String, description = "The job: /api/v1/jobs/{id}"))),
         (status = 400, description = "`bad_request`: a malformed multipart body, or one without an `image` field; `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `invalid_token`", body = ErrorBody),
         (status = 413, description = "`payload_too_large` (bytes) or `image_too_large` (pixels)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_image`: not a decodable JPEG/PNG/WebP/BMP/GIF; `validation_failed`: bad `source`", body = ErrorBody),
         (status = 429, description = "`quota_exhausted` or `rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`; `queue_full` (`mode=async`, with `Retry-After`)", body = ErrorBody),
     )
 )]
 #[post("/api/v1/detections")]
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     principal: Principal,
+    key: OptionalIdempotencyKey,
     uploads: web::Data<UploadService>,
+    jobs: web::Data<JobService>,
     limits: web::Data<ImageLimits>,
     signer: web::Data<UrlSigner>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let upload = UploadBody::read(&req, payload, limits.max_bytes).await?;
-    let recorded = uploads
-        .detect(principal.user_id, upload.bytes, upload.source)
-        .await?;
-    tracing::info!(detection = %recorded.detection.id, faces = recorded.detection.face_count, "detection stored");
-    Ok(HttpResponse::Created().json(recorded.detection.view(&signer)))
+    let claim = key.claim(principal.user_id);
+    match upload.mode {
+        UploadMode::Sync => {
+            let detection = uploads
+                .detect(principal.user_id, upload.bytes, upload.source, claim)
+                .await?;
+            tracing::info!(detection = %detection.id, faces = detection.face_count, "detection stored");
+            Ok(HttpResponse::Created().json(detection.view(&signer)))
+        }
+        UploadMode::Async => {
+            let job = jobs
+                .submit_detect(principal.user_id, upload.bytes, upload.source, claim)
+                .await?;
+            Ok(super::jobs::accepted(&job))
+        }
+    }
 }
 
 /// The caller's detections, newest first.

@@ -16,6 +16,7 @@ pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod jobs;
 pub mod listing;
 pub mod media;
 pub mod methods;
@@ -27,6 +28,7 @@ mod services;
 pub mod subjects;
 pub mod telemetry;
 pub mod users;
+pub mod videos;
 pub mod ws;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
@@ -68,6 +70,10 @@ where
         .service(detections::list)
         .service(detections::get)
         .service(detections::remove)
+        .service(videos::create)
+        .service(jobs::list)
+        .service(jobs::get)
+        .service(jobs::cancel)
         .service(subjects::create)
         .service(subjects::list)
         .service(subjects::get)

@@ -31,6 +31,7 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         (name = "users", description = "Profiles and quotas"),
         (name = "api-keys", description = "Keys for machine clients"),
         (name = "detections", description = "Face detection on uploaded images"),
+        (name = "jobs", description = "Work done in the background by any instance: asynchronous uploads (`?mode=async`) and whole videos"),
         (name = "people", description = "Subjects you know, their enrolled faces, and who each detected face is"),
         (name = "telemetry", description = "Gyroscope, GPS and photos from devices (POST /telemetry/…; API keys may be restricted to these)"),
         (name = "devices", description = "The devices that sent telemetry, and their readings"),

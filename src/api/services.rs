@@ -12,6 +12,7 @@ use crate::dashboard::Assets;
 use crate::db::health::Readiness;
 use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
+use crate::jobs::{JobMetrics, JobService};
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
 use crate::people::People;
@@ -34,6 +35,8 @@ pub struct Services {
     pub telemetry: web::Data<Telemetry>,
     pub assets: web::Data<Assets>,
     pub limits: web::Data<ImageLimits>,
+    pub jobs: web::Data<JobService>,
+    pub job_metrics: web::Data<JobMetrics>,
 }
 
 impl Services {
@@ -56,6 +59,8 @@ impl Services {
             telemetry,
             assets,
             limits,
+            jobs,
+            job_metrics,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -71,5 +76,7 @@ impl Services {
             .app_data(telemetry)
             .app_data(assets)
             .app_data(limits)
+            .app_data(jobs)
+            .app_data(job_metrics)
     }
 }

@@ -16,7 +16,7 @@ use super::sampler::Latest;
 use super::source::{self, stopped, Ended, FrameOut};
 use super::spec::{CameraId, CameraSpec};
 use super::status::{CameraState, CameraStats};
-use crate::detections::{Frame, Recorder, Source};
+use crate::detections::{Frame, Original, Recorder, Source};
 use crate::media::ImageKind;
 use crate::vision::{encode_jpeg, Detection, DetectorPool};
 
@@ -64,11 +64,15 @@ impl AlarmSink for RecorderSink {
                     owner: None,
                     source,
                     camera_id: Some(alarm.camera_id.to_string()),
-                    original,
-                    original_kind: ImageKind::Jpeg,
+                    original: Original::Bytes {
+                        bytes: original,
+                        kind: ImageKind::Jpeg,
+                    },
                     image: alarm.image,
                     detection: alarm.detection,
                     duration_ms: alarm.duration_ms,
+                    raises_alarm: true,
+                    job: None,
                 })
                 .await
                 .map(|_| ())

@@ -28,6 +28,8 @@ pub use status::{CameraState, CameraStatus};
 pub struct CaptureSettings {
     /// Started with the server; ids are unique.
     pub cameras: Vec<CameraSpec>,
-    /// The ffmpeg program of `ffmpeg:` sources.
+    /// The ffmpeg program of `ffmpeg:` sources (and of video jobs).
     pub ffmpeg: std::path::PathBuf,
+    /// The ffprobe program that checks uploaded videos.
+    pub ffprobe: std::path::PathBuf,
 }

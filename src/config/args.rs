@@ -175,6 +175,9 @@ pub struct ServeArgs {
     pub capture: CaptureArgs,
 
     #[command(flatten)]
+    pub jobs: JobArgs,
+
+    #[command(flatten)]
     pub tls: TlsArgs,
 
     /// Seconds a telemetry `timestamp` may be ahead of the server's clock before the reading is refused.
@@ -468,9 +471,57 @@ pub struct CaptureArgs {
     )]
     pub cameras: Vec<Option<CameraSpec>>,
 
-    /// The ffmpeg program that reads video files and streams for ffmpeg: cameras.
+    /// The ffmpeg program that reads video files and streams for ffmpeg: cameras, and samples video jobs' frames.
     #[arg(long, env = "VIGIL_FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
+
+    /// The ffprobe program that checks uploaded videos and counts their frames.
+    #[arg(long, env = "VIGIL_FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+}
+
+/// The job queue: asynchronous uploads and videos analysed on the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobArgs {
+    /// Jobs this instance runs at once (0 = one per core; at most 1024); the detector's slots stay shared with uploads.
+    #[arg(long, env = "VIGIL_JOB_WORKERS", default_value_t = 0, value_parser = cores_or_count())]
+    pub job_workers: usize,
+
+    /// Times a job is taken up (its worker died, or an attempt failed) before it fails for good.
+    #[arg(
+        long,
+        env = "VIGIL_JOB_MAX_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub job_max_attempts: u32,
+
+    /// Queued jobs (across every instance) beyond which new ones are refused with 503 queue_full.
+    #[arg(
+        long,
+        env = "VIGIL_JOB_QUEUE_LIMIT",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=10_000_000)
+    )]
+    pub job_queue_limit: u64,
+
+    /// Seconds a worker's claim on a job lasts without renewal: a job whose worker died is taken up again after this.
+    #[arg(
+        long = "job-lease-secs",
+        env = "VIGIL_JOB_LEASE_SECS",
+        default_value = "30",
+        value_parser = secs(2..=3600)
+    )]
+    pub job_lease: Duration,
+
+    /// Largest accepted video for POST /api/v1/videos, in bytes (larger: 413 payload_too_large).
+    #[arg(
+        long,
+        env = "VIGIL_MAX_VIDEO_BYTES",
+        default_value_t = 512 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_video_bytes: u64,
 }
 
 /// One camera spec; an empty piece (a trailing `;`) is no camera.

@@ -25,6 +25,7 @@ use crate::capture::{CameraId, CaptureSettings};
 use crate::db::DatabaseSettings;
 use crate::hub::rate::MessageLimit;
 use crate::hub::HubConfig;
+use crate::jobs::JobSettings;
 use crate::media::MediaSettings;
 use crate::people::MatchRule;
 use crate::telemetry::ClockSkew;
@@ -88,6 +89,7 @@ pub struct Config {
     pub health_interval: Duration,
     /// How far ahead of the server a device's clock may be.
     pub telemetry_skew: ClockSkew,
+    pub jobs: JobSettings,
 }
 
 /// 0 means one per core.
@@ -167,6 +169,7 @@ impl args::CaptureArgs {
         Ok(CaptureSettings {
             cameras,
             ffmpeg: self.ffmpeg,
+            ffprobe: self.ffprobe,
         })
     }
 }
@@ -244,6 +247,13 @@ impl ServeArgs {
             telemetry_skew: ClockSkew(
                 chrono::Duration::from_std(self.telemetry_max_skew).unwrap_or(chrono::Duration::days(1)),
             ),
+            jobs: JobSettings {
+                workers: or_cores(self.jobs.job_workers),
+                max_attempts: self.jobs.job_max_attempts,
+                queue_limit: self.jobs.job_queue_limit,
+                lease: self.jobs.job_lease,
+                max_video_bytes: self.jobs.max_video_bytes,
+            },
         })
     }
 }

@@ -12,7 +12,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
 pub use identify::{FaceIdentifier, NoRecognition, Viewer};
-pub use recorder::{Frame, RecordError, Recorded, Recorder};
+pub use recorder::{Frame, JobFrame, Original, RecordError, Recorded, Recorder};
 pub use repository::{DetectionScope, Detections};
 pub use source::{InvalidSource, Source};
 pub use upload::{UploadError, UploadService};
@@ -86,6 +86,12 @@ pub struct DetectionRecord {
     pub media: MediaRefs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_id: Option<ObjectId>,
+    /// The job that recorded it, and which of its frames it is (unique
+    /// together: a job run twice records each frame once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_frame: Option<u32>,
 }
 
 impl DetectionRecord {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use image::RgbImage;
+use mongodb::bson::oid::ObjectId;
 
 use vigil_wire::people::SeenFace;
 
@@ -21,6 +22,7 @@ use super::{
 use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
 use crate::db::{Database, DbError, Transient};
 use crate::error::{Coded, ErrorCode};
+use crate::idempotency::{Claim, IdempotencyKeys, Produced};
 use crate::media::{ImageKind, MediaError, MediaId, SharedMediaStore};
 use crate::users::{UserError, UserId, Users};
 use crate::vision::{annotate_jpeg, Detection, VisionError};
@@ -35,6 +37,14 @@ pub enum RecordError {
     Vision(#[from] VisionError),
     #[error(transparent)]
     Quota(#[from] UserError),
+    /// The job's frame has its detection already (a job run again after
+    /// its worker died): nothing was stored this time.
+    #[error("this frame of the job is recorded already")]
+    AlreadyRecorded,
+    /// Another request holds the `Idempotency-Key`: nothing was stored;
+    /// that request's result is the answer.
+    #[error("the idempotency key is taken")]
+    KeyTaken,
 }
 
 impl Coded for RecordError {
@@ -44,6 +54,7 @@ impl Coded for RecordError {
             RecordError::Db(e) => e.code(),
             RecordError::Vision(e) => e.code(),
             RecordError::Quota(e) => e.code(),
+            RecordError::AlreadyRecorded | RecordError::KeyTaken => ErrorCode::Internal,
         }
     }
 
@@ -61,7 +72,10 @@ impl Transient for RecordError {
         match self {
             RecordError::Db(e) => e.is_transient(),
             RecordError::Quota(e) => e.is_transient(),
-            RecordError::Media(_) | RecordError::Vision(_) => false,
+            RecordError::Media(_)
+            | RecordError::Vision(_)
+            | RecordError::AlreadyRecorded
+            | RecordError::KeyTaken => false,
         }
     }
 }
@@ -71,12 +85,30 @@ pub struct Frame {
     pub owner: Option<UserId>,
     pub source: Source,
     pub camera_id: Option<String>,
-    /// The image as received (uploads) or as captured (cameras, JPEG).
-    pub original: Vec<u8>,
-    pub original_kind: ImageKind,
+    pub original: Original,
     pub image: Arc<RgbImage>,
     pub detection: Detection,
     pub duration_ms: f64,
+    /// Whether faces in it raise an alarm: always for uploads and camera
+    /// frames (the camera's policy chose them), by the policy for a video's.
+    pub raises_alarm: bool,
+    /// The job and frame it is, for a job's: one detection each, however
+    /// often the job is run.
+    pub job: Option<JobFrame>,
+}
+
+/// The image as received (uploads), as captured (cameras, JPEG), or
+/// already in the store (an asynchronous upload's, stored when accepted).
+pub enum Original {
+    Bytes { bytes: Vec<u8>, kind: ImageKind },
+    Stored(MediaId),
+}
+
+/// Frame `index` of job `job` (0 for a single image).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobFrame {
+    pub job: ObjectId,
+    pub index: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +126,7 @@ pub struct Recorder {
     pub media: SharedMediaStore,
     pub bus: AlarmBus,
     users: Users,
+    keys: IdempotencyKeys,
 }
 
 impl Recorder {
@@ -111,21 +144,35 @@ impl Recorder {
             media,
             bus,
             users: Users::new(db),
+            keys: IdempotencyKeys::new(db),
         }
     }
 
-    /// Stores a camera's frame: cameras cost no quota.
+    /// Stores a camera's frame (cameras cost no quota), or an asynchronous
+    /// upload's (paid for when it was accepted).
     pub async fn record(&self, frame: Frame) -> Result<Recorded, RecordError> {
-        self.store(frame, None).await
+        self.store(frame, None, None).await
     }
 
-    /// Stores an upload and takes one unit of `payer`'s quota with it;
-    /// [`RecordError::Quota`] when a concurrent request took the last one.
-    pub async fn record_paid(&self, frame: Frame, payer: UserId) -> Result<Recorded, RecordError> {
-        self.store(frame, Some(payer)).await
+    /// Stores an upload or a video's frame and takes one unit of `payer`'s
+    /// quota with it; [`RecordError::Quota`] when a concurrent request took
+    /// the last one. With a `claim`, the idempotency key is taken with it
+    /// ([`RecordError::KeyTaken`] when another request has it).
+    pub async fn record_paid(
+        &self,
+        frame: Frame,
+        payer: UserId,
+        claim: Option<&Claim>,
+    ) -> Result<Recorded, RecordError> {
+        self.store(frame, Some(payer), claim).await
     }
 
-    async fn store(&self, frame: Frame, payer: Option<UserId>) -> Result<Recorded, RecordError> {
+    async fn store(
+        &self,
+        frame: Frame,
+        payer: Option<UserId>,
+        claim: Option<&Claim>,
+    ) -> Result<Recorded, RecordError> {
         let image = frame.image.clone();
         let faces = frame.detection.faces.clone();
         // Recognition and drawing are independent: side by side.
@@ -136,25 +183,40 @@ impl Recorder {
         let (identities, annotated) = tokio::join!(identify, annotate);
         let annotated = annotated.map_err(|e| VisionError::Encode(e.to_string()))??;
 
-        let media = MediaRefs {
-            original: MediaId::new(frame.original_kind),
-            annotated: MediaId::new(ImageKind::Jpeg),
+        let (media, written) = match &frame.original {
+            Original::Bytes { kind, .. } => {
+                let media = MediaRefs {
+                    original: MediaId::new(*kind),
+                    annotated: MediaId::new(ImageKind::Jpeg),
+                };
+                (media, Written::Both(media))
+            }
+            Original::Stored(original) => {
+                let annotated = MediaId::new(ImageKind::Jpeg);
+                let media = MediaRefs {
+                    original: *original,
+                    annotated,
+                };
+                (media, Written::Annotated(annotated))
+            }
         };
         // Durable images before any document points at them.
         let stored = async {
-            self.media.put(media.original, &frame.original).await?;
+            if let Original::Bytes { bytes, .. } = &frame.original {
+                self.media.put(media.original, bytes).await?;
+            }
             self.media.put(media.annotated, &annotated).await
         }
         .await;
         if let Err(err) = stored {
-            self.remove_images(media).await;
+            self.remove_written(written).await;
             return Err(err.into());
         }
 
         let face_count = u32::try_from(frame.detection.faces.len()).unwrap_or(u32::MAX);
         let now = Utc::now();
         let detection_id = DetectionId::new();
-        let alarm = (face_count > 0).then(|| Alarm {
+        let alarm = (face_count > 0 && frame.raises_alarm).then(|| Alarm {
             id: AlarmId::new(),
             message: Alarm::message_for(
                 face_count,
@@ -191,6 +253,8 @@ impl Recorder {
             duration_ms: frame.duration_ms,
             media,
             alarm_id: alarm.as_ref().map(|a| a.id.0),
+            job_id: frame.job.map(|j| j.job),
+            job_frame: frame.job.map(|j| j.index),
         };
 
         let turn = match payer {
@@ -198,7 +262,21 @@ impl Recorder {
             None => None,
         };
         let committed = crate::in_transaction!(self.db, RecordError, |session| async {
-            self.detections.insert(&record, session).await?;
+            if let Some(claim) = claim {
+                if !self
+                    .keys
+                    .claim(claim, Produced::Detection(record.id.0), session)
+                    .await?
+                {
+                    return Err(RecordError::KeyTaken);
+                }
+            }
+            match self.detections.insert(&record, session).await {
+                Err(err) if record.job_id.is_some() && err.is_duplicate_key() => {
+                    return Err(RecordError::AlreadyRecorded)
+                }
+                other => other?,
+            }
             if let Some(alarm) = &alarm {
                 self.alarms.insert(alarm, Some(session)).await?;
             }
@@ -217,7 +295,7 @@ impl Recorder {
                 return Err(err);
             }
             Err(err) => {
-                self.remove_images(media).await;
+                self.remove_written(written).await;
                 return Err(err);
             }
         }
@@ -252,11 +330,31 @@ impl Recorder {
         Ok(true)
     }
 
-    async fn remove_images(&self, media: MediaRefs) {
-        for id in [media.original, media.annotated] {
-            if let Err(err) = self.media.delete(id).await {
-                tracing::warn!(media = %id, error = %err, "could not remove image; the orphan sweep will");
-            }
+    /// Removes the images a failed store wrote (never an original it was
+    /// given stored: that one is the job's, which may run again).
+    async fn remove_written(&self, written: Written) {
+        match written {
+            Written::Both(media) => self.remove_images(media).await,
+            Written::Annotated(id) => self.remove_image(id).await,
         }
     }
+
+    async fn remove_images(&self, media: MediaRefs) {
+        for id in [media.original, media.annotated] {
+            self.remove_image(id).await;
+        }
+    }
+
+    async fn remove_image(&self, id: MediaId) {
+        if let Err(err) = self.media.delete(id).await {
+            tracing::warn!(media = %id, error = %err, "could not remove image; the orphan sweep will");
+        }
+    }
+}
+
+/// The images one store wrote.
+#[derive(Clone, Copy)]
+enum Written {
+    Both(MediaRefs),
+    Annotated(MediaId),
 }

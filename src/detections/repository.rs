@@ -1,6 +1,6 @@
 use futures_util::future::BoxFuture;
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, oid::ObjectId, Document};
 use mongodb::{ClientSession, Collection};
 use vigil_wire::people::SeenFace;
 
@@ -60,6 +60,32 @@ impl Detections {
             |d| (d.created_at, d.id.0),
         )
         .await
+    }
+
+    /// The detection a job recorded for one of its frames.
+    pub async fn of_job_frame(&self, job: ObjectId, frame: u32) -> Result<Option<DetectionRecord>, DbError> {
+        self.detections
+            .find_one(doc! { "job_id": job, "job_frame": frame })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// The frames a job has recorded so far, in order, with their face
+    /// counts and whether each raised an alarm: a job run again skips them.
+    pub async fn job_frames(&self, job: ObjectId) -> Result<Vec<(u32, u32, bool)>, DbError> {
+        let records: Vec<DetectionRecord> = self
+            .detections
+            .find(doc! { "job_id": job })
+            .sort(doc! { "job_frame": 1 })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| Some((r.job_frame?, r.face_count, r.alarm_id.is_some())))
+            .collect())
     }
 
     /// Removes and returns the record, if the caller owns it.

@@ -8,8 +8,10 @@
 
 use std::time::Instant;
 
-use super::{Frame, RecordError, Recorded, Recorder, Source};
+use super::{DetectionId, DetectionRecord, DetectionScope, Frame, Original, RecordError, Recorder, Source};
+use crate::db::DbError;
 use crate::error::{Coded, ErrorCode};
+use crate::idempotency::{Claim, IdempotencyKeys, Produced};
 use crate::users::{UserError, UserId, Users};
 use crate::vision::{decode_upload, DecodedUpload, DetectorPool, ImageLimits, VisionError};
 
@@ -21,6 +23,11 @@ pub enum UploadError {
     Vision(#[from] VisionError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The key named an asynchronous upload: a different request.
+    #[error("this Idempotency-Key was used for an asynchronous upload (mode=async); use a new key")]
+    KeyReused,
 }
 
 impl Coded for UploadError {
@@ -29,6 +36,8 @@ impl Coded for UploadError {
             UploadError::Quota(e) => e.code(),
             UploadError::Vision(e) => e.code(),
             UploadError::Record(e) => e.code(),
+            UploadError::Db(e) => e.code(),
+            UploadError::KeyReused => ErrorCode::ValidationFailed,
         }
     }
 
@@ -36,7 +45,8 @@ impl Coded for UploadError {
         match self {
             UploadError::Quota(e) => e.retry_after(),
             UploadError::Record(e) => e.retry_after(),
-            UploadError::Vision(_) => None,
+            UploadError::Db(e) => e.retry_after(),
+            UploadError::Vision(_) | UploadError::KeyReused => None,
         }
     }
 }
@@ -47,15 +57,26 @@ pub struct UploadService {
     pub recorder: Recorder,
     pub users: Users,
     pub limits: ImageLimits,
+    pub keys: IdempotencyKeys,
 }
 
 impl UploadService {
+    /// Detects and stores. With an idempotency `claim`, a request that
+    /// repeats an earlier one (same account, same key, within a day) gets
+    /// the earlier detection back, at no cost, even when the quota has run
+    /// out since.
     pub async fn detect(
         &self,
         user: UserId,
         bytes: Vec<u8>,
         source: Source,
-    ) -> Result<Recorded, UploadError> {
+        claim: Option<Claim>,
+    ) -> Result<DetectionRecord, UploadError> {
+        if let Some(claim) = &claim {
+            if let Some(earlier) = self.earlier(claim).await? {
+                return Ok(earlier);
+            }
+        }
         let DecodedUpload { bytes, kind, image } = decode_upload(bytes, self.limits).await?;
 
         self.users.check_quota(user).await?;
@@ -66,12 +87,34 @@ impl UploadService {
             owner: Some(user),
             source,
             camera_id: None,
-            original: bytes,
-            original_kind: kind,
+            original: Original::Bytes { bytes, kind },
             image,
             detection,
             duration_ms,
+            raises_alarm: true,
+            job: None,
         };
-        Ok(self.recorder.record_paid(frame, user).await?)
+        match self.recorder.record_paid(frame, user, claim.as_ref()).await {
+            Ok(recorded) => Ok(recorded.detection),
+            // A concurrent request with the key won: its detection is the answer.
+            Err(RecordError::KeyTaken) => match &claim {
+                Some(claim) => self.earlier(claim).await?.ok_or(UploadError::KeyReused),
+                None => Err(RecordError::KeyTaken.into()),
+            },
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The detection an earlier request with the key stored.
+    async fn earlier(&self, claim: &Claim) -> Result<Option<DetectionRecord>, UploadError> {
+        match self.keys.lookup(claim).await? {
+            None => Ok(None),
+            Some(Produced::Job(_)) => Err(UploadError::KeyReused),
+            Some(Produced::Detection(id)) => Ok(self
+                .recorder
+                .detections
+                .get(DetectionScope(claim.user), DetectionId(id))
+                .await?),
+        }
     }
 }

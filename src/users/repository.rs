@@ -206,6 +206,20 @@ impl Users {
         }
     }
 
+    /// Gives back the unit an accepted request paid for, inside the
+    /// transaction that records it never produced anything (an asynchronous
+    /// upload whose job failed for good).
+    pub async fn refund(&self, id: UserId, session: &mut ClientSession) -> Result<(), UserError> {
+        self.users
+            .update_one(
+                doc! { "_id": id.0, "api_requests_used": { "$gt": 0 } },
+                doc! { "$inc": { "api_requests_used": -1 } },
+            )
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_quota(&self, id: UserId, quota: Quota) -> Result<User, UserError> {
         self.users
             .find_one_and_update(

@@ -23,6 +23,7 @@ mod durability;
 mod health;
 mod helpers;
 mod hub;
+mod jobs;
 mod lifecycle;
 mod migrations;
 mod openapi;

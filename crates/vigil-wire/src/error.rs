@@ -66,6 +66,7 @@ error_codes! {
     ImageTooLarge => (413, "image_too_large"),
     UnsupportedMediaType => (415, "unsupported_media_type"),
     InvalidImage => (422, "invalid_image"),
+    InvalidVideo => (422, "invalid_video"),
     RateLimited => (429, "rate_limited"),
     QuotaExhausted => (429, "quota_exhausted"),
     LoginThrottled => (429, "login_throttled"),

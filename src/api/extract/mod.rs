@@ -5,18 +5,22 @@
 
 mod client_ip;
 mod enrol;
+mod idempotency;
 mod json;
 mod path_id;
 mod principal;
 pub mod telemetry;
 mod upload;
+mod video;
 
 pub use client_ip::RateLimitedIp;
 pub use enrol::{EnrolBody, EnrolDetectionFace};
+pub use idempotency::{OptionalIdempotencyKey, IDEMPOTENCY_KEY_HEADER};
 pub use json::JsonBody;
 pub use path_id::{Named, PathId};
 pub use principal::{Admin, TelemetrySender, API_KEY_HEADER};
-pub use upload::{Upload, UploadBody, UploadQuery};
+pub use upload::{Upload, UploadBody, UploadMode, UploadQuery};
+pub use video::{VideoBody, VideoQuery};
 
 use actix_web::{web, HttpRequest};
 

@@ -73,3 +73,7 @@ impl Named for crate::people::SubjectFaceId {
 impl Named for crate::telemetry::DeviceId {
     const WHAT: &'static str = "device";
 }
+
+impl Named for crate::jobs::JobId {
+    const WHAT: &'static str = "job";
+}

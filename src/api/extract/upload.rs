@@ -22,12 +22,26 @@ pub struct UploadQuery {
     /// Label stored with the result (1–64 characters, default `upload`);
     /// a multipart `source` field takes precedence.
     pub source: Option<String>,
+    /// `sync` (default): detect now, answer 201 with the detection. `async`:
+    /// store the image, answer 202 with a job that detects it.
+    pub mode: Option<UploadMode>,
 }
 
-/// An upload as received: the image bytes (not yet looked at) and its label.
+/// When an upload is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadMode {
+    #[default]
+    Sync,
+    Async,
+}
+
+/// An upload as received: the image bytes (not yet looked at), its label
+/// and when to detect it.
 pub struct Upload {
     pub bytes: Vec<u8>,
     pub source: Source,
+    pub mode: UploadMode,
 }
 
 /// How an upload body is read.
@@ -67,11 +81,16 @@ impl UploadBody {
     /// Reads the body (at most `max` bytes of image) and the label, from the
     /// multipart `source` field or else `?source=`.
     pub async fn read(req: &HttpRequest, payload: web::Payload, max: usize) -> Result<Upload, ApiError> {
-        let (bytes, field) = read_image(req, payload, max).await?;
+        // The query first: a bad `mode` is refused before the body is read.
         let query = web::Query::<UploadQuery>::from_query(req.query_string())
             .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query string: {e}")))?;
+        let (bytes, field) = read_image(req, payload, max).await?;
         let source = Source::given(field.as_deref().or(query.source.as_deref()))?;
-        Ok(Upload { bytes, source })
+        Ok(Upload {
+            bytes,
+            source,
+            mode: query.mode.unwrap_or_default(),
+        })
     }
 }
 

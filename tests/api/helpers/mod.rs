@@ -8,6 +8,7 @@
 //!   ([`spawn_child`]), signals, reading a child's output;
 //! - `database_server`: a database server of the test's own, to kill and
 //!   restart;
+//! - `jobs`: videos and asynchronous uploads submitted, jobs waited for;
 //! - `ws`: the WebSocket hub's client side;
 //! - `assets`: photos fetched by `make models`, images, clips and files made
 //!   on the spot.
@@ -17,6 +18,7 @@ mod assets;
 mod bodies;
 mod child;
 mod database_server;
+mod jobs;
 mod ws;
 
 pub use app::*;
@@ -24,4 +26,5 @@ pub use assets::*;
 pub use bodies::*;
 pub use child::*;
 pub use database_server::*;
+pub use jobs::*;
 pub use ws::*;

@@ -1,0 +1,316 @@
+//! The workers of one instance: each claims a job, runs it while a keeper
+//! renews its lease, and ends it: done, failed, or queued again after a
+//! failed attempt. A job whose lease is lost (cancelled, or taken over
+//! after this worker was too slow to renew) is dropped at once and not
+//! written to again.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use vigil_wire::jobs::JobError;
+use vigil_wire::ErrorCode;
+
+use super::detect::DetectJobs;
+use super::metrics::JobMetrics;
+use super::queue::JobQueue;
+use super::video::VideoJobs;
+use super::{JobProgress, JobRecord, JobResult, Payload};
+use crate::db::{Database, DbError};
+use crate::users::{UserError, Users};
+
+/// How often idle workers look for jobs other instances queued (their own
+/// instance's wake them at once).
+const POLL: Duration = Duration::from_secs(1);
+/// Pause after the database failed a claim.
+const CLAIM_BACKOFF: Duration = Duration::from_secs(2);
+/// First pause before a failed attempt is run again; doubled per attempt.
+const RETRY_BASE: Duration = Duration::from_secs(2);
+
+/// Why a job stopped before it was done.
+#[derive(Debug)]
+pub enum Stop {
+    /// The lease is no longer this worker's: write nothing more.
+    Lost,
+    /// Failed for good (the quota ran out, not a video): not run again.
+    Failed(JobError),
+    /// This attempt failed (the database was away, ffmpeg died): run again
+    /// while attempts remain.
+    Retry(JobError),
+}
+
+impl Stop {
+    pub fn failed(code: ErrorCode, message: impl Into<String>) -> Self {
+        Stop::Failed(JobError {
+            code,
+            message: message.into(),
+        })
+    }
+
+    pub fn retry(code: ErrorCode, message: impl Into<String>) -> Self {
+        Stop::Retry(JobError {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+impl From<DbError> for Stop {
+    fn from(err: DbError) -> Self {
+        use crate::error::Coded;
+        Stop::retry(err.code(), err.to_string())
+    }
+}
+
+/// A job being run, as its handler sees it.
+pub struct Run<'a> {
+    pub job: &'a JobRecord,
+    queue: &'a JobQueue,
+    holder: &'a str,
+    last: Mutex<JobResult>,
+}
+
+impl Run<'_> {
+    /// Records progress (and renews the lease); [`Stop::Lost`] when the job
+    /// is no longer this worker's.
+    pub async fn report(&self, progress: &JobProgress, result: &JobResult) -> Result<(), Stop> {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = result.clone();
+        if self
+            .queue
+            .report(self.job.id, self.holder, progress, result)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Stop::Lost)
+        }
+    }
+
+    fn last_result(&self) -> JobResult {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What runs each kind of job.
+pub struct Handlers {
+    pub detect: DetectJobs,
+    pub video: VideoJobs,
+}
+
+impl Handlers {
+    async fn run(&self, run: &Run<'_>) -> Result<JobResult, Stop> {
+        match &run.job.payload {
+            Payload::Detect { image } => self.detect.run(run, *image).await,
+            Payload::Video { video, fps, .. } => self.video.run(run, *video, *fps).await,
+        }
+    }
+
+    /// Removes what a job that ended no longer needs: a video always, a
+    /// detect job's image unless its detection now holds it.
+    pub async fn discard_payload(&self, job: &JobRecord, done: bool) {
+        match &job.payload {
+            Payload::Detect { image } if !done => self.detect.discard(*image).await,
+            Payload::Detect { .. } => {}
+            Payload::Video { video, .. } => self.video.discard(*video).await,
+        }
+    }
+}
+
+/// This instance's workers.
+#[derive(Clone)]
+pub struct Workers {
+    pub queue: JobQueue,
+    pub handlers: Arc<Handlers>,
+    pub holder: String,
+    pub metrics: JobMetrics,
+    pub db: Database,
+    pub users: Users,
+}
+
+impl Workers {
+    /// Starts the workers (`--job-workers` of them) and the task that fails
+    /// jobs abandoned on their last attempt.
+    pub fn start(self) -> Vec<JoinHandle<()>> {
+        let mut tasks: Vec<JoinHandle<()>> = (0..self.queue.settings.workers)
+            .map(|n| {
+                let worker = self.clone();
+                tokio::spawn(
+                    worker
+                        .work()
+                        .instrument(tracing::info_span!("job_worker", worker = n)),
+                )
+            })
+            .collect();
+        let reaper = self.clone();
+        tasks.push(tokio::spawn(
+            reaper
+                .reap_abandoned()
+                .instrument(tracing::info_span!("job_reaper")),
+        ));
+        tasks
+    }
+
+    /// Gives back this instance's running jobs on a clean shutdown.
+    pub async fn release(&self) {
+        match self.queue.release_all(&self.holder).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "running jobs given back to the queue"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not give back running jobs; they resume when their lease expires")
+            }
+        }
+    }
+
+    async fn work(self) {
+        loop {
+            match self.queue.claim(&self.holder).await {
+                Ok(Some(job)) => {
+                    let span =
+                        tracing::info_span!("job", job = %job.id, kind = ?job.kind, attempt = job.attempts);
+                    self.run(job).instrument(span).await;
+                }
+                Ok(None) => {
+                    let _ = tokio::time::timeout(POLL, self.queue.submitted()).await;
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "cannot claim jobs now");
+                    tokio::time::sleep(CLAIM_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    async fn run(&self, job: JobRecord) {
+        let started = Instant::now();
+        tracing::info!(source = %job.source, "job started");
+        let run = Run {
+            job: &job,
+            queue: &self.queue,
+            holder: &self.holder,
+            last: Mutex::new(job.result.clone()),
+        };
+        self.metrics.started();
+        let outcome = tokio::select! {
+            outcome = self.handlers.run(&run) => outcome,
+            () = keep_lease(&self.queue, &job, &self.holder) => Err(Stop::Lost),
+        };
+        let elapsed = started.elapsed();
+        self.metrics.stopped();
+        let result = match &outcome {
+            Ok(result) => result.clone(),
+            Err(_) => run.last_result(),
+        };
+        match outcome {
+            Ok(result) => {
+                self.end(&job, &result, None).await;
+                self.metrics.finished(job.kind, elapsed, true);
+                tracing::info!(
+                    detections = result.detections,
+                    alarms = result.alarms,
+                    ?elapsed,
+                    "job done"
+                );
+            }
+            Err(Stop::Lost) => {
+                self.metrics.lost();
+                // Cancelled: its video is removed here, by the worker that
+                // held it, once it no longer reads it. (A detect job's image
+                // stays: its detection may have been stored as it was
+                // cancelled; if not, the orphan sweep removes it.)
+                if let Payload::Video { video, .. } = &job.payload {
+                    if let Ok(Some(now)) = self.queue.find(job.id).await {
+                        if now.state == super::JobState::Cancelled {
+                            self.handlers.video.discard(*video).await;
+                        }
+                    }
+                }
+                tracing::info!("job no longer ours (cancelled, or taken over): stopped");
+            }
+            Err(Stop::Retry(error)) if job.attempts < self.queue.settings.max_attempts => {
+                let delay = RETRY_BASE * 2_u32.saturating_pow(job.attempts.saturating_sub(1));
+                tracing::warn!(code = error.code.as_str(), error = %error.message, ?delay, "job attempt failed; it will be run again");
+                if let Err(err) = self.queue.retry_later(job.id, &self.holder, &error, delay).await {
+                    tracing::warn!(error = %err, "could not queue the job again; it resumes when its lease expires");
+                }
+            }
+            Err(Stop::Retry(error) | Stop::Failed(error)) => {
+                tracing::warn!(code = error.code.as_str(), error = %error.message, "job failed");
+                self.end(&job, &result, Some(&error)).await;
+                self.metrics.finished(job.kind, elapsed, false);
+            }
+        }
+    }
+
+    /// Writes the end of a job and removes what it no longer needs. A
+    /// detect job that failed gives its unit of quota back in the same
+    /// transaction: only a stored detection is paid for.
+    async fn end(&self, job: &JobRecord, result: &JobResult, error: Option<&JobError>) {
+        let refund = error.is_some() && matches!(job.payload, Payload::Detect { .. });
+        let ended = if refund {
+            let _turn = Users::charge_turn(job.user_id).await;
+            crate::in_transaction!(self.db, UserError, |session| async {
+                let ended = self
+                    .queue
+                    .finish(job.id, &self.holder, result, error, Some(&mut *session))
+                    .await?;
+                if ended.is_some() {
+                    self.users.refund(job.user_id, session).await?;
+                }
+                Ok(ended)
+            })
+        } else {
+            self.queue
+                .finish(job.id, &self.holder, result, error, None)
+                .await
+                .map_err(UserError::from)
+        };
+        match ended {
+            Ok(Some(ended)) => self.handlers.discard_payload(&ended, error.is_none()).await,
+            Ok(None) => tracing::info!("job no longer ours when it ended: left as it is"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not record the end of the job; it runs again when its lease expires")
+            }
+        }
+    }
+
+    /// Every lease length: fails the jobs whose worker died on their last
+    /// attempt, and removes their payloads.
+    async fn reap_abandoned(self) {
+        loop {
+            tokio::time::sleep(self.queue.settings.lease.max(POLL)).await;
+            match self.queue.fail_abandoned().await {
+                Ok(failed) => {
+                    for job in failed {
+                        tracing::warn!(job = %job.id, attempts = job.attempts, "job failed: its workers kept stopping");
+                        self.metrics.finished(job.kind, Duration::ZERO, false);
+                        self.handlers.discard_payload(&job, false).await;
+                    }
+                }
+                Err(err) => tracing::debug!(error = %err, "cannot look for abandoned jobs now"),
+            }
+        }
+    }
+}
+
+/// Renews the lease every third of its length; returns once it is lost
+/// (not this worker's any more, or not renewed in time because the database
+/// was away: another worker may have it by then).
+async fn keep_lease(queue: &JobQueue, job: &JobRecord, holder: &str) {
+    let length = queue.settings.lease;
+    let every = (length / 3).max(Duration::from_millis(200));
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match queue.renew(job.id, holder).await {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not renew the job's lease");
+                if renewed.elapsed() >= length {
+                    return;
+                }
+            }
+        }
+    }
+}

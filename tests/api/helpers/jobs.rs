@@ -1,0 +1,76 @@
+//! The job queue as the tests speak it: submitting videos and asynchronous
+//! uploads, and waiting for a job to reach a state.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use vigil_wire::jobs::{JobState, JobView};
+
+use super::app::{body, Api};
+
+impl Api {
+    /// `POST /api/v1/videos` with the file as multipart `video`, whatever the answer.
+    pub async fn submit_video(&self, token: &str, file: &Path, fps: &str) -> reqwest::Response {
+        let bytes = std::fs::read(file).expect("the clip");
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let form = reqwest::multipart::Form::new()
+            .part("video", reqwest::multipart::Part::bytes(bytes).file_name(name))
+            .text("fps", fps.to_owned());
+        self.http
+            .post(self.url("/api/v1/videos"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Submits a video and returns its job, which must have been accepted.
+    pub async fn video_job(&self, token: &str, file: &Path, fps: &str) -> JobView {
+        let response = self.submit_video(token, file, fps).await;
+        assert_eq!(
+            response.status(),
+            202,
+            "video: {}",
+            response.text().await.unwrap()
+        );
+        body(response).await
+    }
+
+    /// `GET /api/v1/jobs/{id}`.
+    pub async fn job(&self, token: &str, id: &str) -> JobView {
+        self.fetch_as(&format!("/api/v1/jobs/{id}"), token).await
+    }
+
+    /// Polls the job until `done(job)` holds; fails with the last state after `within`.
+    pub async fn wait_for_job(
+        &self,
+        token: &str,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&JobView) -> bool,
+    ) -> JobView {
+        let started = Instant::now();
+        loop {
+            let job = self.job(token, id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                started.elapsed() < within,
+                "job not there within {within:?}: {job:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the job to end (done, failed or cancelled).
+    pub async fn job_ended(&self, token: &str, id: &str, within: Duration) -> JobView {
+        self.wait_for_job(token, id, within, |j| j.state.is_final()).await
+    }
+}
+
+/// Whether the job is running now.
+pub fn running(job: &JobView) -> bool {
+    job.state == JobState::Running
+}
