@@ -67,6 +67,12 @@ bench-api: deps venv models test-assets
 	$(CARGO) build --release -p vigil-bin --bin vigil
 	scripts/with-database.sh --ephemeral -- scripts/bench-api.sh
 
+.PHONY: bench-videos
+# Videos analysed on the server: a 60 s 640x480 clip at fps 2 on one instance and on two sharing the database.
+bench-videos: deps venv models test-assets
+	$(CARGO) build --release -p vigil-bin --bin vigil
+	scripts/with-database.sh --ephemeral -- scripts/bench-videos.sh
+
 .PHONY: bench-telemetry
 # POST /telemetry/gps of a release build at concurrency 8 (wrk), against GET /healthz.
 bench-telemetry: deps venv models

@@ -32,8 +32,9 @@ pub fn accepted(job: &JobRecord) -> HttpResponse {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct JobListQuery {
-    /// Only jobs in this state: queued, running, done, failed or cancelled.
-    pub state: Option<String>,
+    /// Only jobs in this state.
+    #[param(inline)]
+    pub state: Option<JobState>,
     /// Only jobs created at or after this time (RFC 3339).
     #[param(format = DateTime)]
     pub from: Option<String>,
@@ -64,12 +65,7 @@ pub async fn list(
     query: web::Query<JobListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let state = query
-        .state
-        .as_deref()
-        .map(str::parse::<JobState>)
-        .transpose()
-        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
+    let state = query.state;
     let page = ListQuery {
         from: query.from,
         to: query.to,

@@ -73,18 +73,33 @@ impl Detections {
     /// The frames a job has recorded so far, in order, with their face
     /// counts and whether each raised an alarm: a job run again skips them.
     pub async fn job_frames(&self, job: ObjectId) -> Result<Vec<(u32, u32, bool)>, DbError> {
-        let records: Vec<DetectionRecord> = self
+        let rows: Vec<Document> = self
             .detections
+            .clone_with_type::<Document>()
             .find(doc! { "job_id": job })
+            .projection(doc! { "_id": 0, "job_frame": 1, "face_count": 1, "alarm_id": 1 })
             .sort(doc! { "job_frame": 1 })
             .await
             .map_err(DbError::from_driver)?
             .try_collect()
             .await
             .map_err(DbError::from_driver)?;
-        Ok(records
-            .into_iter()
-            .filter_map(|r| Some((r.job_frame?, r.face_count, r.alarm_id.is_some())))
+        let number = |row: &Document, key: &str| -> Option<u32> {
+            match row.get(key)? {
+                mongodb::bson::Bson::Int32(n) => u32::try_from(*n).ok(),
+                mongodb::bson::Bson::Int64(n) => u32::try_from(*n).ok(),
+                _ => None,
+            }
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                Some((
+                    number(row, "job_frame")?,
+                    number(row, "face_count")?,
+                    row.contains_key("alarm_id"),
+                ))
+            })
             .collect())
     }
 

@@ -82,8 +82,8 @@ impl VideoJobs {
             };
             let time = plan.frame_time(u64::from(index), &info);
             let at = origin + Duration::from_secs_f64(time);
-            if let Some((_, faces, _)) = recorded.iter().find(|(frame, _, _)| *frame == index) {
-                policy.observe(at, *faces as usize);
+            if let Ok(at_index) = recorded.binary_search_by_key(&index, |(frame, _, _)| *frame) {
+                policy.observe(at, recorded[at_index].1 as usize);
                 index += 1;
                 continue;
             }

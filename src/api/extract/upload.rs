@@ -24,6 +24,7 @@ pub struct UploadQuery {
     pub source: Option<String>,
     /// `sync` (default): detect now, answer 201 with the detection. `async`:
     /// store the image, answer 202 with a job that detects it.
+    #[param(inline)]
     pub mode: Option<UploadMode>,
 }
 

@@ -22,7 +22,7 @@ impl Api {
             .multipart(form)
             .send()
             .await
-            .expect("request sent")
+            .unwrap_or_else(|e| panic!("POST /api/v1/videos: {e:?}"))
     }
 
     /// Submits a video and returns its job, which must have been accepted.
