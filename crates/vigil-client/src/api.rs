@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
@@ -120,6 +120,8 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub struct ApiClient {
     server: Server,
     http: reqwest::Client,
+    /// `--timeout-secs`: how long one request may take.
+    timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
     credentials: Credentials,
 }
@@ -154,6 +156,7 @@ impl ApiClient {
         Ok(Self {
             server,
             http,
+            timeout: options.timeout,
             tls,
             credentials,
         })
@@ -165,6 +168,11 @@ impl ApiClient {
 
     pub fn tls(&self) -> &Arc<rustls::ClientConfig> {
         &self.tls
+    }
+
+    /// How long one request may take (`--timeout-secs`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Fails with a message that says how to log in when there are no credentials.
@@ -353,6 +361,46 @@ impl ApiClient {
     ) -> Result<(u16, T), ClientError> {
         let url = self.server.url(path);
         let response = self.send(|http| http.post(url.clone()).multipart(form())).await?;
+        let status = response.status().as_u16();
+        Ok((status, read_json(&url, response).await?))
+    }
+
+    /// `GET` of a JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.server.url(path);
+        let response = self.send(|http| http.get(url.clone())).await?;
+        read_json(&url, response).await
+    }
+
+    /// `DELETE` with a JSON answer.
+    pub async fn delete_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.server.url(path);
+        let response = self.send(|http| http.delete(url.clone())).await?;
+        read_json(&url, response).await
+    }
+
+    /// `POST` of a body streamed by `body`, which is called again should the
+    /// request be sent again (after a renewed login), so that a file is read
+    /// from its start each time and never held in memory. `length` is sent
+    /// as `Content-Length`; `timeout` replaces `--timeout-secs` for this
+    /// request (a large file takes longer than any answer should).
+    pub async fn post_stream<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        content_type: &'static str,
+        length: u64,
+        timeout: Duration,
+        body: impl Fn() -> reqwest::Body,
+    ) -> Result<(u16, T), ClientError> {
+        let response = self
+            .send(|http| {
+                http.post(url.clone())
+                    .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+                    .header(CONTENT_LENGTH, length)
+                    .timeout(timeout)
+                    .body(body())
+            })
+            .await?;
         let status = response.status().as_u16();
         Ok((status, read_json(&url, response).await?))
     }

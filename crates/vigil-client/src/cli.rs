@@ -34,7 +34,8 @@ pub struct ClientArgs {
     #[arg(long, env = "VIGIL_CA_CERT", value_name = "PEM", global = true)]
     pub ca_cert: Option<PathBuf>,
 
-    /// Seconds one HTTP request may take (a detection runs while the upload waits).
+    /// Seconds one HTTP request may take (a detection runs while the upload waits); a --server-side video
+    /// upload may take longer as long as its bytes keep going.
     #[arg(
         long,
         env = "VIGIL_CLIENT_TIMEOUT_SECS",
@@ -54,7 +55,7 @@ pub enum ClientCommand {
     Login(LoginArgs),
     /// Revoke the kept login on the server and forget it.
     Logout,
-    /// Detect faces in images and in video frames sampled with ffmpeg.
+    /// Detect faces in images and in video frames sampled with ffmpeg, here or (--server-side) on the server.
     Upload(UploadArgs),
     /// Print alarms as they happen; reconnects and catches up by itself.
     Watch(AlarmsArgs),

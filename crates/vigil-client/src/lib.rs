@@ -1,5 +1,6 @@
 //! `vigil client`: a command-line client of a vigil server. It uploads
-//! images and sampled video frames, prints alarms as they happen, and runs
+//! images and sampled video frames (or whole videos, analysed by the
+//! server as jobs), prints alarms as they happen, and runs
 //! the hub's counter protocol and Fibonacci command, over HTTP(S) and
 //! WebSocket (ws:// or wss://). [`cli`] holds the subcommands' flags and
 //! wires them; the `vigil` binary mounts them as `vigil client …`.

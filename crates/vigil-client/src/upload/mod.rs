@@ -1,6 +1,7 @@
 //! `vigil client upload FILE...`: images as they are, videos as frames
 //! sampled by ffmpeg (`vigil_ffmpeg::sampling`, the server's own rule),
-//! each sent to `POST /api/v1/detections`.
+//! each sent to `POST /api/v1/detections`. With `--server-side`, videos go
+//! whole to the server as jobs instead ([`server_side`]).
 //!
 //! One task reads the inputs in order and queues upload jobs (at most
 //! `--concurrency` waiting, so a long video never sits in memory and ffmpeg
@@ -8,8 +9,10 @@
 //! `rate_limited` pauses every worker for `Retry-After` and the same image
 //! is sent again; 429 `quota_exhausted` stops the whole run.
 
+mod job_report;
 mod jpeg;
 mod report;
+mod server_side;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +31,7 @@ use super::api::ApiClient;
 use super::backoff::Backoff;
 use super::error::{ApiFailure, ClientError};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct UploadArgs {
     /// Images (JPEG, PNG, WebP, BMP, GIF) and video files (any video ffmpeg reads; not text, stills or cover art).
     #[arg(required = true, value_name = "FILE")]
@@ -42,13 +45,21 @@ pub struct UploadArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
-    /// One JSON line per image or frame instead of text.
+    /// One JSON line per image or frame instead of text (with --server-side, also one per change of a video's
+    /// job, and the default when stdout is not a terminal).
     #[arg(long)]
     pub json: bool,
 
-    /// The `source` stored with every detection (default: the file name, plus @m:ss.s for a video frame).
+    /// The `source` stored with every detection (default: the file name, plus @m:ss.s for a video frame; with
+    /// --server-side the server adds @m:ss.s to this one too).
     #[arg(long)]
     pub source: Option<String>,
+
+    /// Send each video whole to the server (POST /api/v1/videos), which samples it as a job, and follow the
+    /// job to its end: a progress bar on a terminal, JSON lines when stdout is not one. Images are uploaded
+    /// as without it; videos go one at a time, after the images. No ffmpeg is needed here.
+    #[arg(long)]
+    pub server_side: bool,
 
     /// The ffmpeg program that samples videos.
     #[arg(long, env = "VIGIL_FFMPEG", default_value = "ffmpeg")]
@@ -149,10 +160,9 @@ fn file_name(path: &Path) -> String {
         .into_owned()
 }
 
-/// An image by its first bytes (what the server will check too), else a
-/// video if ffprobe finds a real one (see `vigil_ffmpeg::sampling::parse_probe`).
-/// Errors are `(code, reason)`.
-async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Input, (&'static str, String)> {
+/// An image's content type by its first bytes (what the server will check
+/// too); `None` when the file is no image. Errors are `(code, reason)`.
+async fn sniff_image(path: &Path) -> Result<Option<&'static str>, (&'static str, String)> {
     let unreadable = |e: std::io::Error| ("unreadable", e.to_string());
     let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
     let metadata = file.metadata().await.map_err(unreadable)?;
@@ -171,7 +181,13 @@ async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Inp
     let kind = image::guess_format(&head[..filled])
         .ok()
         .and_then(ImageKind::from_image_format);
-    if let Some(content_type) = kind.map(ImageKind::content_type) {
+    Ok(kind.map(ImageKind::content_type))
+}
+
+/// An image by its first bytes, else a video if ffprobe finds a real one
+/// (see `vigil_ffmpeg::sampling::parse_probe`). Errors are `(code, reason)`.
+async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Input, (&'static str, String)> {
+    if let Some(content_type) = sniff_image(path).await? {
         return Ok(Input::Image {
             path: path.to_owned(),
             content_type,
@@ -192,6 +208,14 @@ async fn classify(path: &Path, tools: &Tools, plan: &SamplingPlan) -> Result<Inp
 
 pub async fn run(api: &ApiClient, args: UploadArgs) -> Result<Outcome, ClientError> {
     api.require_credentials()?;
+    if args.server_side {
+        return server_side::run(api, args).await;
+    }
+    sample_here(api, args).await
+}
+
+/// Images, and videos sampled here: every image and frame its own upload.
+async fn sample_here(api: &ApiClient, args: UploadArgs) -> Result<Outcome, ClientError> {
     let started = Instant::now();
     let plan = SamplingPlan::new(args.fps);
     let tools = Tools {

@@ -32,20 +32,35 @@ impl Item {
         }
     }
 
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         match self.frame {
             Some((_, seconds)) => format!("{}@{}", self.file, format_time(seconds)),
             None => self.file.to_string(),
         }
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         json!({
             "file": &*self.file,
             "frame": self.frame.map(|(i, _)| i),
             "time": self.frame.map(|(_, t)| (t * 1000.0).round() / 1000.0),
         })
     }
+}
+
+/// The `--json` line of an image, frame or video that failed:
+/// `{"file", "frame", "time", "ok": false, "error": {"status", "code", "message"}}`.
+pub(super) fn failure_json(item: &Item, status: Option<u16>, code: &str, message: &str) -> Value {
+    let mut line = item.json();
+    line["ok"] = false.into();
+    line["error"] = json!({"status": status, "code": code, "message": message});
+    line
+}
+
+/// The text line of one that failed: `fail  FILE  [STATUS ]CODE: MESSAGE`.
+pub(super) fn failure_text(item: &Item, status: Option<u16>, code: &str, message: &str) -> String {
+    let status = status.map(|s| format!("{s} ")).unwrap_or_default();
+    format!("fail  {}  {status}{code}: {message}", item.label())
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -148,15 +163,12 @@ impl Reporter {
 
     fn failure_line(&self, item: &Item, status: Option<u16>, code: &str, message: &str) {
         self.totals().failed += 1;
-        if self.json {
-            let mut line = item.json();
-            line["ok"] = false.into();
-            line["error"] = json!({"status": status, "code": code, "message": message});
-            self.line(line.to_string());
+        let line = if self.json {
+            failure_json(item, status, code, message).to_string()
         } else {
-            let status = status.map(|s| format!("{s} ")).unwrap_or_default();
-            self.line(format!("fail  {}  {status}{code}: {message}", item.label()));
-        }
+            failure_text(item, status, code, message)
+        };
+        self.line(line);
     }
 
     /// The server refused this image or frame.
