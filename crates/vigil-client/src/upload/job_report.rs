@@ -191,6 +191,24 @@ pub fn bar_message(job: &Job) -> String {
     text
 }
 
+/// Longest file name beside the bar: room is left for the bar itself.
+const PREFIX_CHARS: usize = 24;
+
+/// The file's name (not its folders), cut to [`PREFIX_CHARS`] with `…`.
+pub fn bar_prefix(file: &str) -> String {
+    let name = file
+        .rsplit(['/', '\\'])
+        .find(|part| !part.is_empty())
+        .unwrap_or(file);
+    if name.chars().count() <= PREFIX_CHARS {
+        name.to_owned()
+    } else {
+        let mut cut: String = name.chars().take(PREFIX_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
 /// The bar of frames: a bar once the server knows how many, a counter before.
 pub fn frames_template(total: Option<u64>) -> &'static str {
     match total {
@@ -244,7 +262,7 @@ impl JobReporter {
         self.last = None;
         self.set_template(BYTES_TEMPLATE);
         self.bar.reset();
-        self.bar.set_prefix(item.label());
+        self.bar.set_prefix(bar_prefix(&item.label()));
         self.bar.set_length(bytes);
         self.bar.set_position(0);
         self.bar.set_message("");
@@ -432,6 +450,11 @@ mod tests {
         assert_eq!(bar_message(&queued), "queued");
         assert!(frames_template(Some(10)).contains("{len}"));
         assert!(!frames_template(None).contains("{len}"));
+        assert_eq!(bar_prefix("clips/door.mp4"), "door.mp4");
+        assert_eq!(bar_prefix("door.mp4"), "door.mp4");
+        let long = bar_prefix(&format!("/x/{}.mp4", "a".repeat(40)));
+        assert_eq!(long.chars().count(), 24);
+        assert!(long.ends_with('…'));
         // Both templates are valid.
         style(frames_template(None));
         style(frames_template(Some(1)));
