@@ -15,6 +15,7 @@ use tokio::process::{Child, Command};
 use vigil_wire::alarms::AlarmView;
 use vigil_wire::detections::DetectionView;
 use vigil_wire::hub::Parity;
+use vigil_wire::jobs::{JobKind, JobState, JobView};
 use vigil_wire::paging::PageOf;
 
 use crate::helpers::{
@@ -356,6 +357,148 @@ async fn an_exhausted_quota_stops_the_upload_with_a_clear_message() {
     assert_eq!(refused.len(), 1, "{out:?}");
     assert!(refused[0].contains("429 quota_exhausted"), "{out:?}");
     assert_eq!(detections(&app, &user).await.len(), 2);
+}
+
+/// The lines `upload --server-side` printed about `file`: JSON, since stdout
+/// is no terminal here.
+fn lines_about(out: &Output, file: &str) -> Vec<Value> {
+    out.json_lines::<Value>()
+        .into_iter()
+        .filter(|l| l["file"] == file)
+        .collect()
+}
+
+/// The job a line of `upload --server-side` carries.
+fn job_of(line: &Value) -> JobView {
+    serde_json::from_value(line["job"].clone()).unwrap_or_else(|e| panic!("no job in {line}: {e}"))
+}
+
+#[tokio::test]
+async fn server_side_sends_the_whole_video_as_a_job_and_follows_it_to_the_end() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = face_clip(dir.path(), "door clip.mp4", 3);
+    let photo = write_file(dir.path(), "photo.png", &test_asset("astronaut.png"));
+
+    // No --json: stdout is not a terminal, so JSON lines all the same.
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload", "--server-side", "--fps", "1"])
+        .arg(&clip)
+        .arg(&photo)
+        // ffmpeg is the server's business now.
+        .env("VIGIL_FFMPEG", "/nonexistent/ffmpeg")
+        .env("VIGIL_FFPROBE", "/nonexistent/ffprobe");
+    let out = run(cmd, Duration::from_secs(180)).await;
+    assert!(out.status.success(), "{out:?}");
+
+    // The photo, uploaded as without the flag.
+    let photo_lines: Vec<UploadLine> = lines_about(&out, photo.to_str().unwrap())
+        .into_iter()
+        .map(|l| serde_json::from_value(l).unwrap())
+        .collect();
+    assert_eq!(photo_lines.len(), 1, "{out:?}");
+    assert!(photo_lines[0].ok, "{out:?}");
+    assert_eq!(photo_lines[0].detection.as_ref().unwrap().source, "photo.png");
+
+    // The video: lines while its job runs, then the final one.
+    let lines = lines_about(&out, clip.to_str().unwrap());
+    let (last, running) = lines.split_last().expect("lines about the video");
+    assert_eq!(last["ok"], true, "{out:?}");
+    let job = job_of(last);
+    assert_eq!((job.kind, job.state), (JobKind::Video, JobState::Done), "{out:?}");
+    assert_eq!(job.source, "door clip.mp4");
+    assert_eq!(job.fps, Some(1.0));
+    assert_eq!(job.result.detections, 3, "{out:?}");
+    assert!(!running.is_empty(), "at least the accepted job: {out:?}");
+    for line in running {
+        assert!(line.get("ok").is_none(), "only the last line ends it: {line}");
+        assert_eq!(job_of(line).id, job.id);
+        assert!(!job_of(line).state.is_final(), "{line}");
+    }
+    let server_side = app.job(&user.access_token, &job.id).await;
+    assert_eq!(server_side.state, JobState::Done);
+    assert_eq!(server_side.result, job.result);
+
+    // What the job recorded: one detection per sampled second, labelled
+    // with the video's name and the frame's time.
+    let mut sources: Vec<String> = detections(&app, &user)
+        .await
+        .into_iter()
+        .map(|d| d.source)
+        .filter(|s| s != "photo.png")
+        .collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        [
+            "door clip.mp4@0:00.0",
+            "door clip.mp4@0:01.0",
+            "door clip.mp4@0:02.0"
+        ]
+    );
+    assert!(out.stderr.contains("1 video job(s) done, 0 failed"), "{out:?}");
+}
+
+#[tokio::test]
+async fn server_side_a_job_that_runs_out_of_quota_fails_the_upload() {
+    let app = spawn_app_with(AppOptions::default().flag("--default-quota", 3)).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = face_clip(dir.path(), "long.mp4", 6);
+
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload", "--server-side", "--json"])
+        .arg(&clip);
+    let out = run(cmd, Duration::from_secs(180)).await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let lines = lines_about(&out, clip.to_str().unwrap());
+    let last = lines.last().expect("a final line");
+    assert_eq!(last["ok"], false, "{out:?}");
+    assert_eq!(last["error"]["code"], "quota_exhausted", "{out:?}");
+    let job = job_of(last);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.result.detections, 3);
+    assert!(out.stderr.contains("quota is used up"), "{out:?}");
+    assert_eq!(detections(&app, &user).await.len(), 3);
+}
+
+#[tokio::test]
+async fn server_side_ctrl_c_cancels_the_job_before_the_client_exits() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let user = regular_user(&app).await;
+    let key = api_key(&app, &user).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 300 frames at 10 fps: far from done when Ctrl-C comes.
+    let clip = face_clip(dir.path(), "long.mp4", 30);
+
+    let mut cmd = client(&app.address, dir.path());
+    cmd.args(["--api-key", &key, "upload", "--server-side", "--fps", "10"])
+        .arg(&clip)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut upload = cmd.spawn().unwrap();
+    let mut stdout = Lines::stdout(&mut upload);
+    let running: Value = serde_json::from_str(&stdout.wait_for(r#""state":"running""#, WAIT).await).unwrap();
+    let id = job_of(&running).id;
+    signal(upload.id().unwrap(), libc::SIGINT);
+    let last = stdout.wait_for(r#""ok":"#, WAIT).await;
+    let out = tokio::time::timeout(WAIT, upload.wait_with_output())
+        .await
+        .expect("upload ends after Ctrl-C")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?} {:?}", stdout.seen);
+
+    let last: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(last["ok"], false, "{last}");
+    assert_eq!(last["error"]["code"], "cancelled", "{last}");
+    assert_eq!(job_of(&last).state, JobState::Cancelled);
+    // Cancelled on the server before the client exited.
+    let job = app.job(&user.access_token, &id).await;
+    assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+    assert!(job.progress.done < 300, "{job:?}");
 }
 
 /// A user with an API key, made on an unlimited instance, and a second
