@@ -383,13 +383,16 @@ impl ApiClient {
     /// request be sent again (after a renewed login), so that a file is read
     /// from its start each time and never held in memory. `length` is sent
     /// as `Content-Length`; `timeout` replaces `--timeout-secs` for this
-    /// request (a large file takes longer than any answer should).
+    /// request (a large file takes longer than any answer should); the
+    /// `Idempotency-Key` makes a retry of a request whose answer was lost
+    /// return what the first one made.
     pub async fn post_stream<T: serde::de::DeserializeOwned>(
         &self,
         url: Url,
         content_type: &'static str,
         length: u64,
         timeout: Duration,
+        idempotency_key: &str,
         body: impl Fn() -> reqwest::Body,
     ) -> Result<(u16, T), ClientError> {
         let response = self
@@ -397,6 +400,7 @@ impl ApiClient {
                 http.post(url.clone())
                     .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
                     .header(CONTENT_LENGTH, length)
+                    .header("Idempotency-Key", idempotency_key)
                     .timeout(timeout)
                     .body(body())
             })

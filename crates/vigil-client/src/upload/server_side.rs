@@ -8,6 +8,8 @@
 //! whatever is not an image by its first bytes is sent as a video and the
 //! server says whether it is one.
 //!
+//! Every attempt at one video carries the same `Idempotency-Key`, so an
+//! upload whose answer was lost is sent again without making two jobs.
 //! Following is plain polling: one small request every half second is
 //! cheap, and survives what a subscription would have to recover from
 //! (a restarted server, a proxy that drops WebSockets). Ctrl-C cancels the
@@ -209,7 +211,6 @@ enum NotAccepted {
 /// What one upload attempt gave.
 enum Attempt {
     Answer(Result<Value, ClientError>),
-    Failed(&'static str, String),
     Interrupted,
 }
 
@@ -279,14 +280,17 @@ impl Video<'_> {
             return Err(NotAccepted::Failed("unreadable", "not a file".into()));
         }
         let length = metadata.len();
+        // One per video, the same for every attempt: an attempt whose answer
+        // was lost (the connection broke after the whole video went) and its
+        // retry make one job, not two.
+        let idempotency_key = uuid::Uuid::new_v4().to_string();
         let mut connect_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
         let mut busy_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         let (mut connect_failures, mut busy) = (0, 0);
         loop {
             reporter.uploading(&self.item, length);
-            let answer = match self.upload_once(length, reporter).await {
+            let answer = match self.upload_once(length, &idempotency_key, reporter).await {
                 Attempt::Answer(answer) => answer,
-                Attempt::Failed(code, message) => return Err(NotAccepted::Failed(code, message)),
                 Attempt::Interrupted => return Err(NotAccepted::Interrupted),
             };
             let wait = match answer {
@@ -315,25 +319,29 @@ impl Video<'_> {
                     wait
                 }
                 Err(ClientError::Api(failure)) => return Err(NotAccepted::Refused(failure)),
-                Err(ClientError::Unreachable {
-                    detail,
-                    not_sent: true,
-                    ..
-                }) => {
+                // Not connected, or cut off (mid-way, or waiting for the
+                // answer): sent again, the Idempotency-Key ensuring one job.
+                Err(ClientError::Unreachable { detail, not_sent, .. }) => {
                     connect_failures += 1;
                     if connect_failures >= CONNECT_ATTEMPTS {
                         return Err(NotAccepted::Stop(
                             "unreachable",
-                            format!("the server did not answer {CONNECT_ATTEMPTS} times: {detail}"),
+                            format!("the upload failed {CONNECT_ATTEMPTS} times: {detail}"),
                         ));
                     }
-                    connect_backoff.next_random()
+                    let wait = connect_backoff.next_random();
+                    if !not_sent {
+                        reporter.note(&format!(
+                            "upload: {detail}; sending {} again in {:.1} s",
+                            self.item.label(),
+                            wait.as_secs_f64()
+                        ));
+                    }
+                    wait
                 }
                 Err(error @ (ClientError::LoginExpired { .. } | ClientError::NotLoggedIn { .. })) => {
                     return Err(NotAccepted::Stop("not_authenticated", error.to_string()))
                 }
-                // Cut off mid-way or after the whole video went: the server may
-                // have made a job of it, so it is not sent twice.
                 Err(error) => return Err(NotAccepted::Failed("request_failed", error.to_string())),
             };
             if self.interrupt.or(tokio::time::sleep(wait)).await.is_none() {
@@ -345,8 +353,9 @@ impl Video<'_> {
     /// One `POST /api/v1/videos`, the file streamed from disk. A watchdog
     /// ends it when no byte has gone for `--timeout-secs`, or no answer came
     /// that long after the last one (the request's own limit allows for a
-    /// slow link, so it cannot tell a slow upload from a dead one).
-    async fn upload_once(&self, length: u64, reporter: &JobReporter) -> Attempt {
+    /// slow link, so it cannot tell a slow upload from a dead one); that
+    /// counts as a broken connection, and is sent again with the same key.
+    async fn upload_once(&self, length: u64, idempotency_key: &str, reporter: &JobReporter) -> Attempt {
         let mut url = self.api.server().url("api/v1/videos");
         url.query_pairs_mut()
             .append_pair("fps", &self.fps.to_string())
@@ -354,11 +363,14 @@ impl Video<'_> {
         let sent = Arc::new(AtomicU64::new(0));
         let patience = self.api.timeout();
         let limit = patience + Duration::from_secs(length / SLOWEST_UPLOAD_BYTES_PER_SEC);
-        let request =
-            self.api
-                .post_stream::<Value>(url, video_content_type(&self.path), length, limit, || {
-                    file_body(self.path.clone(), length, sent.clone())
-                });
+        let request = self.api.post_stream::<Value>(
+            url,
+            video_content_type(&self.path),
+            length,
+            limit,
+            idempotency_key,
+            || file_body(self.path.clone(), length, sent.clone()),
+        );
         tokio::pin!(request);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         let mut last_move = (0, Instant::now());
@@ -382,11 +394,16 @@ impl Video<'_> {
                     if now != last_move.0 {
                         last_move = (now, Instant::now());
                     } else if last_move.1.elapsed() >= patience {
-                        return Attempt::Failed("timed_out", if now < length {
+                        let detail = if now < length {
                             format!("the upload stalled: nothing went for {} s", patience.as_secs())
                         } else {
                             format!("no answer {} s after the whole video was sent", patience.as_secs())
-                        });
+                        };
+                        return Attempt::Answer(Err(ClientError::Unreachable {
+                            url: self.api.server().url("api/v1/videos").to_string(),
+                            detail,
+                            not_sent: false,
+                        }));
                     }
                     if interrupted_at.is_some_and(|at| at.elapsed() >= ANSWER_AFTER_INTERRUPT) {
                         return Attempt::Interrupted;
@@ -588,6 +605,10 @@ mod tests {
                         log.len() - 1
                     };
                     let (status, headers, body) = answer(&request, index);
+                    if status == 0 {
+                        // The connection breaks before the answer.
+                        return;
+                    }
                     let mut response = format!(
                         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
                         body.len()
@@ -649,7 +670,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_video_is_streamed_whole_with_its_length_and_followed_to_the_end() {
+    async fn the_video_is_streamed_whole_sent_again_under_one_key_and_followed_to_the_end() {
         let dir = tempfile::tempdir().unwrap();
         // Several read chunks.
         let path = video_file(dir.path(), 3 * CHUNK + 17);
@@ -660,14 +681,16 @@ mod tests {
                 vec![("retry-after", "0".into())],
                 r#"{"error":{"code":"queue_full","message":"busy"}}"#.into(),
             ),
+            // The whole video went, the answer is lost.
+            ("POST", 1) => (0, vec![], String::new()),
             ("POST", _) => (
                 202,
                 vec![("location", "/api/v1/jobs/job1".into())],
                 view("queued", 0),
             ),
-            (_, 2) => (200, vec![], view("running", 1)),
+            (_, 3) => (200, vec![], view("running", 1)),
             // A blip while following.
-            (_, 3) => (
+            (_, 4) => (
                 503,
                 vec![],
                 r#"{"error":{"code":"database_unavailable","message":"x"}}"#.into(),
@@ -681,8 +704,8 @@ mod tests {
 
         let seen = seen.lock().unwrap().clone();
         let methods: Vec<_> = seen.iter().map(|r| r.method.as_str()).collect();
-        assert_eq!(methods, ["POST", "POST", "GET", "GET", "GET"]);
-        let post = &seen[1];
+        assert_eq!(methods, ["POST", "POST", "POST", "GET", "GET", "GET"]);
+        let post = &seen[2];
         assert_eq!(post.target, "/api/v1/videos?fps=2&source=door.mp4");
         assert_eq!(post.header("content-type"), Some("video/mp4"));
         assert_eq!(post.header("x-api-key"), Some("key"));
@@ -692,8 +715,13 @@ mod tests {
         );
         assert_eq!(post.header("transfer-encoding"), None);
         assert_eq!(post.body, std::fs::read(&path).unwrap());
-        assert_eq!(seen[0].body, post.body, "the retry sends the file from its start");
-        assert!(seen[2..].iter().all(|r| r.target == "/api/v1/jobs/job1"));
+        for retry in &seen[..2] {
+            assert_eq!(retry.body, post.body, "a retry sends the file from its start");
+            let key = retry.header("idempotency-key");
+            assert!(key.is_some_and(|k| k.len() >= 32), "{retry:?}");
+            assert_eq!(key, post.header("idempotency-key"), "one key for every attempt");
+        }
+        assert!(seen[3..].iter().all(|r| r.target == "/api/v1/jobs/job1"));
     }
 
     #[tokio::test]
