@@ -71,7 +71,9 @@ impl VideoJobs {
         let started = Instant::now();
         let mut analysed_here = 0_u64;
 
-        let mut frames = Frames::start(&self.tools, local.path(), &plan)
+        // Its own process group: a Ctrl-C meant for the server does not
+        // kill it mid-video; the job gives the video back on shutdown.
+        let mut frames = Frames::start_in_own_process_group(&self.tools, local.path(), &plan)
             .map_err(|e| Stop::retry(ErrorCode::Internal, e))?;
         let mut index = 0_u32;
         let outcome = loop {
