@@ -9,6 +9,7 @@
 //! ```
 
 pub mod camera;
+pub mod lease;
 pub mod manager;
 pub mod metrics;
 pub mod policy;

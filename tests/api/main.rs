@@ -15,6 +15,7 @@ mod accounts;
 mod auth;
 mod bounds;
 mod browser;
+mod camera_leases;
 mod capture;
 mod client;
 mod dashboard;
