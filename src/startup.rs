@@ -14,7 +14,7 @@ use utoipa_actix_web::AppExt;
 use crate::alarms::AlarmBus;
 use crate::api::{self, Services};
 use crate::auth::AuthService;
-use crate::capture::{Cameras, CaptureDeps, RecorderSink};
+use crate::capture::{CameraLeases, Cameras, CaptureDeps, RecorderSink};
 use crate::config::{Config, SecretSource};
 use crate::db::health::ReadyState;
 use crate::db::health::{HealthMonitor, Readiness};
@@ -234,11 +234,22 @@ impl Application {
             db: db.clone(),
             users: auth.users.clone(),
         };
-        let cameras = Cameras::new(CaptureDeps {
-            detector: detector.clone(),
-            sink: Arc::new(RecorderSink(recorder.clone())),
-            ffmpeg: config.capture.ffmpeg.clone(),
-        });
+        // Leased cameras renew on the instance heartbeat and lapse after
+        // three missed ones, like the instance's WebSocket clients.
+        let camera_leases = config
+            .capture
+            .leases
+            .enabled()
+            .then(|| CameraLeases::new(&db, &instance_id, config.hub.instance_heartbeat));
+        let cameras = Cameras::for_instance(
+            CaptureDeps {
+                detector: detector.clone(),
+                sink: Arc::new(RecorderSink(recorder.clone())),
+                ffmpeg: config.capture.ffmpeg.clone(),
+            },
+            &instance_id,
+            camera_leases,
+        );
         let media_holders: Vec<Arc<dyn MediaReferences>> = vec![
             Arc::new(recorder.detections.clone()),
             Arc::new(people.faces.clone()),
@@ -316,7 +327,8 @@ impl Application {
         tracing::info!(address = %config.bind, port, scheme, "listening");
 
         // Ids were checked unique in config; a source that cannot be opened
-        // shows in the camera's status, it never stops the server.
+        // shows in the camera's status, it never stops the server. Leased
+        // cameras start on standby and capture once their lease is taken.
         for spec in &config.capture.cameras {
             if let Err(err) = services.cameras.add(spec.clone()) {
                 tracing::error!(camera = %spec.id, error = %err, "camera not started");

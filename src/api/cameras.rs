@@ -48,7 +48,10 @@ impl TryFrom<NewCamera> for CameraSpec {
     }
 }
 
-/// Lists cameras with their status and counters (admins only).
+/// Lists this instance's cameras with their status and counters (admins
+/// only). When several instances share the database, each camera runs on
+/// one of them: `instance_id` names it, and the others show the camera on
+/// `standby`.
 #[utoipa::path(
     tag = "cameras",
     security(("bearer" = []), ("api_key" = [])),
@@ -64,7 +67,9 @@ pub async fn list(_: Admin, cameras: web::Data<Cameras>) -> HttpResponse {
 
 /// Starts watching a camera or feed (admins only). The answer comes at once;
 /// a source that cannot be opened shows up in the camera's `status` and
-/// `last_error`.
+/// `last_error`. With camera leases the camera starts on `standby` and
+/// captures once this instance holds its lease (at once, unless another
+/// instance runs a camera of the same id).
 #[utoipa::path(
     tag = "cameras",
     security(("bearer" = []), ("api_key" = [])),

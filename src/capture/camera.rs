@@ -81,6 +81,37 @@ impl AlarmSink for RecorderSink {
     }
 }
 
+/// Until when this instance may raise a camera's alarms: for ever when
+/// cameras are not leased; under a lease, until the end of the lease's safe
+/// window, which each renewal moves on. Checked before every alarm, so that
+/// a process that was paused past its lease (SIGSTOP, a stalled VM) cannot
+/// raise one more alarm while its lease keeper is still waking up.
+#[derive(Clone)]
+pub struct Tenure(Option<Arc<std::sync::Mutex<Instant>>>);
+
+impl Tenure {
+    pub fn unlimited() -> Self {
+        Self(None)
+    }
+
+    pub fn until(deadline: Instant) -> Self {
+        Self(Some(Arc::new(std::sync::Mutex::new(deadline))))
+    }
+
+    /// Moves the deadline (a renewal, or `Instant::now()` to end it at once).
+    pub fn set(&self, deadline: Instant) {
+        if let Some(until) = &self.0 {
+            *until.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+        }
+    }
+
+    pub fn holds(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|until| Instant::now() < *until.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// What every camera task shares.
 #[derive(Clone)]
 pub struct CaptureDeps {
@@ -90,12 +121,13 @@ pub struct CaptureDeps {
 }
 
 /// The camera task: runs until the source finishes, fails for good, or
-/// `stop` is set.
+/// `stop` is set; raises alarms only while `tenure` holds.
 pub async fn supervise(
     spec: CameraSpec,
     stats: Arc<CameraStats>,
     deps: CaptureDeps,
     mut stop: watch::Receiver<bool>,
+    tenure: Tenure,
 ) {
     // One policy for the camera's whole life: a reconnect in the middle of a
     // visit is not a new appearance.
@@ -105,7 +137,7 @@ pub async fn supervise(
         stats.set_state(CameraState::Starting);
         let started = Instant::now();
         let captured_before = stats.frames_captured.load(std::sync::atomic::Ordering::Relaxed);
-        let result = run_once(&spec, &stats, &deps, &mut policy, &mut stop).await;
+        let result = run_once(&spec, &stats, &deps, &mut policy, &mut stop, &tenure).await;
         match result {
             Ok(Ended::Stopped) => {
                 stats.set_state(CameraState::Stopped);
@@ -153,6 +185,7 @@ async fn run_once(
     deps: &CaptureDeps,
     policy: &mut AlarmPolicy,
     stop: &mut watch::Receiver<bool>,
+    tenure: &Tenure,
 ) -> Result<Ended, String> {
     let out = FrameOut {
         slot: Arc::new(Latest::new()),
@@ -167,7 +200,7 @@ async fn run_once(
     let consumer = async {
         tokio::select! {
             _ = stopped(&mut consumer_stop) => {}
-            _ = process_frames(spec, &out.slot, stats, deps, policy) => {}
+            _ = process_frames(spec, &out.slot, stats, deps, policy, tenure) => {}
         }
     };
     let (result, ()) = tokio::join!(producer, consumer);
@@ -180,6 +213,7 @@ async fn process_frames(
     stats: &CameraStats,
     deps: &CaptureDeps,
     policy: &mut AlarmPolicy,
+    tenure: &Tenure,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     while let Some(frame) = slot.next().await {
@@ -198,6 +232,12 @@ async fn process_frames(
         let Some(reason) = policy.observe(frame.at, detection.faces.len()) else {
             continue;
         };
+        if !tenure.holds() {
+            // The lease keeper stops this task at once; the next holder
+            // raises the alarms of its own frames.
+            tracing::debug!("alarm not raised: the camera's lease ran out");
+            continue;
+        }
         let faces = detection.faces.len();
         let alarm = CameraAlarm {
             camera_id: spec.id.clone(),

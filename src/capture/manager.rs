@@ -1,6 +1,7 @@
 //! The set of running cameras: started from the configuration, added and
 //! removed at runtime by admins, all stopped (and their ffmpeg children
-//! reaped) on shutdown.
+//! reaped) on shutdown. With leases, each camera captures only while this
+//! instance holds its lease ([`super::leased`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,9 +11,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::camera::{supervise, CaptureDeps};
+use super::camera::{supervise, CaptureDeps, Tenure};
+use super::lease::CameraLeases;
+use super::leased::LeasedCamera;
 use super::spec::{CameraId, CameraSpec};
-use super::status::{CameraStats, CameraStatus};
+use super::status::{CameraState, CameraStats, CameraStatus};
 use crate::error::{Coded, ErrorCode};
 
 /// Time a camera task gets to stop its source before it is aborted.
@@ -45,18 +48,44 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// Who decides that a camera runs here.
+#[derive(Clone)]
+enum Runner {
+    /// `vigil watch`: this process alone, no instance, no database.
+    Local,
+    /// A server that runs every camera it is given (`--camera-leases off`).
+    Instance(Arc<str>),
+    /// A server that runs a camera only while it holds the camera's lease.
+    Leased(CameraLeases),
+}
+
 /// Cheap to clone; clones share the cameras.
 #[derive(Clone)]
 pub struct Cameras {
     deps: CaptureDeps,
+    runner: Runner,
     running: Arc<Mutex<Option<BTreeMap<CameraId, Running>>>>,
 }
 
 impl Cameras {
+    /// Cameras of this process alone (`vigil watch`).
     pub fn new(deps: CaptureDeps) -> Self {
         Self {
             deps,
+            runner: Runner::Local,
             running: Arc::new(Mutex::new(Some(BTreeMap::new()))),
+        }
+    }
+
+    /// Cameras of the server instance `instance_id`: leased when `leases`
+    /// is given, else all run here.
+    pub fn for_instance(deps: CaptureDeps, instance_id: &str, leases: Option<CameraLeases>) -> Self {
+        Self {
+            runner: match leases {
+                Some(leases) => Runner::Leased(leases),
+                None => Runner::Instance(instance_id.into()),
+            },
+            ..Self::new(deps)
         }
     }
 
@@ -75,9 +104,38 @@ impl Cameras {
         let stats = Arc::new(CameraStats::default());
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("camera", id = %spec.id, source = %spec.source.redacted());
-        let task =
-            tokio::spawn(supervise(spec.clone(), stats.clone(), self.deps.clone(), stop_rx).instrument(span));
-        tracing::info!(camera = %spec.id, source = %spec.source.redacted(), fps = spec.fps.get(), "camera added");
+        let task = match &self.runner {
+            Runner::Leased(leases) => {
+                stats.set_state(CameraState::Standby);
+                let camera = LeasedCamera {
+                    spec: spec.clone(),
+                    stats: stats.clone(),
+                    deps: self.deps.clone(),
+                    leases: leases.clone(),
+                };
+                tokio::spawn(camera.run(stop_rx).instrument(span))
+            }
+            Runner::Instance(_) | Runner::Local => {
+                if let Runner::Instance(id) = &self.runner {
+                    stats.set_runner(Some(id));
+                }
+                let capture = supervise(
+                    spec.clone(),
+                    stats.clone(),
+                    self.deps.clone(),
+                    stop_rx,
+                    Tenure::unlimited(),
+                );
+                tokio::spawn(capture.instrument(span))
+            }
+        };
+        tracing::info!(
+            camera = %spec.id,
+            source = %spec.source.redacted(),
+            fps = spec.fps.get(),
+            leased = matches!(self.runner, Runner::Leased(_)),
+            "camera added"
+        );
         let status = stats.snapshot(&spec);
         running.insert(
             spec.id.clone(),
@@ -130,14 +188,18 @@ impl Cameras {
 }
 
 async fn stop(mut camera: Running) {
-    let _ = camera.stop.send(true);
-    if tokio::time::timeout(STOP_TIMEOUT, &mut camera.task)
-        .await
-        .is_err()
-    {
+    stop_task(&camera.stop, &mut camera.task)
+        .instrument(tracing::info_span!("camera", id = %camera.spec.id))
+        .await;
+}
+
+/// Asks a camera task to stop and waits for it; aborts it if it takes too long.
+pub(super) async fn stop_task(stop: &watch::Sender<bool>, task: &mut JoinHandle<()>) {
+    let _ = stop.send(true);
+    if tokio::time::timeout(STOP_TIMEOUT, &mut *task).await.is_err() {
         // Dropping the task drops its ffmpeg child, which kill_on_drop kills.
-        tracing::warn!(camera = %camera.spec.id, "camera did not stop in time; aborting it");
-        camera.task.abort();
-        let _ = camera.task.await;
+        tracing::warn!("camera did not stop in time; aborting it");
+        task.abort();
+        let _ = task.await;
     }
 }

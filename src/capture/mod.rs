@@ -7,9 +7,14 @@
 //! source ──frames──▶ Latest (1 slot, drops counted) ──▶ DetectorPool ──▶ AlarmPolicy ──▶ AlarmSink
 //!   ▲ reopened with backoff by camera::supervise                           (Recorder: images, detection, alarm, bus)
 //! ```
+//!
+//! When several instances share a database, each camera captures on one
+//! of them at a time: the holder of its lease in `camera_leases` ([`lease`]);
+//! the others keep it on standby and take it over when the lease lapses.
 
 pub mod camera;
 pub mod lease;
+mod leased;
 pub mod manager;
 pub mod metrics;
 pub mod policy;
@@ -18,7 +23,8 @@ pub mod source;
 pub mod spec;
 pub mod status;
 
-pub use camera::{AlarmSink, CameraAlarm, CaptureDeps, RecorderSink};
+pub use camera::{AlarmSink, CameraAlarm, CaptureDeps, RecorderSink, Tenure};
+pub use lease::{CameraLeases, LeaseMode};
 pub use manager::{Cameras, CamerasError};
 pub use policy::{AlarmPolicy, AlarmReason};
 pub use spec::{CameraId, CameraSpec, SourceSpec, SpecError};
@@ -33,4 +39,6 @@ pub struct CaptureSettings {
     pub ffmpeg: std::path::PathBuf,
     /// The ffprobe program that checks uploaded videos.
     pub ffprobe: std::path::PathBuf,
+    /// Whether each camera runs on one instance at a time (`--camera-leases`).
+    pub leases: LeaseMode,
 }

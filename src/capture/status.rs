@@ -25,6 +25,10 @@ pub enum CameraState {
     Failed,
     /// Removed or shutting down.
     Stopped,
+    /// Not run here: another instance holds the camera's lease (see
+    /// `instance_id`), or the lease cannot be had yet; this instance takes
+    /// the camera over when that lease lapses.
+    Standby,
 }
 
 impl CameraState {
@@ -36,6 +40,7 @@ impl CameraState {
             CameraState::Finished => "finished",
             CameraState::Failed => "failed",
             CameraState::Stopped => "stopped",
+            CameraState::Standby => "standby",
         }
     }
 
@@ -47,13 +52,14 @@ impl CameraState {
         )
     }
 
-    pub const ALL: [CameraState; 6] = [
+    pub const ALL: [CameraState; 7] = [
         CameraState::Starting,
         CameraState::Running,
         CameraState::Backoff,
         CameraState::Finished,
         CameraState::Failed,
         CameraState::Stopped,
+        CameraState::Standby,
     ];
 }
 
@@ -74,6 +80,7 @@ struct Inner {
     last_alarm_at: Option<DateTime<Utc>>,
     last_error: Option<String>,
     retry_at: Option<DateTime<Utc>>,
+    runner: Option<String>,
 }
 
 impl CameraStats {
@@ -97,6 +104,15 @@ impl CameraStats {
         let mut inner = self.inner();
         inner.state = Some(CameraState::Backoff);
         inner.retry_at = Some(retry_at);
+    }
+
+    /// The instance running the camera, as far as this one knows.
+    pub fn set_runner(&self, instance_id: Option<&str>) {
+        self.inner().runner = instance_id.map(str::to_owned);
+    }
+
+    pub fn runner(&self) -> Option<String> {
+        self.inner().runner.clone()
     }
 
     pub fn set_error(&self, error: impl Into<String>) {
@@ -135,6 +151,7 @@ impl CameraStats {
             last_alarm_at: inner.last_alarm_at,
             last_error: inner.last_error.clone(),
             retry_at: inner.retry_at,
+            instance_id: inner.runner.clone(),
             frames_captured: self.frames_captured.load(Ordering::Relaxed),
             frames_processed: self.frames_processed.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
@@ -165,6 +182,11 @@ pub struct CameraStatus {
     pub last_error: Option<String>,
     /// When a source in `backoff` is reopened.
     pub retry_at: Option<DateTime<Utc>>,
+    /// The vigil instance running the camera: this one, unless the camera
+    /// is on `standby` here, then the one holding its lease; null when none
+    /// does (no instance holds the lease, or the database cannot be reached).
+    #[schema(example = "3f1c0a7e9b2d4c6a8e0f1a2b3c4d5e6f")]
+    pub instance_id: Option<String>,
     /// Frames read from the source (at the camera's fps).
     pub frames_captured: u64,
     /// Frames searched for faces.

@@ -16,7 +16,7 @@ use clap::error::{ContextKind, ContextValue};
 
 use super::Environment;
 use crate::auth::tokens::JwtAlgorithm;
-use crate::capture::CameraSpec;
+use crate::capture::{CameraSpec, LeaseMode};
 use crate::logging::LogFormat;
 use crate::media::MediaBackend;
 use crate::users::Quota;
@@ -42,6 +42,7 @@ value_enum!(Environment { Development => "development", Production => "productio
 value_enum!(LogFormat { Pretty => "pretty", Json => "json" });
 value_enum!(JwtAlgorithm { Hs256 => "hs256", Hs384 => "hs384", Hs512 => "hs512" });
 value_enum!(MediaBackend { Fs => "fs", Gridfs => "gridfs" });
+value_enum!(LeaseMode { Auto => "auto", On => "on", Off => "off" });
 
 /// Whole seconds within `range`, as a [`Duration`].
 fn secs(range: impl std::ops::RangeBounds<u64>) -> impl TypedValueParser<Value = Duration> {
@@ -448,7 +449,7 @@ pub struct HubArgs {
     )]
     pub ws_log_buffer: u32,
 
-    /// Seconds between this instance's heartbeats; others remove its clients after three missed ones.
+    /// Seconds between this instance's heartbeats (and camera lease renewals); others remove its clients and take over its cameras after three missed ones.
     #[arg(
         long = "instance-heartbeat-secs",
         env = "VIGIL_INSTANCE_HEARTBEAT_SECS",
@@ -478,6 +479,10 @@ pub struct CaptureArgs {
     /// The ffprobe program that checks uploaded videos and counts their frames.
     #[arg(long, env = "VIGIL_FFPROBE", default_value = "ffprobe")]
     pub ffprobe: PathBuf,
+
+    /// Run each camera on one instance at a time, under a lease in the database that another instance with the camera takes over within 3 heartbeats of its holder's death: auto (= on: a lone instance wins every lease), on, or off (every instance runs every camera).
+    #[arg(long, env = "VIGIL_CAMERA_LEASES", value_enum, default_value = "auto")]
+    pub camera_leases: LeaseMode,
 }
 
 /// The job queue: asynchronous uploads and videos analysed on the server.

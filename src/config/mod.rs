@@ -170,6 +170,7 @@ impl args::CaptureArgs {
             cameras,
             ffmpeg: self.ffmpeg,
             ffprobe: self.ffprobe,
+            leases: self.camera_leases,
         })
     }
 }
@@ -346,6 +347,26 @@ mod tests {
         let ids: Vec<_> = config.capture.cameras.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(config.capture.cameras[2].fps, 2.0);
+    }
+
+    #[test]
+    fn camera_leases_are_on_unless_turned_off() {
+        use crate::capture::LeaseMode;
+        if unset("VIGIL_CAMERA_LEASES") {
+            let config = parse(&[]).into_config().unwrap();
+            assert_eq!(config.capture.leases, LeaseMode::Auto);
+            assert!(config.capture.leases.enabled());
+        }
+        for (value, mode) in [
+            ("auto", LeaseMode::Auto),
+            ("on", LeaseMode::On),
+            ("off", LeaseMode::Off),
+        ] {
+            let config = parse(&["--camera-leases", value]).into_config().unwrap();
+            assert_eq!(config.capture.leases, mode);
+            assert_eq!(mode.enabled(), value != "off");
+        }
+        assert!(ServeArgs::try_parse_from(["vigil", "--camera-leases", "maybe"]).is_err());
     }
 
     #[test]

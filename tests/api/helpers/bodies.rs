@@ -63,6 +63,8 @@ pub struct Camera {
     pub last_alarm_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub retry_at: Option<DateTime<Utc>>,
+    /// The instance running the camera (null when none does).
+    pub instance_id: Option<String>,
     pub frames_captured: u64,
     pub frames_processed: u64,
     pub frames_dropped: u64,
@@ -79,6 +81,7 @@ pub enum CameraState {
     Finished,
     Failed,
     Stopped,
+    Standby,
 }
 
 /// `GET /api/v1/clients`: the WebSocket sessions connected now.
