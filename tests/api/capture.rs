@@ -60,7 +60,7 @@ async fn camera_alarms(app: &TestApp, admin: &TestUser, id: &str) -> Vec<AlarmVi
 }
 
 /// ffmpeg processes whose parent is `parent`.
-fn ffmpeg_children(parent: u32) -> Vec<u32> {
+pub(crate) fn ffmpeg_children(parent: u32) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -83,7 +83,7 @@ fn ffmpeg_children(parent: u32) -> Vec<u32> {
 }
 
 /// Running (not zombie) processes among `pids`.
-fn alive(pids: &[u32]) -> Vec<u32> {
+pub(crate) fn alive(pids: &[u32]) -> Vec<u32> {
     pids.iter()
         .copied()
         .filter(|pid| {
