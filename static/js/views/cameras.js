@@ -14,6 +14,7 @@ const STATE_TEXT = {
   finished: 'Finished',
   failed: 'Failed',
   stopped: 'Stopped',
+  standby: 'Standby',
 };
 
 function when(iso) {
@@ -37,7 +38,8 @@ function table(cameras) {
           { 'data-camera-id': c.id },
           h('th', { scope: 'row' }, c.id),
           h('td', {}, h('span', { class: ['state', `state-${c.status}`] }, STATE_TEXT[c.status] ?? c.status),
-            c.status === 'backoff' && c.retry_at ? [h('br'), h('small', {}, 'retry at ', timeEl(c.retry_at, { withDate: false }))] : null),
+            c.status === 'backoff' && c.retry_at ? [h('br'), h('small', {}, 'retry at ', timeEl(c.retry_at, { withDate: false }))] : null,
+            c.status === 'standby' ? [h('br'), h('small', { title: c.instance_id ?? '' }, c.instance_id ? `runs on instance ${c.instance_id.slice(0, 8)}` : 'no instance runs it')] : null),
           h('td', { class: 'source' }, c.source, h('br'), h('small', {}, `${c.fps} fps · cooldown ${c.cooldown_secs} s${c.loop ? ' · loop' : ''}`)),
           h('td', {}, when(c.last_frame_at)),
           h('td', {}, when(c.last_alarm_at)),
