@@ -64,15 +64,23 @@ enum Runner {
 pub struct Cameras {
     deps: CaptureDeps,
     runner: Runner,
+    /// Where camera tasks run: the runtime that made the cameras, not that
+    /// of the HTTP worker whose request adds one. A worker's runtime goes
+    /// away when the server stops accepting requests, before the cameras'
+    /// shutdown, which must still stop them cleanly (and release their
+    /// leases).
+    runtime: tokio::runtime::Handle,
     running: Arc<Mutex<Option<BTreeMap<CameraId, Running>>>>,
 }
 
 impl Cameras {
-    /// Cameras of this process alone (`vigil watch`).
+    /// Cameras of this process alone (`vigil watch`). Called within the
+    /// runtime the camera tasks are to run on.
     pub fn new(deps: CaptureDeps) -> Self {
         Self {
             deps,
             runner: Runner::Local,
+            runtime: tokio::runtime::Handle::current(),
             running: Arc::new(Mutex::new(Some(BTreeMap::new()))),
         }
     }
@@ -113,7 +121,7 @@ impl Cameras {
                     deps: self.deps.clone(),
                     leases: leases.clone(),
                 };
-                tokio::spawn(camera.run(stop_rx).instrument(span))
+                self.runtime.spawn(camera.run(stop_rx).instrument(span))
             }
             Runner::Instance(_) | Runner::Local => {
                 if let Runner::Instance(id) = &self.runner {
@@ -126,7 +134,7 @@ impl Cameras {
                     stop_rx,
                     Tenure::unlimited(),
                 );
-                tokio::spawn(capture.instrument(span))
+                self.runtime.spawn(capture.instrument(span))
             }
         };
         tracing::info!(

@@ -313,6 +313,38 @@ async fn two_instances_run_a_shared_camera_once_and_the_survivor_of_kill_9_takes
     eprintln!("{} alarms, closest two {closest} ms apart", alarms.len());
     // One frame every 250 ms: two alarms closer than that are one frame seen twice.
     assert!(closest >= 250, "alarms {closest} ms apart: {alarms:?}");
+
+    // A clean stop releases every lease, a camera added at runtime's too.
+    let inbox = tempfile::tempdir().unwrap();
+    let added = servers[other]
+        .http
+        .post(servers[other].url("/api/v1/cameras"))
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"id": "porch", "source": format!("dir:{}", inbox.path().display())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    wait_for(
+        &servers[other],
+        &admin,
+        "porch",
+        Duration::from_secs(10),
+        running_here,
+    )
+    .await;
+    servers[other].signal(libc::SIGTERM);
+    let exit = servers[other].exit_within(Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit:?}");
+    let left: Vec<Document> = db
+        .collection::<Document>("camera_leases")
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "leases left after a clean stop: {left:?}");
 }
 
 #[tokio::test]
