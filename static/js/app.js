@@ -1,15 +1,18 @@
 // The dashboard's entry point: the session, the one WebSocket, the alarm
-// feed, the header, and a hash router that mounts one view at a time into
-// <main>. Each view is a function (root, context) that may return a cleanup.
+// feed, the jobs topic, the header, and a hash router that mounts one view
+// at a time into <main>. Each view is a function (root, context) that may
+// return a cleanup.
 
 import { AlarmFeed } from './alarms.js';
 import { h, randomId } from './dom.js';
+import { JobWatch } from './jobs.js';
 import { describe } from './messages.js';
 import * as session from './session.js';
 import { cameras } from './views/cameras.js';
 import { detail } from './views/detail.js';
 import { devices } from './views/devices.js';
 import { history } from './views/history.js';
+import { jobs } from './views/jobs.js';
 import { people } from './views/people.js';
 import { login, register } from './views/login.js';
 import { realtime } from './views/realtime.js';
@@ -38,12 +41,15 @@ const hub = new Hub({
   token: async (force) => ((await (force ? session.refresh() : session.ensureFresh())) ? session.accessToken() : null),
 });
 const feed = new AlarmFeed(hub);
+// Subscribed only while a view follows jobs (Upload, Jobs).
+const jobWatch = new JobWatch(hub);
 
 const routes = [
   [/^\/wall$/, (root, ctx) => wall(root, ctx)],
   [/^\/history$/, (root, ctx) => history(root, ctx)],
   [/^\/(detections|alarms)\/([0-9a-f]{24})$/, (root, ctx, m) => detail(root, { ...ctx, kind: m[1], id: m[2] })],
   [/^\/upload$/, (root, ctx) => upload(root, ctx)],
+  [/^\/jobs$/, (root, ctx) => jobs(root, ctx)],
   [/^\/people$/, (root, ctx) => people(root, ctx)],
   [/^\/devices$/, (root, ctx) => devices(root, ctx)],
   [/^\/cameras$/, (root, ctx) => cameras(root, ctx)],
@@ -92,7 +98,7 @@ function route() {
     return;
   }
   const match = routes.map(([pattern, view]) => [path.match(pattern), view]).find(([m]) => m);
-  const context = { hub, feed, params };
+  const context = { hub, feed, jobWatch, params };
   if (match) {
     mount((root) => match[1](root, context, match[0]));
   } else {

@@ -25,6 +25,7 @@ mod health;
 mod helpers;
 mod hub;
 mod jobs;
+mod jobs_dashboard;
 mod lifecycle;
 mod migrations;
 mod openapi;
