@@ -5,6 +5,7 @@
 //! `vigil-client` crate, so that the integration tests can start the real
 //! application in-process.
 
+pub mod agents;
 pub mod alarms;
 pub mod api;
 pub mod auth;

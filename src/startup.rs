@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use tokio::task::JoinHandle;
 use utoipa_actix_web::AppExt;
 
+use crate::agents::AlarmIngest;
 use crate::alarms::AlarmBus;
 use crate::api::{self, Services};
 use crate::auth::AuthService;
@@ -210,6 +211,14 @@ impl Application {
             limits: config.uploads,
             tools: tools.clone(),
         };
+        let ingest = AlarmIngest {
+            detector: detector.clone(),
+            recorder: recorder.clone(),
+            users: auth.users.clone(),
+            keys: IdempotencyKeys::new(&db),
+            limits: config.uploads,
+            settings: config.agents,
+        };
         let job_metrics = JobMetrics::default();
         let workers = Workers {
             queue: job_queue.clone(),
@@ -291,6 +300,7 @@ impl Application {
             limits: web::Data::new(config.uploads),
             jobs: web::Data::new(jobs),
             job_metrics: web::Data::new(job_metrics),
+            ingest: web::Data::new(ingest),
         };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {

@@ -25,8 +25,10 @@ fn key_name_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
 pub struct NewApiKey {
     #[schema(schema_with = key_name_schema)]
     pub name: KeyName,
-    /// `full` (default) or `telemetry`: a telemetry key may only send
-    /// `POST /telemetry/…` and gets 403 `scope_forbidden` anywhere else.
+    /// `full` (default), `telemetry` or `alarms:write`: a telemetry key may
+    /// only send `POST /telemetry/…`, an `alarms:write` key (an edge agent's)
+    /// only `POST /api/v1/alarms`; either gets 403 `scope_forbidden`
+    /// anywhere else.
     #[serde(default)]
     pub scope: KeyScope,
 }

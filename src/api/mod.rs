@@ -91,6 +91,7 @@ where
         .service(devices::gyroscope)
         .service(devices::gps)
         .service(devices::photos)
+        .service(alarms::create)
         .service(alarms::list)
         .service(alarms::get)
         .service(media::get)

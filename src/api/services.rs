@@ -6,6 +6,7 @@ use actix_web::dev::{ServiceFactory, ServiceRequest};
 use actix_web::web;
 use utoipa_actix_web::UtoipaApp;
 
+use crate::agents::AlarmIngest;
 use crate::auth::AuthService;
 use crate::capture::Cameras;
 use crate::dashboard::Assets;
@@ -37,6 +38,7 @@ pub struct Services {
     pub limits: web::Data<ImageLimits>,
     pub jobs: web::Data<JobService>,
     pub job_metrics: web::Data<JobMetrics>,
+    pub ingest: web::Data<AlarmIngest>,
 }
 
 impl Services {
@@ -61,6 +63,7 @@ impl Services {
             limits,
             jobs,
             job_metrics,
+            ingest,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -78,5 +81,6 @@ impl Services {
             .app_data(limits)
             .app_data(jobs)
             .app_data(job_metrics)
+            .app_data(ingest)
     }
 }

@@ -49,6 +49,10 @@ pub enum KeyScope {
     Full,
     /// Only `POST /telemetry/…`.
     Telemetry,
+    /// Only `POST /api/v1/alarms` (and the WebSocket's `alarm` message): an
+    /// edge agent's key, which can raise alarms and read nothing.
+    #[serde(rename = "alarms:write")]
+    AlarmsWrite,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

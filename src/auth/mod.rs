@@ -207,22 +207,35 @@ impl AuthService {
 
     /// Resolves the credentials of a request to a principal with full
     /// scope: an access token when there is one, else an API key. Keys
-    /// restricted to telemetry are refused here, so that every route but the
-    /// telemetry ones (which use [`Self::authenticate_sender`]) refuses them.
+    /// restricted to one thing (telemetry, alarms) are refused here, so that
+    /// every route but theirs (which use [`Self::authenticate_for`]) refuses
+    /// them.
     pub async fn authenticate(
         &self,
         bearer_token: Option<&str>,
         api_key: Option<&str>,
     ) -> Result<Principal, AuthError> {
-        let principal = self.authenticate_sender(bearer_token, api_key).await?;
-        match principal.scope() {
-            KeyScope::Full => Ok(principal),
-            KeyScope::Telemetry => Err(AuthError::ScopeForbidden),
+        self.authenticate_for(bearer_token, api_key, KeyScope::Full).await
+    }
+
+    /// Like [`Self::authenticate`], also accepting keys restricted to `scope`.
+    pub async fn authenticate_for(
+        &self,
+        bearer_token: Option<&str>,
+        api_key: Option<&str>,
+        scope: KeyScope,
+    ) -> Result<Principal, AuthError> {
+        let principal = self.any_credential(bearer_token, api_key).await?;
+        let own = principal.scope();
+        if own == KeyScope::Full || own == scope {
+            Ok(principal)
+        } else {
+            Err(AuthError::ScopeForbidden)
         }
     }
 
-    /// Like [`Self::authenticate`], also accepting telemetry-only keys.
-    pub async fn authenticate_sender(
+    /// The principal of whichever credential there is, whatever its scope.
+    async fn any_credential(
         &self,
         bearer_token: Option<&str>,
         api_key: Option<&str>,

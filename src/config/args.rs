@@ -179,6 +179,9 @@ pub struct ServeArgs {
     pub jobs: JobArgs,
 
     #[command(flatten)]
+    pub agents: AgentArgs,
+
+    #[command(flatten)]
     pub tls: TlsArgs,
 
     /// Seconds a telemetry `timestamp` may be ahead of the server's clock before the reading is refused.
@@ -483,6 +486,28 @@ pub struct CaptureArgs {
     /// Run each camera on one instance at a time, under a lease in the database that another instance with the camera takes over within 3 heartbeats of its holder's death: auto (= on: a lone instance wins every lease), on, or off (every instance runs every camera).
     #[arg(long, env = "VIGIL_CAMERA_LEASES", value_enum, default_value = "auto")]
     pub camera_leases: LeaseMode,
+}
+
+/// Alarms received from edge agents (`POST /api/v1/alarms`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// Seconds an agent's alarm `date` may be ahead of the server's clock before it is refused.
+    #[arg(
+        long = "alarm-max-skew-secs",
+        env = "VIGIL_ALARM_MAX_SKEW_SECS",
+        default_value = "300",
+        value_parser = secs(0..=86_400)
+    )]
+    pub alarm_max_skew: Duration,
+
+    /// Detect faces on the server in an agent's alarm that came without any (false: store it with none).
+    #[arg(
+        long,
+        env = "VIGIL_AGENT_REDETECT",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub agent_redetect: bool,
 }
 
 /// The job queue: asynchronous uploads and videos analysed on the server.

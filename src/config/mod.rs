@@ -16,6 +16,7 @@ use std::time::Duration;
 
 pub use args::{DatabaseArgs, ServeArgs};
 
+use crate::agents::IngestSettings;
 use crate::auth::password::Argon2Settings;
 use crate::auth::rate_limit::RateLimit;
 use crate::auth::secret::ShortSecret;
@@ -90,6 +91,7 @@ pub struct Config {
     /// How far ahead of the server a device's clock may be.
     pub telemetry_skew: ClockSkew,
     pub jobs: JobSettings,
+    pub agents: IngestSettings,
 }
 
 /// 0 means one per core.
@@ -254,6 +256,10 @@ impl ServeArgs {
                 queue_limit: self.jobs.job_queue_limit,
                 lease: self.jobs.job_lease,
                 max_video_bytes: self.jobs.max_video_bytes,
+            },
+            agents: IngestSettings {
+                max_skew: self.agents.alarm_max_skew,
+                redetect: self.agents.agent_redetect,
             },
         })
     }

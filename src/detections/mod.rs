@@ -12,7 +12,7 @@ use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
 pub use identify::{FaceIdentifier, NoRecognition, Viewer};
-pub use recorder::{Frame, JobFrame, Original, RecordError, Recorded, Recorder};
+pub use recorder::{AlarmRule, Frame, JobFrame, Original, RecordError, Recorded, Recorder};
 pub use repository::{DetectionScope, Detections};
 pub use source::{InvalidSource, Source};
 pub use upload::{UploadError, UploadService};

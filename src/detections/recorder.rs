@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use image::RgbImage;
 use mongodb::bson::oid::ObjectId;
 
@@ -89,12 +89,27 @@ pub struct Frame {
     pub image: Arc<RgbImage>,
     pub detection: Detection,
     pub duration_ms: f64,
-    /// Whether faces in it raise an alarm: always for uploads and camera
-    /// frames (the camera's policy chose them), by the policy for a video's.
-    pub raises_alarm: bool,
+    /// When it raises an alarm.
+    pub alarm: AlarmRule,
+    /// When the frame was taken, if not now (an edge agent's alarm, sent
+    /// late): the detection's and the alarm's time.
+    pub captured_at: Option<DateTime<Utc>>,
+    /// The alarm's message as its sender wrote it, instead of vigil's own.
+    pub message: Option<String>,
     /// The job and frame it is, for a job's: one detection each, however
     /// often the job is run.
     pub job: Option<JobFrame>,
+}
+
+/// When a frame raises an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmRule {
+    /// When it has faces: uploads, and camera frames (their policy chose them).
+    IfFaces,
+    /// Never: a video frame the alarm policy passed over.
+    Never,
+    /// Always: an alarm another detector (an edge agent) raised.
+    Always,
 }
 
 /// The image as received (uploads), as captured (cameras, JPEG), or
@@ -214,16 +229,23 @@ impl Recorder {
         }
 
         let face_count = u32::try_from(frame.detection.faces.len()).unwrap_or(u32::MAX);
-        let now = Utc::now();
+        let now = frame.captured_at.unwrap_or_else(Utc::now);
         let detection_id = DetectionId::new();
-        let alarm = (face_count > 0 && frame.raises_alarm).then(|| Alarm {
+        let raises = match frame.alarm {
+            AlarmRule::IfFaces => face_count > 0,
+            AlarmRule::Never => false,
+            AlarmRule::Always => true,
+        };
+        let alarm = raises.then(|| Alarm {
             id: AlarmId::new(),
-            message: Alarm::message_for(
-                face_count,
-                &identities,
-                frame.source.as_str(),
-                frame.camera_id.is_some(),
-            ),
+            message: frame.message.clone().unwrap_or_else(|| {
+                Alarm::message_for(
+                    face_count,
+                    &identities,
+                    frame.source.as_str(),
+                    frame.camera_id.is_some(),
+                )
+            }),
             date: now,
             image: media.annotated,
             face_count,

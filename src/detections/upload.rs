@@ -8,7 +8,9 @@
 
 use std::time::Instant;
 
-use super::{DetectionId, DetectionRecord, DetectionScope, Frame, Original, RecordError, Recorder, Source};
+use super::{
+    AlarmRule, DetectionId, DetectionRecord, DetectionScope, Frame, Original, RecordError, Recorder, Source,
+};
 use crate::db::DbError;
 use crate::error::{Coded, ErrorCode};
 use crate::idempotency::{Claim, IdempotencyKeys, Produced};
@@ -91,7 +93,9 @@ impl UploadService {
             image,
             detection,
             duration_ms,
-            raises_alarm: true,
+            alarm: AlarmRule::IfFaces,
+            captured_at: None,
+            message: None,
             job: None,
         };
         match self.recorder.record_paid(frame, user, claim.as_ref()).await {

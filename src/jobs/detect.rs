@@ -9,7 +9,7 @@ use vigil_wire::ErrorCode;
 use super::worker::{Run, Stop};
 use super::JobResult;
 use crate::db::Transient;
-use crate::detections::{Frame, JobFrame, Original, RecordError, Recorder};
+use crate::detections::{AlarmRule, Frame, JobFrame, Original, RecordError, Recorder};
 use crate::error::Coded;
 use crate::media::{MediaId, SharedMediaStore};
 use crate::vision::{decode_upload, DecodedUpload, DetectorPool, ImageLimits};
@@ -70,7 +70,9 @@ impl DetectJobs {
             image: decoded,
             detection,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            raises_alarm: true,
+            alarm: AlarmRule::IfFaces,
+            captured_at: None,
+            message: None,
             job: Some(JobFrame {
                 job: job.id.0,
                 index: 0,

@@ -22,7 +22,7 @@ use super::videos::VideoStore;
 use super::worker::{Run, Stop};
 use super::{JobProgress, JobResult};
 use crate::capture::policy::AlarmPolicy;
-use crate::detections::{Frame, JobFrame, Original, RecordError, Recorder, Source};
+use crate::detections::{AlarmRule, Frame, JobFrame, Original, RecordError, Recorder, Source};
 use crate::error::Coded;
 use crate::media::ImageKind;
 use crate::users::{UserError, Users};
@@ -123,7 +123,13 @@ impl VideoJobs {
                 image,
                 detection,
                 duration_ms,
-                raises_alarm,
+                alarm: if raises_alarm {
+                    AlarmRule::IfFaces
+                } else {
+                    AlarmRule::Never
+                },
+                captured_at: None,
+                message: None,
                 job: Some(JobFrame { job: job.id.0, index }),
             };
             match self.recorder.record_paid(frame, job.user_id, None).await {

@@ -3,6 +3,7 @@
 //! draw from the caller's rate limit; one that takes [`Admin`] cannot forget
 //! the role check; one without credentials takes [`RateLimitedIp`].
 
+mod alarm;
 mod client_ip;
 mod enrol;
 mod idempotency;
@@ -13,12 +14,13 @@ pub mod telemetry;
 mod upload;
 mod video;
 
+pub use alarm::AlarmBody;
 pub use client_ip::RateLimitedIp;
 pub use enrol::{EnrolBody, EnrolDetectionFace};
 pub use idempotency::{OptionalIdempotencyKey, IDEMPOTENCY_KEY_HEADER};
 pub use json::JsonBody;
 pub use path_id::{Named, PathId};
-pub use principal::{Admin, TelemetrySender, API_KEY_HEADER};
+pub use principal::{Admin, AlarmSender, TelemetrySender, API_KEY_HEADER};
 pub use upload::{Upload, UploadBody, UploadMode, UploadQuery};
 pub use video::{VideoBody, VideoQuery};
 

@@ -7,6 +7,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::service;
 use crate::api::error::ApiError;
+use crate::auth::api_keys::KeyScope;
 use crate::auth::{AuthError, AuthService, Principal};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -34,28 +35,15 @@ fn api_key(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
         .map_err(|_| AuthError::InvalidToken("malformed X-API-Key header"))
 }
 
-/// Which keys a route takes.
-#[derive(Clone, Copy)]
-enum Accepts {
-    FullScope,
-    /// Also keys restricted to telemetry.
-    TelemetryKeys,
-}
-
-fn authenticated(
-    req: &HttpRequest,
-    accepts: Accepts,
-) -> LocalBoxFuture<'static, Result<Principal, ApiError>> {
+/// Which keys a route takes: full ones, and those restricted to `scope`.
+fn authenticated(req: &HttpRequest, scope: KeyScope) -> LocalBoxFuture<'static, Result<Principal, ApiError>> {
     let auth = service::<AuthService>(req);
     let credentials = bearer(req.headers()).and_then(|b| Ok((b, api_key(req.headers())?)));
     Box::pin(async move {
         let auth = auth?;
         let (bearer, key) = credentials?;
         let (bearer, key) = (bearer.as_deref(), key.as_deref());
-        let principal = match accepts {
-            Accepts::FullScope => auth.authenticate(bearer, key).await?,
-            Accepts::TelemetryKeys => auth.authenticate_sender(bearer, key).await?,
-        };
+        let principal = auth.authenticate_for(bearer, key, scope).await?;
         auth.limiter
             .check(principal.rate_key())
             .map_err(AuthError::RateLimited)?;
@@ -69,7 +57,7 @@ impl FromRequest for Principal {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        authenticated(req, Accepts::FullScope)
+        authenticated(req, KeyScope::Full)
     }
 }
 
@@ -83,8 +71,24 @@ impl FromRequest for TelemetrySender {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let principal = authenticated(req, Accepts::TelemetryKeys);
+        let principal = authenticated(req, KeyScope::Telemetry);
         Box::pin(async move { principal.await.map(TelemetrySender) })
+    }
+}
+
+/// A caller raising alarms from elsewhere (an edge agent): any credential
+/// of theirs, including API keys restricted to `alarms:write` (which every
+/// other route refuses).
+#[derive(Debug, Clone)]
+pub struct AlarmSender(pub Principal);
+
+impl FromRequest for AlarmSender {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let principal = authenticated(req, KeyScope::AlarmsWrite);
+        Box::pin(async move { principal.await.map(AlarmSender) })
     }
 }
 

@@ -1,0 +1,226 @@
+//! `POST /api/v1/alarms`: alarms raised by edge agents, received, stored and
+//! fanned out like the server's own; bad input refused with the field named
+//! and nothing stored; retries with one Idempotency-Key raise one alarm.
+
+use chrono::{Duration as Span, SecondsFormat, Utc};
+use reqwest::multipart::{Form, Part};
+use serde_json::{json, Value};
+use vigil_wire::alarms::AlarmView;
+use vigil_wire::paging::PageOf;
+use vigil_wire::ErrorCode;
+
+use crate::helpers::{
+    body, error_code, next_of, plain_jpeg, quiet, send, spawn_app, test_asset, TestApp, User,
+};
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A face of the astronaut portrait (512×512), as an agent reports it.
+fn face_json(x: f32) -> Value {
+    json!({
+        "score": 0.93,
+        "box": {"x": x, "y": 120.0, "width": 150.0, "height": 190.0},
+        "landmarks": {
+            "left_eye": {"x": x + 45.0, "y": 190.0}, "right_eye": {"x": x + 105.0, "y": 190.0},
+            "nose": {"x": x + 75.0, "y": 230.0},
+            "mouth_left": {"x": x + 50.0, "y": 270.0}, "mouth_right": {"x": x + 100.0, "y": 270.0}
+        }
+    })
+}
+
+fn form(fields: &[(&str, String)], image: Option<Vec<u8>>) -> Form {
+    let mut form = Form::new();
+    if let Some(image) = image {
+        form = form.part("image", Part::bytes(image).file_name("frame.png"));
+    }
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value.clone());
+    }
+    form
+}
+
+async fn post_alarm(app: &TestApp, key: &str, form: Form, idempotency: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .http
+        .post(app.url("/api/v1/alarms"))
+        .header("X-API-Key", key)
+        .multipart(form);
+    if let Some(k) = idempotency {
+        request = request.header("Idempotency-Key", k);
+    }
+    request.send().await.unwrap()
+}
+
+async fn alarm_key(app: &TestApp, token: &str) -> String {
+    let created = app
+        .http
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(token)
+        .json(&json!({"name": "door-pi", "scope": "alarms:write"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    body::<Value>(created).await["key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_agents_alarm_is_stored_pushed_and_raised_once_per_key() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = alarm_key(&app, &user.access_token).await;
+    let (mut ws, _) = quiet(&app.api, &format!("?token={}", user.access_token)).await;
+    send(&mut ws, json!({"type": "subscribe", "topics": ["alarms"]})).await;
+    next_of(&mut ws, "subscribed").await;
+
+    let taken = (Utc::now() - Span::minutes(3)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let fields = |message: &str| {
+        vec![
+            ("date", taken.clone()),
+            ("source", "door-pi/cam1".to_owned()),
+            ("message", message.to_owned()),
+            ("faces", json!([face_json(180.0)]).to_string()),
+        ]
+    };
+    let first = post_alarm(
+        &app,
+        &key,
+        form(&fields("1 face at the door"), Some(test_asset("astronaut.png"))),
+        Some("a-1"),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let alarm: AlarmView = body(first).await;
+    assert_eq!(alarm.message, "1 face at the door");
+    assert_eq!(alarm.source, "door-pi/cam1");
+    assert_eq!(alarm.face_count, 1);
+    assert_eq!(
+        alarm.date.to_rfc3339_opts(SecondsFormat::Millis, true),
+        taken,
+        "the moment of capture"
+    );
+    let pushed = next_of(&mut ws, "alarm").await;
+    assert_eq!(crate::helpers::alarm(pushed).id, alarm.id);
+
+    // A retry after a lost answer: the same alarm, nothing new.
+    let again = post_alarm(
+        &app,
+        &key,
+        form(&fields("1 face at the door"), Some(test_asset("astronaut.png"))),
+        Some("a-1"),
+    )
+    .await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(body::<AlarmView>(again).await.id, alarm.id);
+    let alarms: PageOf<AlarmView> = app.fetch_as("/api/v1/alarms", &user.access_token).await;
+    assert_eq!(alarms.items.len(), 1);
+    let me: User = app.fetch_as("/api/v1/users/me", &user.access_token).await;
+    assert_eq!(me.api_requests_used, 1);
+
+    // Without faces the server finds them; without a message it writes one.
+    let found = post_alarm(
+        &app,
+        &key,
+        form(
+            &[("date", now()), ("source", "door-pi/cam2".into())],
+            Some(test_asset("astronaut.png")),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(found.status(), 201);
+    let found: AlarmView = body(found).await;
+    assert_eq!(found.face_count, 1);
+    assert_eq!(found.message, "1 face detected on door-pi/cam2");
+
+    // The agent's key reads nothing and uploads nothing.
+    let read = app
+        .http
+        .get(app.url("/api/v1/alarms"))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(read).await, ErrorCode::ScopeForbidden);
+}
+
+#[tokio::test]
+async fn bad_alarms_are_refused_with_the_field_named_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = alarm_key(&app, &user.access_token).await;
+    let good = || vec![("date", now()), ("source", "door-pi/cam1".to_owned())];
+    let image = || Some(test_asset("astronaut.png"));
+
+    let missing = post_alarm(&app, &key, form(&good(), None), None).await;
+    assert_eq!(missing.status(), 400);
+    assert_eq!(error_code(missing).await, ErrorCode::BadRequest);
+
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (
+            vec![
+                ("date", (Utc::now() + Span::hours(2)).to_rfc3339()),
+                ("source", "x".into()),
+            ],
+            "date",
+        ),
+        (vec![("date", "yesterday".into()), ("source", "x".into())], "date"),
+        (vec![("source", "x".into())], "date"),
+        (vec![("date", now())], "source"),
+        (
+            [good(), vec![("faces", json!([face_json(450.0)]).to_string())]].concat(),
+            "faces[0].box",
+        ),
+        (
+            [good(), vec![("faces", "[{\"score\": 2}]".into())]].concat(),
+            "faces",
+        ),
+        ([good(), vec![("message", "x".repeat(300))]].concat(), "message"),
+    ];
+    for (fields, field) in cases {
+        let refused = post_alarm(&app, &key, form(&fields, image()), None).await;
+        assert_eq!(refused.status(), 422, "{field}");
+        let answer: Value = body(refused).await;
+        assert_eq!(answer["error"]["code"], "validation_failed", "{answer}");
+        let named: Vec<&str> = answer["error"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert!(named.contains(&field), "{field} not in {answer}");
+    }
+    let not_image = post_alarm(&app, &key, form(&good(), Some(b"hello".to_vec())), None).await;
+    assert_eq!(error_code(not_image).await, ErrorCode::InvalidImage);
+    let small = post_alarm(
+        &app,
+        &key,
+        form(
+            &[good(), vec![("faces", json!([face_json(10.0)]).to_string())]].concat(),
+            Some(plain_jpeg(64, 64)),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(small.status(), 422, "boxes outside a small image");
+
+    // A telemetry key has no business here; a full one does.
+    let telemetry = app
+        .http
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"name": "phone", "scope": "telemetry"}))
+        .send()
+        .await
+        .unwrap();
+    let telemetry = body::<Value>(telemetry).await["key"].as_str().unwrap().to_owned();
+    let refused = post_alarm(&app, &telemetry, form(&good(), image()), None).await;
+    assert_eq!(error_code(refused).await, ErrorCode::ScopeForbidden);
+
+    let alarms: PageOf<AlarmView> = app.fetch_as("/api/v1/alarms", &user.access_token).await;
+    assert!(alarms.items.is_empty(), "nothing stored: {:?}", alarms.items);
+    let me: User = app.fetch_as("/api/v1/users/me", &user.access_token).await;
+    assert_eq!(me.api_requests_used, 0);
+}
