@@ -1,6 +1,11 @@
 //! `vigil watch SRC...`: runs sources from the command line with the real
 //! capture pipeline and prints alarms, to try a camera or measure throughput.
 //! Needs the model, not the database.
+//!
+//! With `--forward URL` it is an edge agent: each alarm is also queued on
+//! disk and sent to a central vigil server. The queue and the sender live in
+//! the client crate, which this library does not depend on; the binary
+//! plugs them in through [`Forward`] and [`watch`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,16 +72,99 @@ pub struct WatchArgs {
     /// Directory holding centerface.onnx.
     #[arg(long, env = "VIGIL_MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
+    /// Be an edge agent: send every alarm to this central vigil server (http:// or https://), keeping
+    /// them in an on-disk queue while it cannot be reached.
+    #[arg(long, env = "VIGIL_FORWARD", value_name = "URL", help_heading = "Edge agent")]
+    pub forward: Option<String>,
+    /// The API key alarms are sent with (a full key, or one made with the scope alarms:write).
+    #[arg(
+        long,
+        env = "VIGIL_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Edge agent"
+    )]
+    pub api_key: Option<String>,
+    /// Where alarms wait for the central server, one file each; what a run leaves there is sent first by
+    /// the next.
+    #[arg(
+        long,
+        env = "VIGIL_QUEUE_DIR",
+        value_name = "DIR",
+        default_value = "vigil-agent-queue",
+        help_heading = "Edge agent"
+    )]
+    pub queue_dir: PathBuf,
+    /// Most alarms kept waiting (1-10000000); beyond it new alarms are dropped and counted.
+    #[arg(
+        long,
+        env = "VIGIL_QUEUE_MAX",
+        value_name = "N",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..=10_000_000),
+        help_heading = "Edge agent"
+    )]
+    pub queue_max: u32,
+    /// This agent's name: alarms come from NAME/cam1, NAME/cam2… (1-48 characters, no `/`; default: the
+    /// host name).
+    #[arg(
+        long,
+        env = "VIGIL_AGENT_NAME",
+        value_name = "NAME",
+        value_parser = parse_agent_name,
+        help_heading = "Edge agent"
+    )]
+    pub agent_name: Option<String>,
+    /// PEM file of the CA that signed the central server's certificate; trusted instead of the public roots.
+    #[arg(long, env = "VIGIL_CA_CERT", value_name = "PEM", help_heading = "Edge agent")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Longest `--agent-name`: with `/cam` and a camera number it stays within
+/// the 64 characters the server takes as a source.
+pub const MAX_AGENT_NAME: usize = 48;
+
+/// `--agent-name`: 1-[`MAX_AGENT_NAME`] characters, no `/` (it separates
+/// the agent from the camera), no control characters.
+pub fn parse_agent_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_AGENT_NAME
+        || name.chars().any(|c| c == '/' || c.is_control())
+    {
+        return Err(format!(
+            "must be 1-{MAX_AGENT_NAME} characters without `/` or control characters, got `{raw}`"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// What `vigil watch` does with each alarm beside printing it: with
+/// `--forward`, the edge agent's queue (implemented by the binary).
+pub trait Forward: Send + Sync + 'static {
+    /// Takes an alarm before its line is printed, so that a printed alarm
+    /// is a kept one. An error is the camera's (`alarm not recorded`).
+    fn alarm<'a>(&'a self, alarm: &'a CameraAlarm) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Capture has stopped (sources ended, `--duration` or Ctrl-C): send
+    /// what can be sent within a few seconds and print the summary. `false`
+    /// when forwarding failed for good (the run then exits with failure).
+    fn finish(&self) -> BoxFuture<'_, bool>;
 }
 
 struct PrintSink {
     save: Option<PathBuf>,
     every_frame: bool,
+    forward: Option<Arc<dyn Forward>>,
 }
 
 impl AlarmSink for PrintSink {
     fn raise(&self, alarm: CameraAlarm) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
+            let forwarded = match &self.forward {
+                Some(forward) => forward.alarm(&alarm).await,
+                None => Ok(()),
+            };
             let mut line = format!(
                 "{} alarm camera={} faces={} reason={}",
                 alarm
@@ -101,8 +189,11 @@ impl AlarmSink for PrintSink {
                 tokio::fs::write(&path, jpeg).await.map_err(|e| e.to_string())?;
                 line.push_str(&format!(" saved={}", path.display()));
             }
+            if let Err(err) = &forwarded {
+                line.push_str(&format!(" not_queued={err:?}"));
+            }
             println!("{line}");
-            Ok(())
+            forwarded
         })
     }
 
@@ -125,14 +216,23 @@ fn watched(i: usize, text: &str, args: &WatchArgs) -> Result<CameraSpec, SpecErr
     CameraSpec::new(id, source, args.fps, args.cooldown, looping)
 }
 
+/// `vigil watch` without forwarding (the binary runs [`watch`] with its
+/// forwarder when `--forward` is given).
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.forward.is_none(),
+        "--forward is handled by the vigil binary, not by this library"
+    );
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(watch(args))
+        .block_on(watch(args, None))
 }
 
-async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+/// Runs the sources until they end, `--duration` passes or Ctrl-C, printing
+/// alarms and handing each to `forward` if given; then stops capture, lets
+/// `forward` finish, and prints the summary.
+pub async fn watch(args: WatchArgs, forward: Option<Arc<dyn Forward>>) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.threshold),
         "--threshold must be between 0 and 1"
@@ -160,6 +260,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         sink: Arc::new(PrintSink {
             save: args.save.clone(),
             every_frame: args.every_frame,
+            forward: forward.clone(),
         }),
         ffmpeg: args.ffmpeg.clone(),
     });
@@ -203,6 +304,9 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 .map(|e| format!(" last_error={e:?}"))
                 .unwrap_or_default(),
         );
+    }
+    if let Some(forward) = &forward {
+        failed |= !forward.finish().await;
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -12,6 +12,7 @@ macro_rules! repo_path {
 }
 
 mod accounts;
+mod agents;
 mod alarm_ingest;
 mod auth;
 mod bounds;

@@ -1,6 +1,8 @@
 //! The `vigil` command: the server's subcommands (the `vigil` library) and
 //! `vigil client …` (the `vigil-client` crate) in one binary.
 
+mod forward;
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -43,6 +45,7 @@ enum Command {
     /// Recompute enrolled faces' embeddings after a model or alignment change.
     Reindex(reindex::ReindexArgs),
     /// Watch sources (v4l2:N, ffmpeg:FILE_OR_URL, dir:PATH) and print alarms; no database needed.
+    /// With --forward URL, an edge agent: alarms also go to a central server, queued on disk while it is away.
     Watch(watch::WatchArgs),
     /// List local V4L2 cameras.
     Cameras,
@@ -90,7 +93,11 @@ fn main() -> ExitCode {
         Command::EvalRecognizer(args) => eval_recognizer::run(args),
         Command::Watch(args) => {
             logging::init(LogFormat::Pretty);
-            watch::run(args)
+            if args.forward.is_some() {
+                block_on(forward::watch(args))
+            } else {
+                watch::run(args)
+            }
         }
         Command::Cameras => watch::list_devices(),
         Command::Client(args) => block_on(vigil_client::run(args)),

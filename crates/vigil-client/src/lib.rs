@@ -15,6 +15,7 @@ pub mod cli;
 pub mod counter;
 pub mod error;
 pub mod fib;
+pub mod forward;
 pub mod login;
 pub mod telemetry;
 pub mod tls;
