@@ -138,8 +138,12 @@ impl VideoJobs {
                     recorded.detection.face_count,
                     recorded.alarm.is_some(),
                 ),
-                // Another worker recorded it meanwhile (this one was presumed dead).
-                Err(RecordError::AlreadyRecorded) => {}
+                // A worker presumed dead recorded it meanwhile: count what it stored.
+                Err(RecordError::AlreadyRecorded) => {
+                    if let Some(stored) = self.recorder.detections.of_job_frame(job.id.0, index).await? {
+                        tally(&mut result, stored.face_count, stored.alarm_id.is_some());
+                    }
+                }
                 Err(RecordError::Quota(UserError::QuotaExhausted { .. })) => {
                     frames.stop().await;
                     return Err(quota_stop(result.detections));

@@ -28,6 +28,7 @@ mod helpers;
 mod hub;
 mod jobs;
 mod jobs_dashboard;
+mod jobs_failover;
 mod lifecycle;
 mod migrations;
 mod openapi;
