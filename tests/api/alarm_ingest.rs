@@ -224,3 +224,51 @@ async fn bad_alarms_are_refused_with_the_field_named_and_nothing_is_stored() {
     let me: User = app.fetch_as("/api/v1/users/me", &user.access_token).await;
     assert_eq!(me.api_requests_used, 0);
 }
+
+#[tokio::test]
+async fn an_agents_alarm_appears_on_the_dashboards_wall_with_the_agents_name() {
+    use crate::browser::Browser;
+    use crate::dashboard::{log_in, open, SLOW};
+
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    let key = alarm_key(&app, &user.access_token).await;
+    let page = Browser::start("agent-alarm").await;
+    page.goto(&app.url("/")).await;
+    log_in(&page, &user.user_name, &user.password).await;
+    open(&page, "#/wall").await;
+    page.wait_for(
+        "the live connection",
+        SLOW,
+        "return document.querySelector('#conn')?.dataset.state === 'live'",
+    )
+    .await;
+    let sent = post_alarm(
+        &app,
+        &key,
+        form(
+            &[
+                ("date", now()),
+                ("source", "door-pi/cam1".into()),
+                ("message", "1 face at the door".into()),
+                ("faces", json!([face_json(180.0)]).to_string()),
+            ],
+            Some(test_asset("astronaut.png")),
+        ),
+        None,
+    )
+    .await;
+    let alarm: AlarmView = body(sent).await;
+    let card = format!("li.alarm[data-alarm-id='{}']", alarm.id);
+    page.wait_for(
+        "the agent's alarm card",
+        SLOW,
+        &format!("return !!document.querySelector(\"{card}\")"),
+    )
+    .await;
+    let text = page.text(&card).await;
+    assert!(text.contains("door-pi/cam1"), "{text}");
+    assert!(text.contains("1 face at the door"), "{text}");
+    page.screenshot("agent-alarm-on-the-wall").await;
+    page.close().await;
+}
