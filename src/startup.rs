@@ -278,6 +278,7 @@ impl Application {
             &instance_id,
             signer.clone(),
             auth.clone(),
+            ingest.clone(),
         );
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
         let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);

@@ -45,8 +45,8 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("this needs the admin role")]
     Forbidden,
-    #[error("this API key may only send telemetry (POST /telemetry/…)")]
-    ScopeForbidden,
+    #[error("{}", scope_refusal(*.0))]
+    ScopeForbidden(KeyScope),
     #[error("rate limit exceeded; slow down")]
     RateLimited(Duration),
     #[error(transparent)]
@@ -70,7 +70,7 @@ impl Coded for AuthError {
             AuthError::Unauthenticated => ErrorCode::Unauthenticated,
             AuthError::InvalidToken(_) => ErrorCode::InvalidToken,
             AuthError::Forbidden => ErrorCode::Forbidden,
-            AuthError::ScopeForbidden => ErrorCode::ScopeForbidden,
+            AuthError::ScopeForbidden(_) => ErrorCode::ScopeForbidden,
             AuthError::RateLimited(_) => ErrorCode::RateLimited,
             AuthError::User(e) => e.code(),
             AuthError::ApiKey(e) => e.code(),
@@ -103,6 +103,17 @@ impl Transient for AuthError {
             AuthError::User(e) => e.is_transient(),
             _ => false,
         }
+    }
+}
+
+/// Why a key of `scope` was refused: what it is for.
+fn scope_refusal(scope: KeyScope) -> &'static str {
+    match scope {
+        KeyScope::Telemetry => "this API key may only send telemetry (POST /telemetry/…)",
+        KeyScope::AlarmsWrite => {
+            "this API key may only send alarms (POST /api/v1/alarms, or `alarm` on the WebSocket)"
+        }
+        KeyScope::Full => "this API key may not do this",
     }
 }
 
@@ -230,7 +241,7 @@ impl AuthService {
         if own == KeyScope::Full || own == scope {
             Ok(principal)
         } else {
-            Err(AuthError::ScopeForbidden)
+            Err(AuthError::ScopeForbidden(own))
         }
     }
 
@@ -279,15 +290,20 @@ impl AuthService {
 
     /// One token that may be either credential (the WebSocket's `?token=`
     /// and `auth` message): an access token is tried first, then an API key.
+    /// Keys restricted to `alarms:write` are accepted too: the session
+    /// checks what such a principal may do ([`Principal::scope`]).
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal, AuthError> {
-        match self.authenticate(Some(token), None).await {
-            Err(AuthError::InvalidToken(jwt_reason)) => match self.authenticate(None, Some(token)).await {
-                // A JWT-shaped token is better explained by the JWT's own reason (e.g. expired).
-                Err(AuthError::InvalidToken(_)) if token.matches('.').count() == 2 => {
-                    Err(AuthError::InvalidToken(jwt_reason))
+        let scope = KeyScope::AlarmsWrite;
+        match self.authenticate_for(Some(token), None, scope).await {
+            Err(AuthError::InvalidToken(jwt_reason)) => {
+                match self.authenticate_for(None, Some(token), scope).await {
+                    // A JWT-shaped token is better explained by the JWT's own reason (e.g. expired).
+                    Err(AuthError::InvalidToken(_)) if token.matches('.').count() == 2 => {
+                        Err(AuthError::InvalidToken(jwt_reason))
+                    }
+                    other => other,
                 }
-                other => other,
-            },
+            }
             other => other,
         }
     }

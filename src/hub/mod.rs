@@ -1,6 +1,6 @@
 //! The WebSocket hub behind `GET /ws`: sessions, topics and fan-out, the
-//! clock, Fibonacci, the even/odd counter protocol, presence and the
-//! message log. docs/websocket.md is the client-facing description.
+//! clock, Fibonacci, the even/odd counter protocol, alarms sent by edge
+//! agents, presence and the message log. docs/websocket.md is the client-facing description.
 //!
 //! Sessions run on the HTTP workers (actix-ws streams are tied to them);
 //! the hub's own tasks (clock, alarm feeds, heartbeat, log writer) run on
@@ -11,6 +11,7 @@ pub mod alarm_feed;
 pub mod clock;
 pub mod counters;
 pub mod fib;
+pub mod ingest;
 pub mod message_log;
 pub mod numbers;
 pub mod presence;
@@ -32,6 +33,7 @@ use self::message_log::{LogWriter, MessageLog};
 use self::presence::Presence;
 use self::rate::MessageLimit;
 use self::topics::{Closing, Registry};
+use crate::agents::AlarmIngest;
 use crate::alarms::AlarmBus;
 use crate::auth::AuthService;
 use crate::db::Database;
@@ -73,6 +75,8 @@ struct Inner {
     signer: UrlSigner,
     /// Checks the credentials of `?token=` and `auth` messages.
     auth: AuthService,
+    /// Stores the `alarm` messages of edge agents, as `POST /api/v1/alarms` does.
+    ingest: AlarmIngest,
     /// The main runtime: session clean-up that must outlive an HTTP worker goes here.
     runtime: tokio::runtime::Handle,
     heartbeat_ok: AtomicBool,
@@ -86,6 +90,7 @@ impl Hub {
         instance_id: &str,
         signer: UrlSigner,
         auth: AuthService,
+        ingest: AlarmIngest,
     ) -> Self {
         let (log, writer) = MessageLog::new(
             db,
@@ -107,6 +112,7 @@ impl Hub {
                 instance_id: instance_id.to_owned(),
                 signer,
                 auth,
+                ingest,
                 runtime: tokio::runtime::Handle::current(),
                 heartbeat_ok: AtomicBool::new(false),
                 config,
@@ -152,6 +158,10 @@ impl Hub {
 
     pub fn auth(&self) -> &AuthService {
         &self.inner.auth
+    }
+
+    pub fn ingest(&self) -> &AlarmIngest {
+        &self.inner.ingest
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {

@@ -6,6 +6,10 @@
 //! stops reading fills its own queue and is closed with 1013, while the
 //! reader keeps watching heartbeats and the rest of the process never waits.
 //!
+//! An `alarm` is stored on the main runtime ([`super::ingest`]), several
+//! at a time, while the session reads on; its `ack` (or `error`) is queued
+//! like any reply when the alarm is stored.
+//!
 //! The socket itself is the HTTP layer's business (`api::ws` adapts
 //! actix-ws to [`Socket`] and [`ClientFrame`]): this module is the protocol.
 
@@ -14,26 +18,35 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use vigil_wire::hub::{
-    close, ClientId, ClientMessage, CounterValue, FibN, Refusal, ServerMessage, Topic, MAX_MESSAGE_BYTES,
+    close, ClientId, ClientMessage, CounterValue, FibN, InlineAlarm, Refusal, ServerMessage, Topic,
+    MAX_MESSAGE_BYTES,
 };
 use vigil_wire::ErrorCode;
 
 use super::fib::FibError;
+use super::ingest;
 use super::message_log::{Direction, LogPayload};
 use super::protocol;
 use super::rate::{MessageBudget, Verdict};
 use super::topics::{Closing, Outgoing, SessionHandle, Viewer};
 use super::Hub;
+use crate::agents::IngestError;
+use crate::auth::api_keys::KeyScope;
 use crate::auth::Principal;
 use crate::error::Coded;
 
 /// Consecutive refused messages after which the server closes with 1008.
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
+
+/// `alarm` messages of one session being stored at once; one more is
+/// refused with `rate_limited` until an `ack` comes.
+pub const MAX_ALARMS_IN_FLIGHT: usize = 8;
 
 /// What the handshake established.
 pub struct SessionStart {
@@ -97,11 +110,24 @@ enum End {
 
 type PendingFib = LocalBoxFuture<'static, (Value, u64, Result<String, FibError>)>;
 
+/// An alarm being stored: the message's `id`, and the alarm's id or why not
+/// (a task that ended without an answer: the runtime shutting down).
+type PendingAlarm =
+    LocalBoxFuture<'static, (Value, Result<Result<String, IngestError>, tokio::task::JoinError>)>;
+
 struct Session {
     hub: Hub,
     handle: Arc<SessionHandle>,
+    /// Who authenticated, and with which credential.
+    principal: Option<Principal>,
     errors: u32,
     budget: MessageBudget,
+    alarms: FuturesUnordered<PendingAlarm>,
+}
+
+/// A credential that may only send alarms (an edge agent's API key).
+fn agent_only(principal: &Principal) -> bool {
+    principal.scope() != KeyScope::Full
 }
 
 /// Removes the session from the registry and `ws_clients` even when the
@@ -168,6 +194,10 @@ pub async fn run<K: Socket>(
     if let Some(principal) = &start.principal {
         let _ = handle.viewer.set(Viewer::of(principal));
         tracing::Span::current().record("user", tracing::field::display(principal.user_id));
+        if agent_only(principal) {
+            // A channel for alarms: nothing is pushed, not even the clock.
+            handle.unsubscribe(&Topic::ALL);
+        }
     }
     let mut departure = Departure {
         hub: hub.clone(),
@@ -185,8 +215,10 @@ pub async fn run<K: Socket>(
     let mut session = Session {
         hub: hub.clone(),
         handle: handle.clone(),
+        principal: start.principal,
         errors: 0,
         budget: MessageBudget::new(hub.config().message_limit, Instant::now()),
+        alarms: FuturesUnordered::new(),
     };
     if handle.viewer.get().is_some() || hub.config().allow_anonymous {
         session.hello().await;
@@ -353,6 +385,7 @@ impl Session {
                     pending = None;
                     self.fib_done(done);
                 }
+                Some(done) = self.alarms.next(), if !self.alarms.is_empty() => self.alarm_done(done),
                 // While a Fibonacci number is computed, further frames wait
                 // in the socket: one client cannot queue unbounded work.
                 frame = frames.next(), if !computing => {
@@ -507,6 +540,21 @@ impl Session {
             );
             return None;
         }
+        if self.principal.as_ref().is_some_and(agent_only)
+            && !matches!(message, ClientMessage::Alarm(_) | ClientMessage::Ping { .. })
+        {
+            self.refuse(
+                Refusal::new(
+                    ErrorCode::ScopeForbidden,
+                    format!(
+                        "this API key may only send `alarm` and `ping`; `{}` needs an access token or a key of full scope",
+                        incoming.kind
+                    ),
+                ),
+                incoming.id,
+            );
+            return None;
+        }
         let accepted = match message {
             ClientMessage::Auth { token } => self.auth(&token).await,
             ClientMessage::Subscribe { topics } => self.subscribe(&topics, true),
@@ -527,6 +575,10 @@ impl Session {
             ClientMessage::Ping { id } => {
                 self.send(ServerMessage::Pong { id });
                 Ok(())
+            }
+            ClientMessage::Alarm(alarm) => {
+                self.alarm(alarm);
+                return None;
             }
         };
         match accepted {
@@ -554,10 +606,15 @@ impl Session {
         };
         let _ = self.handle.viewer.set(Viewer::of(&principal));
         tracing::Span::current().record("user", tracing::field::display(principal.user_id));
+        if agent_only(&principal) {
+            self.handle.unsubscribe(&Topic::ALL);
+        }
+        let user_id = principal.user_id;
+        self.principal = Some(principal);
         if let Err(err) = self
             .hub
             .presence()
-            .authenticated(&self.handle.session_id, principal.user_id)
+            .authenticated(&self.handle.session_id, user_id)
             .await
         {
             tracing::warn!(error = %err, "could not record the session's user in ws_clients");
@@ -623,6 +680,87 @@ impl Session {
                     message: "the computation failed".to_owned(),
                     id,
                 });
+            }
+        }
+    }
+
+    /// Starts storing an agent's alarm; the `ack` is sent when it is stored.
+    fn alarm(&mut self, alarm: InlineAlarm) {
+        let id = alarm.id.clone();
+        let Some(principal) = self.principal.clone() else {
+            self.refuse(
+                Refusal::new(
+                    ErrorCode::Unauthenticated,
+                    "alarms need an authenticated session: connect with ?token= (an API key of scope alarms:write, say) or send an auth message first",
+                ),
+                id,
+            );
+            return;
+        };
+        // Neither of these is the message's fault: sent again later, it goes
+        // through. They do not count among the refusals in a row.
+        if self.alarms.len() >= MAX_ALARMS_IN_FLIGHT {
+            let busy = format!(
+                "{MAX_ALARMS_IN_FLIGHT} alarms of this session are being stored; send this one again after an ack"
+            );
+            self.send(ServerMessage::error(
+                Refusal::new(ErrorCode::RateLimited, busy),
+                id,
+            ));
+            return;
+        }
+        // The credential's request rate, shared with the HTTP API.
+        if let Err(wait) = self.hub.auth().limiter.check(principal.rate_key()) {
+            let slow = format!(
+                "over this credential's request rate (shared with the HTTP API); send it again in {} s",
+                crate::auth::rate_limit::retry_after_secs(wait)
+            );
+            self.send(ServerMessage::error(
+                Refusal::new(ErrorCode::RateLimited, slow),
+                id,
+            ));
+            return;
+        }
+        let (incoming, claim) = match ingest::read(alarm, principal.user_id) {
+            Ok(read) => read,
+            Err(refusal) => return self.refuse(refusal, id),
+        };
+        // On the main runtime, where the database client lives; a session
+        // that ends first does not cancel it (a retry with the key gets it).
+        let ingest = self.hub.ingest().clone();
+        let user = principal.user_id;
+        let stored = self.hub.runtime().spawn(async move {
+            let received = ingest.receive(user, incoming, Some(claim)).await?;
+            Ok(received.alarm.id.to_string())
+        });
+        self.alarms.push(Box::pin(async move { (id, stored.await) }));
+    }
+
+    fn alarm_done(
+        &mut self,
+        (id, stored): (Value, Result<Result<String, IngestError>, tokio::task::JoinError>),
+    ) {
+        match stored {
+            Ok(Ok(alarm_id)) => {
+                self.errors = 0;
+                self.send(ServerMessage::Ack { id, alarm_id });
+            }
+            Ok(Err(err)) => {
+                let refusal = ingest::refusal(&err);
+                if refusal.code.is_server_side() {
+                    tracing::warn!(error = %err, "could not store an alarm sent over the WebSocket");
+                    self.send(ServerMessage::error(refusal, id));
+                } else {
+                    self.refuse(refusal, id);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "storing an alarm sent over the WebSocket did not finish");
+                let refusal = Refusal::new(
+                    ErrorCode::Internal,
+                    "the alarm could not be stored; send it again with the same key",
+                );
+                self.send(ServerMessage::error(refusal, id));
             }
         }
     }

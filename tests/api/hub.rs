@@ -890,13 +890,13 @@ fn docs_describe_every_message_and_error_code() {
         "number",
         "pong",
         "error",
-        "auth",
-        "subscribe",
-        "unsubscribe",
-        "fib",
-        "value",
-        "ping",
-    ] {
+        "telemetry",
+        "job",
+        "ack",
+    ]
+    .into_iter()
+    .chain(vigil_wire::hub::CLIENT_TYPES.iter().copied())
+    {
         assert!(
             docs.contains(&format!("\"type\": \"{kind}\"")),
             "docs/websocket.md lacks an example of {kind}"

@@ -14,6 +14,7 @@ macro_rules! repo_path {
 mod accounts;
 mod agents;
 mod alarm_ingest;
+mod alarm_ingest_ws;
 mod auth;
 mod bounds;
 mod browser;

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{ClientId, CounterValue, FibN, Parity, Topic};
 use crate::alarms::AlarmView;
+use crate::faces::Face;
 use crate::jobs::JobView;
 use crate::telemetry::ReadingView;
 use crate::ErrorCode;
@@ -39,6 +40,8 @@ pub enum ClientMessage {
         #[serde(default)]
         id: Value,
     },
+    /// An alarm raised elsewhere (an edge agent), its frame inline.
+    Alarm(InlineAlarm),
 }
 
 /// Every `type` a client may send.
@@ -50,7 +53,34 @@ pub const CLIENT_TYPES: &[&str] = &[
     "number",
     "value",
     "ping",
+    "alarm",
 ];
+
+/// An alarm an agent sends over the WebSocket: what `POST /api/v1/alarms`
+/// takes as a form, with the frame in base64 (at most
+/// [`super::MAX_INLINE_IMAGE_BYTES`] once decoded) and the idempotency key
+/// required. Answered with `ack` (or `error`), `id` echoed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InlineAlarm {
+    /// Echoed in the answer, whatever JSON it is.
+    #[serde(default)]
+    pub id: Value,
+    /// The idempotency key: the same key again gets the same alarm back.
+    pub key: String,
+    /// The moment of capture.
+    #[serde(with = "rfc3339")]
+    pub date: DateTime<Utc>,
+    /// The agent's name and camera, e.g. `door-pi/cam1`.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The faces the agent found, in image pixels; without them the server
+    /// may detect them itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faces: Option<Vec<Face>>,
+    /// The frame (JPEG, PNG…), standard base64.
+    pub image: String,
+}
 
 /// Why a frame was not accepted: the `error` the server answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +141,7 @@ impl ClientMessage {
                 "value" => field("value")
                     .and_then(|v| CounterValue::try_from(v).err())
                     .map(|e| Refusal::new(ErrorCode::InvalidValue, e.to_string())),
+                "alarm" => alarm_refusal(value),
                 _ => None,
             }
             .unwrap_or_else(|| {
@@ -121,6 +152,40 @@ impl ClientMessage {
             })
         })
     }
+}
+
+/// Each field of an `alarm` that breaks its rule, named as `POST
+/// /api/v1/alarms` names them: `validation_failed`.
+fn alarm_refusal(value: &Value) -> Option<Refusal> {
+    let field = |name| value.get(name).filter(|v| !v.is_null());
+    let mut problems = Vec::new();
+    for (name, what) in [
+        ("key", "an idempotency key, 1-255 visible ASCII characters"),
+        ("source", "the agent's name or camera, 1-64 characters"),
+        ("image", "the frame, base64"),
+    ] {
+        match field(name) {
+            None => problems.push(format!("`{name}` is required: {what}")),
+            Some(Value::String(_)) => {}
+            Some(_) => problems.push(format!("`{name}` must be a string: {what}")),
+        }
+    }
+    match field("date") {
+        None => problems.push("`date` is required: the moment of capture, RFC 3339".to_owned()),
+        Some(Value::String(date)) if rfc3339::parse(date).is_some() => {}
+        Some(_) => {
+            problems.push("`date` must be an RFC 3339 date-time, e.g. 2026-12-07T09:00:00Z".to_owned())
+        }
+    }
+    if field("message").is_some_and(|m| !m.is_string()) {
+        problems.push("`message` must be a string".to_owned());
+    }
+    if let Some(faces) = field("faces") {
+        if let Err(e) = Vec::<Face>::deserialize(faces) {
+            problems.push(format!("`faces` must be an array of faces: {e}"));
+        }
+    }
+    (!problems.is_empty()).then(|| Refusal::new(ErrorCode::ValidationFailed, problems.join("; ")))
 }
 
 /// What the server sends.
@@ -170,6 +235,12 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Value::is_null")]
         id: Value,
     },
+    /// An `alarm` was stored (or had been, under its key): its id.
+    Ack {
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        id: Value,
+        alarm_id: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -190,6 +261,7 @@ impl ServerMessage {
             ServerMessage::FibResult { .. } => "fib_result",
             ServerMessage::Number { .. } => "number",
             ServerMessage::Pong { .. } => "pong",
+            ServerMessage::Ack { .. } => "ack",
             ServerMessage::Error { .. } => "error",
         }
     }
@@ -205,6 +277,27 @@ impl ServerMessage {
     /// The frame text.
     pub fn text(&self) -> String {
         serde_json::to_string(self).expect("server messages always serialise")
+    }
+}
+
+/// RFC 3339 date-times, read strictly (as `POST /api/v1/alarms` reads
+/// them), written with a `Z` and as many fractional digits as they have.
+mod rfc3339 {
+    use super::*;
+
+    pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(text.trim())
+            .ok()
+            .map(|date| date.with_timezone(&Utc))
+    }
+
+    pub fn serialize<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 date-time"))
     }
 }
 
@@ -263,6 +356,19 @@ mod tests {
                 },
             ),
             (r#"{"type":"ping"}"#, ClientMessage::Ping { id: Value::Null }),
+            (
+                r#"{"type":"alarm","id":"a1","key":"k-1","date":"2026-05-01T10:00:02+02:00",
+                    "source":"door-pi/cam1","faces":[],"image":"aGk="}"#,
+                ClientMessage::Alarm(InlineAlarm {
+                    id: json!("a1"),
+                    key: "k-1".into(),
+                    date: "2026-05-01T08:00:02Z".parse().unwrap(),
+                    source: "door-pi/cam1".into(),
+                    message: None,
+                    faces: Some(vec![]),
+                    image: "aGk=".into(),
+                }),
+            ),
         ] {
             let (value, message) = ClientMessage::read(text);
             assert!(value.is_some(), "{text}");
@@ -287,9 +393,65 @@ mod tests {
             (r#"{"type":"fib","n":"7"}"#, ErrorCode::InvalidFibN),
             (r#"{"type":"value","value":100}"#, ErrorCode::InvalidValue),
             (r#"{"type":"value"}"#, ErrorCode::InvalidMessage),
+            (r#"{"type":"alarm"}"#, ErrorCode::ValidationFailed),
         ] {
             let refusal = ClientMessage::read(text).1.unwrap_err();
             assert_eq!(refusal.code, code, "{text}: {}", refusal.message);
+        }
+    }
+
+    /// A bad `alarm` names each bad field, as `POST /api/v1/alarms` does.
+    #[test]
+    fn alarm_refusals_name_the_fields() {
+        let good = json!({"type": "alarm", "key": "k", "date": "2026-05-01T10:00:00Z",
+                          "source": "door", "image": "aGk="});
+        assert!(ClientMessage::read(&good.to_string()).1.is_ok());
+        let face = json!({"score": 0.9, "box": {"x": 1, "y": 1, "width": 2, "height": 2},
+            "landmarks": {"left_eye": {"x": 1, "y": 1}, "right_eye": {"x": 2, "y": 1},
+                          "nose": {"x": 1.5, "y": 1.5}, "mouth_left": {"x": 1, "y": 2},
+                          "mouth_right": {"x": 2, "y": 2}}});
+        let with_face = {
+            let mut alarm = good.clone();
+            alarm["faces"] = json!([face]);
+            alarm
+        };
+        assert!(ClientMessage::read(&with_face.to_string()).1.is_ok());
+        for (change, named) in [
+            (json!({"key": null}), vec!["`key` is required"]),
+            (json!({"key": 7}), vec!["`key` must be a string"]),
+            (json!({"date": "yesterday"}), vec!["`date` must be an RFC 3339"]),
+            (
+                json!({"date": "2026-05-01 10:00:00"}),
+                vec!["`date` must be an RFC 3339"],
+            ),
+            (
+                json!({"date": null, "source": null}),
+                vec!["`source` is required", "`date` is required"],
+            ),
+            (json!({"image": ["x"]}), vec!["`image` must be a string"]),
+            (json!({"message": 3}), vec!["`message` must be a string"]),
+            (
+                json!({"faces": [{"score": 2}]}),
+                vec!["`faces` must be an array of faces"],
+            ),
+            (
+                json!({"faces": "none"}),
+                vec!["`faces` must be an array of faces"],
+            ),
+        ] {
+            let mut alarm = good.clone();
+            for (name, value) in change.as_object().unwrap() {
+                alarm[name] = value.clone();
+            }
+            let refusal = ClientMessage::read(&alarm.to_string()).1.unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::ValidationFailed, "{alarm}");
+            for name in named {
+                assert!(
+                    refusal.message.contains(name),
+                    "{name} not in {:?}",
+                    refusal.message
+                );
+            }
         }
     }
 
@@ -308,6 +470,15 @@ mod tests {
                 n: FibN::new(90),
             },
             ClientMessage::Ping { id: Value::Null },
+            ClientMessage::Alarm(InlineAlarm {
+                id: json!({"n": 1}),
+                key: "k".into(),
+                date: "2026-05-01T10:00:02.123456Z".parse().unwrap(),
+                source: "door-pi/cam1".into(),
+                message: Some("1 face at the door".into()),
+                faces: None,
+                image: "aGk=".into(),
+            }),
         ] {
             let text = serde_json::to_string(&message).unwrap();
             assert_eq!(ClientMessage::read(&text).1, Ok(message));
@@ -356,6 +527,10 @@ mod tests {
                 value: 17,
             },
             "pong" => ServerMessage::Pong { id: json!(3) },
+            "ack" => ServerMessage::Ack {
+                id: json!("a-1"),
+                alarm_id: "6650f1c2a4b1c2d3e4f5a6b7".into(),
+            },
             "telemetry" => ServerMessage::Telemetry {
                 reading: ReadingView::Gps(crate::telemetry::GpsView {
                     id: "6650f1c2a4b1c2d3e4f5a6d0".into(),
@@ -413,6 +588,7 @@ mod tests {
             "pong",
             "telemetry",
             "job",
+            "ack",
             "error",
         ];
         for kind in kinds {
@@ -427,6 +603,7 @@ mod tests {
                 | ServerMessage::Pong { .. }
                 | ServerMessage::Telemetry { .. }
                 | ServerMessage::Job { .. }
+                | ServerMessage::Ack { .. }
                 | ServerMessage::Error { .. } => message.kind(),
             };
             assert_eq!(covered, kind);
@@ -437,6 +614,14 @@ mod tests {
         }
         let pong = serde_json::to_value(ServerMessage::Pong { id: Value::Null }).unwrap();
         assert_eq!(pong, json!({"type": "pong"}));
+        let ack = ServerMessage::Ack {
+            id: Value::Null,
+            alarm_id: "a".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(ack).unwrap(),
+            json!({"type": "ack", "alarm_id": "a"})
+        );
         let clock = serde_json::to_value(ServerMessage::Clock { now }).unwrap();
         assert_eq!(clock, json!({"type": "clock", "now": "2026-05-01T10:00:00.123Z"}));
     }

@@ -8,7 +8,7 @@ mod values;
 use serde::{Deserialize, Serialize};
 
 pub use client_id::{ClientId, InvalidClientId, CLIENT_ID_RULE};
-pub use messages::{ClientMessage, Refusal, ServerMessage, CLIENT_TYPES};
+pub use messages::{ClientMessage, InlineAlarm, Refusal, ServerMessage, CLIENT_TYPES};
 pub use values::{CounterValue, FibN, InvalidCounterValue, InvalidFibN, NumberView, Parity};
 
 use crate::ErrorCode;
@@ -41,6 +41,13 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::InvalidToken,
     ErrorCode::InvalidFibN,
     ErrorCode::InvalidValue,
+    // An `alarm`: as `POST /api/v1/alarms` answers it.
+    ErrorCode::ValidationFailed,
+    ErrorCode::InvalidImage,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::ImageTooLarge,
+    ErrorCode::QuotaExhausted,
+    ErrorCode::ScopeForbidden,
     ErrorCode::RateLimited,
     ErrorCode::DatabaseUnavailable,
     ErrorCode::Internal,
@@ -49,6 +56,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
 /// Largest message, in bytes, a client may send: one frame, or the frames of
 /// a fragmented message together. Every client message is far smaller.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Largest image an `alarm` may carry inline, in bytes once decoded
+/// (11 KiB: 15020 characters of base64), leaving 1364 bytes of the
+/// [`MAX_MESSAGE_BYTES`] for the rest of the message. Bigger frames go to
+/// `POST /api/v1/alarms`.
+pub const MAX_INLINE_IMAGE_BYTES: usize = 11 * 1024;
 
 /// The close codes the server ends a session with.
 pub mod close {
