@@ -4,6 +4,7 @@
 //! (and answer `/healthz`) while the database is still down; the driver
 //! reconnects by itself and [`health::Readiness`] reports when it is back.
 
+pub mod change_feed;
 pub mod health;
 pub mod migrations;
 mod object_id;

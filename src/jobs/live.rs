@@ -5,29 +5,17 @@
 //! updates may show the newest state more than once, never an older one
 //! after a newer one from the same read.
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
 use mongodb::bson::{doc, Document};
-use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
-use mongodb::change_stream::ChangeStream;
-use mongodb::Collection;
+use tracing::Instrument;
 use vigil_wire::hub::{ServerMessage, Topic};
 
 use super::queue::JobQueue;
 use super::{JobId, JobRecord};
-use crate::db::{Database, DbError};
+use crate::db::{change_feed, Database};
 use crate::hub::Hub;
 
-type Changes = ChangeStream<ChangeStreamEvent<Document>>;
-
-async fn open(collection: &Collection<Document>, resume: Option<ResumeToken>) -> Result<Changes, DbError> {
-    collection
-        .watch()
-        .pipeline([doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace"] } } }])
-        .resume_after(resume)
-        .await
-        .map_err(DbError::from_driver)
+fn changes() -> Vec<Document> {
+    vec![doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace"] } } }]
 }
 
 fn deliver(hub: &Hub, job: &JobRecord) {
@@ -50,62 +38,28 @@ pub async fn start(
 ) -> tokio::task::JoinHandle<()> {
     let collection = db.collection::<Document>("jobs");
     let first = if database_up {
-        open(&collection, None).await.ok()
+        change_feed::open(&collection, &changes(), None).await.ok()
     } else {
         None
     };
-    tokio::spawn(follow(hub, queue, collection, first))
-}
-
-/// From the last resume token after a stream error, so a blip loses nothing.
-#[tracing::instrument(name = "jobs_change_stream", skip_all)]
-async fn follow(hub: Hub, queue: JobQueue, collection: Collection<Document>, mut first: Option<Changes>) {
-    const MAX_BACKOFF: Duration = Duration::from_secs(30);
-    let mut backoff = Duration::from_millis(250);
-    let mut resume: Option<ResumeToken> = None;
-    loop {
-        let opened = match first.take() {
-            Some(stream) => Ok(stream),
-            None => open(&collection, resume.clone()).await,
-        };
-        let mut stream = match opened {
-            Ok(stream) => stream,
-            Err(err) => {
-                if resume.take().is_some() {
-                    tracing::warn!(error = %err, "cannot resume; following from now on");
-                } else {
-                    tracing::debug!(error = %err, ?backoff, "cannot open the change stream yet; retrying");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(event) => {
-                    resume = stream.resume_token();
-                    backoff = Duration::from_millis(250);
-                    let Some(id) = event
-                        .document_key
-                        .as_ref()
-                        .and_then(|key| key.get_object_id("_id").ok())
-                    else {
-                        continue;
-                    };
-                    match queue.find(JobId(id)).await {
-                        Ok(Some(job)) => deliver(&hub, &job),
-                        Ok(None) => {}
-                        Err(err) => tracing::debug!(error = %err, "cannot read a changed job"),
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "change stream failed; reopening");
-                    break;
+    tokio::spawn(
+        change_feed::follow(collection, changes(), first, move |change| {
+            let (hub, queue) = (hub.clone(), queue.clone());
+            async move {
+                let Some(id) = change
+                    .document_key
+                    .as_ref()
+                    .and_then(|key| key.get_object_id("_id").ok())
+                else {
+                    return;
+                };
+                match queue.find(JobId(id)).await {
+                    Ok(Some(job)) => deliver(&hub, &job),
+                    Ok(None) => {}
+                    Err(err) => tracing::debug!(error = %err, "cannot read a changed job"),
                 }
             }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+        })
+        .instrument(tracing::info_span!("jobs_change_stream")),
+    )
 }

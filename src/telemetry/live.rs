@@ -3,18 +3,13 @@
 //! instance stored, each for its own account only. A reading's retry
 //! inserts nothing, so nothing is pushed twice.
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
 use mongodb::bson::{doc, Document};
-use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
-use mongodb::change_stream::ChangeStream;
-use mongodb::Collection;
+use tracing::Instrument;
 use vigil_wire::hub::{ServerMessage, Topic};
 use vigil_wire::telemetry::ReadingView;
 
 use super::{Gps, Gyroscope, StoredPhoto, StoredReading, Telemetry};
-use crate::db::{Database, DbError};
+use crate::db::{change_feed, Database};
 use crate::hub::Hub;
 use crate::users::UserId;
 
@@ -62,15 +57,8 @@ fn deliver(hub: &Hub, owner: UserId, reading: ReadingView) {
     hub.log().record_broadcast(&delivered, &message);
 }
 
-type Inserts = ChangeStream<ChangeStreamEvent<Document>>;
-
-async fn open(collection: &Collection<Document>, resume: Option<ResumeToken>) -> Result<Inserts, DbError> {
-    collection
-        .watch()
-        .pipeline([doc! { "$match": { "operationType": "insert" } }])
-        .resume_after(resume)
-        .await
-        .map_err(DbError::from_driver)
+fn inserts() -> Vec<Document> {
+    vec![doc! { "$match": { "operationType": "insert" } }]
 }
 
 /// Opens a change stream per kind of reading (before the server answers,
@@ -86,72 +74,23 @@ pub async fn start(
     for kind in [Kind::Gyroscope, Kind::Gps, Kind::Photo] {
         let collection = db.collection::<Document>(kind.collection());
         let first = if database_up {
-            open(&collection, None).await.ok()
+            change_feed::open(&collection, &inserts(), None).await.ok()
         } else {
             None
         };
-        tasks.push(tokio::spawn(follow(
-            hub.clone(),
-            telemetry.clone(),
-            kind,
-            collection,
-            first,
-        )));
+        let (hub, telemetry) = (hub.clone(), telemetry.clone());
+        let follow = change_feed::follow(collection, inserts(), first, move |change| {
+            if let Some(document) = change.full_document {
+                match kind.view(&telemetry, document) {
+                    Ok((owner, reading)) => deliver(&hub, owner, reading),
+                    Err(err) => tracing::warn!(error = %err, "skipping a reading of unexpected shape"),
+                }
+            }
+            std::future::ready(())
+        });
+        tasks.push(tokio::spawn(
+            follow.instrument(tracing::info_span!("telemetry_change_stream", ?kind)),
+        ));
     }
     tasks
-}
-
-/// Inserts into one collection, from the last resume token after a stream
-/// error, so a blip loses nothing.
-#[tracing::instrument(name = "telemetry_change_stream", skip(hub, telemetry, collection, first))]
-async fn follow(
-    hub: Hub,
-    telemetry: Telemetry,
-    kind: Kind,
-    collection: Collection<Document>,
-    mut first: Option<Inserts>,
-) {
-    const MAX_BACKOFF: Duration = Duration::from_secs(30);
-    let mut backoff = Duration::from_millis(250);
-    let mut resume: Option<ResumeToken> = None;
-    loop {
-        let opened = match first.take() {
-            Some(stream) => Ok(stream),
-            None => open(&collection, resume.clone()).await,
-        };
-        let mut stream = match opened {
-            Ok(stream) => stream,
-            Err(err) => {
-                if resume.take().is_some() {
-                    tracing::warn!(error = %err, "cannot resume; following from now on");
-                } else {
-                    tracing::debug!(error = %err, ?backoff, "cannot open the change stream yet; retrying");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(event) => {
-                    resume = stream.resume_token();
-                    backoff = Duration::from_millis(250);
-                    let Some(document) = event.full_document else {
-                        continue;
-                    };
-                    match kind.view(&telemetry, document) {
-                        Ok((owner, reading)) => deliver(&hub, owner, reading),
-                        Err(err) => tracing::warn!(error = %err, "skipping a reading of unexpected shape"),
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "change stream failed; reopening");
-                    break;
-                }
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
 }

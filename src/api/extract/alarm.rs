@@ -3,12 +3,12 @@
 //! rule is named in one answer.
 
 use actix_multipart::Multipart;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 
 use super::upload::collect;
+use super::{declared_length, essence};
 use crate::agents::{check_message, IncomingAlarm, IngestError, MAX_FACES};
 use crate::api::error::ApiError;
 use crate::detections::Source;
@@ -51,24 +51,10 @@ impl AlarmBody {
                 format!("the image is larger than {max} bytes"),
             )
         };
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > max + MAX_FACES_JSON + 4 * MAX_TEXT) {
+        if declared_length(req).is_some_and(|len| len > max + MAX_FACES_JSON + 4 * MAX_TEXT) {
             return Err(too_large());
         }
-        let essence = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = essence(req);
         if essence != "multipart/form-data" {
             return Err(ApiError::new(
                 ErrorCode::UnsupportedMediaType,

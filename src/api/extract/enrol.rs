@@ -1,7 +1,6 @@
 //! The body of `POST /api/v1/subjects/{id}/faces`: an image (as for
 //! uploads) or a JSON reference to a face vigil already saw.
 
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -32,13 +31,7 @@ impl EnrolBody {
         payload: web::Payload,
         max_image: usize,
     ) -> Result<EnrolFrom, ApiError> {
-        let essence = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase());
-        if essence.as_deref() != Some("application/json") {
+        if super::essence(req) != "application/json" {
             return Ok(EnrolFrom::Image(
                 UploadBody::read(req, payload, max_image).await?.bytes,
             ));

@@ -2,12 +2,12 @@
 //! or, for a photo, multipart. Read after the sender is authenticated.
 
 use actix_multipart::Multipart;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest};
 use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use super::upload::collect;
+use super::{declared_length, essence};
 use crate::api::error::ApiError;
 use crate::error::ErrorCode;
 use crate::telemetry::{photo_from_json, photo_from_parts, ParseContext, PhotoUpload};
@@ -16,20 +16,6 @@ use crate::telemetry::{photo_from_json, photo_from_parts, ParseContext, PhotoUpl
 const MAX_TEXT_FIELD: usize = 256;
 /// What a multipart photo may carry beside the image.
 const MULTIPART_SLACK: usize = 64 * 1024;
-
-fn essence(req: &HttpRequest) -> String {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
 
 fn is_json(essence: &str) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
@@ -52,13 +38,6 @@ pub async fn json_body(req: &HttpRequest, payload: web::Payload, max: usize) -> 
         ));
     }
     read_json(req, payload, max).await
-}
-
-fn declared_length(req: &HttpRequest) -> Option<usize> {
-    req.headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
 }
 
 async fn read_json(req: &HttpRequest, payload: web::Payload, max: usize) -> Result<Value, ApiError> {

@@ -4,12 +4,12 @@
 //! the server take in a body without credentials.
 
 use actix_multipart::Multipart;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::{declared_length, essence};
 use crate::api::error::ApiError;
 use crate::detections::{InvalidSource, Source};
 use crate::error::ErrorCode;
@@ -101,22 +101,13 @@ async fn read_image(
     payload: web::Payload,
     max: usize,
 ) -> Result<(Vec<u8>, Option<String>), ApiError> {
-    let declared_length = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared_length = declared_length(req);
     // Multipart framing adds a little; the image field itself is held to `max`.
     if declared_length.is_some_and(|len| len > max + 64 * 1024) {
         return Err(too_large(max));
     }
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let essence = essence(req);
+    let essence = essence.as_str();
 
     if essence == "multipart/form-data" {
         return read_multipart(req, payload, max).await;

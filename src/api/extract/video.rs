@@ -5,7 +5,6 @@
 //! as it passes the limit.
 
 use actix_multipart::Multipart;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -13,6 +12,7 @@ use utoipa::IntoParams;
 use vigil_ffmpeg::sampling::parse_fps;
 
 use super::upload::collect;
+use super::{declared_length, essence};
 use crate::api::error::ApiError;
 use crate::detections::{InvalidSource, Source};
 use crate::error::ErrorCode;
@@ -77,23 +77,12 @@ impl VideoBody {
         jobs: &JobService,
     ) -> Result<VideoUpload, ApiError> {
         let max = jobs.queue.settings.max_video_bytes;
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > max.saturating_add(64 * 1024)) {
+        if declared_length(req).is_some_and(|len| len as u64 > max.saturating_add(64 * 1024)) {
             return Err(too_large(max));
         }
         let query = web::Query::<VideoQuery>::from_query(req.query_string())
             .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("invalid query string: {e}")))?;
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_owned();
+        let essence = essence(req);
         let mut file = jobs.receive_video().await?;
         let (fps, source, name) = if essence == "multipart/form-data" {
             read_multipart(req, payload, &mut file, max).await?
