@@ -259,11 +259,13 @@ impl Application {
             &instance_id,
             camera_leases,
         );
+        // The queue first: a job's image only ever becomes a detection's, so
+        // asked in this order an image moving from one to the other is seen.
         let media_holders: Vec<Arc<dyn MediaReferences>> = vec![
+            Arc::new(job_queue.clone()),
             Arc::new(recorder.detections.clone()),
             Arc::new(people.faces.clone()),
             Arc::new(PhotoImages(telemetry.photos.clone())),
-            Arc::new(job_queue.clone()),
         ];
         let sweeper = sweep_orphans_when_ready(
             media.clone(),

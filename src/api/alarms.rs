@@ -8,6 +8,7 @@ use super::extract::{AlarmBody, AlarmSender, OptionalIdempotencyKey, PathId};
 use super::listing::ListQuery;
 use crate::agents::AlarmIngest;
 use crate::alarms::{AlarmId, AlarmScope, AlarmView};
+use crate::auth::api_keys::KeyScope;
 use crate::auth::Principal;
 use crate::detections::Recorder;
 use crate::media::signed::UrlSigner;
@@ -80,7 +81,9 @@ pub async fn get(
 /// each inside the image). Without `faces` the server detects them itself
 /// (`--agent-redetect`). The frame, a detection and the alarm are stored
 /// and the alarm is pushed to WebSocket subscribers like any other. One
-/// unit of quota per alarm. Takes API keys of scope `alarms:write`.
+/// unit of quota per alarm. Takes API keys of scope `alarms:write`; such a
+/// key is answered with only `id`, `detection_id`, `date`, `face_count`
+/// and `source` (it reads nothing: no names, no image).
 /// `Idempotency-Key`: an agent retrying after a lost answer gets the first
 /// alarm back, and nothing is raised twice.
 #[utoipa::path(
@@ -112,5 +115,17 @@ pub async fn create(
     let user = sender.0.user_id;
     let incoming = AlarmBody::read(&req, payload, limits.max_bytes).await?;
     let received = ingest.receive(user, incoming, key.claim(user)).await?;
-    Ok(HttpResponse::Created().json(received.alarm.view(&signer)))
+    let view = received.alarm.view(&signer);
+    // A key that may only raise alarms reads nothing: not who was
+    // recognised, not the image (a leaked agent key is no recognition oracle).
+    if sender.0.scope() != KeyScope::Full {
+        return Ok(HttpResponse::Created().json(serde_json::json!({
+            "id": view.id,
+            "detection_id": view.detection_id,
+            "date": view.date,
+            "face_count": view.face_count,
+            "source": view.source,
+        })));
+    }
+    Ok(HttpResponse::Created().json(view))
 }

@@ -7,9 +7,10 @@ use std::time::Instant;
 use vigil_wire::ErrorCode;
 
 use super::worker::{Run, Stop};
-use super::JobResult;
+use super::{JobRecord, JobResult};
+use crate::db::DbError;
 use crate::db::Transient;
-use crate::detections::{AlarmRule, Frame, JobFrame, Original, RecordError, Recorder};
+use crate::detections::{AlarmRule, DetectionRecord, Frame, JobFrame, Original, RecordError, Recorder};
 use crate::error::Coded;
 use crate::media::{MediaId, SharedMediaStore};
 use crate::vision::{decode_upload, DecodedUpload, DetectorPool, ImageLimits};
@@ -28,6 +29,16 @@ pub(super) fn tally(result: &mut JobResult, faces: u32, alarm: bool) {
     result.alarms += u64::from(alarm);
 }
 
+/// A detect job's result: its one detection.
+pub(super) fn result_of(record: &DetectionRecord) -> JobResult {
+    let mut result = JobResult {
+        detection_id: Some(record.id.to_string()),
+        ..JobResult::default()
+    };
+    tally(&mut result, record.face_count, record.alarm_id.is_some());
+    result
+}
+
 /// A recorder error as the end of a job's attempt.
 pub(super) fn stop_for(err: RecordError) -> Stop {
     let retry = err.is_transient() || err.code().is_server_side();
@@ -42,6 +53,10 @@ pub(super) fn stop_for(err: RecordError) -> Stop {
 impl DetectJobs {
     pub async fn run(&self, run: &Run<'_>, image: MediaId) -> Result<JobResult, Stop> {
         let job = run.job;
+        // An earlier attempt stored it and died before saying so.
+        if let Some(record) = self.recorder.detections.of_job_frame(job.id.0, 0).await? {
+            return Ok(result_of(&record));
+        }
         let bytes = self
             .media
             .get(image)
@@ -89,12 +104,13 @@ impl DetectJobs {
                 .ok_or_else(|| Stop::retry(ErrorCode::Internal, "the job's detection vanished"))?,
             Err(err) => return Err(stop_for(err)),
         };
-        let mut result = JobResult {
-            detection_id: Some(record.id.to_string()),
-            ..JobResult::default()
-        };
-        tally(&mut result, record.face_count, record.alarm_id.is_some());
-        Ok(result)
+        Ok(result_of(&record))
+    }
+
+    /// The detection an attempt of the job stored, if one did: whatever
+    /// becomes of the job, that detection keeps its image and its unit.
+    pub async fn recorded(&self, job: &JobRecord) -> Result<Option<DetectionRecord>, DbError> {
+        self.recorder.detections.of_job_frame(job.id.0, 0).await
     }
 
     /// Removes the image of a job that will not record it.

@@ -179,7 +179,18 @@ impl JobService {
         let cancelled = self.queue.cancel(scope, id).await?;
         if let Cancelled::Now(before) = &cancelled {
             tracing::info!(job = %id, "job cancelled");
+            // Never taken up: nothing was recorded, so an image's unit goes
+            // back. A running one is settled by its worker.
             if before.lease.is_none() {
+                if let Payload::Detect { .. } = before.payload {
+                    let _turn = Users::charge_turn(before.user_id).await;
+                    let refunded = crate::in_transaction!(self.db, UserError, |session| async {
+                        self.users.refund(before.user_id, session).await
+                    });
+                    if let Err(err) = refunded {
+                        tracing::warn!(job = %id, error = %err, "could not give back the cancelled job's unit of quota");
+                    }
+                }
                 self.discard(&before.payload).await;
             }
         }

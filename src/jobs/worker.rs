@@ -214,15 +214,11 @@ impl Workers {
             }
             Err(Stop::Lost) => {
                 self.metrics.lost();
-                // Cancelled: its video is removed here, by the worker that
-                // held it, once it no longer reads it. (A detect job's image
-                // stays: its detection may have been stored as it was
-                // cancelled; if not, the orphan sweep removes it.)
-                if let Payload::Video { video, .. } = &job.payload {
-                    if let Ok(Some(now)) = self.queue.find(job.id).await {
-                        if now.state == super::JobState::Cancelled {
-                            self.handlers.video.discard(*video).await;
-                        }
+                // Cancelled: what it leaves is settled here, by the worker
+                // that held it, once it no longer reads it.
+                if let Ok(Some(now)) = self.queue.find(job.id).await {
+                    if now.state == super::JobState::Cancelled {
+                        self.settle_unfinished(&now).await;
                     }
                 }
                 tracing::info!("job no longer ours (cancelled, or taken over): stopped");
@@ -243,16 +239,33 @@ impl Workers {
     }
 
     /// Writes the end of a job and removes what it no longer needs. A
-    /// detect job that failed gives its unit of quota back in the same
-    /// transaction: only a stored detection is paid for.
+    /// detect job that failed without a detection gives its unit of quota
+    /// back in the same transaction: only a stored detection is paid for.
+    /// One that failed after an earlier attempt stored its detection is
+    /// done: that detection keeps its image and its unit.
     async fn end(&self, job: &JobRecord, result: &JobResult, error: Option<&JobError>) {
-        let refund = error.is_some() && matches!(job.payload, Payload::Detect { .. });
+        let mut error = error;
+        let mut result = result.clone();
+        let mut refund = false;
+        if error.is_some() && matches!(job.payload, Payload::Detect { .. }) {
+            match self.handlers.detect.recorded(job).await {
+                Ok(Some(record)) => {
+                    result = super::detect::result_of(&record);
+                    error = None;
+                }
+                Ok(None) => refund = true,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot tell whether the job stored its detection; it runs again when its lease expires");
+                    return;
+                }
+            }
+        }
         let ended = if refund {
             let _turn = Users::charge_turn(job.user_id).await;
             crate::in_transaction!(self.db, UserError, |session| async {
                 let ended = self
                     .queue
-                    .finish(job.id, &self.holder, result, error, Some(&mut *session))
+                    .finish(job.id, &self.holder, &result, error, Some(&mut *session))
                     .await?;
                 if ended.is_some() {
                     self.users.refund(job.user_id, session).await?;
@@ -261,17 +274,50 @@ impl Workers {
             })
         } else {
             self.queue
-                .finish(job.id, &self.holder, result, error, None)
+                .finish(job.id, &self.holder, &result, error, None)
                 .await
                 .map_err(UserError::from)
         };
         match ended {
             Ok(Some(ended)) => self.handlers.discard_payload(&ended, error.is_none()).await,
-            Ok(None) => tracing::info!("job no longer ours when it ended: left as it is"),
+            Ok(None) => {
+                // Cancelled as it ended: settled like any cancelled job.
+                if let Ok(Some(now)) = self.queue.find(job.id).await {
+                    if now.state == super::JobState::Cancelled {
+                        self.settle_unfinished(&now).await;
+                    }
+                }
+                tracing::info!("job no longer ours when it ended: left as it is");
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "could not record the end of the job; it runs again when its lease expires")
             }
         }
+    }
+
+    /// A job failed without a worker (abandoned, or cancelled while
+    /// queued): a detect job that stored no detection gives its unit back
+    /// and its image goes; one that did keeps both.
+    pub async fn settle_unfinished(&self, job: &JobRecord) {
+        if let Payload::Detect { .. } = job.payload {
+            match self.handlers.detect.recorded(job).await {
+                Ok(Some(_)) => return,
+                Ok(None) => {
+                    let _turn = Users::charge_turn(job.user_id).await;
+                    let refunded = crate::in_transaction!(self.db, UserError, |session| async {
+                        self.users.refund(job.user_id, session).await
+                    });
+                    if let Err(err) = refunded {
+                        tracing::warn!(job = %job.id, error = %err, "could not give back the job's unit of quota");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(job = %job.id, error = %err, "cannot tell whether the job stored its detection; its image is left to the orphan sweep");
+                    return;
+                }
+            }
+        }
+        self.handlers.discard_payload(job, false).await;
     }
 
     /// Every lease length: fails the jobs whose worker died on their last
@@ -284,7 +330,7 @@ impl Workers {
                     for job in failed {
                         tracing::warn!(job = %job.id, attempts = job.attempts, "job failed: its workers kept stopping");
                         self.metrics.finished(job.kind, Duration::ZERO, false);
-                        self.handlers.discard_payload(&job, false).await;
+                        self.settle_unfinished(&job).await;
                     }
                 }
                 Err(err) => tracing::debug!(error = %err, "cannot look for abandoned jobs now"),

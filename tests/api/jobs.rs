@@ -369,3 +369,33 @@ async fn a_video_stops_cleanly_when_the_quota_runs_out() {
     let refused = upload_async(&app, &user, None).await;
     assert_eq!(error_code(refused).await, ErrorCode::QuotaExhausted);
 }
+
+#[tokio::test]
+async fn a_cancelled_upload_that_never_ran_gives_its_unit_back() {
+    let app = spawn_app_with(AppOptions::default().flag("--job-workers", 1)).await;
+    let user = app.create_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = face_clip(dir.path(), "long.mp4", 30);
+    // The one worker is busy with a video, so the upload waits in the queue.
+    let video = app.video_job(&user.access_token, &clip, "10").await;
+    app.wait_for_job(&user.access_token, &video.id, WITHIN, running)
+        .await;
+    let upload: JobView = body(upload_async(&app, &user, None).await).await;
+    assert_eq!(upload.state, JobState::Queued);
+    let cancelled = app
+        .delete_as(format!("/api/v1/jobs/{}", upload.id), &user.access_token)
+        .await;
+    assert_eq!(body::<JobView>(cancelled).await.state, JobState::Cancelled);
+    let stopped = app
+        .delete_as(format!("/api/v1/jobs/{}", video.id), &user.access_token)
+        .await;
+    assert_eq!(stopped.status(), 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every unit paid is a stored frame of the video: the upload's came back.
+    let stored = detections_of(&app, &user).await;
+    assert!(
+        stored.iter().all(|d| d.source.starts_with("long.mp4@")),
+        "the upload was never detected"
+    );
+    assert_eq!(me(&app, &user).await.api_requests_used as usize, stored.len());
+}
