@@ -270,7 +270,7 @@ impl Application {
         let sweeper = sweep_orphans_when_ready(
             media.clone(),
             folder,
-            videos.clone(),
+            (videos.clone(), job_queue.clone()),
             media_holders,
             readiness.clone(),
         );
@@ -449,11 +449,12 @@ async fn migrate_if_reachable(
 /// At startup, then hourly: removes the folder store's temp files of
 /// writes whose process died (and the video store's), and, once the
 /// database is ready, orphan images (older than an hour, referenced by no
-/// detection, enrolled face or telemetry photo).
+/// job, detection, enrolled face or telemetry photo) and videos no queued
+/// or running job needs (older than an hour).
 async fn sweep_orphans_when_ready(
     media: SharedMediaStore,
     folder: Option<Arc<FileStore>>,
-    videos: Arc<VideoStore>,
+    (videos, queue): (Arc<VideoStore>, JobQueue),
     holders: Vec<Arc<dyn MediaReferences>>,
     readiness: Readiness,
 ) {
@@ -473,6 +474,9 @@ async fn sweep_orphans_when_ready(
         }
         if let Err(err) = sweep_orphans(&media, &holders, AGE).await {
             tracing::warn!(error = %err, "orphan sweep failed; retrying in an hour");
+        }
+        if let Err(err) = crate::jobs::sweep_orphan_videos(&videos, &queue, AGE).await {
+            tracing::warn!(error = %err, "orphan video sweep failed; retrying in an hour");
         }
         tokio::time::sleep(AGE).await;
     }

@@ -153,6 +153,27 @@ mod optional_time {
     }
 }
 
+/// Removes kept videos older than `age` that no queued or running job
+/// needs: left by a submission whose job was never committed, a job whose
+/// end was not written, a removal that failed. Returns how many went.
+pub async fn sweep_orphan_videos(
+    videos: &videos::VideoStore,
+    queue: &JobQueue,
+    age: Duration,
+) -> Result<usize, String> {
+    let mut removed = 0;
+    for video in videos.older_than(age).await.map_err(|e| e.to_string())? {
+        if !queue.needs_video(video).await.map_err(|e| e.to_string())? {
+            videos.delete(video).await.map_err(|e| e.to_string())?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "orphan videos removed");
+    }
+    Ok(removed)
+}
+
 /// How the queue runs (`--job-*` flags).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JobSettings {

@@ -422,6 +422,21 @@ impl JobQueue {
     }
 }
 
+impl JobQueue {
+    /// True when a job that may still run needs the video.
+    pub async fn needs_video(&self, video: bson::oid::ObjectId) -> Result<bool, DbError> {
+        Ok(self
+            .jobs
+            .find_one(doc! {
+                "payload.video": video,
+                "state": { "$in": [JobState::Queued.as_str(), JobState::Running.as_str()] },
+            })
+            .await
+            .map_err(DbError::from_driver)?
+            .is_some())
+    }
+}
+
 impl MediaReferences for JobQueue {
     fn references(&self, id: MediaId) -> BoxFuture<'_, Result<bool, DbError>> {
         Box::pin(JobQueue::references(self, id))

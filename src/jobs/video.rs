@@ -28,6 +28,9 @@ use crate::media::ImageKind;
 use crate::users::{UserError, Users};
 use crate::vision::{encode_jpeg, DetectorPool};
 
+/// How long ffprobe may take, and ffmpeg between two frames.
+pub const FFMPEG_SILENCE: Duration = Duration::from_secs(120);
+
 pub struct VideoJobs {
     pub videos: Arc<VideoStore>,
     pub detector: DetectorPool,
@@ -54,8 +57,9 @@ impl VideoJobs {
             .await
             .map_err(|e| Stop::retry(ErrorCode::Internal, e.to_string()))?
             .ok_or_else(|| Stop::failed(ErrorCode::Internal, "the video is gone from the store"))?;
-        let info = probe(&self.tools, local.path())
+        let info = tokio::time::timeout(FFMPEG_SILENCE, probe(&self.tools, local.path()))
             .await
+            .map_err(|_| Stop::retry(ErrorCode::Internal, "ffprobe did not answer in time"))?
             .map_err(|e| Stop::failed(ErrorCode::InvalidVideo, e))?;
         let plan = SamplingPlan::new(fps);
         let total = plan.expected_frames(&info);
@@ -77,10 +81,18 @@ impl VideoJobs {
             .map_err(|e| Stop::retry(ErrorCode::Internal, e))?;
         let mut index = 0_u32;
         let outcome = loop {
-            let image = match frames.next().await {
-                Ok(Some(image)) => image,
-                Ok(None) => break Ok(()),
-                Err(err) => break Err(err),
+            // A stalled ffmpeg must not hold the job (and its worker) forever.
+            let image = match tokio::time::timeout(FFMPEG_SILENCE, frames.next()).await {
+                Ok(Ok(Some(image))) => image,
+                Ok(Ok(None)) => break Ok(()),
+                Ok(Err(err)) => break Err(err),
+                Err(_) => {
+                    frames.stop().await;
+                    return Err(Stop::retry(
+                        ErrorCode::Internal,
+                        format!("ffmpeg gave no frame for {} s", FFMPEG_SILENCE.as_secs()),
+                    ));
+                }
             };
             let time = plan.frame_time(u64::from(index), &info);
             let at = origin + Duration::from_secs_f64(time);

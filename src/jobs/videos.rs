@@ -226,6 +226,48 @@ impl VideoStore {
         }
     }
 
+    /// Videos kept more than `age` ago, for the sweep of videos no job needs.
+    pub async fn older_than(&self, age: Duration) -> Result<Vec<ObjectId>, VideoStoreError> {
+        let mut old = Vec::new();
+        match &self.backend {
+            Backend::Folder => {
+                let mut entries = tokio::fs::read_dir(&self.dir).await?;
+                while let Some(entry) = entries.next_entry().await? {
+                    let name = entry.file_name();
+                    let Some(id) = name
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".video"))
+                        .and_then(|hex| ObjectId::parse_str(hex).ok())
+                    else {
+                        continue;
+                    };
+                    let aged = entry
+                        .metadata()
+                        .await?
+                        .modified()?
+                        .elapsed()
+                        .is_ok_and(|a| a > age);
+                    if aged {
+                        old.push(id);
+                    }
+                }
+            }
+            Backend::GridFs(bucket) => {
+                let before = chrono::Utc::now()
+                    - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::hours(1));
+                let mut files = bucket
+                    .find(mongodb::bson::doc! { "uploadDate": { "$lt": mongodb::bson::DateTime::from_chrono(before) } })
+                    .await?;
+                while let Some(file) = futures_util::TryStreamExt::try_next(&mut files).await? {
+                    if let Bson::ObjectId(id) = file.id {
+                        old.push(id);
+                    }
+                }
+            }
+        }
+        Ok(old)
+    }
+
     /// Removes files a process that died left while receiving or reading.
     pub async fn remove_abandoned(&self) -> io::Result<usize> {
         let mut removed = 0;

@@ -399,3 +399,32 @@ async fn a_cancelled_upload_that_never_ran_gives_its_unit_back() {
     );
     assert_eq!(me(&app, &user).await.api_requests_used as usize, stored.len());
 }
+
+#[tokio::test]
+async fn videos_no_job_needs_are_swept_and_recent_ones_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let videos = data.path().join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    let old = videos.join("0123456789abcdef01234567.video");
+    let recent = videos.join("0123456789abcdef01234568.video");
+    for file in [&old, &recent] {
+        std::fs::write(file, b"left by a submission whose job never committed").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let _app = spawn_app_with(AppOptions::default().data_dir(data.path())).await;
+    let started = std::time::Instant::now();
+    while old.exists() {
+        assert!(started.elapsed() < WITHIN, "the old video was not swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recent.exists(),
+        "a video of the last hour may belong to a submission in progress"
+    );
+}
