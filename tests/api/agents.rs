@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use vigil_wire::alarms::AlarmView;
@@ -19,8 +19,8 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
-    body, free_port, make_clip, models_dir, parse, quiet, send, signal, spawn_child, vigil_command,
-    AppOptions, ServeChild,
+    free_port, make_clip, models_dir, parse, quiet, send, signal, spawn_child, vigil_command, AppOptions,
+    ServeChild,
 };
 
 const AGENT: &str = "edge-test";
@@ -144,16 +144,10 @@ fn millis(date: DateTime<Utc>) -> String {
 }
 
 async fn alarms_key(server: &ServeChild, token: &str) -> String {
-    let created = server
-        .http
-        .post(server.url("/api/v1/api-keys"))
-        .bearer_auth(token)
-        .json(&json!({"name": "edge-test", "scope": "alarms:write"}))
-        .send()
+    server
+        .create_scoped_key(token, "edge-test", "alarms:write")
         .await
-        .unwrap();
-    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
-    body::<Value>(created).await["key"].as_str().unwrap().to_owned()
+        .key
 }
 
 /// Alarms pushed to a subscriber of the `alarms` topic, in the order they

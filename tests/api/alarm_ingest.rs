@@ -54,16 +54,7 @@ async fn post_alarm(app: &TestApp, key: &str, form: Form, idempotency: Option<&s
 }
 
 async fn alarm_key(app: &TestApp, token: &str) -> String {
-    let created = app
-        .http
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(token)
-        .json(&json!({"name": "door-pi", "scope": "alarms:write"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    body::<Value>(created).await["key"].as_str().unwrap().to_owned()
+    app.create_scoped_key(token, "door-pi", "alarms:write").await.key
 }
 
 #[tokio::test]
@@ -220,16 +211,11 @@ async fn bad_alarms_are_refused_with_the_field_named_and_nothing_is_stored() {
     .await;
     assert_eq!(small.status(), 422, "boxes outside a small image");
 
-    // A telemetry key has no business here; a full one does.
+    // A telemetry key has no business here.
     let telemetry = app
-        .http
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&user.access_token)
-        .json(&json!({"name": "phone", "scope": "telemetry"}))
-        .send()
+        .create_scoped_key(&user.access_token, "phone", "telemetry")
         .await
-        .unwrap();
-    let telemetry = body::<Value>(telemetry).await["key"].as_str().unwrap().to_owned();
+        .key;
     let refused = post_alarm(&app, &telemetry, form(&good(), image()), None).await;
     assert_eq!(error_code(refused).await, ErrorCode::ScopeForbidden);
 

@@ -60,16 +60,7 @@ fn alarm_message(id: &str, key: &str, image: &[u8]) -> Value {
 }
 
 async fn alarm_key(app: &TestApp, token: &str) -> String {
-    let created = app
-        .http
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(token)
-        .json(&json!({"name": "door-pi", "scope": "alarms:write"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    body::<Value>(created).await["key"].as_str().unwrap().to_owned()
+    app.create_scoped_key(token, "door-pi", "alarms:write").await.key
 }
 
 /// The answer to an `alarm`: its `ack`'s alarm id, echoing `id`.

@@ -17,38 +17,8 @@ use vigil::db::{Database, DatabaseSettings};
 use crate::capture::{alive, ffmpeg_children};
 use crate::helpers::{
     database_uri, make_clip, spawn_app_with, spawn_child, unique_database_name, Api, AppOptions, Camera,
-    CameraState, DatabaseServer, TestUser,
+    CameraState, DatabaseServer,
 };
-
-async fn camera(api: &Api, admin: &TestUser, id: &str) -> Camera {
-    let cameras: Vec<Camera> = api.fetch_as("/api/v1/cameras", &admin.access_token).await;
-    cameras
-        .into_iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no camera {id}"))
-}
-
-/// Polls the camera on `api` until `done` holds, failing after `within`.
-async fn wait_for(
-    api: &Api,
-    admin: &TestUser,
-    id: &str,
-    within: Duration,
-    done: impl Fn(&Camera) -> bool,
-) -> Camera {
-    let started = Instant::now();
-    loop {
-        let status = camera(api, admin, id).await;
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            started.elapsed() < within,
-            "camera {id} never got there: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Runs here: this instance captures it.
 fn running_here(c: &Camera) -> bool {
@@ -228,7 +198,7 @@ async fn two_instances_run_a_shared_camera_once_and_the_survivor_of_kill_9_takes
     let (first, running) = loop {
         let mut seen = Vec::new();
         for server in &servers {
-            seen.push(camera(server, &admin, "gate").await);
+            seen.push(server.camera(&admin, "gate").await);
         }
         if let Some(i) = (0..2).find(|&i| running_here(&seen[i]) && seen[i].alarms_raised >= 2) {
             break (i, seen.swap_remove(i));
@@ -244,7 +214,7 @@ async fn two_instances_run_a_shared_camera_once_and_the_survivor_of_kill_9_takes
     let other = 1 - first;
     let holder_id = running.instance_id.clone().expect("the runner names itself");
     // The other knows it is not its to run, and by whom it is run.
-    let standby = camera(&servers[other], &admin, "gate").await;
+    let standby = servers[other].camera(&admin, "gate").await;
     assert_eq!(standby.status, CameraState::Standby, "{standby:?}");
     assert_eq!(standby.instance_id.as_deref(), Some(holder_id.as_str()));
     assert_eq!(
@@ -263,10 +233,11 @@ async fn two_instances_run_a_shared_camera_once_and_the_survivor_of_kill_9_takes
     servers[first].exit_within(Duration::from_secs(10)).await;
 
     // The survivor takes the camera over, and the alarms go on.
-    let took_over = wait_for(&servers[other], &admin, "gate", Duration::from_secs(30), |c| {
-        running_here(c) && c.alarms_raised >= 2
-    })
-    .await;
+    let took_over = servers[other]
+        .wait_for_camera(&admin, "gate", Duration::from_secs(30), |c| {
+            running_here(c) && c.alarms_raised >= 2
+        })
+        .await;
     let survivor_id = took_over.instance_id.clone().expect("the runner names itself");
     assert_ne!(survivor_id, holder_id);
     let client = mongodb::Client::with_uri_str(database_uri()).await.unwrap();
@@ -325,14 +296,9 @@ async fn two_instances_run_a_shared_camera_once_and_the_survivor_of_kill_9_takes
         .await
         .unwrap();
     assert_eq!(added.status(), 201);
-    wait_for(
-        &servers[other],
-        &admin,
-        "porch",
-        Duration::from_secs(10),
-        running_here,
-    )
-    .await;
+    servers[other]
+        .wait_for_camera(&admin, "porch", Duration::from_secs(10), running_here)
+        .await;
     servers[other].signal(libc::SIGTERM);
     let exit = servers[other].exit_within(Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit:?}");
@@ -365,27 +331,30 @@ async fn a_camera_moves_at_once_when_its_holder_removes_it_and_runs_everywhere_w
     };
 
     assert_eq!(add(&first).await.unwrap().status(), 201);
-    let held = wait_for(&first, &admin, "lobby", Duration::from_secs(10), |c| {
-        c.status == CameraState::Running
-    })
-    .await;
+    let held = first
+        .wait_for_camera(&admin, "lobby", Duration::from_secs(10), |c| {
+            c.status == CameraState::Running
+        })
+        .await;
     let first_id = held.instance_id.expect("the runner names itself");
     let created = add(&second).await.unwrap();
     assert_eq!(created.status(), 201);
-    wait_for(&second, &admin, "lobby", Duration::from_secs(10), |c| {
-        c.status == CameraState::Standby && c.instance_id.as_deref() == Some(first_id.as_str())
-    })
-    .await;
+    second
+        .wait_for_camera(&admin, "lobby", Duration::from_secs(10), |c| {
+            c.status == CameraState::Standby && c.instance_id.as_deref() == Some(first_id.as_str())
+        })
+        .await;
 
     let removed = Instant::now();
     let deleted = first
         .delete_as("/api/v1/cameras/lobby", &admin.access_token)
         .await;
     assert_eq!(deleted.status(), 204);
-    let moved = wait_for(&second, &admin, "lobby", Duration::from_secs(10), |c| {
-        c.status == CameraState::Running
-    })
-    .await;
+    let moved = second
+        .wait_for_camera(&admin, "lobby", Duration::from_secs(10), |c| {
+            c.status == CameraState::Running
+        })
+        .await;
     let took = removed.elapsed();
     assert!(took < Duration::from_secs(4), "moved after {took:?}");
     let second_id = moved.instance_id.expect("the runner names itself");
@@ -399,14 +368,15 @@ async fn a_camera_moves_at_once_when_its_holder_removes_it_and_runs_everywhere_w
     )
     .await;
     assert_eq!(add(&unleased).await.unwrap().status(), 201);
-    let runs = wait_for(&unleased, &admin, "lobby", Duration::from_secs(10), |c| {
-        c.status == CameraState::Running
-    })
-    .await;
+    let runs = unleased
+        .wait_for_camera(&admin, "lobby", Duration::from_secs(10), |c| {
+            c.status == CameraState::Running
+        })
+        .await;
     let own_id = runs.instance_id.expect("names itself");
     assert!(own_id != first_id && own_id != second_id, "{own_id}");
     assert_eq!(
-        camera(&second, &admin, "lobby").await.instance_id,
+        second.camera(&admin, "lobby").await.instance_id,
         Some(second_id),
         "the lease stays where it was"
     );
@@ -429,10 +399,11 @@ async fn a_holder_that_cannot_renew_stops_capturing_before_its_lease_lapses_and_
     )
     .await;
     let admin = app.create_user().await;
-    let held = wait_for(&app, &admin, "porch", Duration::from_secs(10), |c| {
-        c.status == CameraState::Running
-    })
-    .await;
+    let held = app
+        .wait_for_camera(&admin, "porch", Duration::from_secs(10), |c| {
+            c.status == CameraState::Running
+        })
+        .await;
     assert!(held.instance_id.is_some());
 
     server.kill();
@@ -458,9 +429,10 @@ async fn a_holder_that_cannot_renew_stops_capturing_before_its_lease_lapses_and_
 
     server.start().await;
     app.wait_for_readiness(200, Duration::from_secs(60)).await;
-    let resumed = wait_for(&app, &admin, "porch", Duration::from_secs(60), |c| {
-        c.status == CameraState::Running
-    })
-    .await;
+    let resumed = app
+        .wait_for_camera(&admin, "porch", Duration::from_secs(60), |c| {
+            c.status == CameraState::Running
+        })
+        .await;
     assert_eq!(resumed.instance_id, held.instance_id);
 }

@@ -15,40 +15,6 @@ use crate::helpers::{
     AppOptions, Camera, CameraState, TestApp, TestUser,
 };
 
-async fn cameras(app: &TestApp, admin: &TestUser) -> Vec<Camera> {
-    app.fetch_as("/api/v1/cameras", &admin.access_token).await
-}
-
-async fn camera(app: &TestApp, admin: &TestUser, id: &str) -> Camera {
-    cameras(app, admin)
-        .await
-        .into_iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no camera {id}"))
-}
-
-/// Polls the camera until `done` holds, failing after `within`.
-async fn wait_for_camera(
-    app: &TestApp,
-    admin: &TestUser,
-    id: &str,
-    within: Duration,
-    done: impl Fn(&Camera) -> bool,
-) -> Camera {
-    let started = Instant::now();
-    loop {
-        let status = camera(app, admin, id).await;
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            started.elapsed() < within,
-            "camera {id} never got there: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 async fn camera_alarms(app: &TestApp, admin: &TestUser, id: &str) -> Vec<AlarmView> {
     let page: PageOf<AlarmView> = app
         .fetch_as("/api/v1/alarms?limit=100", &admin.access_token)
@@ -116,10 +82,11 @@ async fn face_then_empty_then_face_gives_two_alarms_with_saved_frames() {
     let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
     let admin = app.create_user().await;
 
-    let status = wait_for_camera(&app, &admin, "door", Duration::from_secs(60), |c| {
-        c.status == CameraState::Finished
-    })
-    .await;
+    let status = app
+        .wait_for_camera(&admin, "door", Duration::from_secs(60), |c| {
+            c.status == CameraState::Finished
+        })
+        .await;
     assert_eq!(status.alarms_raised, 2, "{status:?}");
     assert!(status.frames_processed >= 6, "{status:?}");
     assert!(status.last_frame_at.is_some(), "{status:?}");
@@ -163,10 +130,11 @@ async fn a_face_that_stays_25_seconds_alarms_once_per_10_second_cooldown() {
     let spec = format!("id=hall,source=ffmpeg:{},fps=2,cooldown=10", clip.display());
     let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
     let admin = app.create_user().await;
-    let status = wait_for_camera(&app, &admin, "hall", Duration::from_secs(90), |c| {
-        c.status == CameraState::Finished
-    })
-    .await;
+    let status = app
+        .wait_for_camera(&admin, "hall", Duration::from_secs(90), |c| {
+            c.status == CameraState::Finished
+        })
+        .await;
     assert_eq!(status.alarms_raised, 3, "{status:?}");
     let alarms = camera_alarms(&app, &admin, "hall").await;
     assert_eq!(alarms.len(), 3);
@@ -187,23 +155,22 @@ async fn a_folder_source_picks_up_a_dropped_image() {
     let spec = format!("id=inbox,source=dir:{}", inbox.path().display());
     let app = spawn_app_with(AppOptions::default().flag("--camera", spec)).await;
     let admin = app.create_user().await;
-    wait_for_camera(&app, &admin, "inbox", Duration::from_secs(10), |c| {
+    app.wait_for_camera(&admin, "inbox", Duration::from_secs(10), |c| {
         c.status == CameraState::Running
     })
     .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
-        camera(&app, &admin, "inbox").await.frames_captured,
+        app.camera(&admin, "inbox").await.frames_captured,
         0,
         "files present at start are not new"
     );
 
     drop_file(inbox.path(), "visitor.png", &test_asset("astronaut.png"));
     std::fs::write(inbox.path().join("notes.txt"), "not an image").unwrap();
-    let status = wait_for_camera(&app, &admin, "inbox", Duration::from_secs(30), |c| {
-        c.alarms_raised == 1
-    })
-    .await;
+    let status = app
+        .wait_for_camera(&admin, "inbox", Duration::from_secs(30), |c| c.alarms_raised == 1)
+        .await;
     assert_eq!(status.frames_captured, 1, "{status:?}");
     let alarms = camera_alarms(&app, &admin, "inbox").await;
     assert_eq!(alarms.len(), 1);
@@ -216,10 +183,9 @@ async fn broken_sources_show_in_the_status_and_the_server_stays_healthy() {
     let app = spawn_app_with(AppOptions::default().flag("--camera", refused)).await;
     let admin = app.create_user().await;
 
-    let status = wait_for_camera(&app, &admin, "street", Duration::from_secs(20), |c| {
-        c.restarts >= 1
-    })
-    .await;
+    let status = app
+        .wait_for_camera(&admin, "street", Duration::from_secs(20), |c| c.restarts >= 1)
+        .await;
     assert!(
         [CameraState::Backoff, CameraState::Starting].contains(&status.status),
         "{status:?}"
@@ -241,10 +207,11 @@ async fn broken_sources_show_in_the_status_and_the_server_stays_healthy() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 201);
-    let status = wait_for_camera(&app, &admin, "tape", Duration::from_secs(10), |c| {
-        c.status == CameraState::Failed
-    })
-    .await;
+    let status = app
+        .wait_for_camera(&admin, "tape", Duration::from_secs(10), |c| {
+            c.status == CameraState::Failed
+        })
+        .await;
     assert_eq!(
         status.last_error.as_deref(),
         Some("file not found: /nowhere/tape.mp4")
@@ -337,7 +304,7 @@ async fn only_admins_manage_cameras_and_bad_requests_say_why() {
     let delete = |id: &str| app.delete_as(format!("/api/v1/cameras/{id}"), &admin.access_token);
     assert_eq!(delete("lobby").await.status(), 204);
     assert_eq!(delete("lobby").await.status(), 404);
-    let ids: Vec<String> = cameras(&app, &admin).await.into_iter().map(|c| c.id).collect();
+    let ids: Vec<String> = app.cameras(&admin).await.into_iter().map(|c| c.id).collect();
     assert_eq!(ids, ["secret"]);
 }
 
@@ -357,7 +324,7 @@ async fn removing_a_camera_kills_and_reaps_its_ffmpeg() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    wait_for_camera(&app, &admin, "loop", Duration::from_secs(20), |c| {
+    app.wait_for_camera(&admin, "loop", Duration::from_secs(20), |c| {
         c.status == CameraState::Running
     })
     .await;

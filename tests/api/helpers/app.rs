@@ -341,11 +341,16 @@ impl Api {
     /// Creates an API key for the holder of `token`; the created key holds
     /// the secret, shown this once.
     pub async fn create_api_key(&self, token: &str, name: &str) -> CreatedApiKey {
+        self.create_scoped_key(token, name, "full").await
+    }
+
+    /// A key of `scope` (`full`, `telemetry`, `alarms:write`).
+    pub async fn create_scoped_key(&self, token: &str, name: &str, scope: &str) -> CreatedApiKey {
         let created = self
             .http
             .post(self.url("/api/v1/api-keys"))
             .bearer_auth(token)
-            .json(&serde_json::json!({ "name": name }))
+            .json(&serde_json::json!({ "name": name, "scope": scope }))
             .send()
             .await
             .expect("request sent");

@@ -8,6 +8,7 @@
 //!   ([`spawn_child`]), signals, reading a child's output;
 //! - `database_server`: a database server of the test's own, to kill and
 //!   restart;
+//! - `cameras`: a camera's status, and waiting for a state;
 //! - `jobs`: videos and asynchronous uploads submitted, jobs waited for;
 //! - `ws`: the WebSocket hub's client side;
 //! - `assets`: photos fetched by `make models`, images, clips and files made
@@ -16,6 +17,7 @@
 mod app;
 mod assets;
 mod bodies;
+mod cameras;
 mod child;
 mod database_server;
 mod jobs;
