@@ -6,21 +6,18 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use chrono::DateTime;
-use futures_util::StreamExt;
 use mongodb::bson::{doc, Document};
-use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
-use mongodb::change_stream::ChangeStream;
 use mongodb::Collection;
 use tokio::sync::broadcast::error::RecvError;
+use tracing::Instrument;
 
 use vigil_wire::hub::{ServerMessage, Topic};
 
 use super::Hub;
 use crate::alarms::{Alarm, AlarmBus, AlarmId};
-use crate::db::{Database, DbError};
+use crate::db::{change_feed, Database, DbError};
 
 /// Ids remembered for de-duplication. Both paths deliver within moments of
 /// the insert, so the same alarm never arrives thousands of alarms apart.
@@ -48,7 +45,11 @@ impl RecentIds {
     }
 }
 
-pub type AlarmStream = ChangeStream<ChangeStreamEvent<Document>>;
+pub type AlarmStream = change_feed::Changes;
+
+fn inserts() -> Vec<Document> {
+    vec![doc! { "$match": { "operationType": "insert" } }]
+}
 
 pub struct AlarmFeed {
     collection: Collection<Document>,
@@ -63,13 +64,8 @@ impl AlarmFeed {
         }
     }
 
-    pub async fn open(&self, resume: Option<ResumeToken>) -> Result<AlarmStream, DbError> {
-        self.collection
-            .watch()
-            .pipeline([doc! { "$match": { "operationType": "insert" } }])
-            .resume_after(resume)
-            .await
-            .map_err(DbError::from_driver)
+    pub async fn open(&self) -> Result<AlarmStream, DbError> {
+        change_feed::open(&self.collection, &inserts(), None).await
     }
 
     /// Delivers an alarm to every session allowed to see it, unless it was
@@ -116,59 +112,23 @@ pub async fn follow_bus(hub: Hub, bus: AlarmBus) {
     }
 }
 
-/// Alarms inserted by any instance. Restarts after stream errors from the
-/// last resume token, so nothing inserted meanwhile is lost; a token the
-/// server no longer knows is dropped (with a warning) rather than retried forever.
-#[tracing::instrument(name = "alarm_change_stream", skip_all)]
+/// Alarms inserted by any instance, followed from the last resume token
+/// after a stream error so that nothing inserted meanwhile is lost
+/// (`db::change_feed`).
 pub async fn follow_change_stream(hub: Hub, first: Option<AlarmStream>) {
-    const MAX_BACKOFF: Duration = Duration::from_secs(30);
-    let mut backoff = Duration::from_millis(250);
-    let mut resume: Option<ResumeToken> = None;
-    let mut opened = first;
-    loop {
-        let mut stream = match opened.take() {
-            Some(stream) => stream,
-            None => match hub.alarm_feed().open(resume.clone()).await {
-                Ok(stream) => {
-                    tracing::info!(resumed = resume.is_some(), "alarm change stream open");
-                    stream
-                }
-                Err(err) => {
-                    if resume.take().is_some() {
-                        tracing::warn!(error = %err, "cannot resume the alarm change stream; starting from now (alarms inserted meanwhile on other instances are not pushed)");
-                    } else {
-                        tracing::warn!(error = %err, ?backoff, "cannot open the alarm change stream; retrying");
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            },
-        };
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(event) => {
-                    resume = stream.resume_token();
-                    backoff = Duration::from_millis(250);
-                    let Some(document) = event.full_document else {
-                        continue;
-                    };
-                    match mongodb::bson::from_document::<Alarm>(document) {
-                        Ok(alarm) => hub.alarm_feed().deliver(&hub, &alarm),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "skipping an alarm document of unexpected shape")
-                        }
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "alarm change stream failed; reopening");
-                    break;
-                }
+    let collection = hub.alarm_feed().collection.clone();
+    let follow = change_feed::follow(collection, inserts(), first, move |change| {
+        if let Some(document) = change.full_document {
+            match mongodb::bson::from_document::<Alarm>(document) {
+                Ok(alarm) => hub.alarm_feed().deliver(&hub, &alarm),
+                Err(err) => tracing::warn!(error = %err, "skipping an alarm document of unexpected shape"),
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+        std::future::ready(())
+    });
+    follow
+        .instrument(tracing::info_span!("alarm_change_stream"))
+        .await
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ impl Hub {
                 tracing::warn!(error = %err, "first instance heartbeat failed; retrying in the background")
             }
         }
-        match self.alarm_feed().open(None).await {
+        match self.alarm_feed().open().await {
             Ok(stream) => Some(stream),
             Err(err) => {
                 tracing::warn!(error = %err, "alarm change stream not open yet; retrying in the background");
