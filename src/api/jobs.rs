@@ -30,6 +30,9 @@ pub fn accepted(job: &JobRecord) -> HttpResponse {
         .json(job.view())
 }
 
+/// [`ListQuery`]'s parameters and `state`. Written out rather than
+/// `#[serde(flatten)]`: the query parser hands a flattened struct strings,
+/// which `limit` (a number) refuses.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct JobListQuery {
     /// Only jobs in this state.

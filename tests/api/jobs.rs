@@ -21,17 +21,23 @@ async fn me(app: &TestApp, user: &TestUser) -> User {
     app.fetch_as("/api/v1/users/me", &user.access_token).await
 }
 
-async fn upload_async(app: &TestApp, user: &TestUser, key: Option<&str>) -> reqwest::Response {
+/// The portrait as a raw PNG upload to `/api/v1/detections?{query}`, with
+/// an `Idempotency-Key` when given.
+async fn post_portrait(app: &TestApp, token: &str, query: &str, key: Option<&str>) -> reqwest::Response {
     let mut request = app
         .http
-        .post(app.url("/api/v1/detections?mode=async&source=door"))
-        .bearer_auth(&user.access_token)
+        .post(app.url(&format!("/api/v1/detections?{query}")))
+        .bearer_auth(token)
         .header("content-type", "image/png")
         .body(test_asset("astronaut.png"));
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
     }
     request.send().await.unwrap()
+}
+
+async fn upload_async(app: &TestApp, user: &TestUser, key: Option<&str>) -> reqwest::Response {
+    post_portrait(app, &user.access_token, "mode=async&source=door", key).await
 }
 
 async fn detections_of(app: &TestApp, user: &TestUser) -> Vec<DetectionView> {
@@ -46,15 +52,7 @@ async fn an_async_upload_is_accepted_then_recorded_as_a_synchronous_one_would_be
     let app = spawn_app().await;
     let user = app.create_user().await;
     let sync = {
-        let response = app
-            .http
-            .post(app.url("/api/v1/detections?source=door"))
-            .bearer_auth(&user.access_token)
-            .header("content-type", "image/png")
-            .body(test_asset("astronaut.png"))
-            .send()
-            .await
-            .unwrap();
+        let response = post_portrait(&app, &user.access_token, "source=door", None).await;
         assert_eq!(response.status(), 201);
         body::<DetectionView>(response).await
     };
@@ -109,15 +107,7 @@ async fn an_async_upload_is_accepted_then_recorded_as_a_synchronous_one_would_be
         .get_as("/api/v1/jobs?state=sleeping", &user.access_token)
         .await;
     assert_eq!(error_code(bad).await, ErrorCode::InvalidQuery);
-    let bad = app
-        .http
-        .post(app.url("/api/v1/detections?mode=later"))
-        .bearer_auth(&user.access_token)
-        .header("content-type", "image/png")
-        .body(test_asset("astronaut.png"))
-        .send()
-        .await
-        .unwrap();
+    let bad = post_portrait(&app, &user.access_token, "mode=later", None).await;
     assert_eq!(error_code(bad).await, ErrorCode::InvalidQuery);
 }
 
@@ -125,22 +115,14 @@ async fn an_async_upload_is_accepted_then_recorded_as_a_synchronous_one_would_be
 async fn the_same_idempotency_key_gives_the_first_result_and_costs_once() {
     let app = spawn_app().await;
     let user = app.create_user().await;
-    let send = |key: &'static str| {
-        app.http
-            .post(app.url("/api/v1/detections"))
-            .bearer_auth(&user.access_token)
-            .header("content-type", "image/png")
-            .header("Idempotency-Key", key)
-            .body(test_asset("astronaut.png"))
-            .send()
-    };
-    let first: DetectionView = body(send("retry-1").await.unwrap()).await;
-    let again = send("retry-1").await.unwrap();
+    let send = |key: &'static str| post_portrait(&app, &user.access_token, "", Some(key));
+    let first: DetectionView = body(send("retry-1").await).await;
+    let again = send("retry-1").await;
     assert_eq!(again.status(), 201);
     assert_eq!(body::<DetectionView>(again).await.id, first.id);
     // Concurrent retries too.
     let (a, b) = tokio::join!(send("retry-2"), send("retry-2"));
-    let (a, b): (DetectionView, DetectionView) = (body(a.unwrap()).await, body(b.unwrap()).await);
+    let (a, b): (DetectionView, DetectionView) = (body(a).await, body(b).await);
     assert_eq!(a.id, b.id);
     assert_eq!(detections_of(&app, &user).await.len(), 2);
     assert_eq!(me(&app, &user).await.api_requests_used, 2);
@@ -151,32 +133,14 @@ async fn the_same_idempotency_key_gives_the_first_result_and_costs_once() {
     assert_eq!(me(&app, &user).await.api_requests_used, 3);
     // A key names one request: a sync retry of an async one is refused.
     assert_eq!(
-        error_code(send("async-1").await.unwrap()).await,
+        error_code(send("async-1").await).await,
         ErrorCode::ValidationFailed
     );
-    let bad = app
-        .http
-        .post(app.url("/api/v1/detections"))
-        .bearer_auth(&user.access_token)
-        .header("content-type", "image/png")
-        .header("Idempotency-Key", "has space")
-        .body(test_asset("astronaut.png"))
-        .send()
-        .await
-        .unwrap();
+    let bad = post_portrait(&app, &user.access_token, "", Some("has space")).await;
     assert_eq!(error_code(bad).await, ErrorCode::ValidationFailed);
     // Another account's key is its own.
     let other = app.create_user().await;
-    let theirs = app
-        .http
-        .post(app.url("/api/v1/detections"))
-        .bearer_auth(&other.access_token)
-        .header("content-type", "image/png")
-        .header("Idempotency-Key", "retry-1")
-        .body(test_asset("astronaut.png"))
-        .send()
-        .await
-        .unwrap();
+    let theirs = post_portrait(&app, &other.access_token, "", Some("retry-1")).await;
     assert_ne!(body::<DetectionView>(theirs).await.id, first.id);
     app.job_ended(&user.access_token, &job.id, WITHIN).await;
 }
