@@ -10,24 +10,11 @@ use vigil_wire::paging::PageOf;
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    body, error_code, next_of, plain_jpeg, quiet, send, spawn_app, test_asset, TestApp, User,
+    agent_face, body, error_code, next_of, plain_jpeg, quiet, send, spawn_app, test_asset, TestApp, User,
 };
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// A face of the astronaut portrait (512×512), as an agent reports it.
-fn face_json(x: f32) -> Value {
-    json!({
-        "score": 0.93,
-        "box": {"x": x, "y": 120.0, "width": 150.0, "height": 190.0},
-        "landmarks": {
-            "left_eye": {"x": x + 45.0, "y": 190.0}, "right_eye": {"x": x + 105.0, "y": 190.0},
-            "nose": {"x": x + 75.0, "y": 230.0},
-            "mouth_left": {"x": x + 50.0, "y": 270.0}, "mouth_right": {"x": x + 100.0, "y": 270.0}
-        }
-    })
 }
 
 fn form(fields: &[(&str, String)], image: Option<Vec<u8>>) -> Form {
@@ -72,7 +59,7 @@ async fn an_agents_alarm_is_stored_pushed_and_raised_once_per_key() {
             ("date", taken.clone()),
             ("source", "door-pi/cam1".to_owned()),
             ("message", message.to_owned()),
-            ("faces", json!([face_json(180.0)]).to_string()),
+            ("faces", json!([agent_face(180.0, 1.0)]).to_string()),
         ]
     };
     let first = post_alarm(
@@ -175,7 +162,11 @@ async fn bad_alarms_are_refused_with_the_field_named_and_nothing_is_stored() {
         (vec![("source", "x".into())], "date"),
         (vec![("date", now())], "source"),
         (
-            [good(), vec![("faces", json!([face_json(450.0)]).to_string())]].concat(),
+            [
+                good(),
+                vec![("faces", json!([agent_face(450.0, 1.0)]).to_string())],
+            ]
+            .concat(),
             "faces[0].box",
         ),
         (
@@ -203,7 +194,11 @@ async fn bad_alarms_are_refused_with_the_field_named_and_nothing_is_stored() {
         &app,
         &key,
         form(
-            &[good(), vec![("faces", json!([face_json(10.0)]).to_string())]].concat(),
+            &[
+                good(),
+                vec![("faces", json!([agent_face(10.0, 1.0)]).to_string())],
+            ]
+            .concat(),
             Some(plain_jpeg(64, 64)),
         ),
         None,
@@ -251,7 +246,7 @@ async fn an_agents_alarm_appears_on_the_dashboards_wall_with_the_agents_name() {
                 ("date", now()),
                 ("source", "door-pi/cam1".into()),
                 ("message", "1 face at the door".into()),
-                ("faces", json!([face_json(180.0)]).to_string()),
+                ("faces", json!([agent_face(180.0, 1.0)]).to_string()),
             ],
             Some(test_asset("astronaut.png")),
         ),

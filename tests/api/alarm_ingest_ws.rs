@@ -14,8 +14,8 @@ use vigil_wire::paging::PageOf;
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{
-    alarm, body, connect, expect_message, hello, next, next_of, quiet, send, spawn_app, spawn_app_with, sync,
-    test_asset, ws_error, AppOptions, TestApp, User, Ws,
+    agent_face, alarm, body, connect, expect_message, hello, next, next_of, quiet, send, spawn_app,
+    spawn_app_with, sync, test_asset, ws_error, AppOptions, TestApp, User, Ws,
 };
 
 /// The astronaut portrait (512×512) scaled to 128×128, as a JPEG of a few KiB.
@@ -33,19 +33,6 @@ fn small_portrait() -> Vec<u8> {
     jpeg
 }
 
-/// The astronaut's face in the 128×128 portrait, as an agent reports it.
-fn face_json(x: f32) -> Value {
-    json!({
-        "score": 0.93,
-        "box": {"x": x, "y": 30.0, "width": 37.5, "height": 47.5},
-        "landmarks": {
-            "left_eye": {"x": x + 11.0, "y": 47.0}, "right_eye": {"x": x + 26.0, "y": 47.0},
-            "nose": {"x": x + 19.0, "y": 57.0},
-            "mouth_left": {"x": x + 12.0, "y": 67.0}, "mouth_right": {"x": x + 25.0, "y": 67.0}
-        }
-    })
-}
-
 fn minutes_ago(minutes: i64) -> String {
     (Utc::now() - Span::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -55,7 +42,7 @@ fn alarm_message(id: &str, key: &str, image: &[u8]) -> Value {
     json!({
         "type": "alarm", "id": id, "key": key, "date": minutes_ago(3),
         "source": "door-pi/cam1", "message": "1 face at the door",
-        "faces": [face_json(45.0)], "image": BASE64.encode(image),
+        "faces": [agent_face(45.0, 0.25)], "image": BASE64.encode(image),
     })
 }
 
@@ -270,7 +257,7 @@ async fn bad_alarms_over_the_websocket_are_refused_and_nothing_is_stored() {
             "`date`",
         ),
         (
-            with("outside", json!({"faces": [face_json(110.0)]})),
+            with("outside", json!({"faces": [agent_face(110.0, 0.25)]})),
             ErrorCode::ValidationFailed,
             "`faces[0].box`",
         ),

@@ -113,3 +113,18 @@ pub fn stored_images(images: &Path) -> Vec<String> {
         .filter(|name| !name.starts_with('.'))
         .collect()
 }
+
+/// The astronaut's face as an edge agent reports it (box and landmarks, in
+/// the JSON shape of a detection's face), `x` pixels from the left, in the
+/// portrait scaled by `scale` (1: the 512×512 asset).
+pub fn agent_face(x: f32, scale: f32) -> serde_json::Value {
+    let p = |dx: f32, y: f32| serde_json::json!({"x": x + dx * scale, "y": y * scale});
+    serde_json::json!({
+        "score": 0.93,
+        "box": {"x": x, "y": 120.0 * scale, "width": 150.0 * scale, "height": 190.0 * scale},
+        "landmarks": {
+            "left_eye": p(45.0, 190.0), "right_eye": p(105.0, 190.0), "nose": p(75.0, 230.0),
+            "mouth_left": p(50.0, 270.0), "mouth_right": p(100.0, 270.0)
+        }
+    })
+}
