@@ -27,10 +27,13 @@ COPY scripts ./scripts
 RUN python3 -m venv /venv \
  && /venv/bin/python scripts/fetch_models.py --only centerface \
       --only dlib-face-recognition --only dlib-shape-predictor-5
+# release: what `make run` builds; dist (the release workflow's images):
+# fat LTO, longer to build, for a binary built once and run often.
+ARG PROFILE=release
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p vigil-bin --bin vigil \
- && cp target/release/vigil /vigil
+    cargo build --profile "$PROFILE" --locked -p vigil-bin --bin vigil \
+ && cp "target/$PROFILE/vigil" /vigil
 
 FROM debian:bookworm-slim
 RUN apt-get update \
