@@ -54,19 +54,69 @@ fn the_readme_documents_every_option() {
     let output = vigil().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     let readme = std::fs::read_to_string(repo_path!("README.md")).unwrap();
-    let mut checked = 0;
-    for var in help
-        .split("[env: ")
-        .skip(1)
-        .filter_map(|rest| rest.split(['=', ']']).next())
-    {
+    // The client's own table sits further down; this one is the server's.
+    let start = readme.find("\n## Configuration").expect("README has a Configuration section");
+    let table = &readme[start..];
+    let table = &table[..table[1..].find("\n## ").map_or(table.len(), |end| end + 1)];
+    let options = help_options(&help);
+    assert!(options.len() >= 20, "found only {} options in --help", options.len());
+    for (flag, env) in &options {
+        let env = env
+            .as_deref()
+            .unwrap_or_else(|| panic!("{flag} has no environment variable in --help"));
+        let row = format!("| `{flag}` | `{env}` |");
         assert!(
-            readme.contains(&format!("`{var}`")),
-            "README's configuration table lacks {var}"
+            table.lines().any(|line| line.starts_with(&row)),
+            "README's configuration table lacks the row {row}"
         );
-        checked += 1;
     }
-    assert!(checked >= 20, "found only {checked} env vars in --help");
+    // And nothing in the table that the binary no longer has.
+    for line in table.lines().filter(|line| line.starts_with("| `--")) {
+        let flag = line.split('`').nth(1).unwrap();
+        assert!(
+            options.iter().any(|(known, _)| known == flag),
+            "README's configuration table documents {flag}, which `vigil serve` does not have"
+        );
+    }
+}
+
+/// `(--flag, env var)` of every option `--help` lists, except help itself.
+/// An option's text runs until the next option line, and clap wraps it
+/// anywhere (even inside `[env: ...]`), so each block is read as one line.
+fn help_options(help: &str) -> Vec<(String, Option<String>)> {
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let flag = if (2..=6).contains(&indent) {
+            trimmed
+                .strip_prefix("--")
+                .or_else(|| trimmed.split_once(", --").map(|(_, rest)| rest))
+                .and_then(|rest| rest.split([' ', '=']).next())
+        } else {
+            None
+        };
+        match (flag, blocks.last_mut()) {
+            (Some(flag), _) => blocks.push((format!("--{flag}"), trimmed.to_owned())),
+            (None, Some((_, text))) => {
+                text.push(' ');
+                text.push_str(trimmed);
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+        .into_iter()
+        .filter(|(flag, _)| flag != "--help")
+        .map(|(flag, text)| {
+            let env = text
+                .split("[env: ")
+                .nth(1)
+                .and_then(|rest| rest.split(['=', ']']).next())
+                .map(str::to_owned);
+            (flag, env)
+        })
+        .collect()
 }
 
 #[tokio::test]
