@@ -318,6 +318,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(from_fn(api::db_gate::database_gate))
+                .wrap(from_fn(api::request_metrics::request_metrics))
                 .wrap(from_fn(api::request_span::request_span))
                 .into_utoipa_app();
             api::routes(app_services.register(app)).into_app()
