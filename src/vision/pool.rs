@@ -46,7 +46,7 @@ impl DetectorPool {
         let max_concurrent = max_concurrent.max(1);
         Self {
             detector,
-            slots: BlockingSlots::new(max_concurrent, "detector"),
+            slots: BlockingSlots::new(max_concurrent, &super::slots::DETECTOR),
             max_concurrent,
         }
     }
