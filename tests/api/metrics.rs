@@ -33,7 +33,7 @@ impl Scrape {
                     Some((name, labels)) => (name, labels.trim_end_matches('}')),
                     None => (series, ""),
                 };
-                let value = value.parse().unwrap_or_else(|_| panic!("a number: {line}"));
+                let value: f64 = value.parse().unwrap_or_else(|_| panic!("a number: {line}"));
                 (name.to_owned(), labels.to_owned(), value)
             })
             .collect();
@@ -336,7 +336,7 @@ fn docs_metrics_describes_every_series_the_server_exports() {
         .filter_map(|rest| rest.split_once(": &str = \""))
         .map(|(_, value)| value.trim_end_matches("\";"))
         .collect();
-    assert!(names.len() >= 40, "{names:?}");
+    assert!(names.len() >= 30, "{names:?}");
     let missing: Vec<_> = names
         .iter()
         .filter(|name| !docs.contains(&format!("`{name}`")))
