@@ -25,7 +25,7 @@ use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
 use crate::idempotency::IdempotencyKeys;
 use crate::jobs::videos::VideoStore;
-use crate::jobs::{DetectJobs, Handlers, JobMetrics, JobQueue, JobService, VideoJobs, Workers};
+use crate::jobs::{DetectJobs, Handlers, JobQueue, JobService, VideoJobs, Workers};
 use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
 use crate::people::erase::Erasure;
@@ -219,7 +219,6 @@ impl Application {
             limits: config.uploads,
             settings: config.agents,
         };
-        let job_metrics = JobMetrics::default();
         let workers = Workers {
             queue: job_queue.clone(),
             handlers: Arc::new(Handlers {
@@ -239,7 +238,6 @@ impl Application {
                 },
             }),
             holder: instance_id.clone(),
-            metrics: job_metrics.clone(),
             db: db.clone(),
             users: auth.users.clone(),
         };
@@ -302,7 +300,6 @@ impl Application {
             assets: web::Data::new(assets),
             limits: web::Data::new(config.uploads),
             jobs: web::Data::new(jobs),
-            job_metrics: web::Data::new(job_metrics),
             ingest: web::Data::new(ingest),
         };
 
@@ -321,6 +318,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(from_fn(api::db_gate::database_gate))
+                .wrap(from_fn(api::request_metrics::request_metrics))
                 .wrap(from_fn(api::request_span::request_span))
                 .into_utoipa_app();
             api::routes(app_services.register(app)).into_app()

@@ -23,6 +23,7 @@ pub mod methods;
 pub mod metrics;
 pub mod numbers;
 pub mod openapi;
+pub mod request_metrics;
 pub mod request_span;
 mod services;
 pub mod subjects;

@@ -13,7 +13,7 @@ use crate::dashboard::Assets;
 use crate::db::health::Readiness;
 use crate::detections::{Recorder, UploadService};
 use crate::hub::Hub;
-use crate::jobs::{JobMetrics, JobService};
+use crate::jobs::JobService;
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
 use crate::people::People;
@@ -37,7 +37,6 @@ pub struct Services {
     pub assets: web::Data<Assets>,
     pub limits: web::Data<ImageLimits>,
     pub jobs: web::Data<JobService>,
-    pub job_metrics: web::Data<JobMetrics>,
     pub ingest: web::Data<AlarmIngest>,
 }
 
@@ -62,7 +61,6 @@ impl Services {
             assets,
             limits,
             jobs,
-            job_metrics,
             ingest,
         } = self.clone();
         app.app_data(auth)
@@ -80,7 +78,6 @@ impl Services {
             .app_data(assets)
             .app_data(limits)
             .app_data(jobs)
-            .app_data(job_metrics)
             .app_data(ingest)
     }
 }

@@ -5,6 +5,7 @@
 //! reconnects by itself and [`health::Readiness`] reports when it is back.
 
 pub mod change_feed;
+mod command_events;
 pub mod health;
 pub mod migrations;
 mod object_id;
@@ -166,6 +167,7 @@ impl Database {
         options.write_concern = Some(durable_write_concern());
         let reachability = Arc::new(Notify::new());
         options.sdam_event_handler = Some(reachability_events(reachability.clone()));
+        options.command_event_handler = Some(command_events::recorder());
         let client = Client::with_options(options).map_err(DbError::InvalidUri)?;
         let db = client.database(&settings.name);
         Ok(Self {

@@ -40,6 +40,7 @@ use crate::agents::IngestError;
 use crate::auth::api_keys::KeyScope;
 use crate::auth::Principal;
 use crate::error::Coded;
+use crate::observability::series;
 
 /// Consecutive refused messages after which the server closes with 1008.
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
@@ -130,6 +131,23 @@ fn agent_only(principal: &Principal) -> bool {
     principal.scope() != KeyScope::Full
 }
 
+/// Counts the session in [`series::WS_SESSIONS`] for as long as it lives,
+/// however its task ends.
+struct OpenSession;
+
+impl OpenSession {
+    fn start() -> Self {
+        ::metrics::gauge!(series::WS_SESSIONS).increment(1.0);
+        OpenSession
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        ::metrics::gauge!(series::WS_SESSIONS).decrement(1.0);
+    }
+}
+
 /// Removes the session from the registry and `ws_clients` even when the
 /// task is dropped mid-way (its worker stopping).
 struct Departure {
@@ -183,6 +201,7 @@ pub async fn run<K: Socket>(
     frames: impl Stream<Item = Result<ClientFrame, FrameError>> + Unpin,
     start: SessionStart,
 ) {
+    let _open = OpenSession::start();
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     tracing::Span::current().record("session", session_id.as_str());
     let (handle, out_rx, closing) = SessionHandle::new(

@@ -17,6 +17,7 @@ use vigil_wire::hub::{close, ClientId, Topic};
 
 use crate::alarms::{Alarm, AlarmScope};
 use crate::auth::Principal;
+use crate::observability::series;
 use crate::users::UserId;
 
 /// Why the server ends a session (the WebSocket close code it sends).
@@ -151,6 +152,7 @@ impl SessionHandle {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.close(Closing::TooSlow) {
+                    ::metrics::counter!(series::WS_SLOW_CLIENTS_DROPPED).increment(1);
                     tracing::warn!(
                         session = %self.session_id,
                         client = %self.client_id,

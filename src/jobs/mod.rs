@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
+pub use self::metrics::record_depth;
 pub use detect::DetectJobs;
-pub use metrics::JobMetrics;
 pub use queue::{Cancelled, JobQueue, JobScope, NewJob};
 pub use service::{JobService, SubmitError, VideoUpload};
 pub use video::VideoJobs;

@@ -13,7 +13,7 @@ use vigil_wire::jobs::JobError;
 use vigil_wire::ErrorCode;
 
 use super::detect::DetectJobs;
-use super::metrics::JobMetrics;
+use super::metrics;
 use super::queue::JobQueue;
 use super::video::VideoJobs;
 use super::{JobProgress, JobRecord, JobResult, Payload};
@@ -123,7 +123,6 @@ pub struct Workers {
     pub queue: JobQueue,
     pub handlers: Arc<Handlers>,
     pub holder: String,
-    pub metrics: JobMetrics,
     pub db: Database,
     pub users: Users,
 }
@@ -190,13 +189,13 @@ impl Workers {
             holder: &self.holder,
             last: Mutex::new(job.result.clone()),
         };
-        self.metrics.started();
+        metrics::started();
         let outcome = tokio::select! {
             outcome = self.handlers.run(&run) => outcome,
             () = keep_lease(&self.queue, &job, &self.holder) => Err(Stop::Lost),
         };
         let elapsed = started.elapsed();
-        self.metrics.stopped();
+        metrics::stopped();
         let result = match &outcome {
             Ok(result) => result.clone(),
             Err(_) => run.last_result(),
@@ -204,7 +203,7 @@ impl Workers {
         match outcome {
             Ok(result) => {
                 self.end(&job, &result, None).await;
-                self.metrics.finished(job.kind, elapsed, true);
+                metrics::finished(job.kind, elapsed, true);
                 tracing::info!(
                     detections = result.detections,
                     alarms = result.alarms,
@@ -213,7 +212,7 @@ impl Workers {
                 );
             }
             Err(Stop::Lost) => {
-                self.metrics.lost();
+                metrics::lost();
                 // Cancelled: what it leaves is settled here, by the worker
                 // that held it, once it no longer reads it.
                 if let Ok(Some(now)) = self.queue.find(job.id).await {
@@ -233,7 +232,7 @@ impl Workers {
             Err(Stop::Retry(error) | Stop::Failed(error)) => {
                 tracing::warn!(code = error.code.as_str(), error = %error.message, "job failed");
                 self.end(&job, &result, Some(&error)).await;
-                self.metrics.finished(job.kind, elapsed, false);
+                metrics::finished(job.kind, elapsed, false);
             }
         }
     }
@@ -329,7 +328,7 @@ impl Workers {
                 Ok(failed) => {
                     for job in failed {
                         tracing::warn!(job = %job.id, attempts = job.attempts, "job failed: its workers kept stopping");
-                        self.metrics.finished(job.kind, Duration::ZERO, false);
+                        metrics::finished(job.kind, Duration::ZERO, false);
                         self.settle_unfinished(&job).await;
                     }
                 }

@@ -3,8 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::slots::BlockingSlots;
 use image::RgbImage;
+
+use super::slots::BlockingSlots;
+use crate::observability::series;
 
 use super::detector::{Detection, Detector, DetectorConfig};
 use super::image_input::ImageLimits;
@@ -44,7 +46,7 @@ impl DetectorPool {
         let max_concurrent = max_concurrent.max(1);
         Self {
             detector,
-            slots: BlockingSlots::new(max_concurrent, "detector"),
+            slots: BlockingSlots::new(max_concurrent, &super::slots::DETECTOR),
             max_concurrent,
         }
     }
@@ -80,6 +82,12 @@ impl DetectorPool {
     /// Slots free right now (for readiness checks and metrics).
     pub fn available_slots(&self) -> usize {
         self.slots.available()
+    }
+
+    /// Sets the slot gauges in the current recorder (at scrape time).
+    pub fn record_slots(&self) {
+        ::metrics::gauge!(series::DETECTOR_SLOTS).set(self.max_concurrent as f64);
+        ::metrics::gauge!(series::DETECTOR_SLOTS_FREE).set(self.available_slots() as f64);
     }
 
     async fn run_blocking<T: Send + 'static>(

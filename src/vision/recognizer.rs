@@ -186,7 +186,7 @@ impl RecognizerPool {
     pub fn new(embedder: Arc<dyn FaceEmbedder>, concurrency: usize) -> Self {
         Self {
             embedder,
-            slots: BlockingSlots::new(concurrency, "recognizer"),
+            slots: BlockingSlots::new(concurrency, &super::slots::RECOGNIZER),
         }
     }
 

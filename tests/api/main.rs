@@ -31,6 +31,7 @@ mod jobs;
 mod jobs_dashboard;
 mod jobs_failover;
 mod lifecycle;
+mod metrics;
 mod migrations;
 mod openapi;
 mod people;

@@ -122,6 +122,9 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.into_config()?;
+    // Once per process: the facade takes one recorder, and every module
+    // records into it from here on.
+    vigil::observability::install()?;
     let app = Application::build(config).await?;
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)

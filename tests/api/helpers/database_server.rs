@@ -17,6 +17,8 @@ pub struct DatabaseServer {
     dir: tempfile::TempDir,
     process: Option<Child>,
     kind: Kind,
+    /// Started with the test-only commands (`configureFailPoint`).
+    test_commands: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -38,6 +40,16 @@ impl DatabaseServer {
     /// A new server, started and answering; `None` (the test is skipped,
     /// saying why) when neither kind can be run here.
     pub async fn launch() -> Option<Self> {
+        Self::launch_as(false).await
+    }
+
+    /// [`DatabaseServer::launch`], with the test-only commands enabled:
+    /// `configureFailPoint` makes the server fail chosen commands.
+    pub async fn launch_with_test_commands() -> Option<Self> {
+        Self::launch_as(true).await
+    }
+
+    async fn launch_as(test_commands: bool) -> Option<Self> {
         let kind = if on_path("mongod") {
             Kind::Mongod
         } else if secantusd().is_file() {
@@ -51,6 +63,7 @@ impl DatabaseServer {
             dir: tempfile::tempdir().expect("a data folder"),
             process: None,
             kind,
+            test_commands,
         };
         server.start().await;
         if kind == Kind::Mongod {
@@ -77,6 +90,9 @@ impl DatabaseServer {
                     .args(["--port", &port, "--bind_ip", "127.0.0.1", "--replSet", "vigil"])
                     .arg("--logpath")
                     .arg(dir.join("mongod.log"));
+                if self.test_commands {
+                    cmd.args(["--setParameter", "enableTestCommands=1"]);
+                }
                 cmd
             }
             Kind::Secantus => {
@@ -86,6 +102,9 @@ impl DatabaseServer {
                     .arg(dir.join("db"));
                 // Durable as in production, whatever the caller's environment says.
                 cmd.env_remove("SECANTUS_TEST_FAST_STORAGE");
+                if self.test_commands {
+                    cmd.arg("--enable-test-commands");
+                }
                 cmd
             }
         };
