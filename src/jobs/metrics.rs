@@ -22,6 +22,7 @@ struct Figures {
     lost: AtomicU64,
     detect: PerKind,
     video: PerKind,
+    webhook: PerKind,
 }
 
 /// Counters shared by the workers; cheap to clone.
@@ -33,6 +34,7 @@ impl JobMetrics {
         match kind {
             JobKind::Detect => &self.0.detect,
             JobKind::Video => &self.0.video,
+            JobKind::Webhook => &self.0.webhook,
         }
     }
 
@@ -82,7 +84,11 @@ impl JobMetrics {
         let name = "vigil_jobs_lost_total";
         let _ = writeln!(out, "# HELP {name} Jobs stopped here because they were cancelled or taken over.\n# TYPE {name} counter");
         let _ = writeln!(out, "{name} {}", self.0.lost.load(Ordering::Relaxed));
-        let kinds = [("detect", &self.0.detect), ("video", &self.0.video)];
+        let kinds = [
+            ("detect", &self.0.detect),
+            ("video", &self.0.video),
+            ("webhook", &self.0.webhook),
+        ];
         let name = "vigil_jobs_ended_total";
         let _ = writeln!(
             out,
