@@ -16,6 +16,7 @@ use crate::hub::Hub;
 use crate::jobs::{JobMetrics, JobService};
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
+use crate::notify::webhooks::WebhookService;
 use crate::people::People;
 use crate::telemetry::Telemetry;
 use crate::vision::{DetectorPool, ImageLimits, RecognizerPool};
@@ -39,6 +40,7 @@ pub struct Services {
     pub jobs: web::Data<JobService>,
     pub job_metrics: web::Data<JobMetrics>,
     pub ingest: web::Data<AlarmIngest>,
+    pub webhooks: web::Data<WebhookService>,
 }
 
 impl Services {
@@ -64,6 +66,7 @@ impl Services {
             jobs,
             job_metrics,
             ingest,
+            webhooks,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -82,5 +85,6 @@ impl Services {
             .app_data(jobs)
             .app_data(job_metrics)
             .app_data(ingest)
+            .app_data(webhooks)
     }
 }
