@@ -195,7 +195,7 @@ mod tests {
             NewWebhook::parse("https://example.org/h", vec![], None),
             Err(WebhookError::Invalid(_))
         ));
-        for secret in ["short", "has spaces in it, sixteen+", &"x".repeat(257)] {
+        for secret in ["short", "has spaces in it, sixteen+", "x".repeat(257).as_str()] {
             assert!(
                 matches!(
                     NewWebhook::parse(
