@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod logging;
 pub mod media;
+pub mod notify;
 pub mod observability;
 pub mod people;
 pub mod startup;

@@ -28,6 +28,9 @@ use crate::jobs::videos::VideoStore;
 use crate::jobs::{DetectJobs, Handlers, JobQueue, JobService, VideoJobs, Workers};
 use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
+use crate::notify::webhooks::{
+    DeliveryLog, Dispatcher, WebhookDeliveries, WebhookLimits, WebhookService, Webhooks,
+};
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
@@ -219,6 +222,19 @@ impl Application {
             limits: config.uploads,
             settings: config.agents,
         };
+        let webhook_limits = WebhookLimits::default();
+        let webhooks = WebhookService {
+            webhooks: Webhooks::new(&db),
+            log: DeliveryLog::new(&db, webhook_limits.log_entries),
+            queue: job_queue.clone(),
+            settings: config.webhooks,
+            limits: webhook_limits,
+        };
+        let dispatcher = Dispatcher {
+            webhooks: webhooks.webhooks.clone(),
+            queue: job_queue.clone(),
+            users: auth.users.clone(),
+        };
         let workers = Workers {
             queue: job_queue.clone(),
             handlers: Arc::new(Handlers {
@@ -236,6 +252,13 @@ impl Application {
                     tools,
                     cooldown: crate::capture::spec::DEFAULT_COOLDOWN,
                 },
+                webhook: Arc::new(WebhookDeliveries::new(
+                    webhooks.webhooks.clone(),
+                    recorder.alarms.clone(),
+                    webhooks.log.clone(),
+                    signer.clone(),
+                    config.webhooks,
+                )),
             }),
             holder: instance_id.clone(),
             db: db.clone(),
@@ -281,7 +304,10 @@ impl Application {
             ingest.clone(),
         );
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
+        // Subscribed before anything can raise an alarm.
+        let dispatch_task = dispatcher.start(&alarm_bus);
         let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);
+        hub_tasks.push(dispatch_task);
         hub_tasks.extend(crate::telemetry::live::start(hub.clone(), telemetry.clone(), &db, migrated).await);
         hub_tasks.push(crate::jobs::live::start(hub.clone(), job_queue.clone(), &db, migrated).await);
         let services = Services {
@@ -301,6 +327,7 @@ impl Application {
             limits: web::Data::new(config.uploads),
             jobs: web::Data::new(jobs),
             ingest: web::Data::new(ingest),
+            webhooks: web::Data::new(webhooks),
         };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {

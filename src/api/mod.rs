@@ -30,6 +30,7 @@ pub mod subjects;
 pub mod telemetry;
 pub mod users;
 pub mod videos;
+pub mod webhooks;
 pub mod ws;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
@@ -103,6 +104,11 @@ where
         .service(cameras::list)
         .service(cameras::create)
         .service(cameras::remove)
+        .service(webhooks::create)
+        .service(webhooks::list)
+        .service(webhooks::get)
+        .service(webhooks::remove)
+        .service(webhooks::deliveries)
         .openapi_service(move |mut api| {
             openapi::complete(&mut api);
             let _ = document_table.set(web::Data::new(methods::RouteTable::new(&api)));

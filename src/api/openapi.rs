@@ -40,6 +40,7 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         (name = "numbers", description = "Even and odd numbers in 0–99 (also on the WebSocket)"),
         (name = "websocket", description = "The WebSocket hub at /ws (messages: docs/websocket.md) and who is connected"),
         (name = "cameras", description = "Camera and video feeds watched for faces (admins)"),
+        (name = "webhooks", description = "Your HTTP endpoints that alarms are POSTed to, signed and retried (docs/webhooks.md)"),
     )
 )]
 pub struct ApiDoc;

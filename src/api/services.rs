@@ -16,6 +16,7 @@ use crate::hub::Hub;
 use crate::jobs::JobService;
 use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
+use crate::notify::webhooks::WebhookService;
 use crate::people::People;
 use crate::telemetry::Telemetry;
 use crate::vision::{DetectorPool, ImageLimits, RecognizerPool};
@@ -38,6 +39,7 @@ pub struct Services {
     pub limits: web::Data<ImageLimits>,
     pub jobs: web::Data<JobService>,
     pub ingest: web::Data<AlarmIngest>,
+    pub webhooks: web::Data<WebhookService>,
 }
 
 impl Services {
@@ -62,6 +64,7 @@ impl Services {
             limits,
             jobs,
             ingest,
+            webhooks,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -79,5 +82,6 @@ impl Services {
             .app_data(limits)
             .app_data(jobs)
             .app_data(ingest)
+            .app_data(webhooks)
     }
 }

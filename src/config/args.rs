@@ -184,6 +184,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+
     /// Seconds a telemetry `timestamp` may be ahead of the server's clock before the reading is refused.
     #[arg(
         long = "telemetry-max-skew-secs",
@@ -552,6 +555,19 @@ pub struct JobArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub max_video_bytes: u64,
+}
+
+/// Webhooks: alarms POSTed to the accounts' own endpoints.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Let webhooks reach loopback, private (RFC 1918, ULA), link-local and CGNAT addresses (off: such URLs are refused with 422 webhook_url_refused, at creation and at every delivery).
+    #[arg(
+        long,
+        env = "VIGIL_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub webhook_allow_private: bool,
 }
 
 /// One camera spec; an empty piece (a trailing `;`) is no camera.

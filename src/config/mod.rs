@@ -28,6 +28,7 @@ use crate::hub::rate::MessageLimit;
 use crate::hub::HubConfig;
 use crate::jobs::JobSettings;
 use crate::media::MediaSettings;
+use crate::notify::webhooks::WebhookSettings;
 use crate::people::MatchRule;
 use crate::telemetry::ClockSkew;
 use crate::tls::TlsFiles;
@@ -92,6 +93,7 @@ pub struct Config {
     pub telemetry_skew: ClockSkew,
     pub jobs: JobSettings,
     pub agents: IngestSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// 0 means one per core.
@@ -260,6 +262,9 @@ impl ServeArgs {
             agents: IngestSettings {
                 max_skew: self.agents.alarm_max_skew,
                 redetect: self.agents.agent_redetect,
+            },
+            webhooks: WebhookSettings {
+                allow_private: self.webhooks.webhook_allow_private,
             },
         })
     }

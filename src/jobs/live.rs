@@ -19,6 +19,10 @@ fn changes() -> Vec<Document> {
 }
 
 fn deliver(hub: &Hub, job: &JobRecord) {
+    // Webhook deliveries are the webhook's log, not the account's jobs.
+    if job.kind == super::JobKind::Webhook {
+        return;
+    }
     let owner = job.user_id;
     let message = ServerMessage::Job { job: job.view() };
     let frame = message.text().into();

@@ -10,6 +10,7 @@ fn kind_label(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Detect => "detect",
         JobKind::Video => "video",
+        JobKind::Webhook => "webhook",
     }
 }
 

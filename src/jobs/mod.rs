@@ -15,6 +15,7 @@ mod detect;
 pub mod live;
 mod metrics;
 mod queue;
+mod retry;
 mod service;
 mod video;
 pub mod videos;
@@ -28,12 +29,14 @@ use serde::{Deserialize, Serialize};
 
 pub use self::metrics::record_depth;
 pub use detect::DetectJobs;
-pub use queue::{Cancelled, JobQueue, JobScope, NewJob};
+pub use queue::{Cancelled, Enqueued, JobQueue, JobScope, NewJob};
+pub use retry::RetryPolicy;
 pub use service::{JobService, SubmitError, VideoUpload};
 pub use video::VideoJobs;
 pub use vigil_wire::jobs::{JobKind, JobProgress, JobResult, JobState, JobView};
-pub use worker::{Handlers, Workers};
+pub use worker::{Handlers, KindHandler, Run, Stop, Workers};
 
+use crate::alarms::AlarmId;
 use crate::detections::Source;
 use crate::media::MediaId;
 use crate::users::UserId;
@@ -66,6 +69,9 @@ pub enum Payload {
     Detect { image: MediaId },
     /// The video file in the video store, and the rate it is sampled at.
     Video { video: ObjectId, fps: f64, bytes: u64 },
+    /// An alarm to POST to a webhook (`notify::webhooks`). The pair is
+    /// unique among jobs: an alarm is queued for a webhook once.
+    Webhook { webhook: ObjectId, alarm: AlarmId },
 }
 
 impl Payload {
@@ -73,6 +79,7 @@ impl Payload {
         match self {
             Payload::Detect { .. } => JobKind::Detect,
             Payload::Video { .. } => JobKind::Video,
+            Payload::Webhook { .. } => JobKind::Webhook,
         }
     }
 }
@@ -125,7 +132,7 @@ impl JobRecord {
             user_id: self.user_id.to_string(),
             fps: match &self.payload {
                 Payload::Video { fps, .. } => Some(*fps),
-                Payload::Detect { .. } => None,
+                Payload::Detect { .. } | Payload::Webhook { .. } => None,
             },
             attempts: self.attempts,
             progress: self.progress,

@@ -15,7 +15,9 @@ use mongodb::{ClientSession, Collection};
 use tokio::sync::Notify;
 use vigil_wire::jobs::JobError;
 
-use super::{JobId, JobProgress, JobRecord, JobResult, JobSettings, JobState, Lease, Payload};
+use super::{
+    JobId, JobKind, JobProgress, JobRecord, JobResult, JobSettings, JobState, Lease, Payload, RetryPolicy,
+};
 use crate::db::paging::{find_page, Page, PageRequest};
 use crate::db::{Database, DbError};
 use crate::detections::Source;
@@ -30,12 +32,36 @@ pub enum JobScope {
 }
 
 impl JobScope {
+    /// What a caller may list, read and cancel. Webhook deliveries are
+    /// left out: their attempts are the webhook's delivery log, and they are
+    /// stopped by deleting the webhook, so they would only crowd the
+    /// account's uploads and videos out of its listing.
     fn filter(self, mut base: Document) -> Document {
         if let JobScope::Owner(user) = self {
             base.insert("user_id", user.0);
         }
+        base.insert("kind", doc! { "$ne": kind_name(JobKind::Webhook) });
         base
     }
+}
+
+/// Every kind of job, for the queries whose rule differs per kind.
+const KINDS: [JobKind; 3] = [JobKind::Detect, JobKind::Video, JobKind::Webhook];
+
+fn kind_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Detect => "detect",
+        JobKind::Video => "video",
+        JobKind::Webhook => "webhook",
+    }
+}
+
+/// What inserting a job outside a submission found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    /// A job with the same unique payload (an alarm for a webhook) exists.
+    AlreadyQueued,
 }
 
 /// A job about to be submitted.
@@ -100,10 +126,16 @@ impl JobQueue {
         }
     }
 
-    /// Jobs waiting for a worker.
+    /// Jobs that submissions wait behind. Webhook deliveries are not
+    /// counted: they are bounded by the alarms and the webhooks, not by what
+    /// users submit, and a receiver that is down for an hour must not get
+    /// uploads refused with `queue_full`.
     pub async fn queued(&self) -> Result<u64, DbError> {
         self.jobs
-            .count_documents(doc! { "state": JobState::Queued.as_str() })
+            .count_documents(doc! {
+                "state": JobState::Queued.as_str(),
+                "kind": { "$ne": kind_name(JobKind::Webhook) },
+            })
             .await
             .map_err(DbError::from_driver)
     }
@@ -133,6 +165,71 @@ impl JobQueue {
             .map_err(DbError::from_driver)
     }
 
+    /// Inserts a job that is not a user's submission (a webhook delivery),
+    /// once: a unique key on its payload makes a second insert of the same
+    /// one [`Enqueued::AlreadyQueued`]. Wakes the workers.
+    pub async fn enqueue(&self, new: NewJob) -> Result<Enqueued, DbError> {
+        let job = Self::prepare(new);
+        match self.jobs.insert_one(&job).await {
+            Ok(_) => {
+                self.wake();
+                Ok(Enqueued::New)
+            }
+            Err(err) if crate::db::is_duplicate_key(&err) => Ok(Enqueued::AlreadyQueued),
+            Err(err) => Err(DbError::from_driver(err)),
+        }
+    }
+
+    /// The retry policy of a kind of job.
+    pub fn policy(&self, kind: JobKind) -> RetryPolicy {
+        RetryPolicy::of(kind, &self.settings)
+    }
+
+    /// Per kind, the filter of running jobs whose lease expired and that
+    /// have takes left (`left`) or none (`!left`).
+    fn expired(&self, now: chrono::DateTime<Utc>, left: bool) -> Vec<Document> {
+        KINDS
+            .into_iter()
+            .map(|kind| {
+                let max = i64::from(self.policy(kind).max_attempts());
+                let attempts = if left {
+                    doc! { "$lt": max }
+                } else {
+                    doc! { "$gte": max }
+                };
+                doc! {
+                    "state": JobState::Running.as_str(),
+                    "kind": kind_name(kind),
+                    "lease.expires_at": { "$lt": now },
+                    "attempts": attempts,
+                }
+            })
+            .collect()
+    }
+
+    /// Cancels the deliveries still to be made to a webhook (it was
+    /// deleted). One running now finds at its end that it is no longer
+    /// its worker's, and writes nothing.
+    pub async fn cancel_deliveries(&self, webhook: bson::oid::ObjectId) -> Result<u64, DbError> {
+        let now = Utc::now();
+        let updated = self
+            .jobs
+            .update_many(
+                doc! {
+                    "kind": kind_name(JobKind::Webhook),
+                    "payload.webhook": webhook,
+                    "state": { "$in": [JobState::Queued.as_str(), JobState::Running.as_str()] },
+                },
+                doc! {
+                    "$set": { "state": JobState::Cancelled.as_str(), "updated_at": now, "finished_at": now },
+                    "$unset": { "lease": "" },
+                },
+            )
+            .await
+            .map_err(DbError::from_driver)?;
+        Ok(updated.modified_count)
+    }
+
     pub fn wake(&self) {
         self.submitted.notify_waiters();
     }
@@ -149,16 +246,13 @@ impl JobQueue {
             holder: holder.to_owned(),
             expires_at: now + self.lease_length(),
         };
+        let mut either = vec![Bson::Document(
+            doc! { "state": JobState::Queued.as_str(), "available_at": { "$lte": now } },
+        )];
+        either.extend(self.expired(now, true).into_iter().map(Bson::Document));
         self.jobs
             .find_one_and_update(
-                doc! { "$or": [
-                    { "state": JobState::Queued.as_str(), "available_at": { "$lte": now } },
-                    {
-                        "state": JobState::Running.as_str(),
-                        "lease.expires_at": { "$lt": now },
-                        "attempts": { "$lt": i64::from(self.settings.max_attempts) },
-                    },
-                ] },
+                doc! { "$or": either },
                 doc! {
                     "$set": { "state": JobState::Running.as_str(), "lease": bson_of(&lease)?, "updated_at": now },
                     "$min": { "started_at": now },
@@ -315,11 +409,7 @@ impl JobQueue {
         let now = Utc::now();
         let abandoned: Vec<JobRecord> = self
             .jobs
-            .find(doc! {
-                "state": JobState::Running.as_str(),
-                "lease.expires_at": { "$lt": now },
-                "attempts": { "$gte": i64::from(self.settings.max_attempts) },
-            })
+            .find(doc! { "$or": self.expired(now, false) })
             .limit(100)
             .await
             .map_err(DbError::from_driver)?
@@ -390,9 +480,13 @@ impl JobQueue {
             .map_err(DbError::from_driver)
     }
 
-    /// Any job, by id (the live feed reads what changed).
+    /// Any job, by id, webhook deliveries included (the live feed reads
+    /// what changed, a worker what became of its job).
     pub async fn find(&self, id: JobId) -> Result<Option<JobRecord>, DbError> {
-        self.get(JobScope::All, id).await
+        self.jobs
+            .find_one(doc! { "_id": id.0 })
+            .await
+            .map_err(DbError::from_driver)
     }
 
     pub async fn list(

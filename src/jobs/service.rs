@@ -209,6 +209,7 @@ impl JobService {
         let removed = match payload {
             Payload::Detect { image } => self.media.delete(*image).await.map_err(|e| e.to_string()),
             Payload::Video { video, .. } => self.videos.delete(*video).await.map_err(|e| e.to_string()),
+            Payload::Webhook { .. } => Ok(()),
         };
         if let Err(err) = removed {
             tracing::warn!(error = %err, "could not remove a cancelled job's payload");

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use vigil_wire::jobs::JobError;
@@ -25,8 +26,6 @@ use crate::users::{UserError, Users};
 const POLL: Duration = Duration::from_secs(1);
 /// Pause after the database failed a claim.
 const CLAIM_BACKOFF: Duration = Duration::from_secs(2);
-/// First pause before a failed attempt is run again; doubled per attempt.
-const RETRY_BASE: Duration = Duration::from_secs(2);
 
 /// Why a job stopped before it was done.
 #[derive(Debug)]
@@ -36,8 +35,13 @@ pub enum Stop {
     /// Failed for good (the quota ran out, not a video): not run again.
     Failed(JobError),
     /// This attempt failed (the database was away, ffmpeg died): run again
-    /// while attempts remain.
+    /// while the kind's retry policy allows.
     Retry(JobError),
+    /// This attempt failed and the handler already asked the policy
+    /// ([`Run::retry_delay`]): run again after this pause. A handler that
+    /// reports the outcome of each attempt itself (a webhook's delivery
+    /// log) decides once, so that what it wrote is what happens.
+    RetryIn(JobError, Duration),
 }
 
 impl Stop {
@@ -87,15 +91,32 @@ impl Run<'_> {
         }
     }
 
+    /// The pause before the next attempt should this one fail now; `None`:
+    /// this one is the last.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        self.queue.policy(self.job.kind).next_delay(
+            self.job.attempts,
+            self.job.created_at,
+            chrono::Utc::now(),
+        )
+    }
+
     fn last_result(&self) -> JobResult {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// Runs a kind of job whose work belongs to another module, which depends
+/// on this one (webhook deliveries: `notify::webhooks`).
+pub trait KindHandler: Send + Sync {
+    fn run<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, Result<JobResult, Stop>>;
 }
 
 /// What runs each kind of job.
 pub struct Handlers {
     pub detect: DetectJobs,
     pub video: VideoJobs,
+    pub webhook: Arc<dyn KindHandler>,
 }
 
 impl Handlers {
@@ -103,6 +124,7 @@ impl Handlers {
         match &run.job.payload {
             Payload::Detect { image } => self.detect.run(run, *image).await,
             Payload::Video { video, fps, .. } => self.video.run(run, *video, *fps).await,
+            Payload::Webhook { .. } => self.webhook.run(run).await,
         }
     }
 
@@ -113,6 +135,7 @@ impl Handlers {
             Payload::Detect { image } if !done => self.detect.discard(*image).await,
             Payload::Detect { .. } => {}
             Payload::Video { video, .. } => self.video.discard(*video).await,
+            Payload::Webhook { .. } => {}
         }
     }
 }
@@ -200,6 +223,14 @@ impl Workers {
             Ok(result) => result.clone(),
             Err(_) => run.last_result(),
         };
+        // The kind's retry policy decides whether a failed attempt is the last.
+        let outcome = match outcome {
+            Err(Stop::Retry(error)) => match run.retry_delay() {
+                Some(delay) => Err(Stop::RetryIn(error, delay)),
+                None => Err(Stop::Failed(error)),
+            },
+            other => other,
+        };
         match outcome {
             Ok(result) => {
                 self.end(&job, &result, None).await;
@@ -222,18 +253,19 @@ impl Workers {
                 }
                 tracing::info!("job no longer ours (cancelled, or taken over): stopped");
             }
-            Err(Stop::Retry(error)) if job.attempts < self.queue.settings.max_attempts => {
-                let delay = RETRY_BASE * 2_u32.saturating_pow(job.attempts.saturating_sub(1));
-                tracing::warn!(code = error.code.as_str(), error = %error.message, ?delay, "job attempt failed; it will be run again");
-                if let Err(err) = self.queue.retry_later(job.id, &self.holder, &error, delay).await {
-                    tracing::warn!(error = %err, "could not queue the job again; it resumes when its lease expires");
-                }
-            }
+            Err(Stop::RetryIn(error, delay)) => self.retry_later(&job, &error, delay).await,
             Err(Stop::Retry(error) | Stop::Failed(error)) => {
                 tracing::warn!(code = error.code.as_str(), error = %error.message, "job failed");
                 self.end(&job, &result, Some(&error)).await;
                 metrics::finished(job.kind, elapsed, false);
             }
+        }
+    }
+
+    async fn retry_later(&self, job: &JobRecord, error: &JobError, delay: Duration) {
+        tracing::warn!(code = error.code.as_str(), error = %error.message, ?delay, "job attempt failed; it will be run again");
+        if let Err(err) = self.queue.retry_later(job.id, &self.holder, error, delay).await {
+            tracing::warn!(error = %err, "could not queue the job again; it resumes when its lease expires");
         }
     }
 

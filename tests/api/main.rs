@@ -41,3 +41,4 @@ mod readiness;
 mod static_files;
 mod telemetry;
 mod telemetry_dashboard;
+mod webhooks;

@@ -67,6 +67,7 @@ error_codes! {
     UnsupportedMediaType => (415, "unsupported_media_type"),
     InvalidImage => (422, "invalid_image"),
     InvalidVideo => (422, "invalid_video"),
+    WebhookUrlRefused => (422, "webhook_url_refused"),
     RateLimited => (429, "rate_limited"),
     QuotaExhausted => (429, "quota_exhausted"),
     LoginThrottled => (429, "login_throttled"),
@@ -74,6 +75,8 @@ error_codes! {
     DatabaseUnavailable => (503, "database_unavailable"),
     NotReady => (503, "not_ready"),
     QueueFull => (503, "queue_full"),
+    // Only in a webhook delivery's job error: the receiver did not answer 2xx.
+    WebhookDeliveryFailed => (502, "webhook_delivery_failed"),
 }
 
 impl ErrorCode {

@@ -16,6 +16,9 @@ pub enum JobKind {
     Detect,
     /// A video file: frames sampled with ffmpeg, each one detected.
     Video,
+    /// One alarm POSTed to one webhook (never listed in `GET /api/v1/jobs`:
+    /// its attempts are the webhook's delivery log).
+    Webhook,
 }
 
 /// Where a job is in its life. `queued → running → done | failed`, and

@@ -18,5 +18,6 @@ pub mod paging;
 pub mod people;
 pub mod telemetry;
 pub mod text;
+pub mod webhooks;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};

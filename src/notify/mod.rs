@@ -1,0 +1,3 @@
+//! Alarms told to systems outside vigil: webhooks (and MQTT).
+
+pub mod webhooks;
