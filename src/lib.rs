@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod logging;
 pub mod media;
+pub mod mqtt;
 pub mod people;
 pub mod startup;
 pub mod telemetry;

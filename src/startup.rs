@@ -28,6 +28,7 @@ use crate::jobs::videos::VideoStore;
 use crate::jobs::{DetectJobs, Handlers, JobMetrics, JobQueue, JobService, VideoJobs, Workers};
 use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
+use crate::mqtt::{Mqtt, MqttSources};
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
@@ -70,6 +71,7 @@ pub struct Application {
     services: Services,
     db: Database,
     workers: Workers,
+    mqtt: Option<Mqtt>,
 }
 
 impl Application {
@@ -283,6 +285,9 @@ impl Application {
             ingest.clone(),
         );
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
+        // Before the hub takes the bus: no alarm is raised before this.
+        let mqtt_alarms = config.mqtt.as_ref().map(|_| alarm_bus.subscribe());
+        let mqtt_gallery = people.gallery.clone();
         let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);
         hub_tasks.extend(crate::telemetry::live::start(hub.clone(), telemetry.clone(), &db, migrated).await);
         hub_tasks.push(crate::jobs::live::start(hub.clone(), job_queue.clone(), &db, migrated).await);
@@ -339,6 +344,19 @@ impl Application {
         .run();
         tracing::info!(address = %config.bind, port, scheme, "listening");
 
+        let mqtt = config.mqtt.as_ref().zip(mqtt_alarms).map(|(settings, alarms)| {
+            Mqtt::start(
+                settings,
+                port,
+                MqttSources {
+                    alarms,
+                    cameras: services.cameras.get_ref().clone(),
+                    gallery: mqtt_gallery,
+                    signer: services.signer.get_ref().clone(),
+                },
+            )
+        });
+
         // Ids were checked unique in config; a source that cannot be opened
         // shows in the camera's status, it never stops the server. Leased
         // cameras start on standby and capture once their lease is taken.
@@ -371,6 +389,7 @@ impl Application {
             services,
             db,
             workers,
+            mqtt,
         })
     }
 
@@ -387,6 +406,11 @@ impl Application {
     /// in-flight requests finish within the configured shutdown timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // Before the cameras stop: their cameras stay announced, shown
+        // unavailable by `offline`, instead of withdrawn on every restart.
+        if let Some(mqtt) = self.mqtt {
+            mqtt.shutdown().await;
+        }
         // Before the runtime goes away: every ffmpeg child killed and reaped.
         self.services.cameras.shutdown().await;
         self.services.hub.shutdown().await;
