@@ -32,6 +32,7 @@ mod jobs_dashboard;
 mod jobs_failover;
 mod lifecycle;
 mod migrations;
+mod mqtt;
 mod openapi;
 mod people;
 mod people_dashboard;
