@@ -121,7 +121,7 @@ fn report(err: &ConnectionError, was_connected: bool, failures: u32, retry_in: D
     let queued = "alarms are queued in memory up to --mqtt-queue-limit";
     if was_connected {
         tracing::warn!(error = %err, ?retry_in, "lost the MQTT broker; reconnecting ({queued})");
-    } else if failures == 1 || failures % 10 == 0 {
+    } else if failures == 1 || failures.is_multiple_of(10) {
         tracing::warn!(error = %err, failures, ?retry_in, "cannot reach the MQTT broker; retrying ({queued})");
     } else {
         tracing::debug!(error = %err, failures, ?retry_in, "cannot reach the MQTT broker; retrying");

@@ -111,22 +111,29 @@ impl Mqtt {
     pub async fn shutdown(self) {
         self.publisher.abort();
         let _ = self.publisher.await;
-        let deadline = Instant::now() + SHUTDOWN_FLUSH;
-        if *self.connection.connected.borrow() {
-            self.outbox
-                .set(self.availability.clone(), connection::OFFLINE.to_vec());
-            while !(self.outbox.is_idle() && self.outbox.unacked() == 0) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if !self.outbox.is_idle() || self.outbox.unacked() > 0 {
-                tracing::warn!("MQTT broker did not take everything before shutdown");
-            }
-            let _ = self.connection.client.disconnect().await;
-        }
-        self.connection.feeder.abort();
         let mut driver = self.connection.driver;
-        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
-        if tokio::time::timeout(left, &mut driver).await.is_err() {
+        if !*self.connection.connected.borrow() {
+            // The broker is away: nothing can be sent now.
+            self.connection.feeder.abort();
+            driver.abort();
+            return;
+        }
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        self.outbox
+            .set(self.availability.clone(), connection::OFFLINE.to_vec());
+        while !(self.outbox.is_idle() && self.outbox.unacked() == 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !self.outbox.is_idle() || self.outbox.unacked() > 0 {
+            tracing::warn!("the MQTT broker did not take everything before shutdown");
+        }
+        let _ = self.connection.client.disconnect().await;
+        self.connection.feeder.abort();
+        // The driver ends once the disconnect is out.
+        if tokio::time::timeout(Duration::from_secs(1), &mut driver)
+            .await
+            .is_err()
+        {
             driver.abort();
         }
     }

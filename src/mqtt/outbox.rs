@@ -157,9 +157,10 @@ impl Outbox {
         self.change(|state| {
             if message.retain {
                 // A newer value may have been set meanwhile: it wins.
-                if !state.retained.contains_key(&message.topic) {
-                    state.retained.insert(message.topic.clone(), message.payload);
-                }
+                state
+                    .retained
+                    .entry(message.topic.clone())
+                    .or_insert(message.payload);
                 state.dirty.insert(message.topic);
             } else {
                 state.events.push_front(message);

@@ -74,7 +74,7 @@ impl Publisher {
                 _ = tick.tick() => {
                     self.cameras(&mut seen);
                     self.presence(&mut seen);
-                    if ticks % SUBJECT_TICKS == 0 {
+                    if ticks.is_multiple_of(SUBJECT_TICKS) {
                         self.subjects(&mut seen);
                     }
                     ticks = ticks.wrapping_add(1);
