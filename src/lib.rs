@@ -23,6 +23,7 @@ pub mod logging;
 pub mod media;
 pub mod notify;
 pub mod observability;
+pub mod mqtt;
 pub mod people;
 pub mod startup;
 pub mod telemetry;

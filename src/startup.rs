@@ -31,6 +31,7 @@ use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaRef
 use crate::notify::webhooks::{
     DeliveryLog, Dispatcher, WebhookDeliveries, WebhookLimits, WebhookService, Webhooks,
 };
+use crate::mqtt::{Mqtt, MqttSources};
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
@@ -73,6 +74,7 @@ pub struct Application {
     services: Services,
     db: Database,
     workers: Workers,
+    mqtt: Option<Mqtt>,
 }
 
 impl Application {
@@ -306,6 +308,9 @@ impl Application {
         let first_alarm_stream = if migrated { hub.prepare().await } else { None };
         // Subscribed before anything can raise an alarm.
         let dispatch_task = dispatcher.start(&alarm_bus);
+        // Before the hub takes the bus: no alarm is raised before this.
+        let mqtt_alarms = config.mqtt.as_ref().map(|_| alarm_bus.subscribe());
+        let mqtt_gallery = people.gallery.clone();
         let mut hub_tasks = hub.start(alarm_bus, first_alarm_stream);
         hub_tasks.push(dispatch_task);
         hub_tasks.extend(crate::telemetry::live::start(hub.clone(), telemetry.clone(), &db, migrated).await);
@@ -364,6 +369,19 @@ impl Application {
         .run();
         tracing::info!(address = %config.bind, port, scheme, "listening");
 
+        let mqtt = config.mqtt.as_ref().zip(mqtt_alarms).map(|(settings, alarms)| {
+            Mqtt::start(
+                settings,
+                port,
+                MqttSources {
+                    alarms,
+                    cameras: services.cameras.get_ref().clone(),
+                    gallery: mqtt_gallery,
+                    signer: services.signer.get_ref().clone(),
+                },
+            )
+        });
+
         // Ids were checked unique in config; a source that cannot be opened
         // shows in the camera's status, it never stops the server. Leased
         // cameras start on standby and capture once their lease is taken.
@@ -396,6 +414,7 @@ impl Application {
             services,
             db,
             workers,
+            mqtt,
         })
     }
 
@@ -412,6 +431,11 @@ impl Application {
     /// in-flight requests finish within the configured shutdown timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // Before the cameras stop: their cameras stay announced, shown
+        // unavailable by `offline`, instead of withdrawn on every restart.
+        if let Some(mqtt) = self.mqtt {
+            mqtt.shutdown().await;
+        }
         // Before the runtime goes away: every ffmpeg child killed and reaped.
         self.services.cameras.shutdown().await;
         self.services.hub.shutdown().await;

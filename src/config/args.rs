@@ -19,6 +19,7 @@ use crate::auth::tokens::JwtAlgorithm;
 use crate::capture::{CameraSpec, LeaseMode};
 use crate::logging::LogFormat;
 use crate::media::MediaBackend;
+use crate::mqtt::{ClientId, MqttUrl, MqttUrlError, TopicError, TopicPrefix};
 use crate::users::Quota;
 
 /// The choices of an enum owned by another module, for `value_enum` flags.
@@ -186,6 +187,7 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+    pub mqtt: MqttArgs,
 
     /// Seconds a telemetry `timestamp` may be ahead of the server's clock before the reading is refused.
     #[arg(
@@ -589,6 +591,75 @@ pub struct TlsArgs {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, env = "VIGIL_TLS_KEY", value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
+}
+
+/// Alarms, camera status and Home Assistant discovery on an MQTT broker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MqttArgs {
+    /// MQTT broker to publish alarms to: mqtt://[user[:password]@]host[:port] (default port 1883; mqtts:// is refused: no TLS to brokers in this build). Unset or empty: no MQTT.
+    #[arg(long, env = "VIGIL_MQTT_URL", value_name = "URL", hide_env_values = true, value_parser = mqtt_url)]
+    pub mqtt_url: Option<MqttUrlArg>,
+
+    /// Topic levels every vigil topic starts with (alarms on PREFIX/alarms).
+    #[arg(long, env = "VIGIL_MQTT_PREFIX", value_name = "PREFIX", default_value = "vigil", value_parser = topic_prefix)]
+    pub mqtt_prefix: TopicPrefix,
+
+    /// MQTT client id, also this instance's availability topic PREFIX/instances/ID/status (default: vigil-HOSTNAME-HTTPPORT).
+    #[arg(long, env = "VIGIL_MQTT_CLIENT_ID", value_name = "ID", value_parser = client_id)]
+    pub mqtt_client_id: Option<ClientId>,
+
+    /// Alarm messages kept in memory while the broker is away; beyond it the oldest are dropped (and counted).
+    #[arg(
+        long,
+        env = "VIGIL_MQTT_QUEUE_LIMIT",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| usize::try_from(n).expect("at most a million"))
+    )]
+    pub mqtt_queue_limit: usize,
+
+    /// Home Assistant MQTT discovery prefix; empty turns discovery off.
+    #[arg(long, env = "VIGIL_MQTT_DISCOVERY_PREFIX", value_name = "PREFIX", default_value = "homeassistant", value_parser = discovery_prefix)]
+    pub mqtt_discovery_prefix: DiscoveryPrefix,
+}
+
+/// `--mqtt-url` as given: parsed, but refused only by `into_config`, since
+/// clap's own message would repeat the value, password and all. Empty (as
+/// `VIGIL_MQTT_URL=` in a compose file) is no MQTT.
+#[derive(Clone)]
+pub struct MqttUrlArg(pub Option<Result<MqttUrl, MqttUrlError>>);
+
+impl std::fmt::Debug for MqttUrlArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("none"),
+            Some(Ok(url)) => write!(f, "{url:?}"),
+            Some(Err(err)) => write!(f, "invalid MQTT URL ({err})"),
+        }
+    }
+}
+
+fn mqtt_url(raw: &str) -> Result<MqttUrlArg, String> {
+    let raw = raw.trim();
+    Ok(MqttUrlArg((!raw.is_empty()).then(|| raw.parse())))
+}
+
+fn topic_prefix(raw: &str) -> Result<TopicPrefix, String> {
+    raw.parse().map_err(|e: TopicError| format!("a topic prefix {e}"))
+}
+
+fn client_id(raw: &str) -> Result<ClientId, String> {
+    raw.parse().map_err(|e: TopicError| format!("a client id {e}"))
+}
+
+/// `None`: discovery off (the flag given empty).
+#[derive(Debug, Clone)]
+pub struct DiscoveryPrefix(pub Option<TopicPrefix>);
+
+fn discovery_prefix(raw: &str) -> Result<DiscoveryPrefix, String> {
+    if raw.is_empty() {
+        return Ok(DiscoveryPrefix(None));
+    }
+    topic_prefix(raw).map(|p| DiscoveryPrefix(Some(p)))
 }
 
 /// Adds to a refused value the environment variable it may have come from:

@@ -29,6 +29,7 @@ use crate::hub::HubConfig;
 use crate::jobs::JobSettings;
 use crate::media::MediaSettings;
 use crate::notify::webhooks::WebhookSettings;
+use crate::mqtt::{MqttSettings, MqttUrlError};
 use crate::people::MatchRule;
 use crate::telemetry::ClockSkew;
 use crate::tls::TlsFiles;
@@ -49,6 +50,8 @@ pub enum ConfigError {
     ShortSecret(#[from] ShortSecret),
     #[error("--camera (VIGIL_CAMERAS): camera id `{0}` is given twice")]
     DuplicateCamera(CameraId),
+    #[error("--mqtt-url (VIGIL_MQTT_URL) {0}")]
+    MqttUrl(#[from] MqttUrlError),
     #[error("{given} is set but {missing} is not: HTTPS needs both, plain HTTP neither")]
     TlsHalf {
         given: &'static str,
@@ -94,6 +97,8 @@ pub struct Config {
     pub jobs: JobSettings,
     pub agents: IngestSettings,
     pub webhooks: WebhookSettings,
+    /// Alarms on an MQTT broker; `None` without `--mqtt-url`.
+    pub mqtt: Option<MqttSettings>,
 }
 
 /// 0 means one per core.
@@ -176,6 +181,21 @@ impl args::CaptureArgs {
             ffprobe: self.ffprobe,
             leases: self.camera_leases,
         })
+    }
+}
+
+impl args::MqttArgs {
+    fn settings(self) -> Result<Option<MqttSettings>, ConfigError> {
+        let Some(url) = self.mqtt_url.and_then(|given| given.0) else {
+            return Ok(None);
+        };
+        Ok(Some(MqttSettings {
+            url: url?,
+            prefix: self.mqtt_prefix,
+            client_id: self.mqtt_client_id,
+            queue_limit: self.mqtt_queue_limit,
+            discovery_prefix: self.mqtt_discovery_prefix.0,
+        }))
     }
 }
 
@@ -266,6 +286,7 @@ impl ServeArgs {
             webhooks: WebhookSettings {
                 allow_private: self.webhooks.webhook_allow_private,
             },
+            mqtt: self.mqtt.settings()?,
         })
     }
 }
@@ -413,6 +434,36 @@ mod tests {
         assert!(err.to_string().contains("--tls-key"), "{err}");
         let err = parse(&["--tls-key", "k.pem"]).into_config().unwrap_err();
         assert!(err.to_string().contains("--tls-cert"), "{err}");
+    }
+
+    #[test]
+    fn mqtt_is_off_unless_a_url_is_given_and_a_bad_url_names_the_flag_not_the_password() {
+        if unset("VIGIL_MQTT_URL") {
+            assert!(parse(&[]).into_config().unwrap().mqtt.is_none());
+        }
+        assert!(parse(&["--mqtt-url", ""]).into_config().unwrap().mqtt.is_none());
+        let config = parse(&[
+            "--mqtt-url",
+            "mqtt://ha:hunter2@broker",
+            "--mqtt-discovery-prefix",
+            "",
+        ])
+        .into_config()
+        .unwrap();
+        let mqtt = config.mqtt.as_ref().expect("MQTT settings");
+        assert_eq!((mqtt.url.host.as_str(), mqtt.url.port), ("broker", 1883));
+        assert_eq!(mqtt.discovery_prefix, None);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let args = parse(&["--mqtt-url", "mqtts://ha:hunter2@broker"]);
+        assert!(!format!("{args:?}").contains("hunter2"));
+        let err = args.into_config().unwrap_err().to_string();
+        assert!(
+            err.starts_with("--mqtt-url (VIGIL_MQTT_URL) mqtts:// is not supported"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = ServeArgs::try_parse_from(["vigil", "--mqtt-prefix", "a/#"]).unwrap_err();
+        assert!(err.to_string().contains("wildcards"), "{err}");
     }
 
     #[test]

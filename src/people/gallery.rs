@@ -167,6 +167,15 @@ impl Gallery {
         self.read().names.get(&subject).cloned()
     }
 
+    /// Every subject with its name (the people the MQTT publisher announces).
+    pub fn names(&self) -> Vec<(SubjectId, String)> {
+        self.read()
+            .names
+            .iter()
+            .map(|(id, name)| (*id, name.clone()))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.read().faces.len()
     }

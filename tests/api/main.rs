@@ -33,6 +33,7 @@ mod jobs_failover;
 mod lifecycle;
 mod metrics;
 mod migrations;
+mod mqtt;
 mod openapi;
 mod people;
 mod people_dashboard;

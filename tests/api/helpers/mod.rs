@@ -9,6 +9,8 @@
 //! - `database_server`: a database server of the test's own, to kill and
 //!   restart;
 //! - `cameras`: a camera's status, and waiting for a state;
+//! - `mosquitto`: an MQTT broker of the test's own, to stop and restart,
+//!   and a subscriber that sees everything published on it;
 //! - `jobs`: videos and asynchronous uploads submitted, jobs waited for;
 //! - `ws`: the WebSocket hub's client side;
 //! - `assets`: photos fetched by `make models`, images, clips and files made
@@ -21,6 +23,7 @@ mod cameras;
 mod child;
 mod database_server;
 mod jobs;
+mod mosquitto;
 mod ws;
 
 pub use app::*;
@@ -29,4 +32,5 @@ pub use bodies::*;
 pub use child::*;
 pub use database_server::*;
 pub use jobs::*;
+pub use mosquitto::*;
 pub use ws::*;
