@@ -20,3 +20,9 @@ pub mod telemetry;
 pub mod text;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
+
+/// Images are kept unless a body says otherwise (`image_kept`): bodies sent
+/// before the field existed had theirs.
+fn kept() -> bool {
+    true
+}
