@@ -12,6 +12,7 @@ use crate::capture::Cameras;
 use crate::dashboard::Assets;
 use crate::db::health::Readiness;
 use crate::detections::{Recorder, UploadService};
+use crate::disk::Storage;
 use crate::hub::Hub;
 use crate::jobs::{JobMetrics, JobService};
 use crate::media::signed::UrlSigner;
@@ -39,6 +40,7 @@ pub struct Services {
     pub jobs: web::Data<JobService>,
     pub job_metrics: web::Data<JobMetrics>,
     pub ingest: web::Data<AlarmIngest>,
+    pub storage: web::Data<Storage>,
 }
 
 impl Services {
@@ -64,6 +66,7 @@ impl Services {
             jobs,
             job_metrics,
             ingest,
+            storage,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -82,5 +85,6 @@ impl Services {
             .app_data(jobs)
             .app_data(job_metrics)
             .app_data(ingest)
+            .app_data(storage)
     }
 }
