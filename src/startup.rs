@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use utoipa_actix_web::AppExt;
 
 use crate::agents::AlarmIngest;
@@ -22,6 +23,7 @@ use crate::db::health::{HealthMonitor, Readiness};
 use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
 use crate::db::{Database, DbError};
 use crate::detections::{Recorder, UploadService};
+use crate::disk::{DataDirProbe, DiskGuard, Storage};
 use crate::hub::Hub;
 use crate::idempotency::IdempotencyKeys;
 use crate::jobs::videos::VideoStore;
@@ -30,6 +32,7 @@ use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
+use crate::retention::{CameraRetention, Retention};
 use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
 use crate::users::DirectorySync;
 use crate::vision::recognizer::RecognizerLoadError;
@@ -62,6 +65,23 @@ pub enum StartupError {
 
 /// How long shutdown waits for the database driver's own cleanup.
 const DRIVER_SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// How often the disk guard measures the data folder: a camera at full rate
+/// writes a few MB in this time, far less than any sensible threshold.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The running cameras' own retention, for the sweep.
+struct CameraDays(Cameras);
+
+impl CameraRetention for CameraDays {
+    fn camera_days(&self) -> Vec<(String, u32)> {
+        self.0
+            .retention_days()
+            .into_iter()
+            .map(|(id, days)| (id.to_string(), days))
+            .collect()
+    }
+}
 
 pub struct Application {
     port: u16,
@@ -126,6 +146,7 @@ impl Application {
             }
             MediaBackend::Gridfs => (Arc::new(GridFsStore::new(&db)), None),
         };
+        let storage = Storage::new(config.min_free_disk_bytes);
         let alarm_bus = AlarmBus::new(1024);
         let gallery = Gallery::default();
         let recognition = Recognition {
@@ -146,8 +167,15 @@ impl Application {
                 skew: config.telemetry_skew,
                 image_limits: config.uploads,
             },
+            storage.clone(),
         );
-        let recorder = Recorder::new(&db, media.clone(), alarm_bus.clone(), Arc::new(recognition));
+        let recorder = Recorder::new(
+            &db,
+            media.clone(),
+            alarm_bus.clone(),
+            Arc::new(recognition),
+            storage.clone(),
+        );
         let people = People {
             db: db.clone(),
             subjects: Subjects::new(&db),
@@ -192,6 +220,7 @@ impl Application {
             users: auth.users.clone(),
             limits: config.uploads,
             keys: IdempotencyKeys::new(&db),
+            storage: storage.clone(),
         };
         let tools = Tools {
             ffmpeg: config.capture.ffmpeg.clone(),
@@ -200,6 +229,16 @@ impl Application {
         let videos = Arc::new(
             VideoStore::open(config.media.backend, &config.data_dir, &db).map_err(StartupError::Media)?,
         );
+        // The data folder exists now (the stores made it). With GridFS it
+        // still takes videos as they arrive and their temp files, so the
+        // guard watches it whatever the image store. It measures even when
+        // off (`--min-free-disk-mb 0`), for `vigil_disk_free_bytes`.
+        let disk_guard = DiskGuard {
+            probe: Arc::new(DataDirProbe::new(&config.data_dir)),
+            storage: storage.clone(),
+            interval: DISK_CHECK_INTERVAL,
+        };
+        disk_guard.check();
         let job_queue = JobQueue::new(&db, config.jobs);
         let jobs = JobService {
             db: db.clone(),
@@ -210,6 +249,7 @@ impl Application {
             keys: IdempotencyKeys::new(&db),
             limits: config.uploads,
             tools: tools.clone(),
+            storage: storage.clone(),
         };
         let ingest = AlarmIngest {
             detector: detector.clone(),
@@ -218,6 +258,7 @@ impl Application {
             keys: IdempotencyKeys::new(&db),
             limits: config.uploads,
             settings: config.agents,
+            storage: storage.clone(),
         };
         let job_metrics = JobMetrics::default();
         let workers = Workers {
@@ -267,6 +308,14 @@ impl Application {
             Arc::new(people.faces.clone()),
             Arc::new(PhotoImages(telemetry.photos.clone())),
         ];
+        let retention = Retention {
+            db: db.clone(),
+            media: media.clone(),
+            holders: media_holders.clone(),
+            settings: config.retention,
+            cameras: Arc::new(CameraDays(cameras.clone())),
+            readiness: readiness.clone(),
+        };
         let sweeper = sweep_orphans_when_ready(
             media.clone(),
             folder,
@@ -304,6 +353,7 @@ impl Application {
             jobs: web::Data::new(jobs),
             job_metrics: web::Data::new(job_metrics),
             ingest: web::Data::new(ingest),
+            storage: web::Data::new(storage),
         };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
@@ -352,6 +402,7 @@ impl Application {
             tokio::spawn(monitor.run()),
             tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
             tokio::spawn(sweeper),
+            tokio::spawn(retention.run()),
             tokio::spawn(gallery_sync.run(first_gallery_streams)),
             // Until it has loaded, lookups read the database.
             tokio::spawn(
@@ -362,6 +413,9 @@ impl Application {
                 .run(None),
             ),
         ];
+        background.push(tokio::spawn(
+            disk_guard.run().instrument(tracing::info_span!("disk_guard")),
+        ));
         background.extend(hub_tasks);
         background.extend(workers.clone().start());
         Ok(Self {

@@ -29,6 +29,7 @@ use crate::hub::HubConfig;
 use crate::jobs::JobSettings;
 use crate::media::MediaSettings;
 use crate::people::MatchRule;
+use crate::retention::RetentionSettings;
 use crate::telemetry::ClockSkew;
 use crate::tls::TlsFiles;
 use crate::vision::{default_threads, DetectorConfig, DetectorSettings, ImageLimits, RecognizerSettings};
@@ -92,6 +93,9 @@ pub struct Config {
     pub telemetry_skew: ClockSkew,
     pub jobs: JobSettings,
     pub agents: IngestSettings,
+    pub retention: RetentionSettings,
+    /// Free bytes kept in the data folder (0: no disk guard).
+    pub min_free_disk_bytes: u64,
 }
 
 /// 0 means one per core.
@@ -261,6 +265,11 @@ impl ServeArgs {
                 max_skew: self.agents.alarm_max_skew,
                 redetect: self.agents.agent_redetect,
             },
+            retention: RetentionSettings {
+                days: self.retention.retention_days,
+                interval: self.retention.retention_interval,
+            },
+            min_free_disk_bytes: self.retention.min_free_disk_mb * 1024 * 1024,
         })
     }
 }
@@ -408,6 +417,21 @@ mod tests {
         assert!(err.to_string().contains("--tls-key"), "{err}");
         let err = parse(&["--tls-key", "k.pem"]).into_config().unwrap_err();
         assert!(err.to_string().contains("--tls-cert"), "{err}");
+    }
+
+    #[test]
+    fn retention_and_the_disk_guard_default_to_30_days_and_512_mib() {
+        if unset("VIGIL_RETENTION_DAYS") && unset("VIGIL_MIN_FREE_DISK_MB") {
+            let config = parse(&[]).into_config().unwrap();
+            assert_eq!(config.retention.days, 30);
+            assert_eq!(config.min_free_disk_bytes, 512 * 1024 * 1024);
+        }
+        let config = parse(&["--retention-days", "0", "--min-free-disk-mb", "0"])
+            .into_config()
+            .unwrap();
+        assert_eq!((config.retention.days, config.min_free_disk_bytes), (0, 0));
+        assert!(ServeArgs::try_parse_from(["vigil", "--retention-days", "-1"]).is_err());
+        assert!(ServeArgs::try_parse_from(["vigil", "--retention-days", "36501"]).is_err());
     }
 
     #[test]
