@@ -512,8 +512,14 @@ mod tests {
     #[test]
     fn retention_is_days_zero_meaning_forever() {
         assert_eq!(parse("id=a,source=v4l2:0").unwrap().retention_days, None);
-        assert_eq!(parse("id=a,source=v4l2:0,retention=0").unwrap().retention_days, Some(0));
-        assert_eq!(parse("id=a,source=v4l2:0,retention=7").unwrap().retention_days, Some(7));
+        assert_eq!(
+            parse("id=a,source=v4l2:0,retention=0").unwrap().retention_days,
+            Some(0)
+        );
+        assert_eq!(
+            parse("id=a,source=v4l2:0,retention=7").unwrap().retention_days,
+            Some(7)
+        );
         for bad in ["-1", "1.5", "week", "", "36501"] {
             assert_eq!(
                 parse(&format!("id=a,source=v4l2:0,retention={bad}")),

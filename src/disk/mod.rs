@@ -261,7 +261,10 @@ mod tests {
         assert!(guard.storage.is_paused());
         disk.set(Err(std::io::Error::other("gone")));
         guard.check();
-        assert!(guard.storage.is_paused(), "paused until a measurement says otherwise");
+        assert!(
+            guard.storage.is_paused(),
+            "paused until a measurement says otherwise"
+        );
     }
 
     #[test]
@@ -272,7 +275,10 @@ mod tests {
         ::metrics::with_local_recorder(&recorder, || guard.check());
         let text = handle.render();
         assert!(text.contains("vigil_storage_paused 1"), "{text}");
-        assert!(text.contains(&format!("vigil_disk_free_bytes {}", 100 * MIB)), "{text}");
+        assert!(
+            text.contains(&format!("vigil_disk_free_bytes {}", 100 * MIB)),
+            "{text}"
+        );
         disk.set(Ok(4096 * MIB));
         ::metrics::with_local_recorder(&recorder, || guard.check());
         assert!(handle.render().contains("vigil_storage_paused 0"));
@@ -291,6 +297,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let free = DataDirProbe::new(dir.path()).free_bytes().unwrap();
         assert!(free > 0);
-        assert!(DataDirProbe::new(dir.path().join("missing")).free_bytes().is_err());
+        assert!(DataDirProbe::new(dir.path().join("missing"))
+            .free_bytes()
+            .is_err());
     }
 }

@@ -124,7 +124,9 @@ impl Retention {
                         "expired detections and alarms deleted"
                     ),
                     Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "retention sweep failed; retrying at the next one"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "retention sweep failed; retrying at the next one")
+                    }
                 }
                 tokio::time::sleep(self.settings.interval).await;
             }
@@ -298,8 +300,17 @@ mod tests {
             count("images", 6);
         });
         let text = handle.render();
-        assert!(text.contains(r#"vigil_retention_deleted_total{kind="detections"} 3"#), "{text}");
-        assert!(text.contains(r#"vigil_retention_deleted_total{kind="alarms"} 2"#), "{text}");
-        assert!(text.contains(r#"vigil_retention_deleted_total{kind="images"} 6"#), "{text}");
+        assert!(
+            text.contains(r#"vigil_retention_deleted_total{kind="detections"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vigil_retention_deleted_total{kind="alarms"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vigil_retention_deleted_total{kind="images"} 6"#),
+            "{text}"
+        );
     }
 }

@@ -203,7 +203,10 @@ async fn an_image_something_else_still_names_is_kept() {
     wait_until_gone(&app, expired_id, Duration::from_secs(30)).await;
     let started = Instant::now();
     while image_status(&app, &expired.annotated_url).await != 404 {
-        assert!(started.elapsed() < Duration::from_secs(10), "the annotated image stayed");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the annotated image stayed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
@@ -244,9 +247,18 @@ async fn cameras_keep_their_own_days() {
     wait_until_gone(&app, short_old, Duration::from_secs(30)).await;
     wait_until_gone(&app, default_old, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(detection_exists(&app, kept_forever).await, "retention=0 keeps the camera's");
-    assert!(detection_exists(&app, short_young).await, "a day old, two allowed");
-    assert!(detection_exists(&app, default_young).await, "ten days old, thirty allowed");
+    assert!(
+        detection_exists(&app, kept_forever).await,
+        "retention=0 keeps the camera's"
+    );
+    assert!(
+        detection_exists(&app, short_young).await,
+        "a day old, two allowed"
+    );
+    assert!(
+        detection_exists(&app, default_young).await,
+        "ten days old, thirty allowed"
+    );
     for (upload, gone) in uploads.iter().zip([false, false, false, true, true]) {
         let want = if gone { [404, 404] } else { [200, 200] };
         assert_eq!(images_of(&app, upload).await, want, "{upload:?}");
@@ -335,7 +347,10 @@ async fn a_full_disk_refuses_uploads_with_507_and_readyz_says_why() {
             Form::new()
                 .text("date", Utc::now().to_rfc3339())
                 .text("source", "door-pi")
-                .part("image", Part::bytes(test_asset("astronaut.png")).file_name("a.png")),
+                .part(
+                    "image",
+                    Part::bytes(test_asset("astronaut.png")).file_name("a.png"),
+                ),
         )
         .send()
         .await
@@ -352,7 +367,10 @@ async fn a_full_disk_refuses_uploads_with_507_and_readyz_says_why() {
             Form::new()
                 .text("device_id", "truck-1")
                 .text("timestamp", Utc::now().timestamp_millis().to_string())
-                .part("photo", Part::bytes(test_asset("astronaut.png")).file_name("p.png")),
+                .part(
+                    "photo",
+                    Part::bytes(test_asset("astronaut.png")).file_name("p.png"),
+                ),
         )
         .send()
         .await
