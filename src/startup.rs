@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use utoipa_actix_web::AppExt;
 
 use crate::agents::AlarmIngest;
@@ -22,6 +23,7 @@ use crate::db::health::{HealthMonitor, Readiness};
 use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
 use crate::db::{Database, DbError};
 use crate::detections::{Recorder, UploadService};
+use crate::disk::{DataDirProbe, DiskGuard, Storage};
 use crate::hub::Hub;
 use crate::idempotency::IdempotencyKeys;
 use crate::jobs::videos::VideoStore;
@@ -34,6 +36,7 @@ use crate::notify::webhooks::{
 use crate::mqtt::{Mqtt, MqttSources};
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
+use crate::retention::{CameraRetention, Retention};
 use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
 use crate::users::DirectorySync;
 use crate::vision::recognizer::RecognizerLoadError;
@@ -66,6 +69,23 @@ pub enum StartupError {
 
 /// How long shutdown waits for the database driver's own cleanup.
 const DRIVER_SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// How often the disk guard measures the data folder: a camera at full rate
+/// writes a few MB in this time, far less than any sensible threshold.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The running cameras' own retention, for the sweep.
+struct CameraDays(Cameras);
+
+impl CameraRetention for CameraDays {
+    fn camera_days(&self) -> Vec<(String, u32)> {
+        self.0
+            .retention_days()
+            .into_iter()
+            .map(|(id, days)| (id.to_string(), days))
+            .collect()
+    }
+}
 
 pub struct Application {
     port: u16,
@@ -131,6 +151,7 @@ impl Application {
             }
             MediaBackend::Gridfs => (Arc::new(GridFsStore::new(&db)), None),
         };
+        let storage = Storage::new(config.min_free_disk_bytes);
         let alarm_bus = AlarmBus::new(1024);
         let gallery = Gallery::default();
         let recognition = Recognition {
@@ -151,8 +172,15 @@ impl Application {
                 skew: config.telemetry_skew,
                 image_limits: config.uploads,
             },
+            storage.clone(),
         );
-        let recorder = Recorder::new(&db, media.clone(), alarm_bus.clone(), Arc::new(recognition));
+        let recorder = Recorder::new(
+            &db,
+            media.clone(),
+            alarm_bus.clone(),
+            Arc::new(recognition),
+            storage.clone(),
+        );
         let people = People {
             db: db.clone(),
             subjects: Subjects::new(&db),
@@ -197,6 +225,7 @@ impl Application {
             users: auth.users.clone(),
             limits: config.uploads,
             keys: IdempotencyKeys::new(&db),
+            storage: storage.clone(),
         };
         let tools = Tools {
             ffmpeg: config.capture.ffmpeg.clone(),
@@ -205,6 +234,16 @@ impl Application {
         let videos = Arc::new(
             VideoStore::open(config.media.backend, &config.data_dir, &db).map_err(StartupError::Media)?,
         );
+        // The data folder exists now (the stores made it). With GridFS it
+        // still takes videos as they arrive and their temp files, so the
+        // guard watches it whatever the image store. It measures even when
+        // off (`--min-free-disk-mb 0`), for `vigil_disk_free_bytes`.
+        let disk_guard = DiskGuard {
+            probe: Arc::new(DataDirProbe::new(&config.data_dir)),
+            storage: storage.clone(),
+            interval: DISK_CHECK_INTERVAL,
+        };
+        disk_guard.check();
         let job_queue = JobQueue::new(&db, config.jobs);
         let jobs = JobService {
             db: db.clone(),
@@ -215,6 +254,7 @@ impl Application {
             keys: IdempotencyKeys::new(&db),
             limits: config.uploads,
             tools: tools.clone(),
+            storage: storage.clone(),
         };
         let ingest = AlarmIngest {
             detector: detector.clone(),
@@ -223,6 +263,7 @@ impl Application {
             keys: IdempotencyKeys::new(&db),
             limits: config.uploads,
             settings: config.agents,
+            storage: storage.clone(),
         };
         let webhook_limits = WebhookLimits::default();
         let webhooks = WebhookService {
@@ -290,6 +331,14 @@ impl Application {
             Arc::new(people.faces.clone()),
             Arc::new(PhotoImages(telemetry.photos.clone())),
         ];
+        let retention = Retention {
+            db: db.clone(),
+            media: media.clone(),
+            holders: media_holders.clone(),
+            settings: config.retention,
+            cameras: Arc::new(CameraDays(cameras.clone())),
+            readiness: readiness.clone(),
+        };
         let sweeper = sweep_orphans_when_ready(
             media.clone(),
             folder,
@@ -333,6 +382,7 @@ impl Application {
             jobs: web::Data::new(jobs),
             ingest: web::Data::new(ingest),
             webhooks: web::Data::new(webhooks),
+            storage: web::Data::new(storage),
         };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
@@ -395,6 +445,7 @@ impl Application {
             tokio::spawn(monitor.run()),
             tokio::spawn(limiter.evict_forever(Duration::from_secs(60))),
             tokio::spawn(sweeper),
+            tokio::spawn(retention.run()),
             tokio::spawn(gallery_sync.run(first_gallery_streams)),
             // Until it has loaded, lookups read the database.
             tokio::spawn(
@@ -405,6 +456,9 @@ impl Application {
                 .run(None),
             ),
         ];
+        background.push(tokio::spawn(
+            disk_guard.run().instrument(tracing::info_span!("disk_guard")),
+        ));
         background.extend(hub_tasks);
         background.extend(workers.clone().start());
         Ok(Self {

@@ -65,6 +65,8 @@ pub enum IngestError {
     Db(#[from] DbError),
     #[error("this Idempotency-Key was used for a different request; use a new key")]
     KeyReused,
+    #[error(transparent)]
+    Storage(#[from] crate::disk::StoragePaused),
 }
 
 impl Coded for IngestError {
@@ -75,6 +77,7 @@ impl Coded for IngestError {
             IngestError::Quota(e) => e.code(),
             IngestError::Record(e) => e.code(),
             IngestError::Db(e) => e.code(),
+            IngestError::Storage(e) => e.code(),
         }
     }
 
@@ -183,6 +186,8 @@ pub struct AlarmIngest {
     pub keys: IdempotencyKeys,
     pub limits: ImageLimits,
     pub settings: IngestSettings,
+    /// Alarms with their images are refused while the disk guard has paused storing.
+    pub storage: crate::disk::Storage,
 }
 
 impl AlarmIngest {
@@ -198,6 +203,7 @@ impl AlarmIngest {
                 return Ok(Received { alarm });
             }
         }
+        self.storage.ensure_room()?;
         check_date(incoming.date, Utc::now(), self.settings.max_skew)
             .map_err(|f| IngestError::Invalid(vec![f]))?;
         let DecodedUpload { bytes, kind, image } = decode_upload(incoming.image, self.limits).await?;

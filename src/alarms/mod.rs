@@ -59,6 +59,10 @@ pub struct Alarm {
     pub date: DateTime<Utc>,
     /// The annotated frame; `img` in the API is a signed URL to it.
     pub image: MediaId,
+    /// False when `image` was never written (a camera alarm raised while
+    /// the disk guard paused storing).
+    #[serde(default = "kept", skip_serializing_if = "is_kept")]
+    pub image_kept: bool,
     pub face_count: u32,
     /// "upload", a client's own label, or the camera id.
     pub source: String,
@@ -126,6 +130,15 @@ impl Alarm {
     }
 }
 
+/// Alarms stored before `image_kept` existed had their images.
+fn kept() -> bool {
+    true
+}
+
+fn is_kept(kept: &bool) -> bool {
+    *kept
+}
+
 impl Alarm {
     /// The alarm as the API and the hub show it, with its image URL signed now.
     pub fn view(&self, signer: &UrlSigner) -> AlarmView {
@@ -134,6 +147,7 @@ impl Alarm {
             message: self.message.clone(),
             date: self.date,
             img: signer.url(&self.image),
+            image_kept: self.image_kept,
             face_count: self.face_count,
             source: self.source.clone(),
             camera_id: self.camera_id.clone(),

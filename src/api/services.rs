@@ -12,6 +12,7 @@ use crate::capture::Cameras;
 use crate::dashboard::Assets;
 use crate::db::health::Readiness;
 use crate::detections::{Recorder, UploadService};
+use crate::disk::Storage;
 use crate::hub::Hub;
 use crate::jobs::JobService;
 use crate::media::signed::UrlSigner;
@@ -40,6 +41,7 @@ pub struct Services {
     pub jobs: web::Data<JobService>,
     pub ingest: web::Data<AlarmIngest>,
     pub webhooks: web::Data<WebhookService>,
+    pub storage: web::Data<Storage>,
 }
 
 impl Services {
@@ -65,6 +67,7 @@ impl Services {
             jobs,
             ingest,
             webhooks,
+            storage,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -83,5 +86,6 @@ impl Services {
             .app_data(jobs)
             .app_data(ingest)
             .app_data(webhooks)
+            .app_data(storage)
     }
 }

@@ -42,6 +42,7 @@ use vigil_wire::ErrorBody;
         (status = 422, description = "`invalid_video`: not a video ffmpeg reads; `validation_failed`: bad `fps` or `source`", body = ErrorBody),
         (status = 429, description = "`quota_exhausted` (none left to analyse a frame) or `rate_limited`", body = ErrorBody),
         (status = 503, description = "`queue_full` (with `Retry-After`) or `database_unavailable`", body = ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the server's disk is below `--min-free-disk-mb`; nothing was stored or charged", body = ErrorBody),
     )
 )]
 #[post("/api/v1/videos")]

@@ -60,7 +60,7 @@ impl AlarmSink for RecorderSink {
             // A camera id is always a valid source label (narrower alphabet, same length).
             let source = Source::parse(alarm.camera_id.as_str()).map_err(|e| e.to_string())?;
             self.0
-                .record(Frame {
+                .record_camera(Frame {
                     owner: None,
                     source,
                     camera_id: Some(alarm.camera_id.to_string()),

@@ -164,6 +164,19 @@ impl Cameras {
             .unwrap_or_default()
     }
 
+    /// The cameras with a retention of their own (`retention=DAYS`).
+    pub fn retention_days(&self) -> Vec<(CameraId, u32)> {
+        self.lock()
+            .as_ref()
+            .map(|running| {
+                running
+                    .values()
+                    .filter_map(|r| Some((r.spec.id.clone(), r.spec.retention_days?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, id: &CameraId) -> Option<CameraStatus> {
         self.lock()
             .as_ref()

@@ -1,4 +1,4 @@
-//! `id=NAME,source=SRC[,fps=N][,cooldown=SECS][,loop=true]`, parsed once
+//! `id=NAME,source=SRC[,fps=N][,cooldown=SECS][,loop=true][,retention=DAYS]`, parsed once
 //! into a [`CameraSpec`] whose fields can only hold usable values.
 
 use std::fmt;
@@ -20,15 +20,17 @@ pub const MAX_FPS: f64 = 60.0;
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(86_400);
 const MAX_ID_LEN: usize = 64;
-const KEYS: [&str; 5] = ["id", "source", "fps", "cooldown", "loop"];
+/// A hundred years: longer is forever, which is `retention=0`.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+const KEYS: [&str; 6] = ["id", "source", "fps", "cooldown", "loop", "retention"];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
     #[error("camera spec is empty")]
     Empty,
-    #[error("`{0}` is not `key=value` (expected id=NAME,source=SRC[,fps=N][,cooldown=SECS][,loop=true])")]
+    #[error("`{0}` is not `key=value` (expected id=NAME,source=SRC[,fps=N][,cooldown=SECS][,loop=true][,retention=DAYS])")]
     NotKeyValue(String),
-    #[error("unknown camera option `{0}` (known: id, source, fps, cooldown, loop)")]
+    #[error("unknown camera option `{0}` (known: id, source, fps, cooldown, loop, retention)")]
     UnknownKey(String),
     #[error("camera option `{0}` given twice")]
     Duplicate(String),
@@ -50,6 +52,8 @@ pub enum SpecError {
     BadLoop(String),
     #[error("loop=true only applies to ffmpeg sources reading a local file")]
     LoopNeedsFile,
+    #[error("retention must be a whole number of days from 0 (forever) to {MAX_RETENTION_DAYS}, got `{0}`")]
+    BadRetention(String),
 }
 
 impl Coded for SpecError {
@@ -222,6 +226,9 @@ pub struct CameraSpec {
     pub cooldown: Duration,
     /// Replay a local file forever instead of finishing at its end.
     pub looping: bool,
+    /// Days this camera's detections and alarms are kept (0: forever);
+    /// `None` follows `--retention-days`.
+    pub retention_days: Option<u32>,
 }
 
 impl CameraSpec {
@@ -264,8 +271,27 @@ impl CameraSpec {
             fps,
             cooldown,
             looping,
+            retention_days: None,
         })
     }
+
+    /// The spec with days of retention of its own (0: forever).
+    pub fn with_retention(mut self, days: u32) -> Result<Self, SpecError> {
+        if days > MAX_RETENTION_DAYS {
+            return Err(SpecError::BadRetention(days.to_string()));
+        }
+        self.retention_days = Some(days);
+        Ok(self)
+    }
+}
+
+/// The `retention=DAYS` text form.
+pub fn parse_retention(s: &str) -> Result<u32, SpecError> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|days| *days <= MAX_RETENTION_DAYS)
+        .ok_or_else(|| SpecError::BadRetention(s.trim().to_owned()))
 }
 
 impl FromStr for CameraSpec {
@@ -320,7 +346,12 @@ impl FromStr for CameraSpec {
                 other => Err(SpecError::BadLoop(other.to_owned())),
             })
             .transpose()?;
-        Self::new(id, source, fps, cooldown, looping.unwrap_or(false))
+        let retention = get("retention").map(parse_retention).transpose()?;
+        let spec = Self::new(id, source, fps, cooldown, looping.unwrap_or(false))?;
+        match retention {
+            Some(days) => spec.with_retention(days),
+            None => Ok(spec),
+        }
     }
 }
 
@@ -336,6 +367,9 @@ impl fmt::Display for CameraSpec {
         )?;
         if self.looping {
             f.write_str(",loop=true")?;
+        }
+        if let Some(days) = self.retention_days {
+            write!(f, ",retention={days}")?;
         }
         Ok(())
     }
@@ -471,6 +505,28 @@ mod tests {
     fn display_round_trips() {
         let spec = parse("id=a,source=ffmpeg:rtsp://h/x,fps=1,cooldown=2.5").unwrap();
         assert_eq!(parse(&spec.to_string()).unwrap(), spec);
+        let kept = parse("id=a,source=v4l2:0,retention=90").unwrap();
+        assert_eq!(parse(&kept.to_string()).unwrap(), kept);
+    }
+
+    #[test]
+    fn retention_is_days_zero_meaning_forever() {
+        assert_eq!(parse("id=a,source=v4l2:0").unwrap().retention_days, None);
+        assert_eq!(
+            parse("id=a,source=v4l2:0,retention=0").unwrap().retention_days,
+            Some(0)
+        );
+        assert_eq!(
+            parse("id=a,source=v4l2:0,retention=7").unwrap().retention_days,
+            Some(7)
+        );
+        for bad in ["-1", "1.5", "week", "", "36501"] {
+            assert_eq!(
+                parse(&format!("id=a,source=v4l2:0,retention={bad}")),
+                Err(SpecError::BadRetention(bad.into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

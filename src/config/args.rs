@@ -188,6 +188,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub webhooks: WebhookArgs,
     pub mqtt: MqttArgs,
+    pub retention: RetentionArgs,
 
     /// Seconds a telemetry `timestamp` may be ahead of the server's clock before the reading is refused.
     #[arg(
@@ -470,7 +471,7 @@ pub struct HubArgs {
 /// Cameras and video feeds watched for faces.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CaptureArgs {
-    /// A camera: id=NAME,source=SRC[,fps=N][,cooldown=SECS][,loop=true] with SRC v4l2:INDEX, ffmpeg:URL_OR_FILE or dir:PATH (repeatable; `;`-separated in the env var).
+    /// A camera: id=NAME,source=SRC[,fps=N][,cooldown=SECS][,loop=true][,retention=DAYS] with SRC v4l2:INDEX, ffmpeg:URL_OR_FILE or dir:PATH (repeatable; `;`-separated in the env var).
     #[arg(
         long = "camera",
         env = "VIGIL_CAMERAS",
@@ -570,6 +571,35 @@ pub struct WebhookArgs {
         action = clap::ArgAction::Set
     )]
     pub webhook_allow_private: bool,
+/// How long detections are kept, and the disk space kept free.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionArgs {
+    /// Days detections and alarms (with their images) are kept, counted from when they were stored; 0 keeps them forever. A camera's `retention=DAYS` overrides it.
+    #[arg(
+        long,
+        env = "VIGIL_RETENTION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(0..=36_500)
+    )]
+    pub retention_days: u32,
+
+    /// Seconds between two retention sweeps (the first runs once the database is ready).
+    #[arg(
+        long = "retention-interval-secs",
+        env = "VIGIL_RETENTION_INTERVAL_SECS",
+        default_value = "3600",
+        value_parser = secs(1..=86_400)
+    )]
+    pub retention_interval: Duration,
+
+    /// Free space (MiB) kept in the data folder: below it uploads get 507 insufficient_storage and camera frames are recorded without images, until space returns; 0 turns the guard off.
+    #[arg(
+        long,
+        env = "VIGIL_MIN_FREE_DISK_MB",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u64).range(0..=1 << 30)
+    )]
+    pub min_free_disk_mb: u64,
 }
 
 /// One camera spec; an empty piece (a trailing `;`) is no camera.

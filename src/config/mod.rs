@@ -31,6 +31,7 @@ use crate::media::MediaSettings;
 use crate::notify::webhooks::WebhookSettings;
 use crate::mqtt::{MqttSettings, MqttUrlError};
 use crate::people::MatchRule;
+use crate::retention::RetentionSettings;
 use crate::telemetry::ClockSkew;
 use crate::tls::TlsFiles;
 use crate::vision::{default_threads, DetectorConfig, DetectorSettings, ImageLimits, RecognizerSettings};
@@ -99,6 +100,9 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     /// Alarms on an MQTT broker; `None` without `--mqtt-url`.
     pub mqtt: Option<MqttSettings>,
+    pub retention: RetentionSettings,
+    /// Free bytes kept in the data folder (0: no disk guard).
+    pub min_free_disk_bytes: u64,
 }
 
 /// 0 means one per core.
@@ -287,6 +291,11 @@ impl ServeArgs {
                 allow_private: self.webhooks.webhook_allow_private,
             },
             mqtt: self.mqtt.settings()?,
+            retention: RetentionSettings {
+                days: self.retention.retention_days,
+                interval: self.retention.retention_interval,
+            },
+            min_free_disk_bytes: self.retention.min_free_disk_mb * 1024 * 1024,
         })
     }
 }
@@ -464,6 +473,21 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
         let err = ServeArgs::try_parse_from(["vigil", "--mqtt-prefix", "a/#"]).unwrap_err();
         assert!(err.to_string().contains("wildcards"), "{err}");
+    }
+
+    #[test]
+    fn retention_and_the_disk_guard_default_to_30_days_and_512_mib() {
+        if unset("VIGIL_RETENTION_DAYS") && unset("VIGIL_MIN_FREE_DISK_MB") {
+            let config = parse(&[]).into_config().unwrap();
+            assert_eq!(config.retention.days, 30);
+            assert_eq!(config.min_free_disk_bytes, 512 * 1024 * 1024);
+        }
+        let config = parse(&["--retention-days", "0", "--min-free-disk-mb", "0"])
+            .into_config()
+            .unwrap();
+        assert_eq!((config.retention.days, config.min_free_disk_bytes), (0, 0));
+        assert!(ServeArgs::try_parse_from(["vigil", "--retention-days", "-1"]).is_err());
+        assert!(ServeArgs::try_parse_from(["vigil", "--retention-days", "36501"]).is_err());
     }
 
     #[test]

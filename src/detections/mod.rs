@@ -84,6 +84,10 @@ pub struct DetectionRecord {
     pub model: String,
     pub duration_ms: f64,
     pub media: MediaRefs,
+    /// False when `media` names images that were never written (a camera
+    /// frame recorded while the disk guard paused storing).
+    #[serde(default = "kept", skip_serializing_if = "is_kept")]
+    pub image_kept: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_id: Option<ObjectId>,
     /// The job that recorded it, and which of its frames it is (unique
@@ -110,7 +114,17 @@ impl DetectionRecord {
             duration_ms: self.duration_ms,
             image_url: signer.url(&self.media.original),
             annotated_url: signer.url(&self.media.annotated),
+            image_kept: self.image_kept,
             alarm_id: self.alarm_id.map(|a| a.to_hex()),
         }
     }
+}
+
+/// Documents stored before `image_kept` existed had their images.
+pub(crate) fn kept() -> bool {
+    true
+}
+
+pub(crate) fn is_kept(kept: &bool) -> bool {
+    *kept
 }

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
 use crate::db::{Database, DbError, Transient};
+use crate::disk::Storage;
 use crate::error::{Coded, ErrorCode};
 use crate::idempotency::{Claim, IdempotencyKeys, Produced};
 use crate::media::{ImageKind, MediaError, MediaId, SharedMediaStore};
@@ -142,6 +143,8 @@ pub struct Recorder {
     pub bus: AlarmBus,
     users: Users,
     keys: IdempotencyKeys,
+    /// Whether the disk guard lets camera frames' images be stored.
+    storage: Storage,
 }
 
 impl Recorder {
@@ -150,6 +153,7 @@ impl Recorder {
         media: SharedMediaStore,
         bus: AlarmBus,
         identifier: Arc<dyn FaceIdentifier>,
+        storage: Storage,
     ) -> Self {
         Self {
             db: db.clone(),
@@ -160,13 +164,23 @@ impl Recorder {
             bus,
             users: Users::new(db),
             keys: IdempotencyKeys::new(db),
+            storage,
         }
     }
 
-    /// Stores a camera's frame (cameras cost no quota), or an asynchronous
-    /// upload's (paid for when it was accepted).
+    /// Stores a camera's frame. While the disk guard has paused storing,
+    /// its detection and alarm are still recorded, without their images
+    /// (`image_kept: false`): knowing that someone was at the door matters
+    /// more than the picture, and a camera cannot be told to retry later.
+    pub async fn record_camera(&self, frame: Frame) -> Result<Recorded, RecordError> {
+        let keep_images = !self.storage.is_paused();
+        self.store(frame, None, None, keep_images).await
+    }
+
+    /// Stores an asynchronous upload's frame (paid for when it was
+    /// accepted), or a camera's whatever the disk guard says.
     pub async fn record(&self, frame: Frame) -> Result<Recorded, RecordError> {
-        self.store(frame, None, None).await
+        self.store(frame, None, None, true).await
     }
 
     /// Stores an upload or a video's frame and takes one unit of `payer`'s
@@ -179,7 +193,7 @@ impl Recorder {
         payer: UserId,
         claim: Option<&Claim>,
     ) -> Result<Recorded, RecordError> {
-        self.store(frame, Some(payer), claim).await
+        self.store(frame, Some(payer), claim, true).await
     }
 
     async fn store(
@@ -187,6 +201,7 @@ impl Recorder {
         frame: Frame,
         payer: Option<UserId>,
         claim: Option<&Claim>,
+        keep_images: bool,
     ) -> Result<Recorded, RecordError> {
         let image = frame.image.clone();
         let faces = frame.detection.faces.clone();
@@ -198,7 +213,17 @@ impl Recorder {
         let (identities, annotated) = tokio::join!(identify, annotate);
         let annotated = annotated.map_err(|e| VisionError::Encode(e.to_string()))??;
 
+        // Not kept: the ids are still reserved (the documents' schema names
+        // images), but nothing is written under them.
+        let keep_images = keep_images || matches!(frame.original, Original::Stored(_));
         let (media, written) = match &frame.original {
+            Original::Bytes { kind, .. } if !keep_images => (
+                MediaRefs {
+                    original: MediaId::new(*kind),
+                    annotated: MediaId::new(ImageKind::Jpeg),
+                },
+                Written::Nothing,
+            ),
             Original::Bytes { kind, .. } => {
                 let media = MediaRefs {
                     original: MediaId::new(*kind),
@@ -217,6 +242,9 @@ impl Recorder {
         };
         // Durable images before any document points at them.
         let stored = async {
+            if !keep_images {
+                return Ok(());
+            }
             if let Original::Bytes { bytes, .. } = &frame.original {
                 self.media.put(media.original, bytes).await?;
             }
@@ -248,6 +276,7 @@ impl Recorder {
             }),
             date: now,
             image: media.annotated,
+            image_kept: keep_images,
             face_count,
             source: frame.source.to_string(),
             camera_id: frame.camera_id.clone(),
@@ -274,6 +303,7 @@ impl Recorder {
             model: MODEL_NAME.to_owned(),
             duration_ms: frame.duration_ms,
             media,
+            image_kept: keep_images,
             alarm_id: alarm.as_ref().map(|a| a.id.0),
             job_id: frame.job.map(|j| j.job),
             job_frame: frame.job.map(|j| j.index),
@@ -347,7 +377,9 @@ impl Recorder {
         let Some(record) = record else {
             return Ok(false);
         };
-        self.remove_images(record.media).await;
+        if record.image_kept {
+            self.remove_images(record.media).await;
+        }
         tracing::info!(detection = %id, "detection deleted");
         Ok(true)
     }
@@ -358,6 +390,7 @@ impl Recorder {
         match written {
             Written::Both(media) => self.remove_images(media).await,
             Written::Annotated(id) => self.remove_image(id).await,
+            Written::Nothing => {}
         }
     }
 
@@ -379,4 +412,5 @@ impl Recorder {
 enum Written {
     Both(MediaRefs),
     Annotated(MediaId),
+    Nothing,
 }

@@ -12,6 +12,7 @@ use super::{
     AlarmRule, DetectionId, DetectionRecord, DetectionScope, Frame, Original, RecordError, Recorder, Source,
 };
 use crate::db::DbError;
+use crate::disk::{Storage, StoragePaused};
 use crate::error::{Coded, ErrorCode};
 use crate::idempotency::{Claim, IdempotencyKeys, Produced};
 use crate::users::{UserError, UserId, Users};
@@ -27,6 +28,8 @@ pub enum UploadError {
     Record(#[from] RecordError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StoragePaused),
     /// The key named an asynchronous upload: a different request.
     #[error("this Idempotency-Key was used for an asynchronous upload (mode=async); use a new key")]
     KeyReused,
@@ -39,6 +42,7 @@ impl Coded for UploadError {
             UploadError::Vision(e) => e.code(),
             UploadError::Record(e) => e.code(),
             UploadError::Db(e) => e.code(),
+            UploadError::Storage(e) => e.code(),
             UploadError::KeyReused => ErrorCode::ValidationFailed,
         }
     }
@@ -48,7 +52,7 @@ impl Coded for UploadError {
             UploadError::Quota(e) => e.retry_after(),
             UploadError::Record(e) => e.retry_after(),
             UploadError::Db(e) => e.retry_after(),
-            UploadError::Vision(_) | UploadError::KeyReused => None,
+            UploadError::Vision(_) | UploadError::Storage(_) | UploadError::KeyReused => None,
         }
     }
 }
@@ -60,6 +64,8 @@ pub struct UploadService {
     pub users: Users,
     pub limits: ImageLimits,
     pub keys: IdempotencyKeys,
+    /// Uploads are refused while the disk guard has paused storing.
+    pub storage: Storage,
 }
 
 impl UploadService {
@@ -79,6 +85,8 @@ impl UploadService {
                 return Ok(earlier);
             }
         }
+        // After the retry's answer, which stores nothing.
+        self.storage.ensure_room()?;
         let DecodedUpload { bytes, kind, image } = decode_upload(bytes, self.limits).await?;
 
         self.users.check_quota(user).await?;

@@ -111,6 +111,9 @@ pub fn refusal(error: &IngestError) -> Refusal {
             ErrorCode::DatabaseUnavailable => {
                 "the database is unavailable; send the alarm again with the same key"
             }
+            ErrorCode::InsufficientStorage => {
+                "the server is short of disk space; send the alarm again later with the same key"
+            }
             _ => "the alarm could not be stored; send it again with the same key",
         };
         return Refusal::new(code, message);

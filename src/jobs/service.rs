@@ -13,6 +13,7 @@ use super::videos::{Incoming, VideoStore, VideoStoreError};
 use super::{JobId, JobRecord, JobScope, Payload};
 use crate::db::{Database, DbError, Transient};
 use crate::detections::Source;
+use crate::disk::{Storage, StoragePaused};
 use crate::error::{Coded, ErrorCode};
 use crate::idempotency::{Claim, IdempotencyKeys, Produced};
 use crate::media::{MediaError, MediaId, SharedMediaStore};
@@ -37,6 +38,8 @@ pub enum SubmitError {
     QueueFull { queued: u64, limit: u64 },
     #[error("this Idempotency-Key was used for a different request; use a new key")]
     KeyReused,
+    #[error(transparent)]
+    Storage(#[from] StoragePaused),
 }
 
 /// Seconds a client refused by a full queue should wait.
@@ -53,6 +56,7 @@ impl Coded for SubmitError {
             SubmitError::InvalidVideo(_) => ErrorCode::InvalidVideo,
             SubmitError::QueueFull { .. } => ErrorCode::QueueFull,
             SubmitError::KeyReused => ErrorCode::ValidationFailed,
+            SubmitError::Storage(e) => e.code(),
         }
     }
 
@@ -93,6 +97,8 @@ pub struct JobService {
     pub keys: IdempotencyKeys,
     pub limits: ImageLimits,
     pub tools: Tools,
+    /// Submissions are refused while the disk guard has paused storing.
+    pub storage: Storage,
 }
 
 impl JobService {
@@ -108,6 +114,7 @@ impl JobService {
         if let Some(job) = self.earlier(claim.as_ref()).await? {
             return Ok(job);
         }
+        self.storage.ensure_room()?;
         let DecodedUpload { bytes, kind, .. } = decode_upload(bytes, self.limits).await?;
         self.users.check_quota(user).await?;
         self.check_room().await?;
@@ -130,7 +137,10 @@ impl JobService {
     }
 
     /// Starts receiving a video for [`JobService::submit_video`].
+    /// Refused at once while the disk guard has paused storing: a video
+    /// is written to the data folder as it arrives.
     pub async fn receive_video(&self) -> Result<Incoming, SubmitError> {
+        self.storage.ensure_room()?;
         Ok(self.videos.receive().await.map_err(VideoStoreError::from)?)
     }
 
@@ -152,6 +162,8 @@ impl JobService {
             .map_err(SubmitError::InvalidVideo)?;
         self.users.check_quota(user).await?;
         self.check_room().await?;
+        // The disk may have filled while the video arrived.
+        self.storage.ensure_room()?;
         let video = self.videos.keep(upload.file).await?;
         let job = JobQueue::prepare(NewJob {
             user,

@@ -84,6 +84,8 @@ pub enum TelemetryError {
     Media(#[from] crate::media::MediaError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Storage(#[from] crate::disk::StoragePaused),
 }
 
 impl crate::db::Transient for TelemetryError {
@@ -105,6 +107,7 @@ impl Coded for TelemetryError {
             TelemetryError::Vision(e) => e.code(),
             TelemetryError::Media(e) => e.code(),
             TelemetryError::Db(e) => e.code(),
+            TelemetryError::Storage(e) => e.code(),
         }
     }
 

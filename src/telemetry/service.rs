@@ -17,6 +17,7 @@ use super::series::{Series, Stored};
 use super::{InvalidReading, TelemetryError};
 use crate::db::paging::{bson_precision, Page, PageRequest};
 use crate::db::{Database, DbError};
+use crate::disk::Storage;
 use crate::error::{Coded, ErrorCode};
 use crate::media::signed::UrlSigner;
 use crate::media::{MediaId, SharedMediaStore};
@@ -44,6 +45,8 @@ pub struct Telemetry {
     pub users: Users,
     pub signer: UrlSigner,
     pub settings: TelemetrySettings,
+    /// Photos are refused while the disk guard has paused storing.
+    pub storage: Storage,
     db: Database,
 }
 
@@ -56,6 +59,7 @@ impl Telemetry {
         users: Users,
         signer: UrlSigner,
         settings: TelemetrySettings,
+        storage: Storage,
     ) -> Self {
         let model = recognition.recognizer.model_id();
         Self {
@@ -70,6 +74,7 @@ impl Telemetry {
             users,
             signer,
             settings,
+            storage,
             db: db.clone(),
         }
     }
@@ -141,6 +146,7 @@ impl Telemetry {
             return Ok(Stored::Existing(self.photo_view(&existing)));
         }
         // Before the device is touched: a refused photo stores nothing.
+        self.storage.ensure_room()?;
         self.users.check_quota(owner).await?;
         self.devices.touch(owner, &device, now, None).await?;
         let detection = self.detector.detect(decoded.image.clone()).await?;

@@ -39,6 +39,7 @@ mod people;
 mod people_dashboard;
 mod proxy;
 mod readiness;
+mod retention;
 mod static_files;
 mod telemetry;
 mod telemetry_dashboard;

@@ -18,6 +18,10 @@ pub struct AlarmView {
     /// Signed URL of the annotated frame; works in `<img src>` until it expires.
     #[schema(example = "/media/6650f1c2a4b1c2d3e4f5a6b8.jpg?exp=1767225600&sig=…")]
     pub img: String,
+    /// False when the frame was not stored (a camera alarm raised while the
+    /// disk guard paused storage): `img` then answers 404.
+    #[serde(default = "crate::kept")]
+    pub image_kept: bool,
     #[schema(example = 2)]
     pub face_count: u32,
     #[schema(example = "upload")]

@@ -35,6 +35,10 @@ pub struct DetectionView {
     pub image_url: String,
     /// Signed URL of the copy with faces marked (JPEG).
     pub annotated_url: String,
+    /// False when the images were not stored (a camera frame recorded while
+    /// the disk guard paused storage): both URLs then answer 404.
+    #[serde(default = "crate::kept")]
+    pub image_kept: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_id: Option<String>,
 }

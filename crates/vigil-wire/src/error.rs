@@ -72,6 +72,7 @@ error_codes! {
     QuotaExhausted => (429, "quota_exhausted"),
     LoginThrottled => (429, "login_throttled"),
     Internal => (500, "internal"),
+    InsufficientStorage => (507, "insufficient_storage"),
     DatabaseUnavailable => (503, "database_unavailable"),
     NotReady => (503, "not_ready"),
     QueueFull => (503, "queue_full"),

@@ -21,3 +21,9 @@ pub mod text;
 pub mod webhooks;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
+
+/// Images are kept unless a body says otherwise (`image_kept`): bodies sent
+/// before the field existed had theirs.
+fn kept() -> bool {
+    true
+}

@@ -98,7 +98,9 @@ export function detail(root, { kind, id }) {
       detection
         ? detectionBlock(detection, { reload: () => reloads++ < 1 && showAlarm().catch(fail) })
         : h('figure', { class: 'shot' },
-            h('div', { class: 'frame' }, h('img', { src: alarm.img, alt: `The frame with ${plural(alarm.face_count, 'face')} marked` })),
+            h('div', { class: 'frame' }, alarm.image_kept === false
+              ? h('p', { class: 'no-image' }, 'The frame was not kept: the server was short of disk space when this alarm was raised.')
+              : h('img', { src: alarm.img, alt: `The frame with ${plural(alarm.face_count, 'face')} marked` })),
             h('figcaption', {}, 'The faces are marked in the frame. Their scores and boxes are kept with the detection, which only its owner can open (camera detections have none).')),
     );
   };

@@ -33,7 +33,9 @@ function row(kind, item) {
     'li',
     { class: 'history-row', 'data-id': item.id },
     h('a', { href, class: 'history-link' },
-      h('div', { class: 'thumb-box small' }, h('img', { class: 'thumb', src: img, alt: '', loading: 'lazy', decoding: 'async' })),
+      h('div', { class: 'thumb-box small' }, item.image_kept === false
+        ? h('span', { class: 'thumb no-image', title: 'Image not kept: the server was short of disk space' }, '—')
+        : h('img', { class: 'thumb', src: img, alt: '', loading: 'lazy', decoding: 'async' })),
       h('span', { class: 'history-when' }, timeEl(when)),
       h('span', { class: 'history-what' }, isAlarm ? item.message : plural(item.face_count, 'face')),
       h('span', { class: 'history-where' }, where),

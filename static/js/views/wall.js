@@ -12,8 +12,13 @@ function origin(alarm) {
   return alarm.camera_id ? ['camera ', h('strong', {}, alarm.camera_id)] : ['source ', h('strong', {}, alarm.source)];
 }
 
+/** What a camera alarm recorded while the server's disk was full shows instead of its frame. */
+function notKept() {
+  return h('p', { class: 'thumb no-image' }, 'Image not kept: the server was short of disk space');
+}
+
 function card(alarm, feed, isNew) {
-  const img = h('img', {
+  const img = alarm.image_kept === false ? notKept() : h('img', {
     class: 'thumb',
     src: alarm.img,
     alt: `Frame of this alarm with ${plural(alarm.face_count, 'face')} marked`,
@@ -21,7 +26,7 @@ function card(alarm, feed, isNew) {
     decoding: 'async',
   });
   // Signed URLs expire (an hour by default); a wall left open gets new ones.
-  img.addEventListener(
+  if (alarm.image_kept !== false) img.addEventListener(
     'error',
     () => {
       feed.renew(alarm.id).then((fresh) => {

@@ -495,6 +495,7 @@ mod tests {
             message: "1 face detected on upload".into(),
             date: "2026-05-01T10:00:02.345Z".parse().unwrap(),
             img: "/media/x.jpg?exp=1&sig=s".into(),
+            image_kept: true,
             face_count: 1,
             source: "upload".into(),
             camera_id: None,

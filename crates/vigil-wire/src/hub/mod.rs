@@ -50,6 +50,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::ScopeForbidden,
     ErrorCode::RateLimited,
     ErrorCode::DatabaseUnavailable,
+    ErrorCode::InsufficientStorage,
     ErrorCode::Internal,
 ];
 
