@@ -66,11 +66,7 @@ impl DocumentReader {
     }
 
     fn damaged(&self, what: &str) -> BackupError {
-        BackupError::Corrupt(format!(
-            "{}: {what} at byte {}",
-            self.path.display(),
-            self.offset
-        ))
+        BackupError::Corrupt(format!("{}: {what} at byte {}", self.path.display(), self.offset))
     }
 }
 

@@ -75,7 +75,9 @@ pub async fn backup(db: &Database, media: &MediaSource, out: &Path) -> Result<Ba
     tokio::fs::create_dir_all(&parent).await.map_err(io_at(&parent))?;
     let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
     if tokio::fs::try_exists(&partial).await.map_err(io_at(&partial))? {
-        tokio::fs::remove_dir_all(&partial).await.map_err(io_at(&partial))?;
+        tokio::fs::remove_dir_all(&partial)
+            .await
+            .map_err(io_at(&partial))?;
     }
     let outcome = write_backup(db, media, &partial).await;
     let manifest = match outcome {

@@ -166,7 +166,9 @@ mod tests {
         assert!(metadata.options.is_empty());
         assert_eq!(metadata.indexes.len(), 1);
         for bad in [&b"[]"[..], b"{\"indexes\": 3}", b"{\"indexes\": [{}]}", b"{nope"] {
-            let err = CollectionMetadata::from_json("users", bad).unwrap_err().to_string();
+            let err = CollectionMetadata::from_json("users", bad)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("the metadata of users"), "{err}");
         }
     }

@@ -47,7 +47,11 @@ impl RestoreSummary {
 /// written before the whole backup is verified against its manifest and the
 /// database is found empty (or `drop` is given).
 #[tracing::instrument(skip_all, fields(from = %from.display(), database = db.handle().name()))]
-pub async fn restore(db: &Database, from: &Path, options: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
+pub async fn restore(
+    db: &Database,
+    from: &Path,
+    options: &RestoreOptions,
+) -> Result<RestoreSummary, BackupError> {
     let manifest = Manifest::verify(from).await?;
     let migrations = MigrationSet::embedded()?;
     if manifest.migration_version > migrations.latest() {
@@ -98,7 +102,11 @@ pub async fn restore(db: &Database, from: &Path, options: &RestoreOptions) -> Re
             .map_err(partly)?,
         StoredMedia::Gridfs => 0,
     };
-    tracing::info!(documents = restored.values().sum::<u64>(), images, "restore complete");
+    tracing::info!(
+        documents = restored.values().sum::<u64>(),
+        images,
+        "restore complete"
+    );
     Ok(RestoreSummary {
         manifest,
         collections: restored,
@@ -139,7 +147,11 @@ async fn make_room(db: &Database, drop: bool) -> Result<(), BackupError> {
 /// batches, then builds its indexes (faster than indexing each insert, as
 /// mongorestore does). Returns the documents inserted.
 #[tracing::instrument(skip_all, fields(collection = %collection.name))]
-async fn restore_collection(db: &Database, collection: &CollectionMetadata, file: &Path) -> Result<u64, BackupError> {
+async fn restore_collection(
+    db: &Database,
+    collection: &CollectionMetadata,
+    file: &Path,
+) -> Result<u64, BackupError> {
     let mut create = doc! { "create": &collection.name };
     create.extend(collection.options.clone());
     db.handle().run_command(create).await?;
@@ -181,7 +193,11 @@ async fn restore_collection(db: &Database, collection: &CollectionMetadata, file
 
 /// Puts every image of the backup's `media/` into the store.
 #[tracing::instrument(skip_all)]
-async fn restore_images(from: &Path, manifest: &Manifest, store: &SharedMediaStore) -> Result<u64, BackupError> {
+async fn restore_images(
+    from: &Path,
+    manifest: &Manifest,
+    store: &SharedMediaStore,
+) -> Result<u64, BackupError> {
     let prefix = format!("{MEDIA_DIR}/");
     let mut images = 0;
     for name in manifest.files.keys() {

@@ -49,7 +49,10 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         println!("{collection}: {count}");
     }
     if !summary.migrations_applied.is_empty() {
-        println!("migrations applied after the backup's: {:?}", summary.migrations_applied);
+        println!(
+            "migrations applied after the backup's: {:?}",
+            summary.migrations_applied
+        );
     }
     println!(
         "restored database={} collections={} documents={} images={} from_version={}",

@@ -370,12 +370,14 @@ pub async fn applied_version(db: &Database) -> Result<Option<u32>, DbError> {
         .await
         .map_err(DbError::from_driver)?;
     newest
-        .map(|record| match record.get("_id") {
-            Some(Bson::Int64(v)) => u32::try_from(*v).ok(),
-            Some(Bson::Int32(v)) => u32::try_from(*v).ok(),
-            _ => None,
-        }
-        .ok_or_else(|| DbError::Malformed(format!("{RECORDS} entry {record}"))))
+        .map(|record| {
+            match record.get("_id") {
+                Some(Bson::Int64(v)) => u32::try_from(*v).ok(),
+                Some(Bson::Int32(v)) => u32::try_from(*v).ok(),
+                _ => None,
+            }
+            .ok_or_else(|| DbError::Malformed(format!("{RECORDS} entry {record}")))
+        })
         .transpose()
 }
 

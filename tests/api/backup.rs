@@ -81,7 +81,11 @@ async fn round_trip(media_store: &str) {
     let last = stdout.lines().last().unwrap();
     assert!(field(last, "documents") >= 3, "{stdout}");
     if media_store == "fs" {
-        assert_eq!(field(last, "images"), 2, "the upload and its annotated copy: {stdout}");
+        assert_eq!(
+            field(last, "images"),
+            2,
+            "the upload and its annotated copy: {stdout}"
+        );
     }
     // mongodump's layout: documents and metadata per collection, and the manifest.
     let dumped = out.join(&app.database_name);
@@ -98,7 +102,8 @@ async fn round_trip(media_store: &str) {
             .any(|index| index["name"] == "by_owner_newest"),
         "{metadata}"
     );
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["collections"]["detections"], 1, "{manifest}");
     assert_eq!(manifest["media_store"], media_store);
     // Nothing half-written is left beside it.
@@ -107,9 +112,17 @@ async fn round_trip(media_store: &str) {
 
     let database = unique_database_name();
     let data_dir = tempfile::tempdir().unwrap();
-    let stdout = vigil_succeeds(&["restore", "--from", out_arg], &database, data_dir.path(), media_store);
+    let stdout = vigil_succeeds(
+        &["restore", "--from", out_arg],
+        &database,
+        data_dir.path(),
+        media_store,
+    );
     let last = stdout.lines().last().unwrap();
-    assert!(last.starts_with(&format!("restored database={database} ")), "{stdout}");
+    assert!(
+        last.starts_with(&format!("restored database={database} ")),
+        "{stdout}"
+    );
     if media_store == "fs" {
         assert_eq!(field(last, "images"), 2, "{stdout}");
     }
@@ -123,7 +136,10 @@ async fn round_trip(media_store: &str) {
     .await;
     let tokens = restored.tokens(&user.user_name, &user.password).await;
     let same: DetectionView = restored
-        .fetch_as(&format!("/api/v1/detections/{}", detection.id), &tokens.access_token)
+        .fetch_as(
+            &format!("/api/v1/detections/{}", detection.id),
+            &tokens.access_token,
+        )
         .await;
     assert_eq!(same.id, detection.id);
     assert_eq!(
@@ -132,10 +148,20 @@ async fn round_trip(media_store: &str) {
     );
     assert_eq!(same.face_count, 1);
     assert_eq!(same.alarm_id, detection.alarm_id);
-    let again = restored.http.get(restored.url(&same.image_url)).send().await.unwrap();
+    let again = restored
+        .http
+        .get(restored.url(&same.image_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(again.bytes().await.unwrap(), image, "the same image bytes");
-    let annotated = restored.http.get(restored.url(&same.annotated_url)).send().await.unwrap();
+    let annotated = restored
+        .http
+        .get(restored.url(&same.annotated_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(annotated.status(), 200);
     // The restored database is complete: uploads go on as before.
     restored.upload_face(&user).await;
@@ -158,8 +184,18 @@ async fn a_damaged_or_partial_backup_is_refused_before_anything_is_written() {
     let backups = tempfile::tempdir().unwrap();
     let out = backups.path().join("b");
     let out_arg = out.to_str().unwrap();
-    vigil_succeeds(&["backup", "--out", out_arg], &app.database_name, app.data_dir.path(), "fs");
-    let again = vigil_refuses(&["backup", "--out", out_arg], &app.database_name, app.data_dir.path(), "fs");
+    vigil_succeeds(
+        &["backup", "--out", out_arg],
+        &app.database_name,
+        app.data_dir.path(),
+        "fs",
+    );
+    let again = vigil_refuses(
+        &["backup", "--out", out_arg],
+        &app.database_name,
+        app.data_dir.path(),
+        "fs",
+    );
     assert!(again.contains("already exists"), "{again}");
 
     let target = unique_database_name();
@@ -194,7 +230,11 @@ async fn a_damaged_or_partial_backup_is_refused_before_anything_is_written() {
     assert!(err.contains("has no manifest.json"), "{err}");
 
     let err = vigil_refuses(
-        &["restore", "--from", backups.path().join("nothing").to_str().unwrap()],
+        &[
+            "restore",
+            "--from",
+            backups.path().join("nothing").to_str().unwrap(),
+        ],
         &target,
         data_dir.path(),
         "fs",
@@ -222,7 +262,12 @@ async fn a_database_with_data_is_replaced_only_with_drop() {
     let backups = tempfile::tempdir().unwrap();
     let out = backups.path().join("b");
     let out_arg = out.to_str().unwrap();
-    vigil_succeeds(&["backup", "--out", out_arg], &app.database_name, app.data_dir.path(), "fs");
+    vigil_succeeds(
+        &["backup", "--out", out_arg],
+        &app.database_name,
+        app.data_dir.path(),
+        "fs",
+    );
 
     let target = unique_database_name();
     let data_dir = tempfile::tempdir().unwrap();
@@ -239,7 +284,12 @@ async fn a_database_with_data_is_replaced_only_with_drop() {
     assert!(err.contains("--drop"), "{err}");
     assert!(err.contains("users: 1"), "{err}");
 
-    let stdout = vigil_succeeds(&["restore", "--from", out_arg, "--drop"], &target, data_dir.path(), "fs");
+    let stdout = vigil_succeeds(
+        &["restore", "--from", out_arg, "--drop"],
+        &target,
+        data_dir.path(),
+        "fs",
+    );
     assert!(stdout.contains("users: 1"), "{stdout}");
     let names = collection_names(&app, &target).await;
     assert!(!names.contains(&"stray".to_owned()), "{names:?}");
@@ -253,6 +303,10 @@ async fn a_database_with_data_is_replaced_only_with_drop() {
     // The indexes came back too: another account of the same name is refused.
     let mut twin = restored.clone();
     twin.insert("_id", mongodb::bson::oid::ObjectId::new());
-    let dup = db.collection::<Document>("users").insert_one(twin).await.unwrap_err();
+    let dup = db
+        .collection::<Document>("users")
+        .insert_one(twin)
+        .await
+        .unwrap_err();
     assert!(dup.to_string().contains("11000"), "{dup}");
 }
