@@ -9,6 +9,7 @@ pub mod agents;
 pub mod alarms;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -187,7 +187,11 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+
+    #[command(flatten)]
     pub mqtt: MqttArgs,
+
+    #[command(flatten)]
     pub retention: RetentionArgs,
 
     /// Seconds a telemetry `timestamp` may be ahead of the server's clock before the reading is refused.
@@ -571,6 +575,8 @@ pub struct WebhookArgs {
         action = clap::ArgAction::Set
     )]
     pub webhook_allow_private: bool,
+}
+
 /// How long detections are kept, and the disk space kept free.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RetentionArgs {

@@ -360,6 +360,34 @@ impl<'a> Migrator<'a> {
     }
 }
 
+/// The newest migration recorded in `db`; `None` before the first, so a
+/// database that never held vigil can be told apart from one that does.
+pub async fn applied_version(db: &Database) -> Result<Option<u32>, DbError> {
+    let newest = db
+        .collection::<Document>(RECORDS)
+        .find_one(doc! {})
+        .sort(doc! { "_id": -1 })
+        .await
+        .map_err(DbError::from_driver)?;
+    newest
+        .map(|record| {
+            match record.get("_id") {
+                Some(Bson::Int64(v)) => u32::try_from(*v).ok(),
+                Some(Bson::Int32(v)) => u32::try_from(*v).ok(),
+                _ => None,
+            }
+            .ok_or_else(|| DbError::Malformed(format!("{RECORDS} entry {record}")))
+        })
+        .transpose()
+}
+
+impl MigrationSet {
+    /// The newest version of the set (0 when empty).
+    pub fn latest(&self) -> u32 {
+        self.0.last().map_or(0, |m| m.version)
+    }
+}
+
 struct Recorded {
     version: u32,
     checksum: String,

@@ -297,7 +297,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let free = DataDirProbe::new(dir.path()).free_bytes().unwrap();
         assert!(free > 0);
-        assert!(DataDirProbe::new(dir.path().join("missing"))
+        assert!(DataDirProbe::new(&dir.path().join("missing"))
             .free_bytes()
             .is_err());
     }

@@ -16,6 +16,7 @@ mod agents;
 mod alarm_ingest;
 mod alarm_ingest_ws;
 mod auth;
+mod backup;
 mod bounds;
 mod browser;
 mod camera_leases;

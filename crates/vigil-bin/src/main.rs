@@ -6,7 +6,9 @@ mod forward;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use vigil::cli::{detect, embed, erase, eval_detector, eval_recognizer, reindex, user, watch};
+use vigil::cli::{
+    backup, detect, embed, erase, eval_detector, eval_recognizer, reindex, restore, user, watch,
+};
 use vigil::config::{DatabaseArgs, ServeArgs};
 use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::Database;
@@ -44,6 +46,10 @@ enum Command {
     Erase(erase::EraseArgs),
     /// Recompute enrolled faces' embeddings after a model or alignment change.
     Reindex(reindex::ReindexArgs),
+    /// Back up the database and the image folder into a new folder (mongodump's layout, checksummed).
+    Backup(backup::BackupArgs),
+    /// Restore a backup made by `vigil backup` into the configured database and media store.
+    Restore(restore::RestoreArgs),
     /// Watch sources (v4l2:N, ffmpeg:FILE_OR_URL, dir:PATH) and print alarms; no database needed.
     /// With --forward URL, an edge agent: alarms also go to a central server, queued on disk while it is away.
     Watch(watch::WatchArgs),
@@ -86,6 +92,14 @@ fn main() -> ExitCode {
         Command::Reindex(args) => {
             logging::init(LogFormat::Pretty);
             block_on(reindex::run(args))
+        }
+        Command::Backup(args) => {
+            logging::init(LogFormat::Pretty);
+            block_on(backup::run(args))
+        }
+        Command::Restore(args) => {
+            logging::init(LogFormat::Pretty);
+            block_on(restore::run(args))
         }
         Command::Detect(args) => detect::run(args),
         Command::EvalDetector(args) => eval_detector::run(args),
