@@ -27,8 +27,8 @@ COPY scripts ./scripts
 RUN python3 -m venv /venv \
  && /venv/bin/python scripts/fetch_models.py --only centerface \
       --only dlib-face-recognition --only dlib-shape-predictor-5
-# release: what `make run` builds; dist (the release workflow's images):
-# fat LTO, longer to build, for a binary built once and run often.
+# Any profile of Cargo.toml (`--build-arg PROFILE=profiling`: no LTO,
+# a shorter build for trying a change in the image).
 ARG PROFILE=release
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -41,7 +41,7 @@ $(VENV)/.ok: requirements.txt
 
 # The `vigil` binary is the vigil-bin package (crates/vigil-bin).
 run: deps venv models
-	$(CARGO) build --release -p vigil-bin --bin vigil
+	CARGO=$(CARGO) scripts/build-release.sh release
 	scripts/with-database.sh -- $(TARGET_DIR)/release/vigil serve
 
 test: deps venv models test-assets recognizer-reference

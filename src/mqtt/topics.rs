@@ -62,10 +62,6 @@ impl Topics {
             self.node_id()
         ))
     }
-
-    pub fn discovery_enabled(&self) -> bool {
-        self.discovery.is_some()
-    }
 }
 
 /// A camera or subject id as Home Assistant's object ids want it
