@@ -30,14 +30,14 @@ use crate::jobs::videos::VideoStore;
 use crate::jobs::{DetectJobs, Handlers, JobQueue, JobService, VideoJobs, Workers};
 use crate::media::signed::UrlSigner;
 use crate::media::{sweep_orphans, FileStore, GridFsStore, MediaBackend, MediaReferences, SharedMediaStore};
+use crate::mqtt::{Mqtt, MqttSources};
 use crate::notify::webhooks::{
     DeliveryLog, Dispatcher, WebhookDeliveries, WebhookLimits, WebhookService, Webhooks,
 };
-use crate::mqtt::{Mqtt, MqttSources};
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::retention::{CameraRetention, Retention};
-use crate::telemetry::{PhotoImages, Telemetry, TelemetrySettings};
+use crate::telemetry::{PhotoImages, Telemetry, TelemetryDeps, TelemetrySettings};
 use crate::users::DirectorySync;
 use crate::vision::recognizer::RecognizerLoadError;
 use crate::vision::{DetectorPool, RecognizerPool};
@@ -163,16 +163,18 @@ impl Application {
         let signer = UrlSigner::new(config.jwt_secret.as_bytes(), config.media.url_ttl);
         let telemetry = Telemetry::new(
             &db,
-            detector.clone(),
-            recognition.clone(),
-            media.clone(),
-            auth.users.clone(),
-            signer.clone(),
+            TelemetryDeps {
+                detector: detector.clone(),
+                recognition: recognition.clone(),
+                media: media.clone(),
+                users: auth.users.clone(),
+                signer: signer.clone(),
+                storage: storage.clone(),
+            },
             TelemetrySettings {
                 skew: config.telemetry_skew,
                 image_limits: config.uploads,
             },
-            storage.clone(),
         );
         let recorder = Recorder::new(
             &db,

@@ -21,7 +21,7 @@ pub use photo_index::PhotoIndex;
 pub use photos::{PhotoId, PhotoImages, PhotoUpload, StoredPhoto};
 pub use readings::{Gps, Gyroscope, Header, ParseContext, Reading, StoredReading};
 pub use series::{Series, Stored};
-pub use service::{photo_from_json, photo_from_parts, Telemetry, TelemetrySettings};
+pub use service::{photo_from_json, photo_from_parts, Telemetry, TelemetryDeps, TelemetrySettings};
 
 use crate::error::{Coded, ErrorCode, FieldError};
 use crate::users::UserError;

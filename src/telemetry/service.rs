@@ -50,17 +50,26 @@ pub struct Telemetry {
     db: Database,
 }
 
+/// What [`Telemetry`] works with besides the database.
+pub struct TelemetryDeps {
+    pub detector: DetectorPool,
+    pub recognition: Recognition,
+    pub media: SharedMediaStore,
+    pub users: Users,
+    pub signer: UrlSigner,
+    pub storage: Storage,
+}
+
 impl Telemetry {
-    pub fn new(
-        db: &Database,
-        detector: DetectorPool,
-        recognition: Recognition,
-        media: SharedMediaStore,
-        users: Users,
-        signer: UrlSigner,
-        settings: TelemetrySettings,
-        storage: Storage,
-    ) -> Self {
+    pub fn new(db: &Database, deps: TelemetryDeps, settings: TelemetrySettings) -> Self {
+        let TelemetryDeps {
+            detector,
+            recognition,
+            media,
+            users,
+            signer,
+            storage,
+        } = deps;
         let model = recognition.recognizer.model_id();
         Self {
             devices: Devices::new(db),

@@ -55,11 +55,17 @@ fn the_readme_documents_every_option() {
     let help = String::from_utf8_lossy(&output.stdout);
     let readme = std::fs::read_to_string(repo_path!("README.md")).unwrap();
     // The client's own table sits further down; this one is the server's.
-    let start = readme.find("\n## Configuration").expect("README has a Configuration section");
+    let start = readme
+        .find("\n## Configuration")
+        .expect("README has a Configuration section");
     let table = &readme[start..];
     let table = &table[..table[1..].find("\n## ").map_or(table.len(), |end| end + 1)];
     let options = help_options(&help);
-    assert!(options.len() >= 20, "found only {} options in --help", options.len());
+    assert!(
+        options.len() >= 20,
+        "found only {} options in --help",
+        options.len()
+    );
     for (flag, env) in &options {
         let env = env
             .as_deref()

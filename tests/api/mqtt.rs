@@ -104,7 +104,7 @@ async fn alarms_cameras_and_subjects_reach_the_broker_with_home_assistant_discov
     assert_eq!(everything["message"], "1 face detected on camera inbox");
     sub.wait_for("vigil/cameras/inbox/face", WAIT, is("ON")).await;
     // Off again once the cooldown (1 s) and the grace (3 s) are over.
-    sub.from_now();
+    sub.skip_seen();
     let on_since = std::time::Instant::now();
     sub.wait_for("vigil/cameras/inbox/face", Duration::from_secs(20), is("OFF"))
         .await;
@@ -244,7 +244,7 @@ async fn alarms_raised_while_the_broker_is_away_arrive_when_it_returns_up_to_the
     for _ in 0..3 {
         during.push(app.upload_face(&user).await.alarm_id.unwrap());
     }
-    sub.from_now();
+    sub.skip_seen();
     broker.start().await;
 
     sub.wait_for(AVAILABILITY, WAIT, is("online")).await;
@@ -287,7 +287,7 @@ async fn a_killed_vigil_is_offline_by_its_last_will_and_a_stopped_one_says_so_it
 
     let mut vigil = spawn_child(&options).await;
     sub.wait_for(AVAILABILITY, WAIT, is("online")).await;
-    sub.from_now();
+    sub.skip_seen();
     vigil.signal(libc::SIGKILL);
     vigil.exit_within(WAIT).await;
     sub.wait_for(AVAILABILITY, Duration::from_secs(10), is("offline"))
@@ -295,7 +295,7 @@ async fn a_killed_vigil_is_offline_by_its_last_will_and_a_stopped_one_says_so_it
 
     let mut vigil = spawn_child(&options).await;
     sub.wait_for(AVAILABILITY, WAIT, is("online")).await;
-    sub.from_now();
+    sub.skip_seen();
     vigil.signal(libc::SIGTERM);
     let status = vigil.exit_within(WAIT).await;
     assert!(status.success(), "{status:?}\n{}", vigil.log());

@@ -187,7 +187,7 @@ impl Subscriber {
     }
 
     /// From now on, [`Subscriber::wait_for`] looks only at later messages.
-    pub fn from_now(&mut self) {
+    pub fn skip_seen(&mut self) {
         while let Ok(message) = self.messages.try_recv() {
             self.seen.push(message);
         }
@@ -195,7 +195,7 @@ impl Subscriber {
     }
 
     /// The first message on `topic` that `accept` takes, among those seen
-    /// since [`Subscriber::from_now`] (or the start) and those to come;
+    /// since [`Subscriber::skip_seen`] (or the start) and those to come;
     /// panics after `within`, listing what came.
     pub async fn wait_for(
         &mut self,
