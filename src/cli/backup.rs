@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::media_args::MediaArgs;
 use crate::backup::{backup, MediaSource};
 use crate::config::DatabaseArgs;
 use crate::db::Database;
@@ -19,19 +20,14 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
-    /// The server's data folder (images live in its `images/` with the fs store).
-    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// Where the server keeps images: fs or gridfs (then they are in the database).
-    #[arg(long, env = "VIGIL_MEDIA_STORE", value_enum, default_value = "fs")]
-    pub media_store: MediaBackend,
+    #[command(flatten)]
+    pub media: MediaArgs,
 }
 
 pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
-    let media = match args.media_store {
-        MediaBackend::Fs => MediaSource::Folder(args.data_dir.join("images")),
+    let media = match args.media.media_store {
+        MediaBackend::Fs => MediaSource::Folder(args.media.images_dir()),
         MediaBackend::Gridfs => MediaSource::Database,
     };
     let summary = backup(&db, &media, &args.out).await?;

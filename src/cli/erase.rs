@@ -4,15 +4,13 @@
 //! removes every remaining reference. Running servers drop the person from
 //! their galleries through their change streams.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
+use super::media_args::MediaArgs;
 use crate::alarms::Alarms;
 use crate::config::DatabaseArgs;
 use crate::db::Database;
 use crate::detections::Detections;
-use crate::media::{FileStore, GridFsStore, MediaBackend, SharedMediaStore};
 use crate::people::erase::Erasure;
 use crate::people::{SubjectFaces, SubjectId, Subjects};
 
@@ -25,21 +23,13 @@ pub struct EraseArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
-    /// The server's data folder (images live in its `images/` with the fs store).
-    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// Where the server keeps images: fs or gridfs.
-    #[arg(long, env = "VIGIL_MEDIA_STORE", value_enum, default_value = "fs")]
-    pub media_store: MediaBackend,
+    #[command(flatten)]
+    pub media: MediaArgs,
 }
 
 pub async fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
-    let media: SharedMediaStore = match args.media_store {
-        MediaBackend::Fs => Arc::new(FileStore::open(args.data_dir.join("images"))?),
-        MediaBackend::Gridfs => Arc::new(GridFsStore::new(&db)),
-    };
+    let media = args.media.open(&db)?;
     let erasure = Erasure {
         db: db.clone(),
         subjects: Subjects::new(&db),

@@ -6,6 +6,7 @@ pub mod embed;
 pub mod erase;
 pub mod eval_detector;
 pub mod eval_recognizer;
+pub mod media_args;
 pub mod reindex;
 pub mod restore;
 pub mod user;

@@ -4,12 +4,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
+use super::media_args::MediaArgs;
 use crate::backup::{restore, RestoreOptions};
 use crate::config::DatabaseArgs;
 use crate::db::Database;
-use crate::media::{FileStore, GridFsStore, MediaBackend, SharedMediaStore};
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
@@ -24,25 +23,17 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
-    /// The restored server's data folder (images go to its `images/` with the fs store).
-    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// Where the restored server keeps images: fs or gridfs.
-    #[arg(long, env = "VIGIL_MEDIA_STORE", value_enum, default_value = "fs")]
-    pub media_store: MediaBackend,
+    #[command(flatten)]
+    pub media: MediaArgs,
 }
 
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
-    let media: SharedMediaStore = match args.media_store {
-        MediaBackend::Fs => Arc::new(FileStore::open(args.data_dir.join("images"))?),
-        MediaBackend::Gridfs => Arc::new(GridFsStore::new(&db)),
-    };
+    let media = args.media.open(&db)?;
     let options = RestoreOptions {
         drop: args.drop,
         media,
-        media_backend: args.media_store,
+        media_backend: args.media.media_store,
     };
     let summary = restore(&db, &args.from, &options).await?;
     for (collection, count) in &summary.collections {

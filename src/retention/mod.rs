@@ -183,17 +183,8 @@ impl Retention {
         let detections: Collection<ExpiredDetection> = self.db.collection("detections");
         let alarms: Collection<Document> = self.db.collection("alarms");
         crate::in_transaction!(self.db, |session| async {
-            let found: Vec<ExpiredDetection> = detections
-                .find(filter.clone())
-                .projection(doc! { "_id": 1, "media": 1, "image_kept": 1 })
-                .limit(BATCH)
-                .session(&mut *session)
-                .await
-                .map_err(DbError::from_driver)?
-                .stream(&mut *session)
-                .try_collect()
-                .await
-                .map_err(DbError::from_driver)?;
+            let projection = doc! { "_id": 1, "media": 1, "image_kept": 1 };
+            let found = first_batch(&detections, filter, projection, session).await?;
             if found.is_empty() {
                 return Ok((found, 0, 0));
             }
@@ -218,17 +209,8 @@ impl Retention {
     async fn alarms_batch(&self, filter: &Document) -> Result<(Vec<ExpiredAlarm>, u64), DbError> {
         let alarms: Collection<ExpiredAlarm> = self.db.collection("alarms");
         crate::in_transaction!(self.db, |session| async {
-            let found: Vec<ExpiredAlarm> = alarms
-                .find(filter.clone())
-                .projection(doc! { "_id": 1, "image": 1, "image_kept": 1 })
-                .limit(BATCH)
-                .session(&mut *session)
-                .await
-                .map_err(DbError::from_driver)?
-                .stream(&mut *session)
-                .try_collect()
-                .await
-                .map_err(DbError::from_driver)?;
+            let projection = doc! { "_id": 1, "image": 1, "image_kept": 1 };
+            let found = first_batch(&alarms, filter, projection, session).await?;
             if found.is_empty() {
                 return Ok((found, 0));
             }
@@ -283,6 +265,29 @@ fn count(kind: &'static str, n: u64) {
     if n > 0 {
         ::metrics::counter!("vigil_retention_deleted_total", "kind" => kind).increment(n);
     }
+}
+
+/// The first [`BATCH`] documents `filter` matches, inside the transaction.
+async fn first_batch<T>(
+    collection: &Collection<T>,
+    filter: &Document,
+    projection: Document,
+    session: &mut mongodb::ClientSession,
+) -> Result<Vec<T>, DbError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    collection
+        .find(filter.clone())
+        .projection(projection)
+        .limit(BATCH)
+        .session(&mut *session)
+        .await
+        .map_err(DbError::from_driver)?
+        .stream(&mut *session)
+        .try_collect()
+        .await
+        .map_err(DbError::from_driver)
 }
 
 #[cfg(test)]
