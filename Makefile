@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # ffmpeg: video capture and test clips; libclang-dev: nokhwa's V4L2 bindings;
 # chromium, chromium-driver: the dashboard's browser tests; wrk: bench-telemetry;
 # mosquitto, mosquitto-clients: the broker of the MQTT tests (and for trying --mqtt-url).
-APT_PACKAGES := chromium chromium-driver curl ffmpeg libclang-dev mosquitto mosquitto-clients pkg-config wrk
+APT_PACKAGES := chromium chromium-driver curl ffmpeg libclang-dev mosquitto mosquitto-clients pkg-config python3-venv wrk
 # Shared evaluation photos sit beside the repository (CI lays them out so).
 export VIGIL_TEST_FACES_DIR ?= $(abspath ../shared/data/faces)
 export VIGIL_TEST_IDENTITIES_DIR ?= $(abspath ../shared/data/identities)
