@@ -34,6 +34,7 @@ pub use policy::{stored_before, Policy};
 use crate::db::health::{Readiness, ReadyState};
 use crate::db::{Database, DbError};
 use crate::detections::MediaRefs;
+use crate::jobs::JobState;
 use crate::media::{MediaId, MediaReferences, SharedMediaStore};
 
 /// Documents deleted per transaction: small, so that a sweep never holds
@@ -63,6 +64,8 @@ pub struct Swept {
     pub detections: u64,
     pub alarms: u64,
     pub images: u64,
+    /// Ended jobs (uploads', videos' and webhook deliveries').
+    pub jobs: u64,
 }
 
 /// The background sweep.
@@ -121,7 +124,8 @@ impl Retention {
                         detections = swept.detections,
                         alarms = swept.alarms,
                         images = swept.images,
-                        "expired detections and alarms deleted"
+                        jobs = swept.jobs,
+                        "expired detections, alarms and ended jobs deleted"
                     ),
                     Ok(_) => {}
                     Err(err) => {
@@ -137,10 +141,13 @@ impl Retention {
 
     /// Deletes everything expired at `now`, batch by batch.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<Swept, DbError> {
-        let Some(filter) = self.policy().expired(now) else {
-            return Ok(Swept::default());
+        let mut swept = Swept {
+            jobs: self.ended_jobs(now).await?,
+            ..Swept::default()
         };
-        let mut swept = Swept::default();
+        let Some(filter) = self.policy().expired(now) else {
+            return Ok(swept);
+        };
         loop {
             let (found, deleted, alarms) = self.detections_batch(&filter).await?;
             swept.detections += deleted;
@@ -172,6 +179,54 @@ impl Retention {
             tokio::time::sleep(PAUSE).await;
         }
         Ok(swept)
+    }
+
+    /// Deletes the jobs that ended more than `--retention-days` ago. What
+    /// they made (detections) expires on its own; without this the queue's
+    /// history, one job per webhook delivery included, would only grow.
+    async fn ended_jobs(&self, now: DateTime<Utc>) -> Result<u64, DbError> {
+        if self.settings.days == 0 {
+            return Ok(0);
+        }
+        let cutoff = now - chrono::Duration::days(i64::from(self.settings.days));
+        let ended = [JobState::Done, JobState::Failed, JobState::Cancelled].map(JobState::as_str);
+        let filter = doc! {
+            "state": { "$in": ended.to_vec() },
+            "finished_at": { "$lt": mongodb::bson::DateTime::from_chrono(cutoff) },
+        };
+        let jobs: Collection<Document> = self.db.collection("jobs");
+        let mut total = 0;
+        loop {
+            let ids: Vec<ObjectId> = jobs
+                .find(filter.clone())
+                .projection(doc! { "_id": 1 })
+                .limit(BATCH)
+                .await
+                .map_err(DbError::from_driver)?
+                .try_collect::<Vec<Document>>()
+                .await
+                .map_err(DbError::from_driver)?
+                .iter()
+                .filter_map(|job| job.get_object_id("_id").ok())
+                .collect();
+            if ids.is_empty() {
+                break;
+            }
+            let mut again = filter.clone();
+            again.insert("_id", doc! { "$in": ids });
+            let deleted = jobs
+                .delete_many(again)
+                .await
+                .map_err(DbError::from_driver)?
+                .deleted_count;
+            total += deleted;
+            count("jobs", deleted);
+            if deleted == 0 {
+                break;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+        Ok(total)
     }
 
     /// One batch of expired detections and their alarms, gone together.

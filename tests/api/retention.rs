@@ -424,3 +424,70 @@ async fn a_camera_on_a_full_disk_still_raises_alarms_without_images() {
         "neither the frame nor its annotated copy was written"
     );
 }
+
+/// Ends three real asynchronous uploads' jobs, dates their ends 31, 29 and 0
+/// days back, and leaves one job of each kind of state the sweep must not
+/// touch: only the job that ended 31 days ago goes.
+#[tokio::test]
+async fn ended_jobs_go_after_the_retention_days() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .flag("--retention-days", 30)
+            .flag("--retention-interval-secs", 1),
+    )
+    .await;
+    let user = app.create_user().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .http
+            .post(app.url("/api/v1/detections?mode=async&source=door"))
+            .bearer_auth(&user.access_token)
+            .header("content-type", "image/png")
+            .body(test_asset("astronaut.png"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let job: Value = response.json().await.unwrap();
+        let id = job["id"].as_str().unwrap().to_owned();
+        let ended = app
+            .job_ended(&user.access_token, &id, Duration::from_secs(60))
+            .await;
+        assert_eq!(ended.state.as_str(), "done");
+        ids.push(id);
+    }
+    let jobs = app.db.collection::<Document>("jobs");
+    for (id, days) in ids.iter().zip([31, 29, 0]) {
+        let ended = mongodb::bson::DateTime::from_chrono(Utc::now() - Span::days(days));
+        jobs.update_one(
+            doc! { "_id": ObjectId::parse_str(id).unwrap() },
+            doc! { "$set": { "finished_at": ended } },
+        )
+        .await
+        .unwrap();
+    }
+    let exists = |id: &str| {
+        let jobs = jobs.clone();
+        let id = ObjectId::parse_str(id).unwrap();
+        async move { jobs.find_one(doc! { "_id": id }).await.unwrap().is_some() }
+    };
+    let started = Instant::now();
+    while exists(&ids[0]).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job that ended 31 days ago stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A few more sweeps: the younger ones stay, and so do their detections.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(exists(&ids[1]).await, "ended 29 days ago: kept");
+    assert!(exists(&ids[2]).await, "ended now: kept");
+    let listed: PageOf<DetectionView> = app.fetch_as("/api/v1/detections", &user.access_token).await;
+    assert_eq!(
+        listed.items.len(),
+        3,
+        "a job's detection expires on its own clock"
+    );
+}
