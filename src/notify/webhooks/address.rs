@@ -92,6 +92,15 @@ fn private_v6(ip: Ipv6Addr) -> Option<&'static str> {
         let [.., c, d] = ip.segments();
         let v4 = Ipv4Addr::from((u32::from(c) << 16) | u32::from(d));
         private_v4(v4).or(never_v4(v4))
+    } else if ip.segments()[..3] == [0x64, 0xff9b, 1] {
+        // RFC 8215's local-use NAT64 prefix: a gateway of this network's
+        // own, which may translate to any IPv4 address behind it.
+        Some("a local-use NAT64 address")
+    } else if first == 0x2002 {
+        // 6to4 carries an IPv4 address in its next 32 bits.
+        let [_, a, b, ..] = ip.segments();
+        let v4 = Ipv4Addr::from((u32::from(a) << 16) | u32::from(b));
+        private_v4(v4).or(never_v4(v4))
     } else {
         None
     }
@@ -257,10 +266,19 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "100.128.0.1",
+            "2002:5db8:d822::1",
+        ] {
             assert!(!refused(ip), "{ip} should be allowed");
         }
     }
