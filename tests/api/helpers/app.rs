@@ -238,6 +238,10 @@ impl Api {
             address,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // The server closes a connection idle for 5 s (actix's
+                // keep-alive); a request sent on one just as it closes fails
+                // with IncompleteMessage. Idle ones are dropped well before.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .unwrap(),
         }
