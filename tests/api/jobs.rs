@@ -21,23 +21,9 @@ async fn me(app: &TestApp, user: &TestUser) -> User {
     app.fetch_as("/api/v1/users/me", &user.access_token).await
 }
 
-/// The portrait as a raw PNG upload to `/api/v1/detections?{query}`, with
-/// an `Idempotency-Key` when given.
-async fn post_portrait(app: &TestApp, token: &str, query: &str, key: Option<&str>) -> reqwest::Response {
-    let mut request = app
-        .http
-        .post(app.url(&format!("/api/v1/detections?{query}")))
-        .bearer_auth(token)
-        .header("content-type", "image/png")
-        .body(test_asset("astronaut.png"));
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    request.send().await.unwrap()
-}
-
 async fn upload_async(app: &TestApp, user: &TestUser, key: Option<&str>) -> reqwest::Response {
-    post_portrait(app, &user.access_token, "mode=async&source=door", key).await
+    app.post_portrait(&user.access_token, "mode=async&source=door", key)
+        .await
 }
 
 async fn detections_of(app: &TestApp, user: &TestUser) -> Vec<DetectionView> {
@@ -52,7 +38,7 @@ async fn an_async_upload_is_accepted_then_recorded_as_a_synchronous_one_would_be
     let app = spawn_app().await;
     let user = app.create_user().await;
     let sync = {
-        let response = post_portrait(&app, &user.access_token, "source=door", None).await;
+        let response = app.post_portrait(&user.access_token, "source=door", None).await;
         assert_eq!(response.status(), 201);
         body::<DetectionView>(response).await
     };
@@ -107,7 +93,7 @@ async fn an_async_upload_is_accepted_then_recorded_as_a_synchronous_one_would_be
         .get_as("/api/v1/jobs?state=sleeping", &user.access_token)
         .await;
     assert_eq!(error_code(bad).await, ErrorCode::InvalidQuery);
-    let bad = post_portrait(&app, &user.access_token, "mode=later", None).await;
+    let bad = app.post_portrait(&user.access_token, "mode=later", None).await;
     assert_eq!(error_code(bad).await, ErrorCode::InvalidQuery);
 }
 
@@ -115,7 +101,7 @@ async fn an_async_upload_is_accepted_then_recorded_as_a_synchronous_one_would_be
 async fn the_same_idempotency_key_gives_the_first_result_and_costs_once() {
     let app = spawn_app().await;
     let user = app.create_user().await;
-    let send = |key: &'static str| post_portrait(&app, &user.access_token, "", Some(key));
+    let send = |key: &'static str| app.post_portrait(&user.access_token, "", Some(key));
     let first: DetectionView = body(send("retry-1").await).await;
     let again = send("retry-1").await;
     assert_eq!(again.status(), 201);
@@ -136,11 +122,11 @@ async fn the_same_idempotency_key_gives_the_first_result_and_costs_once() {
         error_code(send("async-1").await).await,
         ErrorCode::ValidationFailed
     );
-    let bad = post_portrait(&app, &user.access_token, "", Some("has space")).await;
+    let bad = app.post_portrait(&user.access_token, "", Some("has space")).await;
     assert_eq!(error_code(bad).await, ErrorCode::ValidationFailed);
     // Another account's key is its own.
     let other = app.create_user().await;
-    let theirs = post_portrait(&app, &other.access_token, "", Some("retry-1")).await;
+    let theirs = app.post_portrait(&other.access_token, "", Some("retry-1")).await;
     assert_ne!(body::<DetectionView>(theirs).await.id, first.id);
     app.job_ended(&user.access_token, &job.id, WITHIN).await;
 }

@@ -312,15 +312,7 @@ async fn a_full_disk_refuses_uploads_with_507_and_readyz_says_why() {
     assert_eq!(sync.status(), 507);
     assert_eq!(error_code(sync).await, ErrorCode::InsufficientStorage);
 
-    let asynchronous = app
-        .http
-        .post(app.url("/api/v1/detections?mode=async"))
-        .bearer_auth(&user.access_token)
-        .header("content-type", "image/png")
-        .body(test_asset("astronaut.png"))
-        .send()
-        .await
-        .unwrap();
+    let asynchronous = app.post_portrait(&user.access_token, "mode=async", None).await;
     assert_eq!(asynchronous.status(), 507);
     assert_eq!(error_code(asynchronous).await, ErrorCode::InsufficientStorage);
 
@@ -440,14 +432,8 @@ async fn ended_jobs_go_after_the_retention_days() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let response = app
-            .http
-            .post(app.url("/api/v1/detections?mode=async&source=door"))
-            .bearer_auth(&user.access_token)
-            .header("content-type", "image/png")
-            .body(test_asset("astronaut.png"))
-            .send()
-            .await
-            .unwrap();
+            .post_portrait(&user.access_token, "mode=async&source=door", None)
+            .await;
         assert_eq!(response.status(), 202);
         let job: Value = response.json().await.unwrap();
         let id = job["id"].as_str().unwrap().to_owned();

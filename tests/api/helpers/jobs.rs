@@ -9,6 +9,21 @@ use vigil_wire::jobs::{JobState, JobView};
 use super::app::{body, Api};
 
 impl Api {
+    /// The portrait as a raw PNG upload to `/api/v1/detections?{query}`,
+    /// with an `Idempotency-Key` when given; whatever the answer.
+    pub async fn post_portrait(&self, token: &str, query: &str, key: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/api/v1/detections?{query}")))
+            .bearer_auth(token)
+            .header("content-type", "image/png")
+            .body(super::test_asset("astronaut.png"));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
     /// `POST /api/v1/videos` with the file as multipart `video`, whatever the answer.
     pub async fn submit_video(&self, token: &str, file: &Path, fps: &str) -> reqwest::Response {
         let bytes = std::fs::read(file).expect("the clip");
