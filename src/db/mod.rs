@@ -11,7 +11,9 @@ pub mod migrations;
 mod object_id;
 pub mod paging;
 mod transaction;
-pub use transaction::{commit_error, transaction_backoff, Transient, TRANSACTION_RETRY_BUDGET};
+pub use transaction::{
+    commit_error, transaction_backoff, Transient, ABANDONED_TRANSACTION_WAIT, TRANSACTION_RETRY_BUDGET,
+};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;

@@ -12,7 +12,9 @@ use super::DbError;
 /// and evaluates to `Result<value, DbError>`. A macro rather than a
 /// function because the block borrows the session it is given.
 /// `in_transaction!(db, E, |session| …)` lets the block fail with its own
-/// error type `E: From<DbError> + Transient`.
+/// error type `E: From<DbError> + Transient`;
+/// `in_transaction!(db, E, within BUDGET, |session| …)` conflicts for
+/// longer than a request would (a background job's [`ABANDONED_TRANSACTION_WAIT`]).
 ///
 /// Transactions that touch the same document (two uploads charging one
 /// user) conflict; the loser is run again from the start, for up to
@@ -26,8 +28,12 @@ macro_rules! in_transaction {
     ($db:expr, |$session:ident| $work:expr) => {
         $crate::in_transaction!($db, $crate::db::DbError, |$session| $work)
     };
-    ($db:expr, $err:ty, |$session:ident| $work:expr) => {{
+    ($db:expr, $err:ty, |$session:ident| $work:expr) => {
+        $crate::in_transaction!($db, $err, within $crate::db::TRANSACTION_RETRY_BUDGET, |$session| $work)
+    };
+    ($db:expr, $err:ty, within $budget:expr, |$session:ident| $work:expr) => {{
         async {
+            let budget: std::time::Duration = $budget;
             let mut attempt = 0_u32;
             let started = std::time::Instant::now();
             loop {
@@ -64,7 +70,7 @@ macro_rules! in_transaction {
                     }
                     Err(err)
                         if $crate::db::Transient::is_transient(&err)
-                            && started.elapsed() < $crate::db::TRANSACTION_RETRY_BUDGET =>
+                            && started.elapsed() < budget =>
                     {
                         tokio::time::sleep($crate::db::transaction_backoff(attempt)).await;
                     }
@@ -81,6 +87,15 @@ macro_rules! in_transaction {
 /// of one user at once all charge the same account document, and every
 /// commit but one of a round conflicts.
 pub const TRANSACTION_RETRY_BUDGET: Duration = Duration::from_secs(10);
+
+/// How long a background job's transaction keeps trying when it conflicts:
+/// past the server's transaction lifetime limit (mongod's
+/// `transactionLifetimeLimitSeconds`, 60 s by default). A worker frozen or
+/// cut off in the middle of a transaction leaves it open, holding its
+/// documents (the user's quota among them), until the server aborts it;
+/// the instance that took its job over would otherwise spend every attempt
+/// of the job on that one stale transaction. No client waits on a job.
+pub const ABANDONED_TRANSACTION_WAIT: Duration = Duration::from_secs(75);
 
 /// The pause before attempt `attempt + 1`: random up to a ceiling that
 /// doubles from 2 ms to 64 ms, so that conflicting requests spread out

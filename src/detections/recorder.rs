@@ -205,6 +205,11 @@ impl Recorder {
     ) -> Result<Recorded, RecordError> {
         let image = frame.image.clone();
         let faces = frame.detection.faces.clone();
+        let conflicts_for = if frame.job.is_some() {
+            crate::db::ABANDONED_TRANSACTION_WAIT
+        } else {
+            crate::db::TRANSACTION_RETRY_BUDGET
+        };
         // Recognition and drawing are independent: side by side.
         let identify = self
             .identifier
@@ -313,7 +318,7 @@ impl Recorder {
             Some(payer) => Some(Users::charge_turn(payer).await),
             None => None,
         };
-        let committed = crate::in_transaction!(self.db, RecordError, |session| async {
+        let committed = crate::in_transaction!(self.db, RecordError, within conflicts_for, |session| async {
             if let Some(claim) = claim {
                 if !self
                     .keys

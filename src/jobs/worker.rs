@@ -293,7 +293,8 @@ impl Workers {
         }
         let ended = if refund {
             let _turn = Users::charge_turn(job.user_id).await;
-            crate::in_transaction!(self.db, UserError, |session| async {
+            let patience = crate::db::ABANDONED_TRANSACTION_WAIT;
+            crate::in_transaction!(self.db, UserError, within patience, |session| async {
                 let ended = self
                     .queue
                     .finish(job.id, &self.holder, &result, error, Some(&mut *session))

@@ -267,7 +267,9 @@ async fn a_person_follows_a_video_s_job_live_lists_cancels_and_polls_without_the
         page.attr("#video-job", "data-live").await.as_deref(),
         Some("false")
     );
-    assert!(page.text("#conn").await.contains("Offline"));
+    // Offline between its retries, Connecting… during each (its token
+    // fetch can take a while on a loaded machine): never Live.
+    assert_ne!(page.attr("#conn", "data-state").await.as_deref(), Some("live"));
     page.js("document.activeElement?.blur()", vec![]).await;
     page.screenshot("04-polled").await;
     page.close().await;
