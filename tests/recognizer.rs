@@ -69,6 +69,118 @@ fn eval_recognizer_tells_the_shared_identities_apart() {
     assert!((0.3..=0.8).contains(&best), "{last}");
 }
 
+/// The shared identities split as a household would have them: three
+/// people enrolled with their first five photos, their six others as
+/// probes, and the two remaining people as strangers at the door.
+fn open_set_folders(identities: &Path, root: &Path) -> [PathBuf; 3] {
+    let [gallery, probes, strangers] = ["gallery", "probes", "strangers"].map(|d| root.join(d));
+    let mut people: Vec<PathBuf> = std::fs::read_dir(identities)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    people.sort();
+    assert_eq!(people.len(), 5, "{}", identities.display());
+    for (i, person) in people.iter().enumerate() {
+        let name = person.file_name().unwrap();
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(person)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        photos.sort();
+        for (j, photo) in photos.iter().enumerate() {
+            let role = match (i < 3, j < 5) {
+                (true, true) => &gallery,
+                (true, false) => &probes,
+                (false, _) => &strangers,
+            };
+            let dir = role.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::symlink(photo, dir.join(photo.file_name().unwrap())).unwrap();
+        }
+    }
+    [gallery, probes, strangers]
+}
+
+fn eval_open_set(folders: &[PathBuf; 3], extra: &[&str]) -> std::process::Output {
+    vigil()
+        .arg("eval-recognizer")
+        .arg("--gallery")
+        .arg(&folders[0])
+        .arg("--probes")
+        .arg(&folders[1])
+        .arg("--strangers")
+        .arg(&folders[2])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_recognizer_open_set_names_the_enrolled_and_not_the_strangers() {
+    let Some(identities) = identities_dir() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let folders = open_set_folders(&identities, root.path());
+    let summary = |output: &std::process::Output| -> String {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!("{stdout}");
+        stdout.lines().last().expect("a summary line").to_owned()
+    };
+
+    let last = summary(&eval_open_set(&folders, &[]));
+    let f = fields(&last);
+    let number = |k: &str| -> f64 { f[k].parse().unwrap_or_else(|_| panic!("{k} in {last}")) };
+    // At the server's defaults.
+    assert_eq!((f["threshold"], f["margin"]), ("0.550", "0.050"), "{last}");
+    assert_eq!(
+        (number("probes"), number("strangers"), number("missed")),
+        (18.0, 22.0, 0.0),
+        "{last}"
+    );
+    assert!(number("tar") >= 0.9, "{last}");
+    assert_eq!(number("far"), 0.0, "{last}");
+    assert_eq!(number("misnamed"), 0.0, "{last}");
+
+    // A rule loose enough to take anyone for the nearest enrolled person:
+    // strangers get names, and the figures say so.
+    let last = summary(&eval_open_set(&folders, &["--threshold", "1.5", "--margin", "0"]));
+    let f = fields(&last);
+    let number = |k: &str| -> f64 { f[k].parse().unwrap_or_else(|_| panic!("{k} in {last}")) };
+    assert_eq!((f["threshold"], f["margin"]), ("1.500", "0.000"), "{last}");
+    assert_eq!(number("far"), 1.0, "{last}");
+    assert!(number("tar") >= 0.9, "{last}");
+
+    // Probes of someone who is not enrolled are a mistake in the folders.
+    let stranger_dir = std::fs::read_dir(&folders[2])
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let stranger = std::fs::read_dir(stranger_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::create_dir_all(folders[1].join("Nobody")).unwrap();
+    std::os::unix::fs::symlink(&stranger, folders[1].join("Nobody/face.jpg")).unwrap();
+    let refused = eval_open_set(&folders, &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("\"Nobody\"") && stderr.contains("--strangers"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn embed_prints_a_descriptor_per_face_and_none_for_no_face() {
     let assets = models_dir().join("test-assets");

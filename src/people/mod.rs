@@ -5,6 +5,7 @@
 //! - [`subjects`], [`faces`]: the `subjects` and `subject_faces` collections.
 //! - [`gallery`]: every owner's embeddings in memory, searched exactly.
 //! - [`matching`]: the open-set rule (threshold and margin over aggregated distances).
+//! - [`open_set`]: that rule's true and false accept rates on a user's photos.
 //! - [`sync`]: the gallery kept current on every instance by change streams.
 //! - [`service`]: what the API calls (subjects, enrolment, erasure).
 //! - [`identify`]: who the faces of a new detection are.
@@ -17,6 +18,7 @@ pub mod fields;
 pub mod gallery;
 mod identify;
 pub mod matching;
+pub mod open_set;
 pub mod reindex;
 mod service;
 pub mod subjects;

@@ -61,43 +61,67 @@ impl PairReport {
 
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "webp", "bmp", "gif"];
 
-/// Every photo under `dir`, the person being its folder's name; folders and
-/// files in name order so that runs are comparable.
-pub fn photos_by_person(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let sorted = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        entries.sort();
-        Ok(entries)
-    };
+/// A folder's entries in name order, so that runs are comparable.
+fn sorted(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn is_image(file: &Path) -> bool {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Every photo under `dir`, the person being its folder's name; at least
+/// `min_people` folders with photos.
+pub fn photos_by_person(dir: &Path, min_people: usize) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut photos = Vec::new();
     for person_dir in sorted(dir)?.into_iter().filter(|p| p.is_dir()) {
         let person = person_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for file in sorted(&person_dir)? {
-            let is_image = file
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-            if is_image {
-                photos.push((person.clone(), file));
-            }
+        for file in sorted(&person_dir)?.into_iter().filter(|f| is_image(f)) {
+            photos.push((person.clone(), file));
         }
     }
+    let people = photos
+        .iter()
+        .map(|(p, _)| p)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     anyhow::ensure!(
-        photos
-            .iter()
-            .map(|(p, _)| p)
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            >= 2,
-        "{} needs one folder of photos per person, at least two people",
-        dir.display()
+        people >= min_people,
+        "{} needs one folder of photos per person, at least {min_people} {}",
+        dir.display(),
+        if min_people == 1 { "person" } else { "people" }
     );
+    Ok(photos)
+}
+
+/// Every photo in `dir` and its sub-folders (one level: strangers may be
+/// sorted by person or not), labelled by the folder it is in.
+pub fn photos_anywhere(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut photos = Vec::new();
+    for entry in sorted(dir)? {
+        if entry.is_dir() {
+            let folder = entry
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for file in sorted(&entry)?.into_iter().filter(|f| is_image(f)) {
+                photos.push((folder.clone(), file));
+            }
+        } else if is_image(&entry) {
+            photos.push((String::new(), entry));
+        }
+    }
+    anyhow::ensure!(!photos.is_empty(), "{} has no photos", dir.display());
     Ok(photos)
 }
 
