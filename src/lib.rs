@@ -6,6 +6,7 @@
 //! application in-process.
 
 pub mod agents;
+pub mod alarm_rules;
 pub mod alarms;
 pub mod api;
 pub mod auth;

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use utoipa_actix_web::AppExt;
 
 use crate::agents::AlarmIngest;
+use crate::alarm_rules::AlarmRules;
 use crate::alarms::AlarmBus;
 use crate::api::{self, Services};
 use crate::auth::AuthService;
@@ -176,11 +177,13 @@ impl Application {
                 image_limits: config.uploads,
             },
         );
+        let alarm_rules = AlarmRules::new(&db);
         let recorder = Recorder::new(
             &db,
             media.clone(),
             alarm_bus.clone(),
             Arc::new(recognition),
+            Arc::new(alarm_rules.clone()),
             storage.clone(),
         );
         let people = People {
@@ -384,6 +387,7 @@ impl Application {
             jobs: web::Data::new(jobs),
             ingest: web::Data::new(ingest),
             webhooks: web::Data::new(webhooks),
+            alarm_rules: web::Data::new(alarm_rules),
             storage: web::Data::new(storage),
         };
 

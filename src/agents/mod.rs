@@ -18,7 +18,7 @@ use mongodb::bson::oid::ObjectId;
 
 use crate::alarms::{Alarm, AlarmId, AlarmScope};
 use crate::db::DbError;
-use crate::detections::{AlarmRule, Frame, Original, RecordError, Recorder, Source};
+use crate::detections::{AlarmTrigger, Frame, Original, RecordError, Recorder, Source};
 use crate::error::{Coded, ErrorCode, FieldError};
 use crate::idempotency::{Claim, IdempotencyKeys, Produced};
 use crate::users::{UserError, UserId, Users};
@@ -236,7 +236,7 @@ impl AlarmIngest {
             image,
             detection,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            alarm: AlarmRule::Always,
+            alarm: AlarmTrigger::Always,
             captured_at: Some(incoming.date),
             message: incoming.message,
             job: None,

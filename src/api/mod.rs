@@ -4,6 +4,7 @@
 //! return its result; any layer's error becomes the JSON body through
 //! [`error::ApiError`].
 
+pub mod alarm_rules;
 pub mod alarms;
 pub mod api_keys;
 pub mod auth;
@@ -109,6 +110,8 @@ where
         .service(webhooks::get)
         .service(webhooks::remove)
         .service(webhooks::deliveries)
+        .service(alarm_rules::get)
+        .service(alarm_rules::replace)
         .openapi_service(move |mut api| {
             openapi::complete(&mut api);
             let _ = document_table.set(web::Data::new(methods::RouteTable::new(&api)));

@@ -40,6 +40,7 @@ Live alarms, the clock, Fibonacci and the even/odd counter are on the WebSocket 
         (name = "numbers", description = "Even and odd numbers in 0–99 (also on the WebSocket)"),
         (name = "websocket", description = "The WebSocket hub at /ws (messages: docs/websocket.md) and who is connected"),
         (name = "cameras", description = "Camera and video feeds watched for faces (admins)"),
+        (name = "alarm rules", description = "Which faces raise an alarm, per source: anyone, strangers only, a watch-list, everyone but the household (docs/alarm-rules.md)"),
         (name = "webhooks", description = "Your HTTP endpoints that alarms are POSTed to, signed and retried (docs/webhooks.md)"),
     )
 )]

@@ -7,6 +7,7 @@ use actix_web::web;
 use utoipa_actix_web::UtoipaApp;
 
 use crate::agents::AlarmIngest;
+use crate::alarm_rules::AlarmRules;
 use crate::auth::AuthService;
 use crate::capture::Cameras;
 use crate::dashboard::Assets;
@@ -41,6 +42,7 @@ pub struct Services {
     pub jobs: web::Data<JobService>,
     pub ingest: web::Data<AlarmIngest>,
     pub webhooks: web::Data<WebhookService>,
+    pub alarm_rules: web::Data<AlarmRules>,
     pub storage: web::Data<Storage>,
 }
 
@@ -67,6 +69,7 @@ impl Services {
             jobs,
             ingest,
             webhooks,
+            alarm_rules,
             storage,
         } = self.clone();
         app.app_data(auth)
@@ -86,6 +89,7 @@ impl Services {
             .app_data(jobs)
             .app_data(ingest)
             .app_data(webhooks)
+            .app_data(alarm_rules)
             .app_data(storage)
     }
 }

@@ -16,7 +16,7 @@ use super::sampler::Latest;
 use super::source::{self, stopped, Ended, FrameOut};
 use super::spec::{CameraId, CameraSpec};
 use super::status::{CameraState, CameraStats};
-use crate::detections::{AlarmRule, Frame, Original, Recorder, Source};
+use crate::detections::{AlarmTrigger, Frame, Original, Recorder, Source};
 use crate::media::ImageKind;
 use crate::vision::{encode_jpeg, Detection, DetectorPool};
 
@@ -71,7 +71,7 @@ impl AlarmSink for RecorderSink {
                     image: alarm.image,
                     detection: alarm.detection,
                     duration_ms: alarm.duration_ms,
-                    alarm: AlarmRule::IfFaces,
+                    alarm: AlarmTrigger::IfFaces,
                     captured_at: None,
                     message: None,
                     job: None,

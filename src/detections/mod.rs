@@ -1,6 +1,7 @@
 //! Detections: one image searched for faces, stored with its result, its
 //! original and annotated images and, when faces were found, an alarm.
 
+mod gate;
 mod identify;
 mod recorder;
 mod repository;
@@ -11,8 +12,9 @@ use chrono::{DateTime, Utc};
 use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
+pub use gate::{AlarmGate, EveryFace};
 pub use identify::{FaceIdentifier, NoRecognition, Viewer};
-pub use recorder::{AlarmRule, Frame, JobFrame, Original, RecordError, Recorded, Recorder};
+pub use recorder::{AlarmTrigger, Frame, JobFrame, Original, RecordError, Recorded, Recorder};
 pub use repository::{DetectionScope, Detections};
 pub use source::{InvalidSource, Source};
 pub use upload::{UploadError, UploadService};

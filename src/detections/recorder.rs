@@ -16,8 +16,8 @@ use mongodb::bson::oid::ObjectId;
 use vigil_wire::people::SeenFace;
 
 use super::{
-    DetectionId, DetectionRecord, DetectionScope, Detections, FaceIdentifier, MediaRefs, Source, Viewer,
-    MODEL_NAME,
+    AlarmGate, DetectionId, DetectionRecord, DetectionScope, Detections, FaceIdentifier, MediaRefs, Source,
+    Viewer, MODEL_NAME,
 };
 use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
 use crate::db::{Database, DbError, Transient};
@@ -91,7 +91,7 @@ pub struct Frame {
     pub detection: Detection,
     pub duration_ms: f64,
     /// When it raises an alarm.
-    pub alarm: AlarmRule,
+    pub alarm: AlarmTrigger,
     /// When the frame was taken, if not now (an edge agent's alarm, sent
     /// late): the detection's and the alarm's time.
     pub captured_at: Option<DateTime<Utc>>,
@@ -104,8 +104,9 @@ pub struct Frame {
 
 /// When a frame raises an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlarmRule {
-    /// When it has faces: uploads, and camera frames (their policy chose them).
+pub enum AlarmTrigger {
+    /// When it has faces and its owner's alarm rule agrees: uploads, and
+    /// camera frames (their policy chose them).
     IfFaces,
     /// Never: a video frame the alarm policy passed over.
     Never,
@@ -137,6 +138,7 @@ pub struct Recorded {
 pub struct Recorder {
     db: Database,
     identifier: Arc<dyn FaceIdentifier>,
+    gate: Arc<dyn AlarmGate>,
     pub detections: Detections,
     pub alarms: Alarms,
     pub media: SharedMediaStore,
@@ -153,11 +155,13 @@ impl Recorder {
         media: SharedMediaStore,
         bus: AlarmBus,
         identifier: Arc<dyn FaceIdentifier>,
+        gate: Arc<dyn AlarmGate>,
         storage: Storage,
     ) -> Self {
         Self {
             db: db.clone(),
             identifier,
+            gate,
             detections: Detections::new(db),
             alarms: Alarms::new(db),
             media,
@@ -265,9 +269,16 @@ impl Recorder {
         let now = frame.captured_at.unwrap_or_else(Utc::now);
         let detection_id = DetectionId::new();
         let raises = match frame.alarm {
-            AlarmRule::IfFaces => face_count > 0,
-            AlarmRule::Never => false,
-            AlarmRule::Always => true,
+            // The owner's rule decides; the detection is stored either way.
+            AlarmTrigger::IfFaces => {
+                face_count > 0
+                    && self
+                        .gate
+                        .raises(frame.owner, &frame.source, &identities, now)
+                        .await
+            }
+            AlarmTrigger::Never => false,
+            AlarmTrigger::Always => true,
         };
         let alarm = raises.then(|| Alarm {
             id: AlarmId::new(),

@@ -9,7 +9,8 @@
 use std::time::Instant;
 
 use super::{
-    AlarmRule, DetectionId, DetectionRecord, DetectionScope, Frame, Original, RecordError, Recorder, Source,
+    AlarmTrigger, DetectionId, DetectionRecord, DetectionScope, Frame, Original, RecordError, Recorder,
+    Source,
 };
 use crate::db::DbError;
 use crate::disk::{Storage, StoragePaused};
@@ -101,7 +102,7 @@ impl UploadService {
             image,
             detection,
             duration_ms,
-            alarm: AlarmRule::IfFaces,
+            alarm: AlarmTrigger::IfFaces,
             captured_at: None,
             message: None,
             job: None,

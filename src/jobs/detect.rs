@@ -10,7 +10,7 @@ use super::worker::{Run, Stop};
 use super::{JobRecord, JobResult};
 use crate::db::DbError;
 use crate::db::Transient;
-use crate::detections::{AlarmRule, DetectionRecord, Frame, JobFrame, Original, RecordError, Recorder};
+use crate::detections::{AlarmTrigger, DetectionRecord, Frame, JobFrame, Original, RecordError, Recorder};
 use crate::error::Coded;
 use crate::media::{MediaId, SharedMediaStore};
 use crate::vision::{decode_upload, DecodedUpload, DetectorPool, ImageLimits};
@@ -85,7 +85,7 @@ impl DetectJobs {
             image: decoded,
             detection,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            alarm: AlarmRule::IfFaces,
+            alarm: AlarmTrigger::IfFaces,
             captured_at: None,
             message: None,
             job: Some(JobFrame {

@@ -22,7 +22,7 @@ use super::videos::VideoStore;
 use super::worker::{Run, Stop};
 use super::{JobProgress, JobResult};
 use crate::capture::policy::AlarmPolicy;
-use crate::detections::{AlarmRule, Frame, JobFrame, Original, RecordError, Recorder, Source};
+use crate::detections::{AlarmTrigger, Frame, JobFrame, Original, RecordError, Recorder, Source};
 use crate::error::Coded;
 use crate::media::ImageKind;
 use crate::users::{UserError, Users};
@@ -136,9 +136,9 @@ impl VideoJobs {
                 detection,
                 duration_ms,
                 alarm: if raises_alarm {
-                    AlarmRule::IfFaces
+                    AlarmTrigger::IfFaces
                 } else {
-                    AlarmRule::Never
+                    AlarmTrigger::Never
                 },
                 captured_at: None,
                 message: None,

@@ -1,6 +1,6 @@
 //! Erasing a person: the subject, every enrolled face, their crops and
 //! source images, and every reference to them that detections, alarms and
-//! the WebSocket message log keep. A face once named becomes
+//! the WebSocket message log keep, and alarm rules that list them. A face once named becomes
 //! `{"erased": true}` and an alarm's message is written again without the
 //! name, so nothing of the person remains.
 //!
@@ -12,6 +12,7 @@
 use vigil_wire::people::Identity;
 
 use super::{SubjectFaceRecord, SubjectFaces, SubjectId, SubjectRecord, Subjects};
+use crate::alarm_rules::repository::AlarmRuleStore;
 use crate::alarms::{Alarm, Alarms};
 use crate::db::{Database, DbError};
 use crate::detections::Detections;
@@ -35,6 +36,8 @@ pub struct ErasedReferences {
     pub detections: usize,
     pub alarms: usize,
     pub log_entries: u64,
+    /// Alarm rules that listed the subject.
+    pub alarm_rules: u64,
 }
 
 fn erase_in(identity: &mut Option<Identity>, subject: &str) -> bool {
@@ -104,11 +107,13 @@ impl Erasure {
             }
         }
         erased.log_entries = forget_alarms_naming(&self.db, &hex).await?;
+        erased.alarm_rules = AlarmRuleStore::new(&self.db).forget_subject(subject.0).await?;
         tracing::info!(
             subject = %subject,
             detections = erased.detections,
             alarms = erased.alarms,
             log_entries = erased.log_entries,
+            alarm_rules = erased.alarm_rules,
             "references to an erased subject removed"
         );
         Ok(erased)

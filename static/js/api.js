@@ -4,12 +4,14 @@
 // `upload` is the same for a large body whose progress is shown.
 
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfter = null) {
+  constructor(status, code, message, retryAfter = null, fields = []) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    /** The request's fields that broke a rule: `[{field, problem}]`. */
+    this.fields = fields;
   }
 }
 
@@ -37,16 +39,18 @@ function retryAfter(response) {
 function errorOf(status, statusText, text, retry) {
   let code = 'http_' + status;
   let message = statusText || 'request failed';
+  let fields = [];
   try {
     const body = JSON.parse(text);
     if (body?.error?.code) {
       code = body.error.code;
       message = body.error.message ?? message;
+      if (Array.isArray(body.error.fields)) fields = body.error.fields;
     }
   } catch {
     // Not our JSON (a proxy's error page): keep the status.
   }
-  return new ApiError(status, code, message, retry);
+  return new ApiError(status, code, message, retry, fields);
 }
 
 async function toError(response) {

@@ -16,6 +16,7 @@ import { jobs } from './views/jobs.js';
 import { people } from './views/people.js';
 import { login, register } from './views/login.js';
 import { realtime } from './views/realtime.js';
+import { rules } from './views/rules.js';
 import { upload } from './views/upload.js';
 import { wall } from './views/wall.js';
 import { Hub } from './ws.js';
@@ -51,6 +52,7 @@ const routes = [
   [/^\/upload$/, (root, ctx) => upload(root, ctx)],
   [/^\/jobs$/, (root, ctx) => jobs(root, ctx)],
   [/^\/people$/, (root, ctx) => people(root, ctx)],
+  [/^\/rules$/, (root, ctx) => rules(root, ctx)],
   [/^\/devices$/, (root, ctx) => devices(root, ctx)],
   [/^\/cameras$/, (root, ctx) => cameras(root, ctx)],
   [/^\/realtime$/, (root, ctx) => realtime(root, ctx)],

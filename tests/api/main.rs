@@ -15,6 +15,8 @@ mod accounts;
 mod agents;
 mod alarm_ingest;
 mod alarm_ingest_ws;
+mod alarm_rules;
+mod alarm_rules_dashboard;
 mod auth;
 mod backup;
 mod bounds;

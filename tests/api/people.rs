@@ -44,7 +44,7 @@ pub(crate) fn identities() -> Vec<(String, Vec<PathBuf>)> {
 }
 
 impl TestApp {
-    async fn create_subject(&self, user: &TestUser, name: &str) -> SubjectView {
+    pub(crate) async fn create_subject(&self, user: &TestUser, name: &str) -> SubjectView {
         let response = self
             .http
             .post(self.url("/api/v1/subjects"))
@@ -109,7 +109,12 @@ impl TestApp {
         stdout
     }
 
-    async fn enrol_photo(&self, user: &TestUser, subject: &str, photo: &PathBuf) -> SubjectFaceView {
+    pub(crate) async fn enrol_photo(
+        &self,
+        user: &TestUser,
+        subject: &str,
+        photo: &PathBuf,
+    ) -> SubjectFaceView {
         let response = self
             .enrol_image(user, subject, std::fs::read(photo).unwrap())
             .await;

@@ -6,6 +6,7 @@
 //!
 //! Nothing here knows about HTTP frameworks, databases or models.
 
+pub mod alarm_rules;
 pub mod alarms;
 pub mod auth;
 pub mod detections;
