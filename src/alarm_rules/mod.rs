@@ -67,7 +67,7 @@ impl DayMinute {
 }
 
 /// A daily window, `from` included, `to` excluded; across midnight when
-/// `from` is later than `to`. Never empty (`from != to`).
+/// `from` is later than `to`; the whole day when they are equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
     pub from: DayMinute,
@@ -76,7 +76,9 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn contains(&self, at: DayMinute) -> bool {
-        if self.from < self.to {
+        if self.from == self.to {
+            true
+        } else if self.from < self.to {
             self.from <= at && at < self.to
         } else {
             at >= self.from || at < self.to
@@ -142,6 +144,12 @@ pub enum AlarmRuleError {
     /// A rule breaks a rule of its own shape; `field` as the body names it.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// Two rules for one source.
+    #[error("{field}: {message}")]
+    SourceTaken { field: String, message: String },
+    /// A listed subject that is not one the rules may name.
+    #[error("{field}: {message}")]
+    UnknownSubject { field: String, message: String },
     #[error("only admins set the cameras' rules")]
     CamerasForbidden,
     #[error(transparent)]
@@ -161,6 +169,8 @@ impl Coded for AlarmRuleError {
     fn code(&self) -> ErrorCode {
         match self {
             AlarmRuleError::Invalid { .. } => ErrorCode::ValidationFailed,
+            AlarmRuleError::SourceTaken { .. } => ErrorCode::RuleExists,
+            AlarmRuleError::UnknownSubject { .. } => ErrorCode::NotFound,
             AlarmRuleError::CamerasForbidden => ErrorCode::Forbidden,
             AlarmRuleError::Db(e) => e.code(),
         }
@@ -175,7 +185,9 @@ impl Coded for AlarmRuleError {
 
     fn fields(&self) -> Vec<vigil_wire::FieldError> {
         match self {
-            AlarmRuleError::Invalid { field, message } => vec![vigil_wire::FieldError {
+            AlarmRuleError::Invalid { field, message }
+            | AlarmRuleError::SourceTaken { field, message }
+            | AlarmRuleError::UnknownSubject { field, message } => vec![vigil_wire::FieldError {
                 field: field.clone(),
                 problem: message.clone(),
             }],
@@ -196,33 +208,21 @@ pub fn parse_rules(field: &str, views: Vec<AlarmRuleView>) -> Result<Vec<Rule>, 
     let mut rules: Vec<Rule> = Vec::with_capacity(views.len());
     for (i, view) in views.into_iter().enumerate() {
         let at = |name: &str| format!("{field}[{i}].{name}");
-        let source = view
-            .source
-            .as_deref()
-            .map(Source::parse)
-            .transpose()
-            .map_err(|e| AlarmRuleError::invalid(at("source"), e.to_string()))?;
+        // Blank is no source, as an upload's blank label is its default.
+        let source = match view.source.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => {
+                Some(Source::parse(raw).map_err(|e| AlarmRuleError::invalid(at("source"), e.to_string()))?)
+            }
+        };
         if rules.iter().any(|r| r.source == source) {
             let which = source
                 .as_ref()
                 .map_or("every source".to_owned(), |s| format!("{s:?}"));
-            return Err(AlarmRuleError::invalid(
-                at("source"),
-                format!("{which} has a rule already"),
-            ));
-        }
-        let needs_subjects = matches!(view.when, AlarmWhen::WatchList | AlarmWhen::Household);
-        if needs_subjects && view.subjects.is_empty() {
-            return Err(AlarmRuleError::invalid(
-                at("subjects"),
-                "list at least one subject",
-            ));
-        }
-        if !needs_subjects && !view.subjects.is_empty() {
-            return Err(AlarmRuleError::invalid(
-                at("subjects"),
-                "only watch_list and household rules list subjects",
-            ));
+            return Err(AlarmRuleError::SourceTaken {
+                field: at("source"),
+                message: format!("{which} has a rule already"),
+            });
         }
         if view.subjects.len() > MAX_SUBJECTS {
             return Err(AlarmRuleError::invalid(
@@ -230,10 +230,15 @@ pub fn parse_rules(field: &str, views: Vec<AlarmRuleView>) -> Result<Vec<Rule>, 
                 format!("at most {MAX_SUBJECTS}"),
             ));
         }
-        let mut subjects = Vec::with_capacity(view.subjects.len());
-        for raw in &view.subjects {
-            let id = ObjectId::parse_str(raw).map_err(|_| {
-                AlarmRuleError::invalid(at("subjects"), format!("{raw:?} is not a subject id"))
+        // `any` and `unknown` name nobody: what they were sent is not kept.
+        // An empty list is a rule too (a watch-list of nobody alarms for
+        // nobody), as erasing its last subject leaves it.
+        let names_subjects = matches!(view.when, AlarmWhen::WatchList | AlarmWhen::Household);
+        let mut subjects = Vec::new();
+        for raw in view.subjects.iter().filter(|_| names_subjects) {
+            let id = ObjectId::parse_str(raw).map_err(|_| AlarmRuleError::UnknownSubject {
+                field: at("subjects"),
+                message: format!("{raw:?} is not a subject id"),
             })?;
             if !subjects.contains(&id) {
                 subjects.push(id);
@@ -250,14 +255,10 @@ pub fn parse_rules(field: &str, views: Vec<AlarmRuleView>) -> Result<Vec<Rule>, 
                         )
                     })
                 };
-                let (from, to) = (time(&s.from, "from")?, time(&s.to, "to")?);
-                if from == to {
-                    return Err(AlarmRuleError::invalid(
-                        at("schedule"),
-                        "from and to are the same time: leave the schedule out for all day",
-                    ));
-                }
-                Some(Schedule { from, to })
+                Some(Schedule {
+                    from: time(&s.from, "from")?,
+                    to: time(&s.to, "to")?,
+                })
             }
         };
         rules.push(Rule {
@@ -380,30 +381,48 @@ mod tests {
         assert_eq!(rules[0].view().schedule.unwrap().to, "06:30");
         assert_eq!(rules[1].view().source.as_deref(), Some("door"));
 
-        let refused = |json: Vec<serde_json::Value>| -> String {
-            let views = json.into_iter().map(view).collect();
-            match parse_rules("rules", views) {
-                Err(AlarmRuleError::Invalid { field, .. }) => field,
+        use serde_json::json;
+        let parse = |json: Vec<serde_json::Value>| parse_rules("rules", json.into_iter().map(view).collect());
+        // What the schema allows and means something: kept as meant.
+        let lenient = parse(vec![
+            json!({"when": "any", "subjects": [id], "source": "  "}),
+            json!({"source": " yard ", "when": "watch_list", "schedule": {"from": "07:00", "to": "07:00"}}),
+        ])
+        .unwrap();
+        assert!(
+            lenient[0].subjects.is_empty() && lenient[0].source.is_none(),
+            "{lenient:?}"
+        );
+        assert_eq!(lenient[1].source.as_ref().map(Source::as_str), Some("yard"));
+        assert!(lenient[1].subjects.is_empty());
+        assert!(
+            lenient[1].schedule.unwrap().contains(DayMinute(3 * 60)),
+            "from = to: all day"
+        );
+
+        let refused = |json: Vec<serde_json::Value>| -> (String, ErrorCode) {
+            match parse(json) {
+                Err(e @ AlarmRuleError::Invalid { .. })
+                | Err(e @ AlarmRuleError::SourceTaken { .. })
+                | Err(e @ AlarmRuleError::UnknownSubject { .. }) => (e.fields()[0].field.clone(), e.code()),
                 other => panic!("{other:?}"),
             }
         };
-        use serde_json::json;
-        assert_eq!(refused(vec![json!({"when": "watch_list"})]), "rules[0].subjects");
-        assert_eq!(
-            refused(vec![json!({"when": "any", "subjects": [id]})]),
-            "rules[0].subjects"
-        );
+        let invalid = |field: &str| (field.to_owned(), ErrorCode::ValidationFailed);
         assert_eq!(
             refused(vec![json!({"when": "household", "subjects": ["nope"]})]),
-            "rules[0].subjects"
+            ("rules[0].subjects".to_owned(), ErrorCode::NotFound)
         );
         assert_eq!(
-            refused(vec![json!({"when": "any"}), json!({"when": "unknown"})]),
-            "rules[1].source"
+            refused(vec![
+                json!({"when": "any"}),
+                json!({"when": "unknown", "source": ""})
+            ]),
+            ("rules[1].source".to_owned(), ErrorCode::RuleExists)
         );
         assert_eq!(
-            refused(vec![json!({"when": "any", "source": ""})]),
-            "rules[0].source"
+            refused(vec![json!({"when": "any", "source": "a\u{7}b"})]),
+            invalid("rules[0].source")
         );
         for (from, to, field) in [
             ("24:00", "06:00", "from"),
@@ -412,15 +431,12 @@ mod tests {
         ] {
             assert_eq!(
                 refused(vec![json!({"when": "any", "schedule": {"from": from, "to": to}})]),
-                format!("rules[0].schedule.{field}")
+                invalid(&format!("rules[0].schedule.{field}"))
             );
         }
         assert_eq!(
-            refused(vec![
-                json!({"when": "any", "schedule": {"from": "07:00", "to": "07:00"}})
-            ]),
-            "rules[0].schedule"
+            refused(vec![json!({"when": "any"}); MAX_RULES + 1]),
+            invalid("rules")
         );
-        assert_eq!(refused(vec![json!({"when": "any"}); MAX_RULES + 1]), "rules");
     }
 }

@@ -124,7 +124,7 @@ impl AlarmRules {
             } else {
                 "a subject"
             };
-            return Err(AlarmRuleError::Invalid {
+            return Err(AlarmRuleError::UnknownSubject {
                 field: field.to_owned(),
                 message: format!("{missing} is not {whose}"),
             });

@@ -43,7 +43,9 @@ pub async fn get(principal: Principal, rules: web::Data<AlarmRules>) -> Result<H
         (status = 200, description = "The rules now stored", body = AlarmRulesView),
         (status = 400, description = "`invalid_json`", body = ErrorBody),
         (status = 403, description = "`forbidden`: `camera_rules` from a user who is not an admin", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: an unknown field, a bad source or time, two rules for one source, subjects missing, not allowed or not the caller's; more than 50 rules or 100 subjects in one", body = ErrorBody),
+        (status = 404, description = "`not_found`: a listed subject is not the caller's (camera rules: no subject at all)", body = ErrorBody),
+        (status = 409, description = "`rule_exists`: two rules for one source (or two without)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an unknown field, a source with control characters, a time that is not HH:MM; more than 50 rules or 100 subjects in one", body = ErrorBody),
     )
 )]
 #[put("/api/v1/alarm-rules")]

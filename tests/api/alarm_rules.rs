@@ -212,28 +212,31 @@ async fn rules_are_checked_and_the_cameras_rules_are_the_admins() {
     let theirs = app.create_subject(&user, "Someone").await;
 
     // Refusals say which field, and store nothing.
-    for (body, field) in [
-        (json!({"rules": [{"when": "watch_list"}]}), "rules[0].subjects"),
+    for (body, field, code) in [
         (
-            json!({"rules": [{"when": "any"}, {"when": "unknown"}]}),
+            json!({"rules": [{"when": "any"}, {"when": "unknown", "source": " "}]}),
             "rules[1].source",
+            ErrorCode::RuleExists,
         ),
         (
             json!({"rules": [{"when": "any", "schedule": {"from": "25:00", "to": "06:00"}}]}),
             "rules[0].schedule.from",
+            ErrorCode::ValidationFailed,
         ),
         // Another account's subject is not the user's to list.
         (
             json!({"rules": [{"when": "household", "subjects": [margaret.id]}]}),
             "rules",
+            ErrorCode::NotFound,
         ),
     ] {
         let response = app.put_rules(&user, body.clone()).await;
-        assert_eq!(response.status(), 422, "{body}");
         let error: vigil_wire::ErrorBody = response.json().await.unwrap();
-        assert_eq!(error.error.code, ErrorCode::ValidationFailed);
+        assert_eq!(error.error.code, code, "{body}: {error:?}");
         assert_eq!(error.error.fields[0].field, field, "{body}: {error:?}");
     }
+    let untouched: Value = app.fetch_as("/api/v1/alarm-rules", &user.access_token).await;
+    assert_eq!(untouched, json!({"rules": []}));
     // A field the body does not have is refused, not ignored.
     let response = app.put_rules(&user, json!({"rules": [], "when": "any"})).await;
     assert_eq!(error_code(response).await, ErrorCode::ValidationFailed);

@@ -21,7 +21,8 @@ pub enum AlarmWhen {
 }
 
 /// The daily window in which the rule raises alarms, in the server's local
-/// time (its `TZ`); `from` after `to` spans midnight. Outside it: no alarm.
+/// time (its `TZ`); `from` after `to` spans midnight, `from` equal to `to`
+/// is the whole day. Outside it: no alarm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleView {
@@ -35,14 +36,21 @@ pub struct ScheduleView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmRuleView {
-    /// The upload source label or camera id the rule is for; absent: every
-    /// source without a rule of its own.
+    /// The upload source label or camera id the rule is for (trimmed);
+    /// absent or blank: every source without a rule of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "front-door")]
+    #[schema(
+        example = "front-door",
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub source: Option<String>,
     pub when: AlarmWhen,
-    /// Subject ids: required by `watch_list` and `household`, refused by the others.
+    /// The caller's subject ids (camera rules: any admin's) that
+    /// `watch_list` alarms for and `household` does not; ignored by `any`
+    /// and `unknown`. An id that is not such a subject is 404 `not_found`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
     pub subjects: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleView>,
@@ -52,9 +60,12 @@ pub struct AlarmRuleView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmRulesView {
+    /// At most one rule per source (and one without): 409 `rule_exists` otherwise.
+    #[schema(max_items = 50)]
     pub rules: Vec<AlarmRuleView>,
     /// The cameras' rules (their alarms have no owner). Shown to admins;
     /// in a PUT, left out to keep them as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 50)]
     pub camera_rules: Option<Vec<AlarmRuleView>>,
 }

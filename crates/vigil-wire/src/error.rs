@@ -58,6 +58,7 @@ error_codes! {
     UserNameTaken => (409, "user_name_taken"),
     EmailTaken => (409, "email_taken"),
     CameraExists => (409, "camera_exists"),
+    RuleExists => (409, "rule_exists"),
     AlreadyAuthenticated => (409, "already_authenticated"),
     SubjectNameTaken => (409, "subject_name_taken"),
     LimitReached => (409, "limit_reached"),

@@ -51,7 +51,7 @@ const SETS = {
 /** Unique ids for labels, across re-renders. */
 let seq = 0;
 
-/** `fields[0]` of a 422 (`rules[1].schedule.from`) and its problem. */
+/** `fields[0]` of a refusal (`rules[1].schedule.from`) and its problem. */
 function refusedField(err) {
   const first = err?.fields?.[0];
   return first?.field ? { field: first.field, problem: first.problem ?? err.message } : null;
@@ -287,7 +287,7 @@ export function rules(root) {
     return [];
   };
 
-  /** Marks the rule and field a 422 names; the sentence for the alert. */
+  /** Marks the rule and field a refusal names; the sentence for the alert. */
   const markRefusal = (refused) => {
     const where = parseField(refused.field);
     const editorOf = where && shown[where.set];
@@ -329,7 +329,7 @@ export function rules(root) {
       announce('Alarm rules saved');
     } catch (err) {
       if (!alive) return;
-      const refused = err?.code === 'validation_failed' ? refusedField(err) : null;
+      const refused = refusedField(err);
       const marked = refused ? markRefusal(refused) : null;
       error.textContent = marked?.text ?? describe(err);
       error.hidden = false;
