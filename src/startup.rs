@@ -177,7 +177,7 @@ impl Application {
                 image_limits: config.uploads,
             },
         );
-        let alarm_rules = AlarmRules::new(&db);
+        let alarm_rules = AlarmRules::new(&db, Arc::new(Subjects::new(&db)));
         let recorder = Recorder::new(
             &db,
             media.clone(),

@@ -7,10 +7,9 @@
 
 use chrono::{DateTime, Local, Utc};
 use futures_util::future::BoxFuture;
-use futures_util::TryStreamExt;
+use std::sync::Arc;
+
 use mongodb::bson::oid::ObjectId;
-use mongodb::bson::{doc, Document};
-use mongodb::Collection;
 use vigil_wire::people::Identity;
 
 use super::repository::{AlarmRuleStore, RuleOwner};
@@ -26,24 +25,31 @@ pub struct RuleEditor {
     pub admin: bool,
 }
 
+/// Which of some subject ids exist (an owner's, or any owner's with
+/// `None`), asked of whoever keeps the subjects (`people`), which itself
+/// uses this module to take erased subjects out of rules.
+pub trait SubjectDirectory: Send + Sync {
+    fn existing<'a>(
+        &'a self,
+        owner: Option<UserId>,
+        ids: &'a [ObjectId],
+    ) -> BoxFuture<'a, Result<Vec<ObjectId>, DbError>>;
+}
+
 #[derive(Clone)]
 pub struct AlarmRules {
     db: Database,
     store: AlarmRuleStore,
-    subjects: Collection<Document>,
+    subjects: Arc<dyn SubjectDirectory>,
 }
 
 impl AlarmRules {
-    pub fn new(db: &Database) -> Self {
+    pub fn new(db: &Database, subjects: Arc<dyn SubjectDirectory>) -> Self {
         Self {
             db: db.clone(),
             store: AlarmRuleStore::new(db),
-            subjects: db.collection("subjects"),
+            subjects,
         }
-    }
-
-    pub fn store(&self) -> &AlarmRuleStore {
-        &self.store
     }
 
     pub async fn get(&self, editor: RuleEditor) -> Result<AlarmRulesView, AlarmRuleError> {
@@ -104,20 +110,7 @@ impl AlarmRules {
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut filter = doc! { "_id": { "$in": &wanted } };
-        if let Some(owner) = owner {
-            filter.insert("owner_id", owner.0);
-        }
-        let found: Vec<Document> = self
-            .subjects
-            .find(filter)
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(DbError::from_driver)?
-            .try_collect()
-            .await
-            .map_err(DbError::from_driver)?;
-        let found: Vec<ObjectId> = found.iter().filter_map(|d| d.get_object_id("_id").ok()).collect();
+        let found = self.subjects.existing(owner, &wanted).await?;
         if let Some(missing) = wanted.iter().find(|id| !found.contains(id)) {
             let whose = if owner.is_some() {
                 "one of your subjects"

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use mongodb::bson::oid::ObjectId;
 
+use super::gallery::{GalleryFace, SubjectDistance};
 use super::{Gallery, Identity, MatchRule, SubjectFaceId, SubjectId};
-use crate::people::gallery::{GalleryFace, SubjectDistance};
 use crate::users::UserId;
 use crate::vision::Embedding;
 

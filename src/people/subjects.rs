@@ -1,7 +1,9 @@
 //! The `subjects` collection: who a user knows.
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use futures_util::TryStreamExt;
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, DateTime as BsonDateTime, Document};
 use mongodb::{ClientSession, Collection};
 use serde::{Deserialize, Serialize};
@@ -98,6 +100,25 @@ impl Subjects {
             .find_one(doc! { "_id": id.0 })
             .await
             .map_err(DbError::from_driver)
+    }
+
+    /// Those of `ids` that are subjects (`owner`'s, or anyone's with `None`).
+    pub async fn existing(&self, owner: Option<UserId>, ids: &[ObjectId]) -> Result<Vec<ObjectId>, DbError> {
+        let mut filter = doc! { "_id": { "$in": ids } };
+        if let Some(owner) = owner {
+            filter.insert("owner_id", owner.0);
+        }
+        let found: Vec<Document> = self
+            .subjects
+            .clone_with_type::<Document>()
+            .find(filter)
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)?;
+        Ok(found.iter().filter_map(|d| d.get_object_id("_id").ok()).collect())
     }
 
     /// Every subject's (id, owner, name), for loading the gallery.
@@ -217,5 +238,15 @@ impl Subjects {
             .session(session)
             .await
             .map_err(DbError::from_driver)
+    }
+}
+
+impl crate::alarm_rules::service::SubjectDirectory for Subjects {
+    fn existing<'a>(
+        &'a self,
+        owner: Option<UserId>,
+        ids: &'a [ObjectId],
+    ) -> BoxFuture<'a, Result<Vec<ObjectId>, DbError>> {
+        Box::pin(Subjects::existing(self, owner, ids))
     }
 }
