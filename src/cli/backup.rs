@@ -24,7 +24,11 @@ pub struct BackupArgs {
     pub media: MediaArgs,
 }
 
-pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    super::block_on(execute(args))
+}
+
+async fn execute(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
     let media = match args.media.media_store {
         MediaBackend::Fs => MediaSource::Folder(args.media.images_dir()),

@@ -27,7 +27,11 @@ pub struct EraseArgs {
     pub media: MediaArgs,
 }
 
-pub async fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
+    super::block_on(execute(args))
+}
+
+async fn execute(args: EraseArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
     let media = args.media.open(&db)?;
     let erasure = Erasure {

@@ -35,7 +35,11 @@ pub struct ReindexArgs {
     pub all: bool,
 }
 
-pub async fn run(args: ReindexArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ReindexArgs) -> anyhow::Result<ExitCode> {
+    super::block_on(execute(args))
+}
+
+async fn execute(args: ReindexArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
     let media: SharedMediaStore = match args.media_store {
         MediaBackend::Fs => Arc::new(FileStore::open(args.data_dir.join("images"))?),

@@ -27,7 +27,11 @@ pub struct RestoreArgs {
     pub media: MediaArgs,
 }
 
-pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    super::block_on(execute(args))
+}
+
+async fn execute(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
     let media = args.media.open(&db)?;
     let options = RestoreOptions {

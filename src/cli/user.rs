@@ -39,7 +39,11 @@ pub enum UserCommand {
     },
 }
 
-pub async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
+    super::block_on(execute(args))
+}
+
+async fn execute(args: UserArgs) -> anyhow::Result<ExitCode> {
     let db = Database::connect(&args.database.settings()).await?;
     let users = Users::new(&db);
     let name = match &args.command {

@@ -223,16 +223,23 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         args.forward.is_none(),
         "--forward is handled by the vigil binary, not by this library"
     );
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(watch(args, None))
+    super::block_on(watch(args, None))
 }
 
 /// Runs the sources until they end, `--duration` passes or Ctrl-C, printing
 /// alarms and handing each to `forward` if given; then stops capture, lets
 /// `forward` finish, and prints the summary.
-pub async fn watch(args: WatchArgs, forward: Option<Arc<dyn Forward>>) -> anyhow::Result<ExitCode> {
+///
+/// Boxed where it is made, so that the binary, which awaits it, does not
+/// compile the capture pipeline again (see [`super`]).
+pub fn watch(
+    args: WatchArgs,
+    forward: Option<Arc<dyn Forward>>,
+) -> BoxFuture<'static, anyhow::Result<ExitCode>> {
+    Box::pin(watch_sources(args, forward))
+}
+
+async fn watch_sources(args: WatchArgs, forward: Option<Arc<dyn Forward>>) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.threshold),
         "--threshold must be between 0 and 1"

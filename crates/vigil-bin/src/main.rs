@@ -7,13 +7,11 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use vigil::cli::{
-    backup, detect, embed, erase, eval_detector, eval_recognizer, reindex, restore, user, watch,
+    backup, detect, embed, erase, eval_detector, eval_recognizer, migrate, reindex, restore, serve, user,
+    watch,
 };
 use vigil::config::{DatabaseArgs, ServeArgs};
-use vigil::db::migrations::{MigrationSet, Migrator};
-use vigil::db::Database;
 use vigil::logging::{self, LogFormat};
-use vigil::startup::Application;
 
 /// vigil: finds human faces in camera feeds, videos and uploads, stores every
 /// detection in MongoDB and pushes alarms live.
@@ -71,11 +69,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             logging::init(args.log_format);
-            block_on(serve(*args))
+            serve::run(*args)
         }
         Command::Migrate(args) => {
             logging::init(LogFormat::Pretty);
-            block_on(migrate(args))
+            migrate::run(args)
         }
         Command::Openapi => {
             print!("{}", vigil::api::openapi::document_json());
@@ -83,23 +81,23 @@ fn main() -> ExitCode {
         }
         Command::User(args) => {
             logging::init(LogFormat::Pretty);
-            block_on(user::run(args))
+            user::run(args)
         }
         Command::Erase(args) => {
             logging::init(LogFormat::Pretty);
-            block_on(erase::run(args))
+            erase::run(args)
         }
         Command::Reindex(args) => {
             logging::init(LogFormat::Pretty);
-            block_on(reindex::run(args))
+            reindex::run(args)
         }
         Command::Backup(args) => {
             logging::init(LogFormat::Pretty);
-            block_on(backup::run(args))
+            backup::run(args)
         }
         Command::Restore(args) => {
             logging::init(LogFormat::Pretty);
-            block_on(restore::run(args))
+            restore::run(args)
         }
         Command::Detect(args) => detect::run(args),
         Command::EvalDetector(args) => eval_detector::run(args),
@@ -114,7 +112,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Cameras => watch::list_devices(),
-        Command::Client(args) => block_on(vigil_client::run(args)),
+        Command::Client(args) => vigil_client::run(args),
     };
     match result {
         Ok(code) => code,
@@ -132,27 +130,4 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .enable_all()
         .build()?
         .block_on(future)
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = args.into_config()?;
-    // Once per process: the facade takes one recorder, and every module
-    // records into it from here on.
-    vigil::observability::install()?;
-    let app = Application::build(config).await?;
-    app.run_until_stopped().await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::connect(&args.settings()).await?;
-    let set = MigrationSet::embedded()?;
-    let owner = format!("vigil-migrate-{}", std::process::id());
-    let report = Migrator::new(&db, &set, owner).run().await?;
-    println!(
-        "applied {:?}; {} already applied",
-        report.applied,
-        report.already_applied.len()
-    );
-    Ok(ExitCode::SUCCESS)
 }

@@ -72,7 +72,18 @@ pub const EXIT_QUOTA_EXHAUSTED: u8 = 3;
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+/// Runs a client subcommand on a runtime of its own: the binary calls this
+/// function rather than awaiting the client's futures, which rustc would
+/// compile again in the binary's crate (coroutines are not shared between
+/// crates in optimised builds).
+pub fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(execute(args))
+}
+
+async fn execute(args: ClientArgs) -> anyhow::Result<ExitCode> {
     // The token file is looked for only when it is needed: by login and
     // logout, and without an API key. A service with no home folder can
     // then run the other subcommands with VIGIL_API_KEY.
