@@ -22,10 +22,10 @@ mod imp {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use image::RgbImage;
+    use image::{ImageFormat, RgbImage};
     use nokhwa::pixel_format::RgbFormat;
-    use nokhwa::utils::{ApiBackend, CameraIndex, RequestedFormat, RequestedFormatType};
-    use nokhwa::Camera;
+    use nokhwa::utils::{ApiBackend, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType};
+    use nokhwa::{Buffer, Camera};
     use tokio::sync::watch;
 
     use super::DeviceInfo;
@@ -92,18 +92,28 @@ mod imp {
                 continue;
             }
             due = now + period;
-            let decoded = match frame.decode_image::<RgbFormat>() {
-                Ok(decoded) => decoded,
+            match to_rgb(&frame) {
+                Ok(image) => out.push(image),
                 Err(e) => break Err(format!("v4l2:{index}: cannot decode frame: {e}")),
-            };
-            let (width, height) = (decoded.width(), decoded.height());
-            match RgbImage::from_raw(width, height, decoded.into_raw()) {
-                Some(image) => out.push(image),
-                None => break Err(format!("v4l2:{index}: frame of unexpected size")),
             }
         };
         let _ = camera.stop_stream();
         result
+    }
+
+    /// The frame as RGB. MJPEG goes through the JPEG decoder uploads use:
+    /// nokhwa's own would compile libjpeg-turbo from C into every build for
+    /// this alone. The raw formats are nokhwa's.
+    pub(super) fn to_rgb(frame: &Buffer) -> Result<RgbImage, String> {
+        if frame.source_frame_format() == FrameFormat::MJPEG {
+            return image::load_from_memory_with_format(frame.buffer(), ImageFormat::Jpeg)
+                .map(|image| image.into_rgb8())
+                .map_err(|e| e.to_string());
+        }
+        let decoded = frame.decode_image::<RgbFormat>().map_err(|e| e.to_string())?;
+        let (width, height) = (decoded.width(), decoded.height());
+        RgbImage::from_raw(width, height, decoded.into_raw())
+            .ok_or_else(|| "frame of unexpected size".to_owned())
     }
 }
 
@@ -125,4 +135,73 @@ pub async fn run(
     Err(format!(
         "v4l2:{index}: this vigil was built without the `camera` feature"
     ))
+}
+
+#[cfg(all(test, feature = "camera"))]
+mod tests {
+    use std::io::Cursor;
+
+    use image::{ImageFormat, Rgb, RgbImage};
+    use nokhwa::utils::{FrameFormat, Resolution};
+    use nokhwa::Buffer;
+
+    use super::imp::to_rgb;
+
+    /// Left half red, right half blue.
+    fn halves(width: u32, height: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, _| {
+            if x < width / 2 {
+                Rgb([220, 20, 20])
+            } else {
+                Rgb([20, 20, 220])
+            }
+        })
+    }
+
+    fn close(actual: &Rgb<u8>, expected: [u8; 3], tolerance: u8) -> bool {
+        actual
+            .0
+            .iter()
+            .zip(expected)
+            .all(|(a, e)| a.abs_diff(e) <= tolerance)
+    }
+
+    #[test]
+    fn an_mjpeg_frame_is_decoded_to_its_pixels() {
+        let picture = halves(64, 48);
+        let mut jpeg = Vec::new();
+        picture
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        let frame = Buffer::new(Resolution::new(64, 48), &jpeg, FrameFormat::MJPEG);
+        let image = to_rgb(&frame).unwrap();
+        assert_eq!(image.dimensions(), (64, 48));
+        assert!(
+            close(image.get_pixel(8, 24), [220, 20, 20], 24),
+            "{:?}",
+            image.get_pixel(8, 24)
+        );
+        assert!(
+            close(image.get_pixel(56, 24), [20, 20, 220], 24),
+            "{:?}",
+            image.get_pixel(56, 24)
+        );
+    }
+
+    #[test]
+    fn a_damaged_mjpeg_frame_is_an_error_not_a_panic() {
+        let frame = Buffer::new(
+            Resolution::new(64, 48),
+            &[0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3],
+            FrameFormat::MJPEG,
+        );
+        assert!(to_rgb(&frame).is_err());
+    }
+
+    #[test]
+    fn a_raw_rgb_frame_keeps_its_pixels() {
+        let picture = halves(32, 16);
+        let frame = Buffer::new(Resolution::new(32, 16), picture.as_raw(), FrameFormat::RAWRGB);
+        assert_eq!(to_rgb(&frame).unwrap(), picture);
+    }
 }
