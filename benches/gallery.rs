@@ -78,6 +78,7 @@ fn main() {
                 subject: subjects[i / 3],
                 face: SubjectFaceId::new(),
                 embedding: *embedding,
+                negative: false,
             });
         }
         // The gallery's own memory: vectors, ids and the face index.

@@ -2,6 +2,7 @@
 //! (`make models`), real photos (../shared/data/identities, in
 //! VIGIL_TEST_IDENTITIES_DIR; the Makefile sets it).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -133,8 +134,40 @@ fn eval_recognizer_open_set_names_the_enrolled_and_not_the_strangers() {
         eprintln!("{stdout}");
         stdout.lines().last().expect("a summary line").to_owned()
     };
+    // The "not" corrections' line: each stranger's first photo corrected
+    // when it is named, their other photos judged again.
+    let feedback = |output: &std::process::Output| -> HashMap<String, f64> {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("feedback: "))
+            .unwrap_or_else(|| panic!("a feedback line in {stdout}"));
+        fields(line)
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    v.parse().unwrap_or_else(|_| panic!("{k} in {line}")),
+                )
+            })
+            .collect()
+    };
 
-    let last = summary(&eval_open_set(&folders, &[]));
+    let output = eval_open_set(&folders, &[]);
+    let corrected = feedback(&output);
+    // Two strangers of 11 photos each: 20 later visits, none named, nothing to correct.
+    assert_eq!(
+        (
+            corrected["corrections"],
+            corrected["later_visits"],
+            corrected["far_before"],
+            corrected["far_after"]
+        ),
+        (0.0, 20.0, 0.0, 0.0),
+        "{corrected:?}"
+    );
+    assert_eq!(corrected["tar_before"], corrected["tar_after"], "{corrected:?}");
+    let last = summary(&output);
     let f = fields(&last);
     let number = |k: &str| -> f64 { f[k].parse().unwrap_or_else(|_| panic!("{k} in {last}")) };
     // At the server's defaults.
@@ -150,12 +183,32 @@ fn eval_recognizer_open_set_names_the_enrolled_and_not_the_strangers() {
 
     // A rule loose enough to take anyone for the nearest enrolled person:
     // strangers get names, and the figures say so.
-    let last = summary(&eval_open_set(&folders, &["--threshold", "1.5", "--margin", "0"]));
+    let output = eval_open_set(&folders, &["--threshold", "1.5", "--margin", "0"]);
+    let last = summary(&output);
     let f = fields(&last);
     let number = |k: &str| -> f64 { f[k].parse().unwrap_or_else(|_| panic!("{k} in {last}")) };
     assert_eq!((f["threshold"], f["margin"]), ("1.500", "0.000"), "{last}");
     assert_eq!(number("far"), 1.0, "{last}");
     assert!(number("tar") >= 0.9, "{last}");
+    // Each stranger's first photo is taken for each of the three enrolled in
+    // turn and corrected three times; their later photos are then no longer
+    // taken for anyone, while the enrolled keep their names.
+    let corrected = feedback(&output);
+    assert_eq!(
+        (
+            corrected["corrections"],
+            corrected["later_visits"],
+            corrected["far_before"]
+        ),
+        (6.0, 20.0, 1.0),
+        "{corrected:?}"
+    );
+    assert!(corrected["false_accepts_removed"] >= 15.0, "{corrected:?}");
+    assert!(corrected["far_after"] <= 0.25, "{corrected:?}");
+    assert!(
+        corrected["tar_after"] >= corrected["tar_before"] - 0.06,
+        "{corrected:?}"
+    );
 
     // Probes of someone who is not enrolled are a mistake in the folders.
     let stranger_dir = std::fs::read_dir(&folders[2])

@@ -16,6 +16,7 @@ pub mod detections;
 pub mod devices;
 pub mod error;
 pub mod extract;
+pub mod feedback;
 pub mod health;
 pub mod jobs;
 pub mod listing;
@@ -85,6 +86,8 @@ where
         .service(subjects::enrol)
         .service(subjects::faces)
         .service(subjects::remove_face)
+        .service(feedback::give)
+        .service(feedback::undo)
         .service(telemetry::gyroscope)
         .service(telemetry::gps)
         .service(telemetry::photo)

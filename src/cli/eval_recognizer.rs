@@ -173,11 +173,10 @@ fn open_set(
     let (gallery_embedded, gallery_missed) = models.embed(gallery, &gallery_photos)?;
     let (probes_embedded, probes_missed) = models.embed(probes, &probe_photos)?;
     let (strangers_embedded, strangers_missed) = models.embed(strangers, &stranger_photos)?;
-    let strangers_embedded: Vec<_> = labelled(strangers_embedded).into_iter().map(|(_, e)| e).collect();
     let set = OpenSet::new(
         &labelled(gallery_embedded),
         &labelled(probes_embedded),
-        &strangers_embedded,
+        &labelled(strangers_embedded),
     );
     anyhow::ensure!(
         set.people() > 0,
@@ -202,6 +201,8 @@ fn open_set(
             r.misnamed
         );
     }
+    // Before the last line, which scripts read.
+    println!("{}", set.feedback(rule).summary_line());
     let missed = gallery_missed + probes_missed + strangers_missed;
     println!("{}", set.report(rule).summary_line(missed));
     Ok(ExitCode::SUCCESS)

@@ -15,6 +15,7 @@ use crate::media::signed::UrlSigner;
 use crate::media::{MediaId, MediaReferences};
 use crate::users::UserId;
 use crate::vision::{Embedding, Face};
+use vigil_wire::people::{FeedbackKind, FeedbackView};
 
 /// An embedding as stored: 128 little-endian f32 (512 bytes of BSON binary),
 /// a quarter of the size of a BSON array of doubles and read back exactly.
@@ -49,6 +50,33 @@ impl TryFrom<Binary> for StoredEmbedding {
     }
 }
 
+/// What a stored face says about its subject.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Polarity {
+    /// One of the subject's faces (an enrolment, or an "is" correction).
+    #[default]
+    Positive,
+    /// A face that is not the subject (a "not" correction): later faces
+    /// nearer to it than to the subject's own faces are not given the name.
+    Negative,
+}
+
+impl Polarity {
+    fn is_positive(&self) -> bool {
+        *self == Polarity::Positive
+    }
+}
+
+/// Matches the faces of one polarity. Faces stored before corrections
+/// existed have no field and are positive.
+fn of_polarity(polarity: Polarity) -> mongodb::bson::Document {
+    match polarity {
+        Polarity::Positive => doc! { "polarity": { "$ne": "negative" } },
+        Polarity::Negative => doc! { "polarity": "negative" },
+    }
+}
+
 /// The stored enrolled face.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubjectFaceRecord {
@@ -63,6 +91,8 @@ pub struct SubjectFaceRecord {
     /// Where the face is in `source_image`.
     pub face: Face,
     pub origin: FaceOrigin,
+    #[serde(default, skip_serializing_if = "Polarity::is_positive")]
+    pub polarity: Polarity,
     /// The aligned crop the embedding was computed from (JPEG).
     pub crop: MediaId,
     /// The image the face was enrolled from, kept so a new model or
@@ -83,6 +113,28 @@ impl SubjectFaceRecord {
             model: self.model.clone(),
             created_at: self.created_at,
         }
+    }
+
+    /// The face as a correction: one taken from a detection.
+    pub fn feedback_view(&self) -> Option<FeedbackView> {
+        let FaceOrigin::Detection {
+            detection_id,
+            face_index,
+        } = &self.origin
+        else {
+            return None;
+        };
+        Some(FeedbackView {
+            id: self.id.to_string(),
+            kind: match self.polarity {
+                Polarity::Positive => FeedbackKind::Is,
+                Polarity::Negative => FeedbackKind::Not,
+            },
+            subject_id: self.subject_id.to_string(),
+            detection_id: detection_id.clone(),
+            face_index: *face_index,
+            created_at: self.created_at,
+        })
     }
 
     pub fn images(&self) -> [MediaId; 2] {
@@ -115,10 +167,12 @@ impl SubjectFaces {
             .map_err(DbError::from_driver)
     }
 
-    /// A subject's faces, oldest first.
+    /// A subject's own faces (not the corrections against it), oldest first.
     pub async fn of_subject(&self, subject: SubjectId) -> Result<Vec<SubjectFaceRecord>, DbError> {
+        let mut filter = of_polarity(Polarity::Positive);
+        filter.insert("subject_id", subject.0);
         self.faces
-            .find(doc! { "subject_id": subject.0 })
+            .find(filter)
             .sort(doc! { "created_at": 1, "_id": 1 })
             .await
             .map_err(DbError::from_driver)?
@@ -130,6 +184,28 @@ impl SubjectFaces {
     pub async fn get(&self, id: SubjectFaceId) -> Result<Option<SubjectFaceRecord>, DbError> {
         self.faces
             .find_one(doc! { "_id": id.0 })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// One of `owner`'s faces, of any subject and polarity.
+    pub async fn get_of_owner(
+        &self,
+        owner: UserId,
+        id: SubjectFaceId,
+    ) -> Result<Option<SubjectFaceRecord>, DbError> {
+        self.faces
+            .find_one(doc! { "_id": id.0, "owner_id": owner.0 })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// How many "not" corrections a subject has.
+    pub async fn count_negatives(&self, subject: SubjectId) -> Result<u64, DbError> {
+        let mut filter = of_polarity(Polarity::Negative);
+        filter.insert("subject_id", subject.0);
+        self.faces
+            .count_documents(filter)
             .await
             .map_err(DbError::from_driver)
     }
@@ -179,14 +255,19 @@ impl SubjectFaces {
             .collect())
     }
 
+    /// Deletes one face of `subject` if it has that polarity.
     pub async fn take(
         &self,
         subject: SubjectId,
         id: SubjectFaceId,
+        polarity: Polarity,
         session: &mut ClientSession,
     ) -> Result<Option<SubjectFaceRecord>, DbError> {
+        let mut filter = of_polarity(polarity);
+        filter.insert("_id", id.0);
+        filter.insert("subject_id", subject.0);
         self.faces
-            .find_one_and_delete(doc! { "_id": id.0, "subject_id": subject.0 })
+            .find_one_and_delete(filter)
             .session(session)
             .await
             .map_err(DbError::from_driver)
@@ -222,9 +303,11 @@ impl SubjectFaces {
         subject: SubjectId,
         session: &mut ClientSession,
     ) -> Result<Option<MediaId>, DbError> {
+        let mut filter = of_polarity(Polarity::Positive);
+        filter.insert("subject_id", subject.0);
         Ok(self
             .faces
-            .find_one(doc! { "subject_id": subject.0 })
+            .find_one(filter)
             .sort(doc! { "created_at": 1, "_id": 1 })
             .session(session)
             .await

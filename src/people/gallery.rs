@@ -20,13 +20,16 @@ use crate::vision::Embedding;
 struct OwnerFaces {
     ids: Vec<SubjectFaceId>,
     subjects: Vec<SubjectId>,
+    /// "Not this subject" corrections, scanned with the rest.
+    negative: Vec<bool>,
     vectors: Vec<f32>,
 }
 
 impl OwnerFaces {
-    fn push(&mut self, id: SubjectFaceId, subject: SubjectId, embedding: &Embedding) {
+    fn push(&mut self, id: SubjectFaceId, subject: SubjectId, negative: bool, embedding: &Embedding) {
         self.ids.push(id);
         self.subjects.push(subject);
+        self.negative.push(negative);
         self.vectors.extend_from_slice(embedding.as_array());
     }
 
@@ -34,6 +37,7 @@ impl OwnerFaces {
         let last = self.ids.len() - 1;
         self.ids.swap_remove(at);
         self.subjects.swap_remove(at);
+        self.negative.swap_remove(at);
         if at != last {
             let (head, tail) = self.vectors.split_at_mut(last * EMBEDDING_LEN);
             head[at * EMBEDDING_LEN..(at + 1) * EMBEDDING_LEN].copy_from_slice(&tail[..EMBEDDING_LEN]);
@@ -51,19 +55,13 @@ struct State {
 }
 
 impl State {
-    fn insert(
-        &mut self,
-        owner: UserId,
-        subject: SubjectId,
-        face: SubjectFaceId,
-        embedding: &Embedding,
-    ) -> bool {
-        if self.faces.contains_key(&face) {
+    fn insert(&mut self, face: &GalleryFace) -> bool {
+        if self.faces.contains_key(&face.face) {
             return false;
         }
-        let faces = self.owners.entry(owner).or_default();
-        self.faces.insert(face, (owner, faces.ids.len()));
-        faces.push(face, subject, embedding);
+        let faces = self.owners.entry(face.owner).or_default();
+        self.faces.insert(face.face, (face.owner, faces.ids.len()));
+        faces.push(face.face, face.subject, face.negative, &face.embedding);
         true
     }
 
@@ -94,6 +92,16 @@ pub struct SubjectDistance {
     /// The nearest single face.
     pub nearest: f32,
     pub faces: u32,
+    /// The nearest face marked "not this subject" (infinite without any).
+    pub nearest_negative: f32,
+}
+
+impl SubjectDistance {
+    /// The probe is nearer to a face someone said is not this subject than
+    /// to the subject's own faces: whoever that was, it is not them.
+    pub fn contradicted(&self) -> bool {
+        self.nearest_negative < self.mean
+    }
 }
 
 /// One enrolled face, as the gallery holds it.
@@ -103,6 +111,8 @@ pub struct GalleryFace {
     pub subject: SubjectId,
     pub face: SubjectFaceId,
     pub embedding: Embedding,
+    /// A "not this subject" correction rather than one of their faces.
+    pub negative: bool,
 }
 
 /// Shared by every request and the sync task. Cheap to clone.
@@ -127,15 +137,14 @@ impl Gallery {
             ..State::default()
         };
         for f in faces {
-            state.insert(f.owner, f.subject, f.face, &f.embedding);
+            state.insert(&f);
         }
         *self.write() = state;
     }
 
     /// False when the face was there already.
     pub fn insert(&self, face: GalleryFace) -> bool {
-        self.write()
-            .insert(face.owner, face.subject, face.face, &face.embedding)
+        self.write().insert(&face)
     }
 
     /// False when the face was not there.
@@ -193,27 +202,35 @@ impl Gallery {
             .sum()
     }
 
-    /// Every subject of `owners` with at least one face, nearest (by mean) first.
+    /// Every subject of `owners` with at least one face of their own,
+    /// nearest (by mean) first.
     pub fn distances(&self, owners: &[UserId], probe: &Embedding) -> Vec<SubjectDistance> {
         let state = self.read();
         let mut by_subject: HashMap<SubjectId, SubjectDistance> = HashMap::new();
         let probe = probe.as_array();
         for faces in owners.iter().filter_map(|o| state.owners.get(o)) {
-            for (vector, subject) in faces.vectors.chunks_exact(EMBEDDING_LEN).zip(&faces.subjects) {
+            let vectors = faces.vectors.chunks_exact(EMBEDDING_LEN);
+            for ((vector, subject), negative) in vectors.zip(&faces.subjects).zip(&faces.negative) {
                 let d = squared_distance(probe, vector).sqrt();
                 let entry = by_subject.entry(*subject).or_insert(SubjectDistance {
                     subject: *subject,
                     mean: 0.0,
                     nearest: f32::INFINITY,
                     faces: 0,
+                    nearest_negative: f32::INFINITY,
                 });
-                entry.mean += d;
-                entry.nearest = entry.nearest.min(d);
-                entry.faces += 1;
+                if *negative {
+                    entry.nearest_negative = entry.nearest_negative.min(d);
+                } else {
+                    entry.mean += d;
+                    entry.nearest = entry.nearest.min(d);
+                    entry.faces += 1;
+                }
             }
         }
         let mut out: Vec<SubjectDistance> = by_subject
             .into_values()
+            .filter(|s| s.faces > 0)
             .map(|mut s| {
                 s.mean /= s.faces as f32;
                 s
@@ -255,6 +272,7 @@ mod tests {
             subject,
             face: SubjectFaceId::new(),
             embedding: embedding(seed),
+            negative: false,
         }
     }
 
@@ -315,5 +333,46 @@ mod tests {
         }
         assert!(gallery.is_empty());
         assert_eq!(gallery.faces_of(&[owner]), 0);
+    }
+
+    #[test]
+    fn corrections_are_measured_apart_and_never_make_a_subject() {
+        let owner = UserId(ObjectId::new());
+        let (s1, s2) = (SubjectId::new(), SubjectId::new());
+        let gallery = Gallery::default();
+        let own = face(owner, s1, 1.0);
+        let not_s1 = GalleryFace {
+            negative: true,
+            ..face(owner, s1, 3.0)
+        };
+        let only_negative = GalleryFace {
+            negative: true,
+            ..face(owner, s2, 1.0)
+        };
+        for f in [&own, &not_s1, &only_negative] {
+            gallery.insert(f.clone());
+        }
+        let probe = embedding(3.0);
+        let found = gallery.distances(&[owner], &probe);
+        assert_eq!(
+            found.len(),
+            1,
+            "a subject with corrections only is nobody's answer"
+        );
+        let d = found[0];
+        assert_eq!((d.subject, d.faces), (s1, 1));
+        assert_eq!(
+            d.mean,
+            probe.distance(&own.embedding),
+            "the correction is not averaged in"
+        );
+        assert_eq!(d.nearest_negative, 0.0);
+        assert!(d.contradicted());
+        assert!(!gallery.distances(&[owner], &own.embedding)[0].contradicted());
+
+        assert!(gallery.remove_face(not_s1.face));
+        let after = gallery.distances(&[owner], &probe)[0];
+        assert_eq!(after.nearest_negative, f32::INFINITY);
+        assert!(!after.contradicted());
     }
 }

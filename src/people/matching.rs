@@ -8,6 +8,12 @@
 //! in; the margin refuses faces that sit between two people. Everything
 //! else is `unknown`. docs/recognition.md gives the numbers behind the
 //! defaults.
+//!
+//! A subject whose "not this person" corrections are nearer to the face
+//! than the subject's own faces are (see [`SubjectDistance::contradicted`])
+//! is out of the running before the rule applies: the stranger once taken
+//! for them is not taken for them again, and the next-nearest subject is
+//! judged as if the contradicted one were not enrolled.
 
 use vigil_wire::people::{Identity, Recognised};
 
@@ -37,13 +43,14 @@ impl MatchRule {
         nearest_first: &[SubjectDistance],
         name: impl Fn(SubjectId) -> Option<String>,
     ) -> Identity {
-        let Some(best) = nearest_first.first() else {
+        let mut candidates = nearest_first.iter().filter(|d| !d.contradicted());
+        let Some(best) = candidates.next() else {
             return Identity::unknown();
         };
         if best.mean >= self.threshold {
             return Identity::unknown();
         }
-        if let Some(second) = nearest_first.get(1) {
+        if let Some(second) = candidates.next() {
             if second.mean - best.mean < self.margin {
                 return Identity::unknown();
             }
@@ -85,6 +92,7 @@ mod tests {
             mean,
             nearest: mean,
             faces: 3,
+            nearest_negative: f32::INFINITY,
         }
     }
 
@@ -115,5 +123,32 @@ mod tests {
             "deleted meanwhile"
         );
         assert!((rule.confidence(rule.threshold) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_contradicted_subject_is_passed_over() {
+        let rule = MatchRule::default();
+        let (alice, bob) = (SubjectId::new(), SubjectId::new());
+        let name = |s: SubjectId| Some(if s == alice { "Alice" } else { "Bob" }.to_owned());
+        let contradicted = SubjectDistance {
+            nearest_negative: 0.2,
+            ..at(alice, 0.45)
+        };
+        assert_eq!(rule.decide(&[contradicted], name), Identity::unknown());
+        // Bob, 0.48 away, would have been too close to Alice to name; with
+        // Alice out of the running he is the answer.
+        let named = rule.decide(&[contradicted, at(bob, 0.48)], name);
+        assert_eq!(named.recognised().map(|r| r.name.as_str()), Some("Bob"));
+        // A correction further away than her own faces changes nothing.
+        let uncontradicted = SubjectDistance {
+            nearest_negative: 0.6,
+            ..at(alice, 0.45)
+        };
+        assert_eq!(
+            rule.decide(&[uncontradicted], name)
+                .recognised()
+                .map(|r| r.name.as_str()),
+            Some("Alice")
+        );
     }
 }

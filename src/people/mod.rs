@@ -8,12 +8,14 @@
 //! - [`open_set`]: that rule's true and false accept rates on a user's photos.
 //! - [`sync`]: the gallery kept current on every instance by change streams.
 //! - [`service`]: what the API calls (subjects, enrolment, erasure).
+//! - [`feedback`]: corrections ("this is not X", "this is X") and their undoing.
 //! - [`identify`]: who the faces of a new detection are.
 //! - [`reindex`]: new embeddings after a model change.
 //! - [`erase`]: nothing of a deleted person kept anywhere.
 
 pub mod erase;
 pub mod faces;
+mod feedback;
 pub mod fields;
 pub mod gallery;
 mod identify;
@@ -24,7 +26,8 @@ mod service;
 pub mod subjects;
 pub mod sync;
 
-pub use faces::{SubjectFaceRecord, SubjectFaces};
+pub use faces::{Polarity, SubjectFaceRecord, SubjectFaces};
+pub use feedback::Correction;
 pub use fields::{NewSubject, SubjectFieldError, SubjectName, SubjectNote, SubjectPatch};
 pub use gallery::Gallery;
 pub use identify::Recognition;

@@ -7,8 +7,8 @@ use chrono::Utc;
 use super::erase::{remove_images, Erasure};
 use super::gallery::GalleryFace;
 use super::{
-    FaceOrigin, Gallery, NewSubject, PeopleError, SubjectFaceId, SubjectFaceRecord, SubjectFaces, SubjectId,
-    SubjectPatch, SubjectRecord, Subjects,
+    FaceOrigin, Gallery, NewSubject, PeopleError, Polarity, SubjectFaceId, SubjectFaceRecord, SubjectFaces,
+    SubjectId, SubjectPatch, SubjectRecord, Subjects,
 };
 use crate::db::paging::{Page, PageRequest};
 use crate::db::Database;
@@ -158,13 +158,25 @@ impl People {
         subject: &SubjectRecord,
         from: EnrolFrom,
     ) -> Result<SubjectFaceRecord, PeopleError> {
-        let owner = subject.owner_id;
         if subject.face_count >= self.limits.max_faces_per_subject {
             return Err(PeopleError::LimitReached(format!(
                 "{} has {} faces, the most one subject may have",
                 subject.name, self.limits.max_faces_per_subject
             )));
         }
+        self.add_face(subject, from, Polarity::Positive).await
+    }
+
+    /// Embeds the face and stores it, with its crop and source image, for
+    /// `subject`. Only a positive face counts among the subject's faces and
+    /// may become its cover.
+    pub(super) async fn add_face(
+        &self,
+        subject: &SubjectRecord,
+        from: EnrolFrom,
+        polarity: Polarity,
+    ) -> Result<SubjectFaceRecord, PeopleError> {
+        let owner = subject.owner_id;
         let (source, face, origin) = self.source_face(owner, from).await?;
         let embedded = self.recognizer.embed_one(source.image.clone(), face).await??;
         let crop_bytes = encode_jpeg(&embedded.chip)?;
@@ -177,6 +189,7 @@ impl People {
             model: self.recognizer.model_id().to_owned(),
             face,
             origin,
+            polarity,
             crop: MediaId::new(ImageKind::Jpeg),
             source_image: MediaId::new(source.kind),
             created_at: Utc::now(),
@@ -191,10 +204,14 @@ impl People {
             self.remove_images(record.images()).await;
             return Err(err.into());
         }
-        let cover = subject.cover.is_none().then_some(record.crop);
+        let positive = polarity == Polarity::Positive;
+        let cover = (positive && subject.cover.is_none()).then_some(record.crop);
         let inserted = crate::in_transaction!(self.db, |session| async {
             self.faces.insert(&record, session).await?;
-            self.subjects.count_face(subject.id, 1, cover, session).await
+            if positive {
+                self.subjects.count_face(subject.id, 1, cover, session).await?;
+            }
+            Ok(())
         });
         if let Err(err) = inserted {
             self.remove_images(record.images()).await;
@@ -206,8 +223,9 @@ impl People {
             subject: subject.id,
             face: record.id,
             embedding: embedded.embedding,
+            negative: !positive,
         });
-        tracing::info!(subject = %subject.id, face = %record.id, "face enrolled");
+        tracing::info!(subject = %subject.id, face = %record.id, ?polarity, "face enrolled");
         Ok(record)
     }
 
@@ -220,7 +238,11 @@ impl People {
     ) -> Result<(), PeopleError> {
         let subject = self.get(owner, subject).await?;
         let removed = crate::in_transaction!(self.db, |session| async {
-            let Some(removed) = self.faces.take(subject.id, face, session).await? else {
+            let Some(removed) = self
+                .faces
+                .take(subject.id, face, Polarity::Positive, session)
+                .await?
+            else {
                 return Ok(None);
             };
             self.subjects.count_face(subject.id, -1, None, session).await?;
@@ -289,7 +311,7 @@ impl People {
         }
     }
 
-    async fn remove_images(&self, images: [MediaId; 2]) {
+    pub(super) async fn remove_images(&self, images: [MediaId; 2]) {
         remove_images(&self.media, images).await;
     }
 }

@@ -16,7 +16,9 @@ use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 use mongodb::change_stream::ChangeStream;
 
 use super::gallery::GalleryFace;
-use super::{Gallery, SubjectFaceId, SubjectFaceRecord, SubjectFaces, SubjectId, SubjectRecord, Subjects};
+use super::{
+    Gallery, Polarity, SubjectFaceId, SubjectFaceRecord, SubjectFaces, SubjectId, SubjectRecord, Subjects,
+};
 use crate::db::{Database, DbError};
 
 type Events = ChangeStream<ChangeStreamEvent<Document>>;
@@ -197,5 +199,6 @@ fn gallery_face(face: SubjectFaceRecord) -> GalleryFace {
         subject: face.subject_id,
         face: face.id,
         embedding: face.embedding.0,
+        negative: face.polarity == Polarity::Negative,
     }
 }

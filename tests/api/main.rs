@@ -27,6 +27,7 @@ mod client;
 mod dashboard;
 mod detections;
 mod durability;
+mod feedback;
 mod health;
 mod helpers;
 mod hub;

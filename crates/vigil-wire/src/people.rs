@@ -171,6 +171,37 @@ pub struct SubjectFaceView {
     pub created_at: DateTime<Utc>,
 }
 
+/// A correction on a detected face: `{"not": SUBJECT_ID}` (this face is not
+/// that subject: faces nearer to it than to the subject's own are not given
+/// the name from now on) or `{"is": SUBJECT_ID}` (enrol the face as that
+/// subject). An id that is not one of the caller's subjects is 404.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FeedbackRequest {
+    Not(String),
+    Is(String),
+}
+
+/// Which correction was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    Not,
+    Is,
+}
+
+/// A correction, as stored. `DELETE /api/v1/feedback/{id}` undoes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FeedbackView {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6c1")]
+    pub id: String,
+    pub kind: FeedbackKind,
+    pub subject_id: String,
+    pub detection_id: String,
+    pub face_index: u32,
+    pub created_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
