@@ -241,16 +241,9 @@ impl Gallery {
     }
 }
 
-/// Eight lanes at a time, which the compiler turns into SIMD.
+/// Squared Euclidean distance between a probe and a stored vector.
 pub fn squared_distance(a: &[f32; EMBEDDING_LEN], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            let d = x[i] - y[i];
-            lanes[i] += d * d;
-        }
-    }
-    lanes.iter().sum()
+    vigil_kernels::distance::squared_distance(a, b)
 }
 
 #[cfg(test)]

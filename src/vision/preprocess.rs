@@ -1,98 +1,36 @@
-//! Image → network input: bilinear resize, RGB planes, zero padding, in one pass.
+//! Image → network input: bilinear resize, RGB planes, zero padding, in one
+//! pass (the loop is vigil-kernels', compiled at opt-level 3).
 
 use image::RgbImage;
 use tract_onnx::prelude::{Tensor, TractResult};
+use vigil_kernels::resize::{bilinear_into_planes, Rgb};
 
 use super::geometry::Letterbox;
-
-/// Where one output column (or row) samples the source: the two neighbours
-/// and the weight of the second. Precomputed once per axis so the per-pixel
-/// loop is two loads, two multiply-adds and no index arithmetic.
-struct Taps {
-    lo: Vec<usize>,
-    hi: Vec<usize>,
-    w: Vec<f32>,
-}
-
-impl Taps {
-    /// Half-pixel-centre bilinear sampling (what OpenCV's INTER_LINEAR, used
-    /// by the reference CenterFace pre-processing, does). `stride` scales the
-    /// indices so columns come out as byte offsets into a row.
-    fn new(src: u32, dst: u32, stride: usize) -> Self {
-        let ratio = src as f32 / dst as f32;
-        let last = src.saturating_sub(1) as usize;
-        let mut taps = Taps {
-            lo: Vec::with_capacity(dst as usize),
-            hi: Vec::with_capacity(dst as usize),
-            w: Vec::with_capacity(dst as usize),
-        };
-        for d in 0..dst {
-            let s = ((d as f32 + 0.5) * ratio - 0.5).max(0.0);
-            let lo = (s as usize).min(last);
-            let hi = (lo + 1).min(last);
-            taps.lo.push(lo * stride);
-            taps.hi.push(hi * stride);
-            taps.w.push(s - lo as f32);
-        }
-        taps
-    }
-}
 
 /// Builds the `[1, 3, input_height, input_width]` f32 tensor CenterFace
 /// expects: RGB in 0..=255 (the model has no normalisation), the resized
 /// image in the top-left corner, zeros elsewhere.
 pub fn to_input_tensor(image: &RgbImage, lb: &Letterbox) -> TractResult<Tensor> {
     let (iw, ih) = (lb.input_width as usize, lb.input_height as usize);
-    let (rw, rh) = (lb.resized_width as usize, lb.resized_height as usize);
     let mut tensor = Tensor::zero::<f32>(&[1, 3, ih, iw])?;
-    let (sw, sh) = image.dimensions();
-    if sw == 0 || sh == 0 {
-        return Ok(tensor);
-    }
-    let src: &[u8] = image.as_raw();
-    let row_bytes = sw as usize * 3;
-    let cols = Taps::new(sw, rw as u32, 3);
-    let rows = Taps::new(sh, rh as u32, row_bytes);
-
-    let plane = ih * iw;
     let mut view = tensor.try_as_plain_ram_mut()?;
     let data = view.as_slice_mut::<f32>()?;
-    let (r_plane, rest) = data.split_at_mut(plane);
-    let (g_plane, b_plane) = rest.split_at_mut(plane);
-
-    for y in 0..rh {
-        let top = &src[rows.lo[y]..rows.lo[y] + row_bytes];
-        let bottom = &src[rows.hi[y]..rows.hi[y] + row_bytes];
-        let wy = rows.w[y];
-        let out = y * iw..y * iw + rw;
-        let (r_out, g_out, b_out) = (
-            &mut r_plane[out.clone()],
-            &mut g_plane[out.clone()],
-            &mut b_plane[out],
-        );
-        for x in 0..rw {
-            // SAFETY: `Taps::new` clamps every index to the last source
-            // column times 3, so `lo + 2` and `hi + 2` are < `row_bytes`,
-            // the length of `top` and `bottom`; `x < rw` is the length of
-            // the three output slices and of the tap vectors.
-            unsafe {
-                let (lo, hi, wx) = (
-                    *cols.lo.get_unchecked(x),
-                    *cols.hi.get_unchecked(x),
-                    *cols.w.get_unchecked(x),
-                );
-                for (c, out) in [&mut *r_out, &mut *g_out, &mut *b_out].into_iter().enumerate() {
-                    let t0 = f32::from(*top.get_unchecked(lo + c));
-                    let t1 = f32::from(*top.get_unchecked(hi + c));
-                    let b0 = f32::from(*bottom.get_unchecked(lo + c));
-                    let b1 = f32::from(*bottom.get_unchecked(hi + c));
-                    let t = t0 + (t1 - t0) * wx;
-                    let b = b0 + (b1 - b0) * wx;
-                    *out.get_unchecked_mut(x) = t + (b - t) * wy;
-                }
-            }
-        }
-    }
+    let (r_plane, rest) = data.split_at_mut(ih * iw);
+    let (g_plane, b_plane) = rest.split_at_mut(ih * iw);
+    let (width, height) = image.dimensions();
+    let src = Rgb {
+        bytes: image.as_raw(),
+        width: width as usize,
+        height: height as usize,
+    };
+    bilinear_into_planes(
+        src,
+        [r_plane, g_plane, b_plane],
+        iw,
+        lb.resized_width as usize,
+        lb.resized_height as usize,
+    );
+    drop(view);
     Ok(tensor)
 }
 

@@ -2,7 +2,9 @@
 //! in `vigil::vision::kernels`): channel-last 1×1 ([`pointwise`]) and
 //! depthwise 3×3 ([`depthwise`]) convolutions with their bias and ReLU, each
 //! with an AVX-512 implementation and a portable one that any CPU runs and
-//! the tests use as a reference.
+//! the tests use as a reference. Also the other loops every image or face
+//! goes through: the detector's input [`resize`] and embedding
+//! [`distance`]s.
 //!
 //! Outputs are `&mut [MaybeUninit<f32>]`: the operators allocate them
 //! uninitialised (zeroing would cost a pass over memory) and every kernel
@@ -10,11 +12,14 @@
 //!
 //! A crate of its own so that debug builds (the test suite) can compile it
 //! optimised without optimising all of vigil: at opt-level 0 the vector code
-//! is many times slower.
+//! is many times slower. Release builds compile it at opt-level 3 and the
+//! rest of vigil at 1 (Cargo.toml's profile).
 
 pub mod dense;
 pub mod depthwise;
+pub mod distance;
 pub mod pointwise;
+pub mod resize;
 
 /// Packed weights, compared bit for bit so that equality is an equivalence
 /// (tract compares operators to deduplicate them, which needs `Eq`).
