@@ -10,9 +10,9 @@ cores=$(nproc 2>/dev/null || echo 2)
 if [ -x "$target/$profile/vigil" ]; then
   echo "==> building vigil ($profile): only what changed is rebuilt: seconds if nothing did, minutes after editing the sources"
 else
-  # Measured cold: 12 min 22 s on 2 cores, 24 CPU-minutes, nearly all of
-  # it in parallel (docs/contributing.md, "Build time"): 24/cores + 1.
-  minutes=$(( 24 / cores + 1 ))
+  # Measured cold: 10 min 09 s on 2 cores, 20 CPU-minutes, nearly all of
+  # it in parallel (docs/contributing.md, "Build time"): 20/cores + 1.
+  minutes=$(( 20 / cores + 1 ))
   echo "==> first build of vigil ($profile profile, $cores cores): about $minutes minutes; later builds rebuild only what changed"
   echo "    (the release page's binary and the container image skip this: see the README)"
 fi

@@ -30,7 +30,6 @@ pub fn to_input_tensor(image: &RgbImage, lb: &Letterbox) -> TractResult<Tensor> 
         lb.resized_width as usize,
         lb.resized_height as usize,
     );
-    drop(view);
     Ok(tensor)
 }
 

@@ -4,7 +4,7 @@
 //! enrols a detected face, and undoing it removes the face.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use vigil_wire::detections::DetectionView;
@@ -13,7 +13,7 @@ use vigil_wire::people::{FeedbackKind, FeedbackView, Identity, SubjectFaceView};
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{error_code, spawn_app_with, AppOptions, TestApp, TestUser};
-use crate::people::identities;
+use crate::people::{identities, wait_for_identity};
 
 /// Loose enough that anyone is taken for the only enrolled person.
 fn loose() -> AppOptions {
@@ -70,19 +70,10 @@ impl TestApp {
 
     /// Waits (up to 5 s) until `photo` is taken for `expected` here.
     async fn until_named(&self, user: &TestUser, photo: &PathBuf, expected: Option<&str>) {
-        let started = Instant::now();
-        loop {
-            let seen = self.who(user, photo).await;
-            if seen.as_deref() == expected {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{}: {seen:?}, expected {expected:?}",
-                photo.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_identity(self, user, photo, Duration::from_secs(5), |identity| {
+            name_of(identity.clone()).as_deref() == expected
+        })
+        .await;
     }
 }
 
@@ -242,7 +233,7 @@ async fn corrections_name_only_the_callers_faces_and_subjects() {
     let (index, _) = main_face(&seen);
     let not_ann = json!({ "not": subject.id });
 
-    let cases: [(&str, u32, Value, u16, ErrorCode); 7] = [
+    let cases: [(&str, u32, Value, u16, ErrorCode); 8] = [
         (
             &seen.id,
             index,
@@ -280,6 +271,13 @@ async fn corrections_name_only_the_callers_faces_and_subjects() {
             422,
             ErrorCode::ValidationFailed,
         ),
+        (
+            &seen.id,
+            index,
+            json!({ "not": 7 }),
+            422,
+            ErrorCode::ValidationFailed,
+        ),
     ];
     for (detection, face, body, status, code) in cases {
         let response = app.feedback(&user, detection, face, body.clone()).await;
@@ -292,7 +290,16 @@ async fn corrections_name_only_the_callers_faces_and_subjects() {
         .await;
     assert_eq!(refused.status(), 404);
 
-    let correction = app.correct(&user, &seen.id, index, not_ann).await;
+    // Fields the schema does not name are ignored.
+    let correction = app
+        .correct(
+            &user,
+            &seen.id,
+            index,
+            json!({ "not": subject.id, "comment": "the neighbour" }),
+        )
+        .await;
+    assert_eq!(correction.kind, FeedbackKind::Not);
     assert_eq!(
         app.undo(&other, &correction.id).await.status(),
         404,

@@ -559,7 +559,7 @@ async fn deleting_one_face_keeps_the_others_and_moves_the_thumbnail() {
 }
 
 /// Uploads `photo` until its main face's identity satisfies `want`, for at most `within`.
-async fn wait_for_identity(
+pub(crate) async fn wait_for_identity(
     app: &TestApp,
     user: &TestUser,
     photo: &PathBuf,

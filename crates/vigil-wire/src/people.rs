@@ -176,10 +176,33 @@ pub struct SubjectFaceView {
 /// the name from now on) or `{"is": SUBJECT_ID}` (enrol the face as that
 /// subject). An id that is not one of the caller's subjects is 404.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", try_from = "FeedbackFields")]
 pub enum FeedbackRequest {
     Not(String),
     Is(String),
+}
+
+/// A feedback body as read, before exactly one of the two is required.
+/// Other fields are ignored, as the schema (which does not forbid them)
+/// promises.
+#[derive(Deserialize)]
+struct FeedbackFields {
+    #[serde(default)]
+    not: Option<String>,
+    #[serde(default)]
+    is: Option<String>,
+}
+
+impl TryFrom<FeedbackFields> for FeedbackRequest {
+    type Error = &'static str;
+
+    fn try_from(fields: FeedbackFields) -> Result<Self, Self::Error> {
+        match (fields.not, fields.is) {
+            (Some(not), None) => Ok(FeedbackRequest::Not(not)),
+            (None, Some(is)) => Ok(FeedbackRequest::Is(is)),
+            _ => Err("give exactly one of `not` and `is`"),
+        }
+    }
 }
 
 /// Which correction was made.
