@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vigil_wire::detections::DetectionView;
-use vigil_wire::paging::PageOf;
-use vigil_wire::people::{FeedbackKind, FeedbackView, Identity, SubjectFaceView};
+use vigil_wire::people::{FeedbackKind, FeedbackView, Identity};
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{error_code, spawn_app_with, AppOptions, TestApp, TestUser};
@@ -134,16 +133,8 @@ async fn a_not_correction_stops_a_false_accept_everywhere_and_undo_brings_it_bac
             photo.display()
         );
     }
-    let faces: PageOf<SubjectFaceView> = first
-        .get_as(
-            &format!("/api/v1/subjects/{}/faces", subject.id),
-            &user.access_token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(faces.items.len(), 4, "a correction is not listed among her faces");
+    let faces = first.subject_faces(&user, &subject.id).await;
+    assert_eq!(faces.len(), 4, "a correction is not listed among her faces");
 
     // Undone on the second instance: the stranger is taken for Ann again on both.
     let undone = second.undo(&user, &correction.id).await;
@@ -195,17 +186,9 @@ async fn an_is_correction_enrols_the_face_and_undo_removes_it() {
         .await;
     assert_eq!(correction.kind, FeedbackKind::Is);
     assert_eq!(app.who(&user, &bob[5]).await.as_deref(), Some("Bob"));
-    let faces: PageOf<SubjectFaceView> = app
-        .get_as(
-            &format!("/api/v1/subjects/{}/faces", bob_subject.id),
-            &user.access_token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(faces.items.len(), 1);
-    assert_eq!(faces.items[0].id, correction.id);
+    let faces = app.subject_faces(&user, &bob_subject.id).await;
+    assert_eq!(faces.len(), 1);
+    assert_eq!(faces[0].id, correction.id);
 
     assert_eq!(app.undo(&user, &correction.id).await.status(), 204);
     assert_eq!(app.who(&user, &bob[5]).await.as_deref(), Some("Ann"));

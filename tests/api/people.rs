@@ -128,6 +128,16 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// The subject's enrolled faces, as its owner lists them.
+    pub(crate) async fn subject_faces(&self, user: &TestUser, subject: &str) -> Vec<SubjectFaceView> {
+        let response = self
+            .get_as(&format!("/api/v1/subjects/{subject}/faces"), &user.access_token)
+            .await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        let page: PageOf<SubjectFaceView> = response.json().await.unwrap();
+        page.items
+    }
+
     pub(crate) async fn detect(&self, user: &TestUser, bytes: Vec<u8>) -> DetectionView {
         let response = self.upload(user, Upload::body(bytes, "image/jpeg")).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
@@ -541,17 +551,9 @@ async fn deleting_one_face_keeps_the_others_and_moves_the_thumbnail() {
         after.thumbnail_url, before.thumbnail_url,
         "the cover moved to the remaining face"
     );
-    let faces: PageOf<SubjectFaceView> = app
-        .get_as(
-            &format!("/api/v1/subjects/{}/faces", subject.id),
-            &user.access_token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let faces = app.subject_faces(&user, &subject.id).await;
     assert_eq!(
-        faces.items.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+        faces.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
         [second.id.as_str()]
     );
     let seen = app.detect(&user, std::fs::read(&people[4].1[7]).unwrap()).await;
