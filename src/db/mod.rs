@@ -114,6 +114,25 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     }
 }
 
+/// The ids of the documents of `collection` that match `filter`, read
+/// without the documents.
+pub async fn ids_matching<T: Send + Sync>(
+    collection: &mongodb::Collection<T>,
+    filter: Document,
+) -> Result<Vec<ObjectId>, DbError> {
+    use futures_util::TryStreamExt;
+    let found: Vec<Document> = collection
+        .clone_with_type::<Document>()
+        .find(filter)
+        .projection(doc! { "_id": 1 })
+        .await
+        .map_err(DbError::from_driver)?
+        .try_collect()
+        .await
+        .map_err(DbError::from_driver)?;
+    Ok(found.iter().filter_map(|d| d.get_object_id("_id").ok()).collect())
+}
+
 /// Whether commits need [`Database::journal_barrier`]: not yet known, yes, no.
 const BARRIER_UNKNOWN: u8 = 0;
 const BARRIER_NEEDED: u8 = 1;

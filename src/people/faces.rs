@@ -238,21 +238,8 @@ impl SubjectFaces {
     }
 
     async fn ids(&self, filter: mongodb::bson::Document) -> Result<Vec<SubjectFaceId>, DbError> {
-        let ids: Vec<mongodb::bson::Document> = self
-            .faces
-            .clone_with_type::<mongodb::bson::Document>()
-            .find(filter)
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(DbError::from_driver)?
-            .try_collect()
-            .await
-            .map_err(DbError::from_driver)?;
-        Ok(ids
-            .iter()
-            .filter_map(|d| d.get_object_id("_id").ok())
-            .map(SubjectFaceId)
-            .collect())
+        let ids = crate::db::ids_matching(&self.faces, filter).await?;
+        Ok(ids.into_iter().map(SubjectFaceId).collect())
     }
 
     /// Deletes one face of `subject` if it has that polarity.

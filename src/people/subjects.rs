@@ -108,17 +108,7 @@ impl Subjects {
         if let Some(owner) = owner {
             filter.insert("owner_id", owner.0);
         }
-        let found: Vec<Document> = self
-            .subjects
-            .clone_with_type::<Document>()
-            .find(filter)
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(DbError::from_driver)?
-            .try_collect()
-            .await
-            .map_err(DbError::from_driver)?;
-        Ok(found.iter().filter_map(|d| d.get_object_id("_id").ok()).collect())
+        crate::db::ids_matching(&self.subjects, filter).await
     }
 
     /// Every subject's (id, owner, name), for loading the gallery.
