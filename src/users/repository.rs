@@ -1,7 +1,6 @@
 use std::sync::LazyLock;
 
 use chrono::Utc;
-use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::{ClientSession, Collection};
@@ -268,18 +267,7 @@ impl Users {
 
     /// Every admin's id: camera frames are matched against their galleries.
     pub async fn admin_ids(&self) -> Result<Vec<UserId>, UserError> {
-        let ids: Vec<Document> = self
-            .users
-            .clone_with_type::<Document>()
-            .find(doc! { "role": "admin" })
-            .projection(doc! { "_id": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        Ok(ids
-            .iter()
-            .filter_map(|d| d.get_object_id("_id").ok())
-            .map(UserId)
-            .collect())
+        let ids = crate::db::ids_matching(&self.users, doc! { "role": "admin" }).await?;
+        Ok(ids.into_iter().map(UserId).collect())
     }
 }
