@@ -16,6 +16,7 @@ use crate::agents::AlarmIngest;
 use crate::alarm_rules::AlarmRules;
 use crate::alarms::AlarmBus;
 use crate::api::{self, Services};
+use crate::audit::AuditLog;
 use crate::auth::AuthService;
 use crate::capture::{CameraLeases, Cameras, CaptureDeps, RecorderSink};
 use crate::config::{Config, SecretSource};
@@ -23,7 +24,7 @@ use crate::db::health::ReadyState;
 use crate::db::health::{HealthMonitor, Readiness};
 use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
 use crate::db::{Database, DbError};
-use crate::detections::{Recorder, UploadService};
+use crate::detections::{FacePrints, Recorder, UploadService};
 use crate::disk::{DataDirProbe, DiskGuard, Storage};
 use crate::hub::Hub;
 use crate::idempotency::IdempotencyKeys;
@@ -38,6 +39,7 @@ use crate::notify::webhooks::{
 use crate::people::erase::Erasure;
 use crate::people::{Gallery, GallerySync, People, PeopleLimits, Recognition, SubjectFaces, Subjects};
 use crate::retention::{CameraRetention, Retention};
+use crate::search::FaceSearch;
 use crate::telemetry::{PhotoImages, Telemetry, TelemetryDeps, TelemetrySettings};
 use crate::users::DirectorySync;
 use crate::vision::recognizer::RecognizerLoadError;
@@ -186,6 +188,7 @@ impl Application {
             Arc::new(alarm_rules.clone()),
             storage.clone(),
         );
+        let audit = AuditLog::new(&db);
         let people = People {
             db: db.clone(),
             subjects: Subjects::new(&db),
@@ -205,6 +208,14 @@ impl Application {
                 detections: recorder.detections.clone(),
                 alarms: recorder.alarms.clone(),
             },
+            audit: audit.clone(),
+        };
+        let search = FaceSearch {
+            prints: FacePrints::new(&db),
+            detections: recorder.detections.clone(),
+            people: people.clone(),
+            audit: audit.clone(),
+            threshold: config.matching.threshold,
         };
         let gallery_sync = GallerySync {
             db: db.clone(),
@@ -389,6 +400,8 @@ impl Application {
             webhooks: web::Data::new(webhooks),
             alarm_rules: web::Data::new(alarm_rules),
             storage: web::Data::new(storage),
+            search: web::Data::new(search),
+            audit: web::Data::new(audit),
         };
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {

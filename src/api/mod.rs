@@ -7,6 +7,7 @@
 pub mod alarm_rules;
 pub mod alarms;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod cameras;
 pub mod clients;
@@ -27,6 +28,7 @@ pub mod numbers;
 pub mod openapi;
 pub mod request_metrics;
 pub mod request_span;
+pub mod search;
 mod services;
 pub mod subjects;
 pub mod telemetry;
@@ -86,8 +88,11 @@ where
         .service(subjects::enrol)
         .service(subjects::faces)
         .service(subjects::remove_face)
+        .service(subjects::export)
         .service(feedback::give)
         .service(feedback::undo)
+        .service(search::search)
+        .service(audit::list)
         .service(telemetry::gyroscope)
         .service(telemetry::gps)
         .service(telemetry::photo)

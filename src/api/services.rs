@@ -8,6 +8,7 @@ use utoipa_actix_web::UtoipaApp;
 
 use crate::agents::AlarmIngest;
 use crate::alarm_rules::AlarmRules;
+use crate::audit::AuditLog;
 use crate::auth::AuthService;
 use crate::capture::Cameras;
 use crate::dashboard::Assets;
@@ -20,6 +21,7 @@ use crate::media::signed::UrlSigner;
 use crate::media::SharedMediaStore;
 use crate::notify::webhooks::WebhookService;
 use crate::people::People;
+use crate::search::FaceSearch;
 use crate::telemetry::Telemetry;
 use crate::vision::{DetectorPool, ImageLimits, RecognizerPool};
 
@@ -44,6 +46,8 @@ pub struct Services {
     pub webhooks: web::Data<WebhookService>,
     pub alarm_rules: web::Data<AlarmRules>,
     pub storage: web::Data<Storage>,
+    pub search: web::Data<FaceSearch>,
+    pub audit: web::Data<AuditLog>,
 }
 
 impl Services {
@@ -71,6 +75,8 @@ impl Services {
             webhooks,
             alarm_rules,
             storage,
+            search,
+            audit,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -91,5 +97,7 @@ impl Services {
             .app_data(webhooks)
             .app_data(alarm_rules)
             .app_data(storage)
+            .app_data(search)
+            .app_data(audit)
     }
 }

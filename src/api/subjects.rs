@@ -226,3 +226,33 @@ pub async fn remove_face(
     people.delete_face(principal.user_id, id.0, face.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// Everything stored about a subject, as a zip: `subject.json` (the subject,
+/// each enrolled face with its embedding, every detection and alarm naming
+/// them, how many detected faces' embeddings are kept as theirs) and
+/// `faces/ID.jpg`, each enrolled face's crop. What a person may ask to see
+/// (GDPR art. 15); each export is written to the audit log.
+#[utoipa::path(
+    tag = "people",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, description = "Subject id")),
+    responses(
+        (status = 200, description = "The zip", content_type = "application/zip"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/subjects/{id}/export")]
+pub async fn export(
+    principal: Principal,
+    id: PathId<SubjectId>,
+    people: web::Data<People>,
+) -> Result<HttpResponse, ApiError> {
+    let export = people.export(principal.user_id, id.0).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"subject-{}.zip\"", id.0),
+        ))
+        .body(export.zip))
+}

@@ -57,8 +57,8 @@ async fn execute(args: EraseArgs) -> anyhow::Result<ExitCode> {
         ),
     }
     println!(
-        "detections={} alarms={} log_entries={}",
-        references.detections, references.alarms, references.log_entries
+        "detections={} alarms={} log_entries={} seen_faces={}",
+        references.detections, references.alarms, references.log_entries, references.seen_faces
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -589,6 +589,15 @@ pub struct RetentionArgs {
     )]
     pub retention_days: u32,
 
+    /// Days the embedding of an unknown face (one recognised as nobody) is kept for search by face; its detection stays for --retention-days. 0 keeps it as long as its detection.
+    #[arg(
+        long,
+        env = "VIGIL_UNKNOWN_FACE_RETENTION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(0..=36_500)
+    )]
+    pub unknown_face_retention_days: u32,
+
     /// Seconds between two retention sweeps (the first runs once the database is ready).
     #[arg(
         long = "retention-interval-secs",

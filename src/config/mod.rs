@@ -293,6 +293,7 @@ impl ServeArgs {
             mqtt: self.mqtt.settings()?,
             retention: RetentionSettings {
                 days: self.retention.retention_days,
+                unknown_face_days: self.retention.unknown_face_retention_days,
                 interval: self.retention.retention_interval,
             },
             min_free_disk_bytes: self.retention.min_free_disk_mb * 1024 * 1024,
@@ -480,6 +481,7 @@ mod tests {
         if unset("VIGIL_RETENTION_DAYS") && unset("VIGIL_MIN_FREE_DISK_MB") {
             let config = parse(&[]).into_config().unwrap();
             assert_eq!(config.retention.days, 30);
+            assert_eq!(config.retention.unknown_face_days, 30);
             assert_eq!(config.min_free_disk_bytes, 512 * 1024 * 1024);
         }
         let config = parse(&["--retention-days", "0", "--min-free-disk-mb", "0"])

@@ -6,11 +6,13 @@
 
 pub mod change_feed;
 mod command_events;
+mod embedding;
 pub mod health;
 pub mod migrations;
 mod object_id;
 pub mod paging;
 mod transaction;
+pub use embedding::StoredEmbedding;
 pub use transaction::{
     commit_error, transaction_backoff, Transient, ABANDONED_TRANSACTION_WAIT, TRANSACTION_RETRY_BUDGET,
 };

@@ -8,7 +8,17 @@ use image::RgbImage;
 use vigil_wire::people::Identity;
 
 use crate::users::UserId;
-use crate::vision::Face;
+use crate::vision::{Embedding, Face};
+
+/// A face that could be embedded: who it is, and the embedding (kept for
+/// search by face).
+#[derive(Debug, Clone)]
+pub struct Identified {
+    pub identity: Identity,
+    pub embedding: Embedding,
+    /// The recognizer that computed it.
+    pub model: &'static str,
+}
 
 /// Whose gallery a frame is matched against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +44,7 @@ pub trait FaceIdentifier: Send + Sync {
         viewer: Viewer,
         image: Arc<RgbImage>,
         faces: Vec<Face>,
-    ) -> BoxFuture<'_, Vec<Option<Identity>>>;
+    ) -> BoxFuture<'_, Vec<Option<Identified>>>;
 }
 
 /// Recognition switched off: faces get no identity.
@@ -46,7 +56,7 @@ impl FaceIdentifier for NoRecognition {
         _: Viewer,
         _: Arc<RgbImage>,
         faces: Vec<Face>,
-    ) -> BoxFuture<'_, Vec<Option<Identity>>> {
+    ) -> BoxFuture<'_, Vec<Option<Identified>>> {
         Box::pin(std::future::ready(vec![None; faces.len()]))
     }
 }

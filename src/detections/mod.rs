@@ -3,6 +3,7 @@
 
 mod gate;
 mod identify;
+pub mod prints;
 mod recorder;
 mod repository;
 mod source;
@@ -13,7 +14,8 @@ use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
 pub use gate::{AlarmGate, EveryFace};
-pub use identify::{FaceIdentifier, NoRecognition, Viewer};
+pub use identify::{FaceIdentifier, Identified, NoRecognition, Viewer};
+pub use prints::{FacePrints, PrintScope, SeenFaceRecord};
 pub use recorder::{AlarmTrigger, Frame, JobFrame, Original, RecordError, Recorded, Recorder};
 pub use repository::{DetectionScope, Detections};
 pub use source::{InvalidSource, Source};

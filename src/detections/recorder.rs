@@ -16,8 +16,8 @@ use mongodb::bson::oid::ObjectId;
 use vigil_wire::people::SeenFace;
 
 use super::{
-    AlarmGate, DetectionId, DetectionRecord, DetectionScope, Detections, FaceIdentifier, MediaRefs, Source,
-    Viewer, MODEL_NAME,
+    AlarmGate, DetectionId, DetectionRecord, DetectionScope, Detections, FaceIdentifier, FacePrints,
+    Identified, MediaRefs, SeenFaceRecord, Source, Viewer, MODEL_NAME,
 };
 use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
 use crate::db::{Database, DbError, Transient};
@@ -140,6 +140,7 @@ pub struct Recorder {
     identifier: Arc<dyn FaceIdentifier>,
     gate: Arc<dyn AlarmGate>,
     pub detections: Detections,
+    prints: FacePrints,
     pub alarms: Alarms,
     pub media: SharedMediaStore,
     pub bus: AlarmBus,
@@ -163,6 +164,7 @@ impl Recorder {
             identifier,
             gate,
             detections: Detections::new(db),
+            prints: FacePrints::new(db),
             alarms: Alarms::new(db),
             media,
             bus,
@@ -219,8 +221,12 @@ impl Recorder {
             .identifier
             .identify(Viewer::of(frame.owner), image.clone(), faces.clone());
         let annotate = tokio::task::spawn_blocking(move || annotate_jpeg(&image, &faces));
-        let (identities, annotated) = tokio::join!(identify, annotate);
+        let (identified, annotated) = tokio::join!(identify, annotate);
         let annotated = annotated.map_err(|e| VisionError::Encode(e.to_string()))??;
+        let identities: Vec<_> = identified
+            .iter()
+            .map(|i| i.as_ref().map(|i| i.identity.clone()))
+            .collect();
 
         // Not kept: the ids are still reserved (the documents' schema names
         // images), but nothing is written under them.
@@ -325,6 +331,8 @@ impl Recorder {
             job_frame: frame.job.map(|j| j.index),
         };
 
+        let prints = prints_of(&record, &identified);
+
         let turn = match payer {
             Some(payer) => Some(Users::charge_turn(payer).await),
             None => None,
@@ -345,6 +353,7 @@ impl Recorder {
                 }
                 other => other?,
             }
+            self.prints.insert_all(&prints, session).await?;
             if let Some(alarm) = &alarm {
                 self.alarms.insert(alarm, Some(session)).await?;
             }
@@ -388,6 +397,7 @@ impl Recorder {
                 return Ok(None);
             };
             self.alarms.delete_for_detection(id.0, session).await?;
+            self.prints.delete_for(&[id.0], session).await?;
             Ok(Some(record))
         })?;
         let Some(record) = record else {
@@ -421,6 +431,30 @@ impl Recorder {
             tracing::warn!(media = %id, error = %err, "could not remove image; the orphan sweep will");
         }
     }
+}
+
+/// The embedded faces of `record`, to be stored with it.
+fn prints_of(record: &DetectionRecord, identified: &[Option<Identified>]) -> Vec<SeenFaceRecord> {
+    identified
+        .iter()
+        .enumerate()
+        .filter_map(|(index, identified)| {
+            let identified = identified.as_ref()?;
+            Some(SeenFaceRecord {
+                id: ObjectId::new(),
+                detection_id: record.id,
+                face_index: u32::try_from(index).ok()?,
+                user_id: record.user_id,
+                created_at: record.created_at,
+                model: identified.model.to_owned(),
+                embedding: crate::db::StoredEmbedding(identified.embedding),
+                subject_id: identified
+                    .identity
+                    .recognised()
+                    .and_then(|r| ObjectId::parse_str(&r.subject_id).ok()),
+            })
+        })
+        .collect()
 }
 
 /// The images one store wrote.

@@ -117,6 +117,21 @@ impl Detections {
             .map_err(DbError::from_driver)
     }
 
+    /// The detections with these ids, whoever owns them (the caller scoped
+    /// the ids).
+    pub async fn by_ids(&self, ids: &[ObjectId]) -> Result<Vec<DetectionRecord>, DbError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.detections
+            .find(doc! { "_id": { "$in": ids } })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
     /// Detections with a face named `subject` (24 hex digits).
     pub async fn naming(&self, subject: &str) -> Result<Vec<DetectionRecord>, DbError> {
         self.detections

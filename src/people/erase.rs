@@ -1,6 +1,8 @@
 //! Erasing a person: the subject, every enrolled face, their crops and
-//! source images, and every reference to them that detections, alarms and
-//! the WebSocket message log keep, and alarm rules that list them. A face once named becomes
+//! source images, every reference to them that detections, alarms and
+//! the WebSocket message log keep, alarm rules that list them, and the
+//! embeddings of the detected faces recognised as them; audit entries keep
+//! who looked and when, no longer whom. A face once named becomes
 //! `{"erased": true}` and an alarm's message is written again without the
 //! name, so nothing of the person remains.
 //!
@@ -14,8 +16,9 @@ use vigil_wire::people::Identity;
 use super::{SubjectFaceRecord, SubjectFaces, SubjectId, SubjectRecord, Subjects};
 use crate::alarm_rules::repository::AlarmRuleStore;
 use crate::alarms::{Alarm, Alarms};
+use crate::audit::AuditLog;
 use crate::db::{Database, DbError};
-use crate::detections::Detections;
+use crate::detections::{Detections, FacePrints};
 use crate::hub::message_log::forget_alarms_naming;
 use crate::media::{MediaId, SharedMediaStore};
 use crate::users::UserId;
@@ -38,6 +41,10 @@ pub struct ErasedReferences {
     pub log_entries: u64,
     /// Alarm rules that listed the subject.
     pub alarm_rules: u64,
+    /// Embeddings of detected faces recognised as the subject.
+    pub seen_faces: u64,
+    /// Audit entries that named the subject (rewritten, not deleted).
+    pub audit_entries: u64,
 }
 
 fn erase_in(identity: &mut Option<Identity>, subject: &str) -> bool {
@@ -108,12 +115,16 @@ impl Erasure {
         }
         erased.log_entries = forget_alarms_naming(&self.db, &hex).await?;
         erased.alarm_rules = AlarmRuleStore::new(&self.db).forget_subject(subject.0).await?;
+        erased.seen_faces = FacePrints::new(&self.db).delete_of_subject(subject.0).await?;
+        erased.audit_entries = AuditLog::new(&self.db).forget_subject(&hex).await?;
         tracing::info!(
             subject = %subject,
             detections = erased.detections,
             alarms = erased.alarms,
             log_entries = erased.log_entries,
             alarm_rules = erased.alarm_rules,
+            seen_faces = erased.seen_faces,
+            audit_entries = erased.audit_entries,
             "references to an erased subject removed"
         );
         Ok(erased)

@@ -8,7 +8,7 @@ use image::RgbImage;
 use vigil_wire::people::Identity;
 
 use super::{Gallery, MatchRule};
-use crate::detections::{FaceIdentifier, Viewer};
+use crate::detections::{FaceIdentifier, Identified, Viewer};
 use crate::users::{UserId, Users};
 use crate::vision::{Embedding, Face, RecognizerPool};
 
@@ -39,7 +39,7 @@ impl Recognition {
         viewer: Viewer,
         image: Arc<RgbImage>,
         faces: Vec<Face>,
-    ) -> Vec<Option<Identity>> {
+    ) -> Vec<Option<Identified>> {
         let count = faces.len();
         if count == 0 {
             return Vec::new();
@@ -52,9 +52,17 @@ impl Recognition {
             }
         };
         let owners = self.owners(viewer).await;
+        let model = self.recognizer.model_id();
         embeddings
-            .iter()
-            .map(|embedding| Some(self.identity_of(&owners, embedding.as_ref()?)))
+            .into_iter()
+            .map(|embedding| {
+                let embedding = embedding?;
+                Some(Identified {
+                    identity: self.identity_of(&owners, &embedding),
+                    embedding,
+                    model,
+                })
+            })
             .collect()
     }
 
@@ -71,7 +79,7 @@ impl FaceIdentifier for Recognition {
         viewer: Viewer,
         image: Arc<RgbImage>,
         faces: Vec<Face>,
-    ) -> BoxFuture<'_, Vec<Option<Identity>>> {
+    ) -> BoxFuture<'_, Vec<Option<Identified>>> {
         Box::pin(self.identify_faces(viewer, image, faces))
     }
 }

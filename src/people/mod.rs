@@ -12,8 +12,10 @@
 //! - [`identify`]: who the faces of a new detection are.
 //! - [`reindex`]: new embeddings after a model change.
 //! - [`erase`]: nothing of a deleted person kept anywhere.
+//! - [`export`]: everything kept about a person, for them to see.
 
 pub mod erase;
+mod export;
 pub mod faces;
 mod feedback;
 pub mod fields;
@@ -26,6 +28,7 @@ mod service;
 pub mod subjects;
 pub mod sync;
 
+pub use export::Export;
 pub use faces::{Polarity, SubjectFaceRecord, SubjectFaces};
 pub use feedback::Correction;
 pub use fields::{NewSubject, SubjectFieldError, SubjectName, SubjectNote, SubjectPatch};
@@ -74,6 +77,8 @@ pub enum PeopleError {
     NoEmbedding(NotEmbedded),
     #[error("the stored image of this detection is gone")]
     SourceImageGone,
+    #[error("the export could not be written: {0}")]
+    Export(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -104,6 +109,7 @@ impl Coded for PeopleError {
             PeopleError::FaceTooSmall(_) => ErrorCode::FaceTooSmall,
             PeopleError::NoEmbedding(_) => ErrorCode::NoEmbedding,
             PeopleError::SourceImageGone => ErrorCode::NotFound,
+            PeopleError::Export(_) => ErrorCode::Internal,
             PeopleError::Db(e) => e.code(),
             PeopleError::Media(e) => e.code(),
             PeopleError::Vision(e) => e.code(),

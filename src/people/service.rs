@@ -10,6 +10,7 @@ use super::{
     FaceOrigin, Gallery, NewSubject, PeopleError, Polarity, SubjectFaceId, SubjectFaceRecord, SubjectFaces,
     SubjectId, SubjectPatch, SubjectRecord, Subjects,
 };
+use crate::audit::AuditLog;
 use crate::db::paging::{Page, PageRequest};
 use crate::db::Database;
 use crate::detections::{DetectionId, DetectionScope, Detections};
@@ -60,6 +61,8 @@ pub struct People {
     pub image_limits: ImageLimits,
     pub limits: PeopleLimits,
     pub erasure: Erasure,
+    /// Where exports are recorded.
+    pub audit: AuditLog,
 }
 
 /// When the references to an erased subject are looked for again: past the
@@ -269,14 +272,7 @@ impl People {
     ) -> Result<(DecodedUpload, Face, FaceOrigin), PeopleError> {
         match from {
             EnrolFrom::Image(bytes) => {
-                let source = decode_upload(bytes, self.image_limits).await?;
-                let detection = self.detector.detect(source.image.clone()).await?;
-                let largest = detection
-                    .faces
-                    .iter()
-                    .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
-                    .copied()
-                    .ok_or(PeopleError::NoFace)?;
+                let (source, largest) = self.largest_face(bytes).await?;
                 Ok((source, largest, FaceOrigin::Upload))
             }
             EnrolFrom::Detection {
@@ -309,6 +305,25 @@ impl People {
                 Ok((source, face, origin))
             }
         }
+    }
+
+    /// An uploaded image, decoded, and its largest face.
+    async fn largest_face(&self, bytes: Vec<u8>) -> Result<(DecodedUpload, Face), PeopleError> {
+        let source = decode_upload(bytes, self.image_limits).await?;
+        let detection = self.detector.detect(source.image.clone()).await?;
+        let largest = detection
+            .faces
+            .iter()
+            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+            .copied()
+            .ok_or(PeopleError::NoFace)?;
+        Ok((source, largest))
+    }
+
+    /// The embedding of the largest face of an image (a search's probe).
+    pub async fn embed_largest_face(&self, bytes: Vec<u8>) -> Result<crate::vision::Embedding, PeopleError> {
+        let (source, face) = self.largest_face(bytes).await?;
+        Ok(self.recognizer.embed_one(source.image, face).await??.embedding)
     }
 
     pub(super) async fn remove_images(&self, images: [MediaId; 2]) {

@@ -33,7 +33,7 @@ pub use policy::{stored_before, Policy};
 
 use crate::db::health::{Readiness, ReadyState};
 use crate::db::{Database, DbError};
-use crate::detections::MediaRefs;
+use crate::detections::{FacePrints, MediaRefs};
 use crate::jobs::JobState;
 use crate::media::{MediaId, MediaReferences, SharedMediaStore};
 
@@ -48,6 +48,8 @@ const PAUSE: Duration = Duration::from_millis(100);
 pub struct RetentionSettings {
     /// Days detections and alarms are kept; 0 keeps them forever.
     pub days: u32,
+    /// Days an unknown face's embedding is kept; 0 keeps it as long as its detection.
+    pub unknown_face_days: u32,
     /// Time between two sweeps.
     pub interval: Duration,
 }
@@ -66,6 +68,8 @@ pub struct Swept {
     pub images: u64,
     /// Ended jobs (uploads', videos' and webhook deliveries').
     pub jobs: u64,
+    /// Embeddings of unknown faces (their detections stay).
+    pub unknown_faces: u64,
 }
 
 /// The background sweep.
@@ -125,7 +129,8 @@ impl Retention {
                         alarms = swept.alarms,
                         images = swept.images,
                         jobs = swept.jobs,
-                        "expired detections, alarms and ended jobs deleted"
+                        unknown_faces = swept.unknown_faces,
+                        "expired detections, alarms, ended jobs and unknown faces' embeddings deleted"
                     ),
                     Ok(_) => {}
                     Err(err) => {
@@ -143,6 +148,7 @@ impl Retention {
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<Swept, DbError> {
         let mut swept = Swept {
             jobs: self.ended_jobs(now).await?,
+            unknown_faces: self.unknown_faces(now).await?,
             ..Swept::default()
         };
         let Some(filter) = self.policy().expired(now) else {
@@ -229,6 +235,19 @@ impl Retention {
         Ok(total)
     }
 
+    /// Deletes the embeddings of unknown faces older than
+    /// `--unknown-face-retention-days`: biometric data of people nobody
+    /// enrolled is kept no longer than it serves (search by face).
+    async fn unknown_faces(&self, now: DateTime<Utc>) -> Result<u64, DbError> {
+        if self.settings.unknown_face_days == 0 {
+            return Ok(0);
+        }
+        let cutoff = now - chrono::Duration::days(i64::from(self.settings.unknown_face_days));
+        let deleted = FacePrints::new(&self.db).delete_unknown_before(cutoff).await?;
+        count("unknown_faces", deleted);
+        Ok(deleted)
+    }
+
     /// One batch of expired detections and their alarms, gone together.
     /// Returns what was found, how many of them were deleted, and how many alarms went with them.
     async fn detections_batch(
@@ -256,6 +275,7 @@ impl Retention {
                 .await
                 .map_err(DbError::from_driver)?
                 .deleted_count;
+            FacePrints::new(&self.db).delete_for(&ids, session).await?;
             Ok((found, deleted, alarms))
         })
     }

@@ -28,7 +28,7 @@ pub use image_input::{decode_image, ImageError, ImageLimits};
 pub use model::ModelError;
 pub use pool::{Detected, DetectorPool, DetectorSettings};
 pub use recognizer::{
-    EmbeddedFace, Embedding, FaceEmbedder, NotEmbedded, RecognizerPool, RecognizerSettings,
+    EmbeddedFace, Embedding, FaceEmbedder, NotEmbedded, RecognizerPool, RecognizerSettings, EMBEDDING_LEN,
 };
 
 use std::sync::Arc;

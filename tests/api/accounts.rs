@@ -12,7 +12,7 @@ use crate::helpers::{
     database_uri, error_code, spawn_app, spawn_app_with, vigil_command, Api, AppOptions, TestApp,
 };
 
-fn vigil_user(app: &TestApp, command: &str, name: &str) {
+pub(crate) fn vigil_user(app: &TestApp, command: &str, name: &str) {
     let output = vigil_command()
         .args(["user", "--database", &app.database_name, command, name])
         .env("MONGODB_URI", database_uri())

@@ -320,11 +320,21 @@ async fn parallel_uploads_never_overdraw_the_quota() {
 }
 
 #[tokio::test]
-async fn deleting_a_detection_removes_its_alarm_and_images() {
+async fn deleting_a_detection_removes_its_alarm_images_and_face_embeddings() {
     let app = spawn_app().await;
     let user = app.create_user().await;
     let d = app.upload_face(&user).await;
     let id = &d.id;
+    let seen_faces = || async {
+        app.db
+            .collection::<mongodb::bson::Document>("seen_faces")
+            .count_documents(
+                mongodb::bson::doc! { "detection_id": mongodb::bson::oid::ObjectId::parse_str(id).unwrap() },
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(seen_faces().await, 1, "the portrait's face is embedded");
     let other = app.create_user().await;
     let refused = app
         .delete_as(&format!("/api/v1/detections/{id}"), &other.access_token)
@@ -353,6 +363,7 @@ async fn deleting_a_detection_removes_its_alarm_and_images() {
     }
     let files = stored_images(&app.data_dir.path().join("images"));
     assert!(files.is_empty(), "{files:?}");
+    assert_eq!(seen_faces().await, 0);
 }
 
 #[tokio::test]

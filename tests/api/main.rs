@@ -44,6 +44,7 @@ mod people_dashboard;
 mod proxy;
 mod readiness;
 mod retention;
+mod search;
 mod static_files;
 mod telemetry;
 mod telemetry_dashboard;

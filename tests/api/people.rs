@@ -705,7 +705,15 @@ async fn dump(app: &TestApp, collection: &str) -> String {
 /// The names of every file under `dir`.
 /// Asserts that no collection and no stored image holds anything of the subject.
 async fn nothing_remains_of(app: &TestApp, subject: &SubjectView, images: &[String]) {
-    for collection in ["subjects", "subject_faces", "detections", "alarms", "ws_messages"] {
+    for collection in [
+        "subjects",
+        "subject_faces",
+        "detections",
+        "alarms",
+        "ws_messages",
+        "seen_faces",
+        "audit_log",
+    ] {
         let text = dump(app, collection).await;
         assert!(
             !text.contains(&subject.id),

@@ -59,7 +59,24 @@ async fn age(app: &TestApp, detection: &str, days: i64, camera: Option<&str>) ->
     }
     detections.insert_one(record).await.unwrap();
     detections.delete_one(doc! { "_id": old }).await.unwrap();
+    app.db
+        .collection::<Document>("seen_faces")
+        .update_many(
+            doc! { "detection_id": old },
+            doc! { "$set": { "detection_id": new_id } },
+        )
+        .await
+        .unwrap();
     new_id
+}
+
+/// How many of the detection's faces have their embedding stored.
+async fn seen_faces_of(app: &TestApp, detection: ObjectId) -> u64 {
+    app.db
+        .collection::<Document>("seen_faces")
+        .count_documents(doc! { "detection_id": detection })
+        .await
+        .unwrap()
 }
 
 async fn detection_exists(app: &TestApp, id: ObjectId) -> bool {
@@ -138,6 +155,11 @@ async fn deletes_exactly_what_expired(backend: &str) {
     wait_until_gone(&app, expired_id, Duration::from_secs(30)).await;
 
     assert_eq!(alarms_of(&app, expired_id).await, 0, "its alarm went with it");
+    assert_eq!(
+        seen_faces_of(&app, expired_id).await,
+        0,
+        "its faces' embeddings too"
+    );
     let started = Instant::now();
     while images_of(&app, &expired).await != [404, 404] {
         assert!(started.elapsed() < Duration::from_secs(10), "its images stayed");
@@ -146,6 +168,7 @@ async fn deletes_exactly_what_expired(backend: &str) {
     // A few more sweeps: nothing younger goes.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(detection_exists(&app, recent_id).await, "29 days old: kept");
+    assert_eq!(seen_faces_of(&app, recent_id).await, 1);
     assert_eq!(alarms_of(&app, recent_id).await, 1);
     let fresh_id = ObjectId::parse_str(&fresh.id).unwrap();
     assert!(detection_exists(&app, fresh_id).await);

@@ -8,6 +8,7 @@
 
 pub mod alarm_rules;
 pub mod alarms;
+pub mod audit;
 pub mod auth;
 pub mod detections;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod jobs;
 pub mod media;
 pub mod paging;
 pub mod people;
+pub mod search;
 pub mod telemetry;
 pub mod text;
 pub mod webhooks;

@@ -5,8 +5,8 @@
 
 mod alarm;
 mod client_ip;
-mod enrol;
 mod idempotency;
+mod image_or_json;
 mod json;
 mod path_id;
 mod principal;
@@ -16,8 +16,8 @@ mod video;
 
 pub use alarm::AlarmBody;
 pub use client_ip::RateLimitedIp;
-pub use enrol::{EnrolBody, EnrolDetectionFace};
 pub use idempotency::{OptionalIdempotencyKey, IDEMPOTENCY_KEY_HEADER};
+pub use image_or_json::{EnrolBody, EnrolDetectionFace, ImageOrJson};
 pub use json::JsonBody;
 pub use path_id::{Named, PathId};
 pub use principal::{Admin, AlarmSender, TelemetrySender, API_KEY_HEADER};
