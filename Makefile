@@ -62,6 +62,11 @@ include $(wildcard mk/*.mk)
 bench-gallery:
 	$(CARGO) bench -p vigil-bin --bench gallery
 
+.PHONY: bench-search
+# Search by face over 100k and 1M stored faces (synthetic), in the database: p50/p99, CPU, memory.
+bench-search: deps venv
+	scripts/with-database.sh --ephemeral -- $(CARGO) bench -p vigil-bin --bench search
+
 .PHONY: bench-api
 # Upload throughput and latency of a release build, 640x480 JPEG, concurrency 1 and 8.
 bench-api: deps venv models test-assets

@@ -36,3 +36,4 @@ pub mod telemetry;
 pub mod tls;
 pub mod users;
 pub mod vision;
+pub mod visitors;

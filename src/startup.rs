@@ -24,7 +24,7 @@ use crate::db::health::ReadyState;
 use crate::db::health::{HealthMonitor, Readiness};
 use crate::db::migrations::{MigrationError, MigrationSet, Migrator};
 use crate::db::{Database, DbError};
-use crate::detections::{FacePrints, Recorder, UploadService};
+use crate::detections::{FacePrints, NoGrouping, Recorder, Strangers, UploadService};
 use crate::disk::{DataDirProbe, DiskGuard, Storage};
 use crate::hub::Hub;
 use crate::idempotency::IdempotencyKeys;
@@ -44,6 +44,7 @@ use crate::telemetry::{PhotoImages, Telemetry, TelemetryDeps, TelemetrySettings}
 use crate::users::DirectorySync;
 use crate::vision::recognizer::RecognizerLoadError;
 use crate::vision::{DetectorPool, RecognizerPool};
+use crate::visitors::{Grouping, VisitorService, Visitors};
 use vigil_ffmpeg::sampling::Tools;
 
 #[derive(Debug, thiserror::Error)]
@@ -180,12 +181,19 @@ impl Application {
             },
         );
         let alarm_rules = AlarmRules::new(&db, Arc::new(Subjects::new(&db)));
+        let visitors = Visitors::new(&db);
+        let strangers: Arc<dyn Strangers> = if config.visitor_distance > 0.0 {
+            Arc::new(Grouping::new(visitors.clone(), config.visitor_distance))
+        } else {
+            Arc::new(NoGrouping)
+        };
         let recorder = Recorder::new(
             &db,
             media.clone(),
             alarm_bus.clone(),
             Arc::new(recognition),
             Arc::new(alarm_rules.clone()),
+            strangers,
             storage.clone(),
         );
         let audit = AuditLog::new(&db);
@@ -209,6 +217,14 @@ impl Application {
                 alarms: recorder.alarms.clone(),
             },
             audit: audit.clone(),
+        };
+        let visitor_service = VisitorService {
+            visitors,
+            prints: FacePrints::new(&db),
+            detections: recorder.detections.clone(),
+            alarms: recorder.alarms.clone(),
+            people: people.clone(),
+            rule: config.matching,
         };
         let search = FaceSearch {
             prints: FacePrints::new(&db),
@@ -401,6 +417,7 @@ impl Application {
             alarm_rules: web::Data::new(alarm_rules),
             storage: web::Data::new(storage),
             search: web::Data::new(search),
+            visitors: web::Data::new(visitor_service),
             audit: web::Data::new(audit),
         };
 

@@ -87,6 +87,17 @@ impl Alarms {
             .map_err(DbError::from_driver)
     }
 
+    /// Alarms with a face tagged as visitor `visitor` (24 hex digits).
+    pub async fn with_visitor(&self, visitor: &str) -> Result<Vec<Alarm>, DbError> {
+        self.alarms
+            .find(doc! { "identities.visitor.id": visitor })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
     /// Replaces an alarm's identities and the message made from them.
     pub async fn rename_faces(
         &self,

@@ -34,6 +34,7 @@ pub mod subjects;
 pub mod telemetry;
 pub mod users;
 pub mod videos;
+pub mod visitors;
 pub mod webhooks;
 pub mod ws;
 
@@ -92,6 +93,11 @@ where
         .service(feedback::give)
         .service(feedback::undo)
         .service(search::search)
+        .service(visitors::list)
+        .service(visitors::get)
+        .service(visitors::name_visitor)
+        .service(visitors::merge)
+        .service(visitors::remove)
         .service(audit::list)
         .service(telemetry::gyroscope)
         .service(telemetry::gps)

@@ -24,6 +24,7 @@ use crate::people::People;
 use crate::search::FaceSearch;
 use crate::telemetry::Telemetry;
 use crate::vision::{DetectorPool, ImageLimits, RecognizerPool};
+use crate::visitors::VisitorService;
 
 #[derive(Clone)]
 pub struct Services {
@@ -48,6 +49,7 @@ pub struct Services {
     pub storage: web::Data<Storage>,
     pub search: web::Data<FaceSearch>,
     pub audit: web::Data<AuditLog>,
+    pub visitors: web::Data<VisitorService>,
 }
 
 impl Services {
@@ -77,6 +79,7 @@ impl Services {
             storage,
             search,
             audit,
+            visitors,
         } = self.clone();
         app.app_data(auth)
             .app_data(uploads)
@@ -99,5 +102,6 @@ impl Services {
             .app_data(storage)
             .app_data(search)
             .app_data(audit)
+            .app_data(visitors)
     }
 }

@@ -372,6 +372,10 @@ pub struct RecognizerArgs {
     /// How much nearer (0-1) than the next subject a face must be to get a name; otherwise it is unknown.
     #[arg(long, env = "VIGIL_RECOGNITION_MARGIN", default_value = "0.05", value_parser = unit_interval)]
     pub recognition_margin: f32,
+
+    /// Largest distance (0-1) from an unknown face to a recurring stranger's nearest face at which it is taken for that visitor; otherwise it starts a new one. 0 turns visitors off.
+    #[arg(long, env = "VIGIL_VISITOR_DISTANCE", default_value = "0.5", value_parser = unit_interval)]
+    pub visitor_distance: f32,
 }
 
 /// The WebSocket hub (`/ws`): sessions, presence and the message log.

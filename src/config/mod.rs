@@ -87,6 +87,8 @@ pub struct Config {
     pub recognizer: RecognizerSettings,
     /// When a face is given a subject's name.
     pub matching: MatchRule,
+    /// When an unknown face is taken for a recurring stranger; 0: never.
+    pub visitor_distance: f32,
     pub hub: HubConfig,
     pub capture: CaptureSettings,
     /// HTTPS when set; the files are read at startup.
@@ -268,6 +270,7 @@ impl ServeArgs {
                 threshold: self.recognizer.recognition_threshold,
                 margin: self.recognizer.recognition_margin,
             },
+            visitor_distance: self.recognizer.visitor_distance,
             hub: self.hub.settings(),
             capture: self.capture.settings()?,
             tls: self.tls.settings()?,

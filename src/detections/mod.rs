@@ -7,6 +7,7 @@ pub mod prints;
 mod recorder;
 mod repository;
 mod source;
+mod strangers;
 mod upload;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,7 @@ pub use prints::{FacePrints, PrintScope, SeenFaceRecord};
 pub use recorder::{AlarmTrigger, Frame, JobFrame, Original, RecordError, Recorded, Recorder};
 pub use repository::{DetectionScope, Detections};
 pub use source::{InvalidSource, Source};
+pub use strangers::{Grouped, NoGrouping, StrangerFace, Strangers};
 pub use upload::{UploadError, UploadService};
 pub use vigil_wire::detections::DetectionView;
 

@@ -7,12 +7,14 @@
 //! enrolled) can expire long before the detection that mentions it.
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, DateTime as BsonDateTime, Document, RawDocumentBuf};
 use mongodb::{ClientSession, Collection, Cursor};
 use serde::{Deserialize, Serialize};
 
 use super::DetectionId;
+use crate::db::paging::{find_page, Page, PageRequest};
 use crate::db::{Database, DbError, StoredEmbedding};
 use crate::users::UserId;
 use crate::vision::Embedding;
@@ -38,6 +40,9 @@ pub struct SeenFaceRecord {
     /// embedding expires after `--unknown-face-retention-days`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_id: Option<ObjectId>,
+    /// The recurring stranger an unknown face was grouped with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor_id: Option<ObjectId>,
 }
 
 /// Who may be searched: one owner's faces, or every face (an admin).
@@ -89,6 +94,66 @@ impl FacePrints {
     pub async fn delete_of_subject(&self, subject: ObjectId) -> Result<u64, DbError> {
         self.prints
             .delete_many(doc! { "subject_id": subject })
+            .await
+            .map(|r| r.deleted_count)
+            .map_err(DbError::from_driver)
+    }
+
+    /// A visitor's faces, newest first.
+    pub async fn of_visitor(
+        &self,
+        visitor: ObjectId,
+        page: &PageRequest,
+    ) -> Result<Page<SeenFaceRecord>, DbError> {
+        find_page(
+            &self.prints,
+            doc! { "visitor_id": visitor },
+            "created_at",
+            page,
+            |p| (p.created_at, p.id),
+        )
+        .await
+    }
+
+    /// Every face of the visitors `from`, with its embedding.
+    pub async fn all_of_visitor(&self, visitor: ObjectId) -> Result<Vec<SeenFaceRecord>, DbError> {
+        self.prints
+            .find(doc! { "visitor_id": visitor })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
+    /// Moves the faces of visitor `from` to `into`.
+    pub async fn move_visitor(&self, from: ObjectId, into: ObjectId) -> Result<u64, DbError> {
+        self.prints
+            .update_many(
+                doc! { "visitor_id": from },
+                doc! { "$set": { "visitor_id": into } },
+            )
+            .await
+            .map(|r| r.modified_count)
+            .map_err(DbError::from_driver)
+    }
+
+    /// Gives a named visitor's faces to the subject.
+    pub async fn name_visitor(&self, visitor: ObjectId, subject: ObjectId) -> Result<u64, DbError> {
+        self.prints
+            .update_many(
+                doc! { "visitor_id": visitor },
+                doc! { "$set": { "subject_id": subject }, "$unset": { "visitor_id": "" } },
+            )
+            .await
+            .map(|r| r.modified_count)
+            .map_err(DbError::from_driver)
+    }
+
+    /// Deletes an erased visitor's faces.
+    pub async fn delete_of_visitor(&self, visitor: ObjectId) -> Result<u64, DbError> {
+        self.prints
+            .delete_many(doc! { "visitor_id": visitor })
             .await
             .map(|r| r.deleted_count)
             .map_err(DbError::from_driver)

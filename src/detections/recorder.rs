@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use image::RgbImage;
 use mongodb::bson::oid::ObjectId;
 
-use vigil_wire::people::SeenFace;
+use vigil_wire::people::{Identity, SeenFace, UnknownFace};
 
 use super::{
-    AlarmGate, DetectionId, DetectionRecord, DetectionScope, Detections, FaceIdentifier, FacePrints,
-    Identified, MediaRefs, SeenFaceRecord, Source, Viewer, MODEL_NAME,
+    AlarmGate, DetectionId, DetectionRecord, DetectionScope, Detections, FaceIdentifier, FacePrints, Grouped,
+    Identified, MediaRefs, SeenFaceRecord, Source, StrangerFace, Strangers, Viewer, MODEL_NAME,
 };
 use crate::alarms::{Alarm, AlarmBus, AlarmId, Alarms};
 use crate::db::{Database, DbError, Transient};
@@ -139,6 +139,7 @@ pub struct Recorder {
     db: Database,
     identifier: Arc<dyn FaceIdentifier>,
     gate: Arc<dyn AlarmGate>,
+    strangers: Arc<dyn Strangers>,
     pub detections: Detections,
     prints: FacePrints,
     pub alarms: Alarms,
@@ -157,12 +158,14 @@ impl Recorder {
         bus: AlarmBus,
         identifier: Arc<dyn FaceIdentifier>,
         gate: Arc<dyn AlarmGate>,
+        strangers: Arc<dyn Strangers>,
         storage: Storage,
     ) -> Self {
         Self {
             db: db.clone(),
             identifier,
             gate,
+            strangers,
             detections: Detections::new(db),
             prints: FacePrints::new(db),
             alarms: Alarms::new(db),
@@ -221,8 +224,12 @@ impl Recorder {
             .identifier
             .identify(Viewer::of(frame.owner), image.clone(), faces.clone());
         let annotate = tokio::task::spawn_blocking(move || annotate_jpeg(&image, &faces));
-        let (identified, annotated) = tokio::join!(identify, annotate);
+        let (mut identified, annotated) = tokio::join!(identify, annotate);
         let annotated = annotated.map_err(|e| VisionError::Encode(e.to_string()))??;
+        let detection_id = DetectionId::new();
+        let strangers = self
+            .group_strangers(frame.owner, detection_id, &mut identified)
+            .await;
         let identities: Vec<_> = identified
             .iter()
             .map(|i| i.as_ref().map(|i| i.identity.clone()))
@@ -273,7 +280,6 @@ impl Recorder {
 
         let face_count = u32::try_from(frame.detection.faces.len()).unwrap_or(u32::MAX);
         let now = frame.captured_at.unwrap_or_else(Utc::now);
-        let detection_id = DetectionId::new();
         let raises = match frame.alarm {
             // The owner's rule decides; the detection is stored either way.
             AlarmTrigger::IfFaces => {
@@ -331,7 +337,7 @@ impl Recorder {
             job_frame: frame.job.map(|j| j.index),
         };
 
-        let prints = prints_of(&record, &identified);
+        let prints = prints_of(&record, &identified, &strangers);
 
         let turn = match payer {
             Some(payer) => Some(Users::charge_turn(payer).await),
@@ -376,6 +382,11 @@ impl Recorder {
                 return Err(err);
             }
         }
+        if !strangers.is_empty() {
+            self.strangers
+                .seen(record.id, record.created_at, record.source.as_str(), strangers)
+                .await;
+        }
         if let Some(alarm) = &alarm {
             self.bus.publish(alarm.clone());
             tracing::info!(alarm = %alarm.id, faces = face_count, source = %alarm.source, "alarm raised");
@@ -384,6 +395,44 @@ impl Recorder {
             detection: record,
             alarm,
         })
+    }
+
+    /// Groups the frame's unknown faces into visitors: each gets its
+    /// visitor's tag. Returns the faces grouped, to be counted once stored.
+    async fn group_strangers(
+        &self,
+        owner: Option<UserId>,
+        detection: DetectionId,
+        identified: &mut [Option<Identified>],
+    ) -> Vec<(StrangerFace, Grouped)> {
+        let unknown: Vec<(usize, StrangerFace, &'static str)> = identified
+            .iter()
+            .enumerate()
+            .filter_map(|(index, i)| {
+                let i = i.as_ref()?;
+                matches!(i.identity, Identity::Unknown(_)).then(|| {
+                    let face = StrangerFace {
+                        face_index: u32::try_from(index).unwrap_or(u32::MAX),
+                        embedding: i.embedding,
+                    };
+                    (index, face, i.model)
+                })
+            })
+            .collect();
+        let Some(&(_, _, model)) = unknown.first() else {
+            return Vec::new();
+        };
+        let faces: Vec<StrangerFace> = unknown.iter().map(|(_, f, _)| f.clone()).collect();
+        let grouped = self.strangers.group(owner, model, detection, faces).await;
+        let mut counted = Vec::new();
+        for ((index, face, _), grouped) in unknown.into_iter().zip(grouped) {
+            let (Some(grouped), Some(identified)) = (grouped, identified[index].as_mut()) else {
+                continue;
+            };
+            identified.identity = Identity::Unknown(UnknownFace::of_visitor(grouped.tag.clone()));
+            counted.push((face, grouped));
+        }
+        counted
     }
 
     /// Deletes one of the caller's detections with its alarm, then its
@@ -434,7 +483,11 @@ impl Recorder {
 }
 
 /// The embedded faces of `record`, to be stored with it.
-fn prints_of(record: &DetectionRecord, identified: &[Option<Identified>]) -> Vec<SeenFaceRecord> {
+fn prints_of(
+    record: &DetectionRecord,
+    identified: &[Option<Identified>],
+    strangers: &[(StrangerFace, Grouped)],
+) -> Vec<SeenFaceRecord> {
     identified
         .iter()
         .enumerate()
@@ -452,6 +505,10 @@ fn prints_of(record: &DetectionRecord, identified: &[Option<Identified>]) -> Vec
                     .identity
                     .recognised()
                     .and_then(|r| ObjectId::parse_str(&r.subject_id).ok()),
+                visitor_id: strangers
+                    .iter()
+                    .find(|(face, _)| face.face_index as usize == index)
+                    .map(|(_, grouped)| grouped.visitor),
             })
         })
         .collect()

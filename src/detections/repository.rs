@@ -143,6 +143,17 @@ impl Detections {
             .map_err(DbError::from_driver)
     }
 
+    /// Detections with a face tagged as visitor `visitor` (24 hex digits).
+    pub async fn with_visitor(&self, visitor: &str) -> Result<Vec<DetectionRecord>, DbError> {
+        self.detections
+            .find(doc! { "faces.identity.visitor.id": visitor })
+            .await
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)
+    }
+
     /// Replaces a detection's faces (their identities, after an erasure).
     pub async fn set_faces(&self, id: DetectionId, faces: &[SeenFace]) -> Result<(), DbError> {
         let faces = mongodb::bson::to_bson(faces).map_err(|e| DbError::Malformed(e.to_string()))?;

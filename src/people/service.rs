@@ -46,6 +46,12 @@ pub enum EnrolFrom {
         detection_id: DetectionId,
         face_index: u32,
     },
+    /// A face of a detection the caller was found to see some other way
+    /// (a camera's, through its visitor): not checked against the owner.
+    Seen {
+        detection_id: DetectionId,
+        face_index: u32,
+    },
 }
 
 #[derive(Clone)]
@@ -278,12 +284,16 @@ impl People {
             EnrolFrom::Detection {
                 detection_id,
                 face_index,
+            }
+            | EnrolFrom::Seen {
+                detection_id,
+                face_index,
             } => {
-                let detection = self
-                    .detections
-                    .get(DetectionScope(owner), detection_id)
-                    .await?
-                    .ok_or(PeopleError::DetectionNotFound)?;
+                let detection = match from {
+                    EnrolFrom::Seen { .. } => self.detections.by_ids(&[detection_id.0]).await?.pop(),
+                    _ => self.detections.get(DetectionScope(owner), detection_id).await?,
+                }
+                .ok_or(PeopleError::DetectionNotFound)?;
                 let face = detection
                     .faces
                     .get(face_index as usize)

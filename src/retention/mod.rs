@@ -245,6 +245,12 @@ impl Retention {
         let cutoff = now - chrono::Duration::days(i64::from(self.settings.unknown_face_days));
         let deleted = FacePrints::new(&self.db).delete_unknown_before(cutoff).await?;
         count("unknown_faces", deleted);
+        // A visitor's prototypes are unknown faces too: it goes once its
+        // last sighting is as old.
+        let visitors = crate::visitors::Visitors::new(&self.db)
+            .delete_last_seen_before(cutoff)
+            .await?;
+        count("visitors", visitors);
         Ok(deleted)
     }
 

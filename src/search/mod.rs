@@ -184,6 +184,52 @@ pub struct SearchPage {
     pub scanned: u64,
 }
 
+/// One page of the scan: the matches in order, where the next page
+/// starts, how many stored faces were compared.
+#[derive(Debug)]
+pub struct ScannedPage {
+    pub page: Vec<Candidate>,
+    pub next: Option<SearchCursor>,
+    pub scanned: u64,
+}
+
+/// The exact scan of the stored faces of `model` that `scope` may see,
+/// over the query's window; `threshold` when the query sets no
+/// `max_distance`.
+pub async fn scan_prints(
+    prints: &FacePrints,
+    scope: PrintScope,
+    model: &str,
+    probe: &ProbeEmbeddings,
+    query: &SearchQuery,
+    threshold: f32,
+) -> Result<ScannedPage, DbError> {
+    let mut window = query.window.clone();
+    if let Some(SearchCursor::Newest(after)) = query.after {
+        window.cursor = Some(after);
+    }
+    let filter = window.filter("created_at", mongodb::bson::Document::new());
+    let mut cursor = prints.scan(scope, model, filter).await?;
+    let mut collector = Collector::new(
+        query.order,
+        query.window.limit,
+        query.after,
+        query.max_distance.unwrap_or(threshold),
+    );
+    while let Some(raw) = cursor.try_next().await.map_err(DbError::from_driver)? {
+        let Some(candidate) = Candidate::read(&raw, probe) else {
+            tracing::warn!("a stored face could not be read; skipped");
+            continue;
+        };
+        if collector.offer(candidate) {
+            break;
+        }
+    }
+    let scanned = collector.scanned;
+    let (page, next) = collector.finish();
+    Ok(ScannedPage { page, next, scanned })
+}
+
 #[derive(Clone)]
 pub struct FaceSearch {
     pub prints: FacePrints,
@@ -263,30 +309,9 @@ impl FaceSearch {
         probe: &ProbeEmbeddings,
         query: &SearchQuery,
     ) -> Result<SearchPage, SearchError> {
-        let mut window = query.window.clone();
-        if let Some(SearchCursor::Newest(after)) = query.after {
-            window.cursor = Some(after);
-        }
-        let filter = window.filter("created_at", mongodb::bson::Document::new());
         let model = self.people.recognizer.model_id();
-        let mut cursor = self.prints.scan(scope, model, filter).await?;
-        let mut collector = Collector::new(
-            query.order,
-            query.window.limit,
-            query.after,
-            query.max_distance.unwrap_or(self.threshold),
-        );
-        while let Some(raw) = cursor.try_next().await.map_err(DbError::from_driver)? {
-            let Some(candidate) = Candidate::read(&raw, probe) else {
-                tracing::warn!("a stored face could not be read; skipped");
-                continue;
-            };
-            if collector.offer(candidate) {
-                break;
-            }
-        }
-        let scanned = collector.scanned;
-        let (page, next) = collector.finish();
+        let ScannedPage { page, next, scanned } =
+            scan_prints(&self.prints, scope, model, probe, query, self.threshold).await?;
         let ids: Vec<ObjectId> = page.iter().map(|c| c.detection).collect();
         let detections = self.detections.by_ids(&ids).await?;
         // A detection deleted since the scan takes its faces with it.

@@ -15,6 +15,13 @@ export function who(face) {
   return '—';
 }
 
+/** "Visitor 17, seen 4 times" for a recurring stranger's face; null otherwise. */
+export function visitorOf(face) {
+  const visitor = face.identity?.visitor;
+  if (!visitor) return null;
+  return visitor.sightings > 1 ? `${visitor.label}, seen ${visitor.sightings} times` : `${visitor.label}, first seen`;
+}
+
 /**
  * `{figure, table}` for a detection (`DetectionView` of the API). With
  * `enrol: {subjects, onEnrol(faceIndex, subjectId)}`, each face's row gets a
@@ -64,7 +71,13 @@ export function faceFigure(detection, { onImageError, enrol } = {}) {
       h('td', {}, face.score.toFixed(2)),
       h('td', {}, `${round(x)}, ${round(y)}`),
       h('td', {}, `${round(w)} × ${round(bh)}`),
-      h('td', { class: 'who' }, h('span', { class: 'who-name' }, who(face)), enrol ? thisIs(face, i, enrol) : null),
+      h(
+        'td',
+        { class: 'who' },
+        h('span', { class: 'who-name' }, who(face)),
+        visitorOf(face) ? h('span', { class: 'who-visitor' }, ` (${visitorOf(face)})`) : null,
+        enrol ? thisIs(face, i, enrol) : null,
+      ),
     );
     const light = (on) => boxes[i].classList.toggle('lit', on);
     for (const [event, on] of [['mouseenter', true], ['mouseleave', false], ['focus', true], ['blur', false]]) {

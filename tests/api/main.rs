@@ -48,4 +48,5 @@ mod search;
 mod static_files;
 mod telemetry;
 mod telemetry_dashboard;
+mod visitors;
 mod webhooks;

@@ -21,6 +21,7 @@ pub mod people;
 pub mod search;
 pub mod telemetry;
 pub mod text;
+pub mod visitors;
 pub mod webhooks;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};

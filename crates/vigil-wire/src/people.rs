@@ -94,12 +94,74 @@ macro_rules! flag_object {
     };
 }
 
-flag_object!(
-    /// `{"unknown": true}`.
-    UnknownFace,
-    UnknownRepr = "UnknownRepr",
-    unknown
-);
+/// `{"unknown": true}`, and the recurring stranger the face was grouped
+/// with when it was seen: `{"unknown": true, "visitor": {"id", "label",
+/// "sightings"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "UnknownRepr")]
+pub struct UnknownFace {
+    /// Always `true`.
+    #[schema(example = true)]
+    unknown: bool,
+    /// Absent when the face was not grouped (seen before visitors existed,
+    /// or its visitor was erased).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor: Option<VisitorTag>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnknownRepr {
+    unknown: bool,
+    #[serde(default)]
+    visitor: Option<VisitorTag>,
+}
+
+impl TryFrom<UnknownRepr> for UnknownFace {
+    type Error = &'static str;
+
+    fn try_from(repr: UnknownRepr) -> Result<Self, Self::Error> {
+        if !repr.unknown {
+            return Err("`unknown` is always true");
+        }
+        Ok(Self {
+            unknown: true,
+            visitor: repr.visitor,
+        })
+    }
+}
+
+impl Default for UnknownFace {
+    fn default() -> Self {
+        Self {
+            unknown: true,
+            visitor: None,
+        }
+    }
+}
+
+impl UnknownFace {
+    pub fn of_visitor(visitor: VisitorTag) -> Self {
+        Self {
+            unknown: true,
+            visitor: Some(visitor),
+        }
+    }
+}
+
+/// A recurring stranger, as a face names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VisitorTag {
+    #[schema(example = "6650f1c2a4b1c2d3e4f5a6d0")]
+    pub id: String,
+    /// Stable per owner: "Visitor 17".
+    #[schema(example = "Visitor 17")]
+    pub label: String,
+    /// Which sighting of the visitor this face is (1 for the first time).
+    #[schema(example = 4)]
+    pub sightings: u64,
+}
 
 flag_object!(
     /// `{"erased": true}`.

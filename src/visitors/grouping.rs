@@ -1,0 +1,220 @@
+//! Incremental grouping of unknown faces: each face goes to the visitor
+//! with the nearest prototype within the distance, or starts a new one.
+//!
+//! Nearest prototype rather than a centroid: a stranger's first faces (from
+//! the door camera, then the drive) may differ more from their mean than
+//! from each other, and prototypes are stored faces, never an average that
+//! nobody's face is. The distance is stricter than recognition's by
+//! default: two strangers taken for one visitor mislead more than one
+//! stranger split in two, which `merge` repairs.
+//!
+//! On one instance the choice and the creation of a visitor are serialised
+//! per owner, so two frames of a new stranger make one visitor. Two
+//! instances may still each make one for the same stranger at the same
+//! moment; merging repairs that too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+
+use super::repository::{Prototype, VisitorRecord, Visitors};
+use super::VisitorId;
+use crate::db::{DbError, StoredEmbedding};
+use crate::detections::{DetectionId, Grouped, StrangerFace, Strangers};
+use crate::users::UserId;
+use crate::vision::Embedding;
+
+/// The default largest distance from a face to a visitor's nearest
+/// prototype (recognition names a subject below 0.55).
+pub const DEFAULT_VISITOR_DISTANCE: f32 = 0.5;
+
+/// The visitor among `visitors` with the prototype nearest to `face`, if
+/// within `distance`.
+pub fn nearest(visitors: &[VisitorRecord], face: &Embedding, distance: f32) -> Option<usize> {
+    visitors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let d = v
+                .prototypes
+                .iter()
+                .map(|p| p.embedding.0.distance(face))
+                .fold(f32::INFINITY, f32::min);
+            (d <= distance).then_some((i, d))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+/// One lock per owner whose faces are being grouped on this instance.
+type OwnerLocks = HashMap<Option<UserId>, Arc<tokio::sync::Mutex<()>>>;
+
+#[derive(Clone)]
+pub struct Grouping {
+    pub visitors: Visitors,
+    pub distance: f32,
+    locks: Arc<Mutex<OwnerLocks>>,
+}
+
+impl Grouping {
+    pub fn new(visitors: Visitors, distance: f32) -> Self {
+        Self {
+            visitors,
+            distance,
+            locks: Arc::default(),
+        }
+    }
+
+    fn lock_of(&self, owner: Option<UserId>) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(owner)
+            .or_default()
+            .clone()
+    }
+
+    async fn group_faces(
+        &self,
+        owner: Option<UserId>,
+        model: &str,
+        detection: DetectionId,
+        faces: &[StrangerFace],
+    ) -> Result<Vec<Option<Grouped>>, DbError> {
+        let lock = self.lock_of(owner);
+        let _turn = lock.lock().await;
+        let mut known = self.visitors.of_owner(owner, model).await?;
+        let mut grouped = Vec::with_capacity(faces.len());
+        for face in faces {
+            if let Some(i) = nearest(&known, &face.embedding, self.distance) {
+                // Counted now, so a second face of the same frame is the next sighting.
+                known[i].sightings += 1;
+                let visitor = &known[i];
+                grouped.push(Some(Grouped {
+                    visitor: visitor.id.0,
+                    tag: visitor.tag(visitor.sightings),
+                    new: false,
+                }));
+                continue;
+            }
+            let now = Utc::now();
+            let visitor = VisitorRecord {
+                id: VisitorId::new(),
+                owner_id: owner,
+                number: self.visitors.next_number(owner).await?,
+                model: model.to_owned(),
+                prototypes: vec![Prototype {
+                    detection_id: detection,
+                    face_index: face.face_index,
+                    embedding: StoredEmbedding(face.embedding),
+                }],
+                first_seen: now,
+                last_seen: now,
+                sightings: 0,
+                sources: Vec::new(),
+            };
+            self.visitors.insert(&visitor).await?;
+            tracing::info!(visitor = %visitor.id, label = %visitor.label(), "new visitor");
+            grouped.push(Some(Grouped {
+                visitor: visitor.id.0,
+                tag: visitor.tag(1),
+                new: true,
+            }));
+            let mut counted = visitor;
+            counted.sightings = 1;
+            known.push(counted);
+        }
+        Ok(grouped)
+    }
+}
+
+impl Strangers for Grouping {
+    fn group<'a>(
+        &'a self,
+        owner: Option<UserId>,
+        model: &'a str,
+        detection: DetectionId,
+        faces: Vec<StrangerFace>,
+    ) -> BoxFuture<'a, Vec<Option<Grouped>>> {
+        Box::pin(async move {
+            match self.group_faces(owner, model, detection, &faces).await {
+                Ok(grouped) => grouped,
+                Err(err) => {
+                    tracing::warn!(error = %err, "grouping unknown faces failed; they stay ungrouped");
+                    vec![None; faces.len()]
+                }
+            }
+        })
+    }
+
+    fn seen<'a>(
+        &'a self,
+        detection: DetectionId,
+        at: DateTime<Utc>,
+        source: &'a str,
+        faces: Vec<(StrangerFace, Grouped)>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for (face, grouped) in faces {
+                let prototype = (!grouped.new).then_some(Prototype {
+                    detection_id: detection,
+                    face_index: face.face_index,
+                    embedding: StoredEmbedding(face.embedding),
+                });
+                let id = VisitorId(grouped.visitor);
+                if let Err(err) = self.visitors.seen(id, at, source, prototype.as_ref()).await {
+                    tracing::warn!(visitor = %id, error = %err, "a sighting could not be counted");
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::EMBEDDING_LEN;
+
+    fn at(x: f32) -> Embedding {
+        let mut v = [0.0; EMBEDDING_LEN];
+        v[0] = x;
+        Embedding::from_array(v)
+    }
+
+    fn visitor(prototypes: &[f32]) -> VisitorRecord {
+        VisitorRecord {
+            id: VisitorId::new(),
+            owner_id: None,
+            number: 1,
+            model: "m".into(),
+            prototypes: prototypes
+                .iter()
+                .map(|&x| Prototype {
+                    detection_id: DetectionId::new(),
+                    face_index: 0,
+                    embedding: StoredEmbedding(at(x)),
+                })
+                .collect(),
+            first_seen: Utc::now(),
+            last_seen: Utc::now(),
+            sightings: 1,
+            sources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_face_joins_the_visitor_with_the_nearest_prototype_within_the_distance() {
+        let visitors = [visitor(&[0.0, 2.0]), visitor(&[1.0])];
+        assert_eq!(nearest(&visitors, &at(1.9), 0.5), Some(0), "its second prototype");
+        assert_eq!(nearest(&visitors, &at(1.2), 0.5), Some(1));
+        assert_eq!(
+            nearest(&visitors, &at(0.55), 0.5),
+            Some(1),
+            "0.45 from 1.0, 0.55 from 0.0"
+        );
+        assert_eq!(nearest(&visitors, &at(3.0), 0.5), None, "a new visitor");
+        assert_eq!(nearest(&[], &at(0.0), 0.5), None);
+    }
+}
