@@ -16,13 +16,25 @@ use vigil::db::migrations::{MigrationSet, Migrator};
 use vigil::db::paging::PageRequest;
 use vigil::db::{Database, DatabaseSettings, StoredEmbedding};
 use vigil::detections::{DetectionId, FacePrints, PrintScope, SeenFaceRecord};
-use vigil::search::{scan_prints, Candidate, Collector, ProbeEmbeddings, SearchOrder, SearchQuery};
+use vigil::search::{scan_prints, Collector, ProbeEmbeddings, SearchOrder, SearchQuery};
 use vigil::users::UserId;
 use vigil::vision::{Embedding, EMBEDDING_LEN};
 
 const MODEL: &str = "bench-model";
 /// Searches per size (fewer at 1M: each reads every stored face).
 const RUNS: [(usize, usize); 2] = [(100_000, 20), (1_000_000, 5)];
+
+/// The sizes to run: all, or those `VIGIL_BENCH_SEARCH_FACES` lists
+/// (`100000`: the quick one).
+fn runs() -> Vec<(usize, usize)> {
+    let Ok(only) = std::env::var("VIGIL_BENCH_SEARCH_FACES") else {
+        return RUNS.to_vec();
+    };
+    let wanted: Vec<usize> = only.split(',').filter_map(|n| n.trim().parse().ok()).collect();
+    RUNS.into_iter()
+        .filter(|(faces, _)| wanted.contains(faces))
+        .collect()
+}
 const BATCH: usize = 10_000;
 
 /// xorshift: the same faces on every run.
@@ -136,12 +148,14 @@ async fn main() {
     let owner = UserId(ObjectId::new());
     let scope = PrintScope::Owner(owner);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let runs = runs();
     // One face a second, ending now: `from` picks the newest tenth.
-    let start = Utc::now() - chrono::Duration::seconds(RUNS[RUNS.len() - 1].0 as i64);
+    let largest = runs.iter().map(|(faces, _)| *faces).max().unwrap_or(0);
+    let start = Utc::now() - chrono::Duration::seconds(largest as i64);
     let mut stored = 0usize;
 
     println!("faces      search (stored in the database)                          in memory only        newest tenth          rss MiB");
-    for (faces, searches) in RUNS {
+    for (faces, searches) in runs {
         let inserting = Instant::now();
         while stored < faces {
             let batch: Vec<SeenFaceRecord> = (stored..(stored + BATCH).min(faces))
@@ -168,6 +182,8 @@ async fn main() {
             .map(|_| ProbeEmbeddings::new(vec![rng.embedding()]).unwrap())
             .collect();
 
+        // The peak from here on: the searches', not the inserts'.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         let full = query(None);
         let mut db_timings = timed(&probes, |probe| {
             let (prints, full) = (&prints, &full);
@@ -215,7 +231,7 @@ async fn main() {
             async move {
                 let mut collector = Collector::new(SearchOrder::Best, 50, None, 0.6);
                 for raw in documents {
-                    collector.offer(Candidate::read(raw, &probe).expect("a stored face"));
+                    collector.offer_raw(raw, &probe).expect("a stored face");
                 }
                 collector.scanned
             }

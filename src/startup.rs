@@ -183,7 +183,11 @@ impl Application {
         let alarm_rules = AlarmRules::new(&db, Arc::new(Subjects::new(&db)));
         let visitors = Visitors::new(&db);
         let strangers: Arc<dyn Strangers> = if config.visitor_distance > 0.0 {
-            Arc::new(Grouping::new(visitors.clone(), config.visitor_distance))
+            Arc::new(Grouping::new(
+                visitors.clone(),
+                media.clone(),
+                config.visitor_distance,
+            ))
         } else {
             Arc::new(NoGrouping)
         };
@@ -225,6 +229,7 @@ impl Application {
             alarms: recorder.alarms.clone(),
             people: people.clone(),
             rule: config.matching,
+            media: media.clone(),
         };
         let search = FaceSearch {
             prints: FacePrints::new(&db),
@@ -362,6 +367,7 @@ impl Application {
             Arc::new(recorder.detections.clone()),
             Arc::new(people.faces.clone()),
             Arc::new(PhotoImages(telemetry.photos.clone())),
+            Arc::new(visitor_service.visitors.clone()),
         ];
         let retention = Retention {
             db: db.clone(),

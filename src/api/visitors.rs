@@ -26,9 +26,10 @@ fn scope(principal: &Principal) -> VisitorScope {
     }
 }
 
-fn view(visitor: &VisitorRecord) -> VisitorView {
+fn view(visitor: &VisitorRecord, signer: &UrlSigner) -> VisitorView {
     let cover = visitor.prototypes.first();
     VisitorView {
+        cover_url: visitor.cover.map(|c| signer.url(&c)),
         id: visitor.id.to_string(),
         label: visitor.label(),
         first_seen: visitor.first_seen,
@@ -58,11 +59,12 @@ fn view(visitor: &VisitorRecord) -> VisitorView {
 pub async fn list(
     principal: Principal,
     visitors: web::Data<VisitorService>,
+    signer: web::Data<UrlSigner>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = visitors.list(scope(&principal), &query.page()?).await?;
     Ok(HttpResponse::Ok().json(PageOf {
-        items: page.items.iter().map(view).collect(),
+        items: page.items.iter().map(|v| view(v, &signer)).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -91,7 +93,7 @@ pub async fn get(
         .sightings(scope(&principal), id.0, &query.page()?)
         .await?;
     Ok(HttpResponse::Ok().json(VisitorDetail {
-        visitor: view(&visitor),
+        visitor: view(&visitor, &signer),
         sightings: PageOf {
             items: sightings
                 .items
@@ -170,6 +172,7 @@ pub async fn name_visitor(
 pub async fn merge(
     principal: Principal,
     visitors: web::Data<VisitorService>,
+    signer: web::Data<UrlSigner>,
     body: JsonBody<MergeVisitors>,
 ) -> Result<HttpResponse, ApiError> {
     let parse = |raw: &str| raw.parse::<VisitorId>().map_err(|_| VisitorError::NotFound);
@@ -181,7 +184,7 @@ pub async fn merge(
         .map(|raw| parse(raw))
         .collect::<Result<Vec<_>, _>>()?;
     let merged = visitors.merge(scope(&principal), into, &from).await?;
-    Ok(HttpResponse::Ok().json(view(&merged)))
+    Ok(HttpResponse::Ok().json(view(&merged, &signer)))
 }
 
 /// Erases a visitor: the embeddings of its faces, and its tag on every

@@ -227,8 +227,16 @@ impl Recorder {
         let (mut identified, annotated) = tokio::join!(identify, annotate);
         let annotated = annotated.map_err(|e| VisionError::Encode(e.to_string()))??;
         let detection_id = DetectionId::new();
+        // No cover for a new visitor while the disk guard keeps images out.
+        let cover_from = keep_images.then(|| frame.image.clone());
         let strangers = self
-            .group_strangers(frame.owner, detection_id, &mut identified)
+            .group_strangers(
+                frame.owner,
+                detection_id,
+                cover_from,
+                &frame.detection.faces,
+                &mut identified,
+            )
             .await;
         let identities: Vec<_> = identified
             .iter()
@@ -382,14 +390,16 @@ impl Recorder {
                 return Err(err);
             }
         }
+        if let Some(alarm) = &alarm {
+            self.bus.publish(alarm.clone());
+            tracing::info!(alarm = %alarm.id, faces = face_count, source = %alarm.source, "alarm raised");
+        }
+        // After the alarm, which must not wait for it; before the answer,
+        // so a caller who lists visitors next sees the sighting counted.
         if !strangers.is_empty() {
             self.strangers
                 .seen(record.id, record.created_at, record.source.as_str(), strangers)
                 .await;
-        }
-        if let Some(alarm) = &alarm {
-            self.bus.publish(alarm.clone());
-            tracing::info!(alarm = %alarm.id, faces = face_count, source = %alarm.source, "alarm raised");
         }
         Ok(Recorded {
             detection: record,
@@ -403,6 +413,8 @@ impl Recorder {
         &self,
         owner: Option<UserId>,
         detection: DetectionId,
+        cover_from: Option<Arc<RgbImage>>,
+        faces: &[crate::vision::Face],
         identified: &mut [Option<Identified>],
     ) -> Vec<(StrangerFace, Grouped)> {
         let unknown: Vec<(usize, StrangerFace, &'static str)> = identified
@@ -410,10 +422,12 @@ impl Recorder {
             .enumerate()
             .filter_map(|(index, i)| {
                 let i = i.as_ref()?;
+                let bbox = faces.get(index)?.bbox;
                 matches!(i.identity, Identity::Unknown(_)).then(|| {
                     let face = StrangerFace {
                         face_index: u32::try_from(index).unwrap_or(u32::MAX),
                         embedding: i.embedding,
+                        bbox,
                     };
                     (index, face, i.model)
                 })
@@ -423,7 +437,10 @@ impl Recorder {
             return Vec::new();
         };
         let faces: Vec<StrangerFace> = unknown.iter().map(|(_, f, _)| f.clone()).collect();
-        let grouped = self.strangers.group(owner, model, detection, faces).await;
+        let grouped = self
+            .strangers
+            .group(owner, model, detection, cover_from, faces)
+            .await;
         let mut counted = Vec::new();
         for ((index, face, _), grouped) in unknown.into_iter().zip(grouped) {
             let (Some(grouped), Some(identified)) = (grouped, identified[index].as_mut()) else {

@@ -1,20 +1,25 @@
 //! Recurring strangers, asked of whoever groups unknown faces (`visitors`),
 //! so that detections need not know how grouping works.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use image::RgbImage;
 use mongodb::bson::oid::ObjectId;
 use vigil_wire::people::VisitorTag;
 
 use super::DetectionId;
 use crate::users::UserId;
-use crate::vision::Embedding;
+use crate::vision::{BoundingBox, Embedding};
 
 /// An unknown face of a frame, to be grouped.
 #[derive(Debug, Clone)]
 pub struct StrangerFace {
     pub face_index: u32,
     pub embedding: Embedding,
+    /// Where it is in the frame: a new visitor's cover is cut from there.
+    pub bbox: BoundingBox,
 }
 
 /// A face given to a visitor, counted once its detection is stored.
@@ -29,13 +34,15 @@ pub struct Grouped {
 
 pub trait Strangers: Send + Sync {
     /// The visitor of each face, in order: `None` where a face was not
-    /// grouped. Never fails the detection: a failure is logged and leaves
+    /// grouped. A new visitor's cover is cut from `cover_from` (none when
+    /// images are not being stored). Never fails the detection: a failure is logged and leaves
     /// the faces plainly unknown.
     fn group<'a>(
         &'a self,
         owner: Option<UserId>,
         model: &'a str,
         detection: DetectionId,
+        cover_from: Option<Arc<RgbImage>>,
         faces: Vec<StrangerFace>,
     ) -> BoxFuture<'a, Vec<Option<Grouped>>>;
 
@@ -58,6 +65,7 @@ impl Strangers for NoGrouping {
         _: Option<UserId>,
         _: &'a str,
         _: DetectionId,
+        _: Option<Arc<RgbImage>>,
         faces: Vec<StrangerFace>,
     ) -> BoxFuture<'a, Vec<Option<Grouped>>> {
         Box::pin(std::future::ready(vec![None; faces.len()]))

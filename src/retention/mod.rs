@@ -247,10 +247,11 @@ impl Retention {
         count("unknown_faces", deleted);
         // A visitor's prototypes are unknown faces too: it goes once its
         // last sighting is as old.
-        let visitors = crate::visitors::Visitors::new(&self.db)
+        let covers = crate::visitors::Visitors::new(&self.db)
             .delete_last_seen_before(cutoff)
             .await?;
-        count("visitors", visitors);
+        count("visitors", covers.len() as u64);
+        self.remove_images(covers.into_iter()).await;
         Ok(deleted)
     }
 

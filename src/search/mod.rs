@@ -217,12 +217,10 @@ pub async fn scan_prints(
         query.max_distance.unwrap_or(threshold),
     );
     while let Some(raw) = cursor.try_next().await.map_err(DbError::from_driver)? {
-        let Some(candidate) = Candidate::read(&raw, probe) else {
-            tracing::warn!("a stored face could not be read; skipped");
-            continue;
-        };
-        if collector.offer(candidate) {
-            break;
+        match collector.offer_raw(&raw, probe) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(_) => tracing::warn!("a stored face could not be read; skipped"),
         }
     }
     let scanned = collector.scanned;

@@ -49,10 +49,17 @@ impl Candidate {
         (self.distance, self.id)
     }
 
-    /// Reads a raw `seen_faces` document as [`crate::detections::FacePrints::scan`]
-    /// projects it; `None` for one that is malformed (skipped, not fatal).
-    pub fn read(raw: &RawDocument, probe: &ProbeEmbeddings) -> Option<Self> {
+    /// The distance of a raw `seen_faces` document (as
+    /// [`crate::detections::FacePrints::scan`] projects it) to the probe;
+    /// `None` for one that is malformed.
+    pub fn distance_of(raw: &RawDocument, probe: &ProbeEmbeddings) -> Option<f32> {
         let embedding = raw_embedding(raw.get_binary("embedding").ok()?.bytes)?;
+        Some(probe.distance(&embedding))
+    }
+
+    /// The rest of the document, read only for a face within reach: most
+    /// faces of a long history are far from any one probe.
+    pub fn read(raw: &RawDocument, distance: f32) -> Option<Self> {
         let face_index = match raw.get("face_index").ok()?? {
             mongodb::bson::RawBsonRef::Int32(n) => u32::try_from(n).ok()?,
             mongodb::bson::RawBsonRef::Int64(n) => u32::try_from(n).ok()?,
@@ -63,10 +70,14 @@ impl Candidate {
             detection: raw.get_object_id("detection_id").ok()?,
             face_index,
             at_millis: raw.get_datetime("created_at").ok()?.timestamp_millis(),
-            distance: probe.distance(&embedding),
+            distance,
         })
     }
 }
+
+/// A stored face that could not be read (skipped by the scan, not fatal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
 
 fn best_order(a: &(f32, ObjectId), b: &(f32, ObjectId)) -> Ordering {
     a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1))
@@ -114,6 +125,16 @@ impl Collector {
             newest: Vec::new(),
             scanned: 0,
         }
+    }
+
+    /// Takes one raw stored face, as [`Collector::offer`] does.
+    pub fn offer_raw(&mut self, raw: &RawDocument, probe: &ProbeEmbeddings) -> Result<bool, Malformed> {
+        let distance = Candidate::distance_of(raw, probe).ok_or(Malformed)?;
+        if distance > self.max_distance {
+            self.scanned += 1;
+            return Ok(false);
+        }
+        Ok(self.offer(Candidate::read(raw, distance).ok_or(Malformed)?))
     }
 
     /// Takes one face; true once the page is complete (nothing offered
@@ -244,6 +265,62 @@ mod tests {
         let (page, next) = collector.finish();
         assert_eq!(page.len(), 5);
         assert!(next.is_some());
+    }
+
+    /// A stored face as the scan reads it; without `face_index` when `None`.
+    fn stored(embedding: &Embedding, face_index: Option<i32>) -> mongodb::bson::RawDocumentBuf {
+        let bytes: Vec<u8> = embedding
+            .as_array()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let mut raw = mongodb::bson::rawdoc! {
+            "_id": ObjectId::new(),
+            "detection_id": ObjectId::new(),
+            "created_at": mongodb::bson::DateTime::now(),
+            "embedding": mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes },
+        };
+        if let Some(index) = face_index {
+            raw.append("face_index", index);
+        }
+        raw
+    }
+
+    #[test]
+    fn raw_faces_are_read_fully_only_when_near_and_bad_ones_are_refused() {
+        let origin = Embedding::from_array([0.0; crate::vision::EMBEDDING_LEN]);
+        let mut far = [0.0; crate::vision::EMBEDDING_LEN];
+        far[3] = 2.0;
+        let probe = ProbeEmbeddings::new(vec![origin]).unwrap();
+        let mut collector = Collector::new(SearchOrder::Best, 10, None, 0.6);
+        assert_eq!(collector.offer_raw(&stored(&origin, Some(2)), &probe), Ok(false));
+        // Far: its other fields are not even looked at.
+        assert_eq!(
+            collector.offer_raw(&stored(&Embedding::from_array(far), None), &probe),
+            Ok(false)
+        );
+        let mut short = mongodb::bson::RawDocumentBuf::new();
+        short.append(
+            "embedding",
+            mongodb::bson::Binary {
+                subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                bytes: vec![0; 12],
+            },
+        );
+        assert_eq!(collector.offer_raw(&short, &probe), Err(Malformed));
+        assert_eq!(
+            collector.offer_raw(&stored(&origin, None), &probe),
+            Err(Malformed)
+        );
+        assert_eq!(
+            collector.offer_raw(&stored(&origin, Some(-1)), &probe),
+            Err(Malformed)
+        );
+        assert_eq!(collector.scanned, 2);
+        let (page, next) = collector.finish();
+        assert_eq!(page.len(), 1);
+        assert_eq!((page[0].face_index, page[0].distance), (2, 0.0));
+        assert!(next.is_none());
     }
 
     #[test]

@@ -18,13 +18,15 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use image::RgbImage;
 
 use super::repository::{Prototype, VisitorRecord, Visitors};
 use super::VisitorId;
 use crate::db::{DbError, StoredEmbedding};
 use crate::detections::{DetectionId, Grouped, StrangerFace, Strangers};
+use crate::media::{ImageKind, MediaId, SharedMediaStore};
 use crate::users::UserId;
-use crate::vision::Embedding;
+use crate::vision::{encode_jpeg, BoundingBox, Embedding};
 
 /// The default largest distance from a face to a visitor's nearest
 /// prototype (recognition names a subject below 0.55).
@@ -51,19 +53,69 @@ pub fn nearest(visitors: &[VisitorRecord], face: &Embedding, distance: f32) -> O
 /// One lock per owner whose faces are being grouped on this instance.
 type OwnerLocks = HashMap<Option<UserId>, Arc<tokio::sync::Mutex<()>>>;
 
+/// The side of a visitor's cover, like an enrolled face's crop.
+pub const COVER_SIDE: u32 = 150;
+
+/// The face in `bbox` with a margin of a quarter of its size, square,
+/// resized to [`COVER_SIDE`]: what a person recognises a stranger by.
+pub fn cover_of(image: &RgbImage, bbox: BoundingBox) -> Option<RgbImage> {
+    let side = bbox.width.max(bbox.height) * 1.5;
+    let cx = bbox.x + bbox.width / 2.0;
+    let cy = bbox.y + bbox.height / 2.0;
+    let clamp = |v: f32, max: u32| v.clamp(0.0, max as f32) as u32;
+    let (x0, y0) = (
+        clamp(cx - side / 2.0, image.width()),
+        clamp(cy - side / 2.0, image.height()),
+    );
+    let (x1, y1) = (
+        clamp(cx + side / 2.0, image.width()),
+        clamp(cy + side / 2.0, image.height()),
+    );
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    let cut = image::imageops::crop_imm(image, x0, y0, x1 - x0, y1 - y0).to_image();
+    Some(image::imageops::resize(
+        &cut,
+        COVER_SIDE,
+        COVER_SIDE,
+        image::imageops::FilterType::Triangle,
+    ))
+}
+
 #[derive(Clone)]
 pub struct Grouping {
     pub visitors: Visitors,
+    pub media: SharedMediaStore,
     pub distance: f32,
     locks: Arc<Mutex<OwnerLocks>>,
 }
 
 impl Grouping {
-    pub fn new(visitors: Visitors, distance: f32) -> Self {
+    pub fn new(visitors: Visitors, media: SharedMediaStore, distance: f32) -> Self {
         Self {
             visitors,
+            media,
             distance,
             locks: Arc::default(),
+        }
+    }
+
+    /// Stores a new visitor's cover; `None` (and a warning) when it cannot:
+    /// a visitor without a picture beats no visitor.
+    async fn store_cover(&self, image: &Arc<RgbImage>, bbox: BoundingBox) -> Option<MediaId> {
+        let image = image.clone();
+        let jpeg = tokio::task::spawn_blocking(move || encode_jpeg(&cover_of(&image, bbox)?).ok())
+            .await
+            .ok()
+            .flatten()?;
+        let id = MediaId::new(ImageKind::Jpeg);
+        match self.media.put(id, &jpeg).await {
+            Ok(()) => Some(id),
+            Err(err) => {
+                tracing::warn!(error = %err, "a new visitor's cover could not be stored");
+                None
+            }
         }
     }
 
@@ -81,6 +133,7 @@ impl Grouping {
         owner: Option<UserId>,
         model: &str,
         detection: DetectionId,
+        cover_from: Option<&Arc<RgbImage>>,
         faces: &[StrangerFace],
     ) -> Result<Vec<Option<Grouped>>, DbError> {
         let lock = self.lock_of(owner);
@@ -100,6 +153,10 @@ impl Grouping {
                 continue;
             }
             let now = Utc::now();
+            let cover = match cover_from {
+                Some(image) => self.store_cover(image, face.bbox).await,
+                None => None,
+            };
             let visitor = VisitorRecord {
                 id: VisitorId::new(),
                 owner_id: owner,
@@ -114,8 +171,14 @@ impl Grouping {
                 last_seen: now,
                 sightings: 0,
                 sources: Vec::new(),
+                cover,
             };
-            self.visitors.insert(&visitor).await?;
+            if let Err(err) = self.visitors.insert(&visitor).await {
+                if let Some(cover) = cover {
+                    let _ = self.media.delete(cover).await;
+                }
+                return Err(err);
+            }
             tracing::info!(visitor = %visitor.id, label = %visitor.label(), "new visitor");
             grouped.push(Some(Grouped {
                 visitor: visitor.id.0,
@@ -136,10 +199,14 @@ impl Strangers for Grouping {
         owner: Option<UserId>,
         model: &'a str,
         detection: DetectionId,
+        cover_from: Option<Arc<RgbImage>>,
         faces: Vec<StrangerFace>,
     ) -> BoxFuture<'a, Vec<Option<Grouped>>> {
         Box::pin(async move {
-            match self.group_faces(owner, model, detection, &faces).await {
+            match self
+                .group_faces(owner, model, detection, cover_from.as_ref(), &faces)
+                .await
+            {
                 Ok(grouped) => grouped,
                 Err(err) => {
                     tracing::warn!(error = %err, "grouping unknown faces failed; they stay ungrouped");
@@ -201,7 +268,41 @@ mod tests {
             last_seen: Utc::now(),
             sightings: 1,
             sources: Vec::new(),
+            cover: None,
         }
+    }
+
+    #[test]
+    fn a_cover_is_the_face_with_a_margin_even_at_the_frame_edge() {
+        let mut frame = RgbImage::new(200, 100);
+        for (x, y, p) in frame.enumerate_pixels_mut() {
+            *p = image::Rgb([x as u8, y as u8, 0]);
+        }
+        let centred = BoundingBox {
+            x: 80.0,
+            y: 30.0,
+            width: 40.0,
+            height: 40.0,
+        };
+        let cover = cover_of(&frame, centred).unwrap();
+        assert_eq!(cover.dimensions(), (COVER_SIDE, COVER_SIDE));
+        // 60 px around the face's centre (100, 50): x from 70 to 130.
+        assert!((cover.get_pixel(0, 75)[0] as i32 - 70).abs() <= 1);
+        assert!((cover.get_pixel(COVER_SIDE - 1, 75)[0] as i32 - 130).abs() <= 1);
+        let cornered = BoundingBox {
+            x: -10.0,
+            y: -10.0,
+            width: 30.0,
+            height: 30.0,
+        };
+        assert!(cover_of(&frame, cornered).is_some());
+        let outside = BoundingBox {
+            x: 500.0,
+            y: 500.0,
+            width: 10.0,
+            height: 10.0,
+        };
+        assert!(cover_of(&frame, outside).is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::VisitorId;
 use crate::db::paging::{find_page, Page, PageRequest};
 use crate::db::{Database, DbError, StoredEmbedding};
 use crate::detections::DetectionId;
+use crate::media::{MediaId, MediaReferences};
 use crate::users::UserId;
 use vigil_wire::people::VisitorTag;
 
@@ -46,6 +47,9 @@ pub struct VisitorRecord {
     /// being stored (or when it never was).
     pub sightings: i64,
     pub sources: Vec<String>,
+    /// The first face, cut from its frame (150×150 JPEG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<MediaId>,
 }
 
 impl VisitorRecord {
@@ -207,12 +211,44 @@ impl Visitors {
     }
 
     /// Deletes the visitors last seen before `cutoff` (their embeddings are
-    /// unknown faces' biometric data); returns how many went.
-    pub async fn delete_last_seen_before(&self, cutoff: DateTime<Utc>) -> Result<u64, DbError> {
-        self.visitors
-            .delete_many(doc! { "last_seen": { "$lt": BsonDateTime::from_chrono(cutoff) } })
+    /// unknown faces' biometric data); returns their covers, whose images
+    /// are to go too.
+    pub async fn delete_last_seen_before(&self, cutoff: DateTime<Utc>) -> Result<Vec<MediaId>, DbError> {
+        let filter = doc! { "last_seen": { "$lt": BsonDateTime::from_chrono(cutoff) } };
+        let expired: Vec<VisitorRecord> = self
+            .visitors
+            .find(filter.clone())
             .await
-            .map(|r| r.deleted_count)
-            .map_err(DbError::from_driver)
+            .map_err(DbError::from_driver)?
+            .try_collect()
+            .await
+            .map_err(DbError::from_driver)?;
+        if expired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<_> = expired.iter().map(|v| v.id.0).collect();
+        let mut again = filter;
+        again.insert("_id", doc! { "$in": ids });
+        self.visitors
+            .delete_many(again)
+            .await
+            .map_err(DbError::from_driver)?;
+        Ok(expired.iter().filter_map(|v| v.cover).collect())
+    }
+
+    /// True when a visitor's cover is this image.
+    pub async fn references(&self, media: MediaId) -> Result<bool, DbError> {
+        Ok(self
+            .visitors
+            .find_one(doc! { "cover": media.to_string() })
+            .await
+            .map_err(DbError::from_driver)?
+            .is_some())
+    }
+}
+
+impl MediaReferences for Visitors {
+    fn references(&self, id: MediaId) -> futures_util::future::BoxFuture<'_, Result<bool, DbError>> {
+        Box::pin(Visitors::references(self, id))
     }
 }

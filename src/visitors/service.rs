@@ -17,6 +17,7 @@ use crate::db::paging::{Page, PageRequest};
 use crate::db::DbError;
 use crate::detections::{DetectionId, DetectionRecord, Detections, FacePrints};
 use crate::error::{Coded, ErrorCode};
+use crate::media::{MediaId, SharedMediaStore};
 use crate::people::{EnrolFrom, MatchRule, NewSubject, People, PeopleError, SubjectId, SubjectRecord};
 use crate::vision::Embedding;
 
@@ -76,6 +77,7 @@ pub struct VisitorService {
     pub alarms: Alarms,
     pub people: People,
     pub rule: MatchRule,
+    pub media: SharedMediaStore,
 }
 
 impl VisitorService {
@@ -194,7 +196,11 @@ impl VisitorService {
         self.retag(&hex, |detection, index, _| named(detection, index))
             .await?;
         self.prints.name_visitor(visitor.id.0, subject.id.0).await?;
-        self.visitors.delete(visitor.id).await?;
+        self.forget(&visitor, None).await?;
+        // A face grouped with the visitor while this ran.
+        self.retag(&hex, |detection, index, _| named(detection, index))
+            .await?;
+        self.prints.name_visitor(visitor.id.0, subject.id.0).await?;
         tracing::info!(visitor = %visitor.id, subject = %subject.id, enrolled, "visitor named");
         Ok(subject)
     }
@@ -233,6 +239,10 @@ impl VisitorService {
             }
         }
         for visitor in &merged {
+            if target.cover.is_none() {
+                // Taken over: not removed with the visitor it was.
+                target.cover = visitor.cover;
+            }
             target.sightings += visitor.sightings;
             target.first_seen = target.first_seen.min(visitor.first_seen);
             target.last_seen = target.last_seen.max(visitor.last_seen);
@@ -258,7 +268,7 @@ impl VisitorService {
             })
             .await?;
             self.prints.move_visitor(visitor.id.0, target.id.0).await?;
-            self.visitors.delete(visitor.id).await?;
+            self.forget(visitor, target.cover).await?;
         }
         tracing::info!(visitor = %target.id, merged = merged.len(), "visitors merged");
         Ok(target)
@@ -268,11 +278,27 @@ impl VisitorService {
     /// on every detection and alarm (the faces stay plainly unknown).
     pub async fn erase(&self, scope: VisitorScope, id: VisitorId) -> Result<(), VisitorError> {
         let visitor = self.get(scope, id).await?;
-        self.visitors.delete(visitor.id).await?;
+        let hex = visitor.id.to_string();
+        // The visitor goes last, so an erasure cut short can be run again;
+        // a face tagged in the meantime is untagged by the second pass.
+        self.retag(&hex, |_, _, _| Some(Identity::unknown())).await?;
         self.prints.delete_of_visitor(visitor.id.0).await?;
-        self.retag(&visitor.id.to_string(), |_, _, _| Some(Identity::unknown()))
-            .await?;
+        self.forget(&visitor, None).await?;
+        self.retag(&hex, |_, _, _| Some(Identity::unknown())).await?;
+        self.prints.delete_of_visitor(visitor.id.0).await?;
         tracing::info!(visitor = %visitor.id, "visitor erased");
+        Ok(())
+    }
+
+    /// Deletes the visitor's document, then its cover (unless it is `kept`:
+    /// taken over by the visitor it was merged into).
+    async fn forget(&self, visitor: &VisitorRecord, kept: Option<MediaId>) -> Result<(), DbError> {
+        self.visitors.delete(visitor.id).await?;
+        if let Some(cover) = visitor.cover.filter(|c| Some(*c) != kept) {
+            if let Err(err) = self.media.delete(cover).await {
+                tracing::warn!(media = %cover, error = %err, "a visitor's cover could not be removed; the orphan sweep will");
+            }
+        }
         Ok(())
     }
 

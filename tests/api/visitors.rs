@@ -111,6 +111,11 @@ async fn two_strangers_seen_five_times_are_two_visitors_and_naming_one_makes_the
     let expected: Vec<&str> = seen[0].iter().rev().map(|d| d.id.as_str()).collect();
     assert_eq!(listed, expected);
     assert_eq!(detail.visitor.cover.detection_id, seen[0][0].id);
+    let cover_url = detail.visitor.cover_url.clone().expect("a cover");
+    let cover = app.http.get(app.url(&cover_url)).send().await.unwrap();
+    assert_eq!(cover.status(), 200);
+    let cover = image::load_from_memory(&cover.bytes().await.unwrap()).expect("a JPEG");
+    assert_eq!((cover.width(), cover.height()), (150, 150));
     assert!(app.visitors(&other).await.is_empty());
     let hidden = app
         .get_as(&format!("/api/v1/visitors/{}", first.id), &other.access_token)
@@ -166,6 +171,8 @@ async fn two_strangers_seen_five_times_are_two_visitors_and_naming_one_makes_the
         .get_as(&format!("/api/v1/visitors/{}", first.id), &user.access_token)
         .await;
     assert_eq!(error_code(gone).await, ErrorCode::NotFound);
+    let cover = app.http.get(app.url(&cover_url)).send().await.unwrap();
+    assert_eq!(cover.status(), 404, "the named visitor's cover went with it");
     let left = app.visitors(&user).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, second.id);
@@ -193,6 +200,8 @@ async fn visitors_split_by_a_strict_distance_merge_into_one_and_erase_without_tr
     let tags: Vec<VisitorTag> = seen.iter().map(|d| tag(main_identity(d))).collect();
     assert_eq!(app.visitors(&user).await.len(), 3);
     assert_ne!(tags[0].id, tags[1].id);
+    let images = || crate::helpers::stored_images(&app.data_dir.path().join("images")).len();
+    let before = images();
 
     let refused = app
         .post_as(
@@ -212,6 +221,9 @@ async fn visitors_split_by_a_strict_distance_merge_into_one_and_erase_without_tr
     assert_eq!(response.status(), 200);
     let merged: VisitorView = body(response).await;
     assert_eq!((merged.id.as_str(), merged.sightings), (tags[0].id.as_str(), 3));
+    // One cover each before, one after: the merged visitors' went.
+    assert_eq!(images(), before - 2);
+    let cover_url = merged.cover_url.clone().expect("the cover");
     assert_eq!(app.visitors(&user).await.len(), 1);
     for detection in &seen {
         let now = app.detection(&user, &detection.id).await;
@@ -227,6 +239,9 @@ async fn visitors_split_by_a_strict_distance_merge_into_one_and_erase_without_tr
         .delete_as(format!("/api/v1/visitors/{}", tags[0].id), &user.access_token)
         .await;
     assert_eq!(deleted.status(), 204);
+    assert_eq!(images(), before - 3);
+    let cover = app.http.get(app.url(&cover_url)).send().await.unwrap();
+    assert_eq!(cover.status(), 404);
     for detection in &seen {
         let now = app.detection(&user, &detection.id).await;
         assert_eq!(main_identity(&now), Some(Identity::unknown()));

@@ -27,6 +27,10 @@ pub struct VisitorView {
     pub camera: bool,
     /// The face the visitor was first seen with.
     pub cover: VisitorFace,
+    /// Signed URL of that face cut from its frame (150×150 JPEG); absent
+    /// when it could not be stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover_url: Option<String>,
 }
 
 /// One face of a visitor, in its detection.
