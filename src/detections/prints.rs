@@ -90,6 +90,29 @@ impl FacePrints {
             .map_err(DbError::from_driver)
     }
 
+    /// The visitors the faces of detection `id` were grouped with.
+    pub async fn visitors_of(
+        &self,
+        id: ObjectId,
+        session: &mut ClientSession,
+    ) -> Result<Vec<ObjectId>, DbError> {
+        let mut cursor = self
+            .prints
+            .find(doc! { "detection_id": id, "visitor_id": { "$exists": true } })
+            .session(&mut *session)
+            .await
+            .map_err(DbError::from_driver)?;
+        let mut visitors = Vec::new();
+        while let Some(print) = cursor.next(&mut *session).await {
+            if let Some(visitor) = print.map_err(DbError::from_driver)?.visitor_id {
+                if !visitors.contains(&visitor) {
+                    visitors.push(visitor);
+                }
+            }
+        }
+        Ok(visitors)
+    }
+
     /// Removes every print recognised as `subject` (its erasure).
     pub async fn delete_of_subject(&self, subject: ObjectId) -> Result<u64, DbError> {
         self.prints

@@ -463,12 +463,16 @@ impl Recorder {
                 return Ok(None);
             };
             self.alarms.delete_for_detection(id.0, session).await?;
+            let visitors = self.prints.visitors_of(id.0, session).await?;
             self.prints.delete_for(&[id.0], session).await?;
-            Ok(Some(record))
+            Ok(Some((record, visitors)))
         })?;
-        let Some(record) = record else {
+        let Some((record, visitors)) = record else {
             return Ok(false);
         };
+        if !visitors.is_empty() {
+            self.strangers.detection_deleted(id, visitors).await;
+        }
         if record.image_kept {
             self.remove_images(record.media).await;
         }

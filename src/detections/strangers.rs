@@ -46,6 +46,11 @@ pub trait Strangers: Send + Sync {
         faces: Vec<StrangerFace>,
     ) -> BoxFuture<'a, Vec<Option<Grouped>>>;
 
+    /// Takes a deleted detection out of the visitors its faces were
+    /// grouped with: its faces stop being their prototypes and cover, and
+    /// a visitor seen nowhere else goes. Never fails the deletion.
+    fn detection_deleted(&self, detection: DetectionId, visitors: Vec<ObjectId>) -> BoxFuture<'_, ()>;
+
     /// Counts the sightings of a stored detection.
     fn seen<'a>(
         &'a self,
@@ -69,6 +74,10 @@ impl Strangers for NoGrouping {
         faces: Vec<StrangerFace>,
     ) -> BoxFuture<'a, Vec<Option<Grouped>>> {
         Box::pin(std::future::ready(vec![None; faces.len()]))
+    }
+
+    fn detection_deleted(&self, _: DetectionId, _: Vec<ObjectId>) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
     }
 
     fn seen<'a>(

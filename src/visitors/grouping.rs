@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use image::RgbImage;
+use mongodb::bson::oid::ObjectId;
 
 use super::repository::{Prototype, VisitorRecord, Visitors};
 use super::VisitorId;
@@ -128,6 +129,30 @@ impl Grouping {
             .clone()
     }
 
+    /// See [`Strangers::detection_deleted`].
+    async fn drop_detection(&self, id: VisitorId, detection: DetectionId) -> Result<(), DbError> {
+        let Some(before) = self.visitors.by_id(id).await? else {
+            return Ok(());
+        };
+        let after = self.visitors.drop_detection(id, detection).await?;
+        let mut images: Vec<MediaId> = Vec::new();
+        if before.cover_detection == Some(detection) {
+            images.extend(before.cover);
+        }
+        if let Some(after) = after.filter(|v| v.sightings <= 0) {
+            // Seen in no other detection: nothing of the stranger stays.
+            self.visitors.delete(after.id).await?;
+            images.extend(after.cover);
+            tracing::info!(visitor = %after.id, "visitor gone with its only detection");
+        }
+        for image in images {
+            if let Err(err) = self.media.delete(image).await {
+                tracing::warn!(media = %image, error = %err, "a visitor's cover could not be removed; the orphan sweep will");
+            }
+        }
+        Ok(())
+    }
+
     async fn group_faces(
         &self,
         owner: Option<UserId>,
@@ -172,6 +197,7 @@ impl Grouping {
                 sightings: 0,
                 sources: Vec::new(),
                 cover,
+                cover_detection: cover.map(|_| detection),
             };
             if let Err(err) = self.visitors.insert(&visitor).await {
                 if let Some(cover) = cover {
@@ -211,6 +237,17 @@ impl Strangers for Grouping {
                 Err(err) => {
                     tracing::warn!(error = %err, "grouping unknown faces failed; they stay ungrouped");
                     vec![None; faces.len()]
+                }
+            }
+        })
+    }
+
+    fn detection_deleted(&self, detection: DetectionId, visitors: Vec<ObjectId>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for visitor in visitors {
+                let id = VisitorId(visitor);
+                if let Err(err) = self.drop_detection(id, detection).await {
+                    tracing::warn!(visitor = %id, error = %err, "a deleted detection could not be taken out of its visitor");
                 }
             }
         })
@@ -269,6 +306,7 @@ mod tests {
             sightings: 1,
             sources: Vec::new(),
             cover: None,
+            cover_detection: None,
         }
     }
 

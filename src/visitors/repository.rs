@@ -50,6 +50,9 @@ pub struct VisitorRecord {
     /// The first face, cut from its frame (150×150 JPEG).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover: Option<MediaId>,
+    /// The detection the cover was cut from: deleting it takes the cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover_detection: Option<DetectionId>,
 }
 
 impl VisitorRecord {
@@ -173,6 +176,14 @@ impl Visitors {
         Ok(())
     }
 
+    /// Whoever's it is (the caller has it from a detection of theirs).
+    pub async fn by_id(&self, id: VisitorId) -> Result<Option<VisitorRecord>, DbError> {
+        self.visitors
+            .find_one(doc! { "_id": id.0 })
+            .await
+            .map_err(DbError::from_driver)
+    }
+
     pub async fn get(&self, scope: VisitorScope, id: VisitorId) -> Result<Option<VisitorRecord>, DbError> {
         let mut filter = scope.filter();
         filter.insert("_id", id.0);
@@ -234,6 +245,37 @@ impl Visitors {
             .await
             .map_err(DbError::from_driver)?;
         Ok(expired.iter().filter_map(|v| v.cover).collect())
+    }
+
+    /// Takes a deleted detection out of a visitor: one sighting fewer, its
+    /// faces no longer prototypes, its cover gone if cut from it. Returns
+    /// the visitor as it is now (`None`: already gone).
+    pub async fn drop_detection(
+        &self,
+        id: VisitorId,
+        detection: DetectionId,
+    ) -> Result<Option<VisitorRecord>, DbError> {
+        self.visitors
+            .update_one(
+                doc! { "_id": id.0 },
+                doc! {
+                    "$pull": { "prototypes": { "detection_id": detection.0 } },
+                    "$inc": { "sightings": -1_i64 },
+                },
+            )
+            .await
+            .map_err(DbError::from_driver)?;
+        self.visitors
+            .update_one(
+                doc! { "_id": id.0, "cover_detection": detection.0 },
+                doc! { "$unset": { "cover": "", "cover_detection": "" } },
+            )
+            .await
+            .map_err(DbError::from_driver)?;
+        self.visitors
+            .find_one(doc! { "_id": id.0 })
+            .await
+            .map_err(DbError::from_driver)
     }
 
     /// True when a visitor's cover is this image.

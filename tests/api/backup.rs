@@ -83,8 +83,8 @@ async fn round_trip(media_store: &str) {
     if media_store == "fs" {
         assert_eq!(
             field(last, "images"),
-            2,
-            "the upload and its annotated copy: {stdout}"
+            3,
+            "the upload, its annotated copy and its stranger's visitor cover: {stdout}"
         );
     }
     // mongodump's layout: documents and metadata per collection, and the manifest.
@@ -124,7 +124,7 @@ async fn round_trip(media_store: &str) {
         "{stdout}"
     );
     if media_store == "fs" {
-        assert_eq!(field(last, "images"), 2, "{stdout}");
+        assert_eq!(field(last, "images"), 3, "{stdout}");
     }
 
     let restored = spawn_app_with(

@@ -118,9 +118,10 @@ async fn face_then_empty_then_face_gives_two_alarms_with_saved_frames() {
             .and_then(|v| v.as_i64().or(v.as_i32().map(i64::from)));
         assert_eq!(faces, Some(1));
     }
-    // "Saved in a folder": original and annotated frame per alarm.
+    // "Saved in a folder": original and annotated frame per alarm, and the
+    // cover of the one visitor both faces are.
     let saved = stored_images(&app.data_dir.path().join("images"));
-    assert_eq!(saved.len(), 4, "{saved:?}");
+    assert_eq!(saved.len(), 5, "{saved:?}");
 }
 
 #[tokio::test]

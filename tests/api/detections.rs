@@ -361,9 +361,18 @@ async fn deleting_a_detection_removes_its_alarm_images_and_face_embeddings() {
     for url in [d.image_url.as_str(), d.annotated_url.as_str()] {
         assert_eq!(app.http.get(app.url(url)).send().await.unwrap().status(), 404);
     }
+    // The stranger was seen in this detection only: their visitor and its
+    // cover went with it.
     let files = stored_images(&app.data_dir.path().join("images"));
     assert!(files.is_empty(), "{files:?}");
     assert_eq!(seen_faces().await, 0);
+    let visitors = app
+        .db
+        .collection::<mongodb::bson::Document>("visitors")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
+    assert_eq!(visitors, 0);
 }
 
 #[tokio::test]
@@ -436,7 +445,7 @@ async fn the_gridfs_store_serves_what_it_stored() {
         .count_documents(mongodb::bson::doc! {})
         .await
         .unwrap();
-    assert_eq!(files, 2, "original and annotated in GridFS");
+    assert_eq!(files, 3, "original, annotated and the visitor's cover in GridFS");
     assert!(
         !app.data_dir.path().join("images").exists()
             || std::fs::read_dir(app.data_dir.path().join("images"))

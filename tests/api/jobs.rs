@@ -74,7 +74,15 @@ async fn an_async_upload_is_accepted_then_recorded_as_a_synchronous_one_would_be
         .await;
     assert_eq!(detection.source, sync.source);
     assert_eq!((detection.width, detection.height), (sync.width, sync.height));
-    assert_eq!(detection.faces, sync.faces, "the same faces, the same identities");
+    // The same faces and identities; the stranger's second sighting now.
+    let visitor = |faces: &[vigil_wire::people::SeenFace]| match &faces[0].identity {
+        Some(vigil_wire::people::Identity::Unknown(unknown)) => unknown.visitor.clone().expect("a visitor"),
+        other => panic!("{other:?}"),
+    };
+    let (first, second) = (visitor(&sync.faces), visitor(&detection.faces));
+    assert_eq!((first.id, first.sightings + 1), (second.id, second.sightings));
+    let faces = |faces: &[vigil_wire::people::SeenFace]| faces.iter().map(|f| f.face).collect::<Vec<_>>();
+    assert_eq!(faces(&detection.faces), faces(&sync.faces), "the same faces");
     assert!(detection.alarm_id.is_some());
     // The original is the image as uploaded.
     let original = app.http.get(app.url(&detection.image_url)).send().await.unwrap();
