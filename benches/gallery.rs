@@ -11,29 +11,11 @@ use mongodb::bson::oid::ObjectId;
 use vigil::people::gallery::{Gallery, GalleryFace};
 use vigil::people::{SubjectFaceId, SubjectId};
 use vigil::users::UserId;
-use vigil::vision::recognizer::EMBEDDING_LEN;
 use vigil::vision::Embedding;
 
-/// xorshift: the same galleries on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-
-    fn embedding(&mut self) -> Embedding {
-        let mut v = [0f32; EMBEDDING_LEN];
-        for x in v.iter_mut() {
-            *x = self.next();
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        Embedding::from_array(v.map(|x| x / norm))
-    }
-}
+#[path = "synthetic.rs"]
+mod synthetic;
+use synthetic::Rng;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -18,7 +18,10 @@ use vigil::db::{Database, DatabaseSettings, StoredEmbedding};
 use vigil::detections::{DetectionId, FacePrints, PrintScope, SeenFaceRecord};
 use vigil::search::{scan_prints, Collector, ProbeEmbeddings, SearchOrder, SearchQuery};
 use vigil::users::UserId;
-use vigil::vision::{Embedding, EMBEDDING_LEN};
+
+#[path = "synthetic.rs"]
+mod synthetic;
+use synthetic::Rng;
 
 const MODEL: &str = "bench-model";
 /// Searches per size (fewer at 1M: each reads every stored face).
@@ -36,27 +39,6 @@ fn runs() -> Vec<(usize, usize)> {
         .collect()
 }
 const BATCH: usize = 10_000;
-
-/// xorshift: the same faces on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-
-    fn embedding(&mut self) -> Embedding {
-        let mut v = [0f32; EMBEDDING_LEN];
-        for x in v.iter_mut() {
-            *x = self.next();
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        Embedding::from_array(v.map(|x| x / norm))
-    }
-}
 
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -3,7 +3,6 @@ use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Collection};
 
-use vigil_wire::people::Identity;
 
 use super::{Alarm, AlarmId};
 use crate::db::paging::{find_page, Page, PageRequest};
@@ -98,17 +97,20 @@ impl Alarms {
             .map_err(DbError::from_driver)
     }
 
-    /// Replaces an alarm's identities and the message made from them.
-    pub async fn rename_faces(
-        &self,
-        id: AlarmId,
-        identities: &[Option<Identity>],
-        message: &str,
-    ) -> Result<(), DbError> {
-        let identities = mongodb::bson::to_bson(identities).map_err(|e| DbError::Malformed(e.to_string()))?;
+    /// Stores an alarm's changed identities with the message written again
+    /// from them (after an erasure, a naming).
+    pub async fn rename_faces(&self, alarm: &Alarm) -> Result<(), DbError> {
+        let message = Alarm::message_for(
+            alarm.face_count,
+            &alarm.identities,
+            &alarm.source,
+            alarm.camera_id.is_some(),
+        );
+        let identities =
+            mongodb::bson::to_bson(&alarm.identities).map_err(|e| DbError::Malformed(e.to_string()))?;
         self.alarms
             .update_one(
-                doc! { "_id": id.0 },
+                doc! { "_id": alarm.id.0 },
                 doc! { "$set": { "identities": identities, "message": message } },
             )
             .await

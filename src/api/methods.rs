@@ -60,21 +60,33 @@ impl RouteTable {
         Self { routes }
     }
 
-    /// The methods `path` answers, or `None` for a path no route has.
+    /// The methods `path` answers, or `None` for a path no route has. A
+    /// literal path (`/api/v1/visitors/merge`) is its own resource, not
+    /// one of a template beside it (`/api/v1/visitors/{id}`): as the
+    /// document has it, it answers only its own methods.
     pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
+        let matching: Vec<&(ResourceDef, Vec<Method>)> = self
+            .routes
+            .iter()
+            .filter(|(resource, _)| resource.is_match(path))
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        let literal = |resource: &ResourceDef| resource.pattern().is_some_and(|p| !p.contains('{'));
+        let any_literal = matching.iter().any(|(resource, _)| literal(resource));
         let mut allowed: Vec<Method> = Vec::new();
-        let mut known = false;
-        for (resource, methods) in &self.routes {
-            if resource.is_match(path) {
-                known = true;
-                for method in methods {
-                    if !allowed.contains(method) {
-                        allowed.push(method.clone());
-                    }
+        for (resource, methods) in matching {
+            if any_literal && !literal(resource) {
+                continue;
+            }
+            for method in methods {
+                if !allowed.contains(method) {
+                    allowed.push(method.clone());
                 }
             }
         }
-        known.then_some(allowed)
+        Some(allowed)
     }
 }
 
@@ -113,6 +125,16 @@ mod tests {
             table.allowed("/static/app.js").unwrap(),
             vec![Method::GET, Method::HEAD]
         );
+        assert_eq!(
+            table.allowed("/api/v1/visitors/merge").unwrap(),
+            vec![Method::POST],
+            "not the methods of /api/v1/visitors/{{id}}"
+        );
+        let mut methods = table
+            .allowed("/api/v1/visitors/6650f1c2a4b1c2d3e4f5a6b7")
+            .unwrap();
+        methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(methods, vec![Method::DELETE, Method::GET]);
         assert_eq!(table.allowed("/api/v1/nothing"), None);
         assert_eq!(table.allowed("/api/v1/subjects/x/y/z"), None);
     }

@@ -153,7 +153,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// Largest JSON body any endpoint accepts; uploads use their own limit.
-pub(crate) const JSON_LIMIT: usize = 64 * 1024;
+pub(crate) const JSON_LIMIT: usize = 512 * 1024;
 
 fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()

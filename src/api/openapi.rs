@@ -152,7 +152,7 @@ const SHARED: &[Shared] = &[
         status: "413",
         name: "payload_too_large",
         description: "`payload_too_large`: the body is over the operation's limit",
-        example: "JSON body larger than 65536 bytes",
+        example: "JSON body larger than 524288 bytes",
         applies: |_, op| op.request_body.is_some(),
     },
     Shared {

@@ -17,6 +17,7 @@ use vigil_wire::ErrorBody;
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SearchParams {
     /// `best` (nearest first, the default) or `newest`.
+    #[param(inline)]
     pub order: Option<SearchOrder>,
     /// Only faces seen at or after this time (RFC 3339).
     #[param(format = DateTime)]

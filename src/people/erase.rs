@@ -15,7 +15,7 @@ use vigil_wire::people::Identity;
 
 use super::{SubjectFaceRecord, SubjectFaces, SubjectId, SubjectRecord, Subjects};
 use crate::alarm_rules::repository::AlarmRuleStore;
-use crate::alarms::{Alarm, Alarms};
+use crate::alarms::Alarms;
 use crate::audit::AuditLog;
 use crate::db::{Database, DbError};
 use crate::detections::{Detections, FacePrints};
@@ -101,15 +101,7 @@ impl Erasure {
                 changed |= erase_in(identity, &hex);
             }
             if changed {
-                let message = Alarm::message_for(
-                    alarm.face_count,
-                    &alarm.identities,
-                    &alarm.source,
-                    alarm.camera_id.is_some(),
-                );
-                self.alarms
-                    .rename_faces(alarm.id, &alarm.identities, &message)
-                    .await?;
+                self.alarms.rename_faces(&alarm).await?;
                 erased.alarms += 1;
             }
         }

@@ -12,7 +12,7 @@ use vigil_wire::people::{Identity, Recognised, UnknownFace, VisitorTag};
 
 use super::repository::{VisitorRecord, VisitorScope, Visitors, PROTOTYPES, SOURCES};
 use super::VisitorId;
-use crate::alarms::{Alarm, Alarms};
+use crate::alarms::Alarms;
 use crate::db::paging::{Page, PageRequest};
 use crate::db::DbError;
 use crate::detections::{DetectionId, DetectionRecord, Detections, FacePrints};
@@ -330,15 +330,7 @@ impl VisitorService {
                     *face = identity(detection, index, &tag);
                 }
             }
-            let message = Alarm::message_for(
-                alarm.face_count,
-                &alarm.identities,
-                &alarm.source,
-                alarm.camera_id.is_some(),
-            );
-            self.alarms
-                .rename_faces(alarm.id, &alarm.identities, &message)
-                .await?;
+            self.alarms.rename_faces(&alarm).await?;
         }
         Ok(())
     }
