@@ -3,7 +3,6 @@ use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Collection};
 
-
 use super::{Alarm, AlarmId};
 use crate::db::paging::{find_page, Page, PageRequest};
 use crate::db::{Database, DbError};
