@@ -247,12 +247,12 @@ pub async fn export(
     id: PathId<SubjectId>,
     people: web::Data<People>,
 ) -> Result<HttpResponse, ApiError> {
-    let export = people.export(principal.user_id, id.0).await?;
+    let zip = people.export(principal.user_id, id.0).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
             actix_web::http::header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"subject-{}.zip\"", id.0),
         ))
-        .body(export.zip))
+        .body(zip))
 }

@@ -72,16 +72,10 @@ struct AlarmPart {
     detection_id: String,
 }
 
-/// The zip, and how many enrolled faces it holds.
-pub struct Export {
-    pub zip: Vec<u8>,
-    pub faces: usize,
-}
-
 impl People {
-    /// `owner`'s subject, exported; the export is on the audit log before
-    /// it is returned.
-    pub async fn export(&self, owner: UserId, id: SubjectId) -> Result<Export, PeopleError> {
+    /// `owner`'s subject, exported as a zip; the export is on the audit log
+    /// before it is returned.
+    pub async fn export(&self, owner: UserId, id: SubjectId) -> Result<Vec<u8>, PeopleError> {
         let subject = self.get(owner, id).await?;
         let hex = subject.id.to_string();
         let faces = self.faces.of_subject(subject.id).await?;
@@ -158,10 +152,7 @@ impl People {
             )
             .await?;
         tracing::info!(subject = %subject.id, faces = faces.len(), bytes = zip.len(), "subject exported");
-        Ok(Export {
-            zip,
-            faces: faces.len(),
-        })
+        Ok(zip)
     }
 }
 

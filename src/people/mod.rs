@@ -28,7 +28,6 @@ mod service;
 pub mod subjects;
 pub mod sync;
 
-pub use export::Export;
 pub use faces::{Polarity, SubjectFaceRecord, SubjectFaces};
 pub use feedback::Correction;
 pub use fields::{NewSubject, SubjectFieldError, SubjectName, SubjectNote, SubjectPatch};

@@ -29,10 +29,6 @@ use crate::media::{ImageKind, MediaId, SharedMediaStore};
 use crate::users::UserId;
 use crate::vision::{encode_jpeg, BoundingBox, Embedding};
 
-/// The default largest distance from a face to a visitor's nearest
-/// prototype (recognition names a subject below 0.55).
-pub const DEFAULT_VISITOR_DISTANCE: f32 = 0.5;
-
 /// The visitor among `visitors` with the prototype nearest to `face`, if
 /// within `distance`.
 pub fn nearest(visitors: &[VisitorRecord], face: &Embedding, distance: f32) -> Option<usize> {

@@ -11,7 +11,7 @@ pub mod grouping;
 pub mod repository;
 mod service;
 
-pub use grouping::{Grouping, DEFAULT_VISITOR_DISTANCE};
+pub use grouping::Grouping;
 pub use repository::{Prototype, VisitorRecord, VisitorScope, Visitors};
 pub use service::{NameAs, VisitorError, VisitorService, VisitorSighting};
 
