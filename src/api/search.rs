@@ -31,7 +31,7 @@ pub struct SearchParams {
     /// `next_cursor` of the previous page (same order).
     pub cursor: Option<String>,
     /// Largest distance returned, above 0 and at most 4 (default: the
-    /// recognition threshold, `--match-threshold`).
+    /// recognition threshold, `--recognition-threshold`).
     #[param(exclusive_minimum = 0, maximum = 4)]
     pub max_distance: Option<f32>,
 }
