@@ -17,6 +17,12 @@ APT_PACKAGES := chromium chromium-driver curl ffmpeg libclang-dev mosquitto mosq
 export VIGIL_TEST_FACES_DIR ?= $(abspath ../shared/data/faces)
 export VIGIL_TEST_IDENTITIES_DIR ?= $(abspath ../shared/data/identities)
 
+# A clean clone in CI builds everything once: incremental state would only
+# double what the build writes to disk.
+ifdef CI
+export CARGO_INCREMENTAL ?= 0
+endif
+
 .PHONY: help run test deps venv lint fmt clean-data
 
 help:
