@@ -220,8 +220,9 @@ async fn run(subscribers: usize, uri: &str) {
         .collect();
     latencies.sort();
     let per_connection = rss_after.saturating_sub(rss_before) as f64 / subscribers as f64;
+    let (logged, dropped) = message_log(&db, server.port, subscribers).await;
     println!(
-        "subscribers={subscribers} alarms={BURST} deliveries={} connect_s={:.1} latency_p50_ms={:.1} latency_p99_ms={:.1} latency_max_ms={:.1} server_rss_kib={rss_after} server_kib_per_connection={per_connection:.1}",
+        "subscribers={subscribers} alarms={BURST} deliveries={} connect_s={:.1} latency_p50_ms={:.1} latency_p99_ms={:.1} latency_max_ms={:.1} server_rss_kib={rss_after} server_kib_per_connection={per_connection:.1} alarm_log_entries={logged} log_entries_dropped={dropped}",
         latencies.len(),
         connect_time.as_secs_f64(),
         percentile(&latencies, 0.5),
@@ -230,6 +231,40 @@ async fn run(subscribers: usize, uri: &str) {
     );
     drop(sockets);
     let _ = db.drop().await;
+}
+
+/// The burst's alarms in the message log once it caught up (one entry per
+/// alarm per 10 000 recipients, each listing them all), and the entries the
+/// server could not log at all (`vigil_ws_log_entries_total{outcome="dropped"}`).
+async fn message_log(db: &mongodb::Database, port: u16, subscribers: usize) -> (u64, f64) {
+    let log = db.collection::<mongodb::bson::Document>("ws_messages");
+    let listed_everyone = doc! { "type": "alarm", "recipients": { "$size": subscribers.min(10_000) as i64 } };
+    let want = (BURST * subscribers.div_ceil(10_000)) as u64;
+    let started = Instant::now();
+    let mut logged = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        logged = log.count_documents(listed_everyone.clone()).await.unwrap();
+        if logged >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("vigil_ws_log_entries_total{outcome=\"dropped\"}")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    (logged, dropped)
 }
 
 fn main() {

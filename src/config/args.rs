@@ -457,7 +457,7 @@ pub struct HubArgs {
     )]
     pub ws_log_ttl_days: u32,
 
-    /// Log entries held in memory while the database catches up; beyond it entries are dropped, never waited for.
+    /// Message log entries held in memory while the database catches up; beyond it they wait in DATA_DIR/message-log and are written later, in order.
     #[arg(
         long,
         env = "VIGIL_WS_LOG_BUFFER",

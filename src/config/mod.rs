@@ -153,7 +153,7 @@ impl args::AuthArgs {
 }
 
 impl args::HubArgs {
-    fn settings(&self) -> HubConfig {
+    fn settings(&self, log_spill_dir: PathBuf) -> HubConfig {
         HubConfig {
             allow_anonymous: self.ws_allow_anonymous,
             queue: self.ws_queue as usize,
@@ -167,6 +167,7 @@ impl args::HubArgs {
             log_clock: self.ws_log_clock,
             log_ttl_days: self.ws_log_ttl_days,
             log_buffer: self.ws_log_buffer as usize,
+            log_spill_dir,
             instance_heartbeat: self.instance_heartbeat,
         }
     }
@@ -244,6 +245,7 @@ impl ServeArgs {
             },
             concurrency: or_cores(self.detector.detector_concurrency),
         };
+        let log_spill_dir = self.data_dir.join("message-log");
         Ok(Config {
             database: self.database.settings(),
             bind: self.bind,
@@ -271,7 +273,7 @@ impl ServeArgs {
                 margin: self.recognizer.recognition_margin,
             },
             visitor_distance: self.recognizer.visitor_distance,
-            hub: self.hub.settings(),
+            hub: self.hub.settings(log_spill_dir),
             capture: self.capture.settings()?,
             tls: self.tls.settings()?,
             shutdown_timeout: self.shutdown_timeout,

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use self::alarm_feed::{AlarmFeed, AlarmStream};
 use self::counters::Counters;
 use self::fib::FibService;
-use self::message_log::{LogWriter, MessageLog};
+use self::message_log::{LogSettings, LogWriter, MessageLog};
 use self::presence::Presence;
 use self::rate::MessageLimit;
 use self::topics::{Closing, Registry};
@@ -52,6 +52,8 @@ pub struct HubConfig {
     pub log_clock: bool,
     pub log_ttl_days: u32,
     pub log_buffer: usize,
+    /// Where message log entries wait on disk while the database falls behind.
+    pub log_spill_dir: std::path::PathBuf,
     pub instance_heartbeat: Duration,
 }
 
@@ -94,10 +96,13 @@ impl Hub {
     ) -> Self {
         let (log, writer) = MessageLog::new(
             db,
-            instance_id,
-            config.log_buffer,
-            config.log_ttl_days,
-            config.log_clock,
+            LogSettings {
+                instance_id,
+                buffer: config.log_buffer,
+                ttl_days: config.log_ttl_days,
+                log_clock: config.log_clock,
+                spill_dir: config.log_spill_dir.clone(),
+            },
         );
         Self {
             inner: Arc::new(Inner {

@@ -20,6 +20,8 @@ pub const DETECTOR_SLOTS_FREE: &str = "vigil_detector_slots_free";
 // WebSocket hub (src/hub/).
 pub const WS_SESSIONS: &str = "vigil_ws_sessions";
 pub const WS_SLOW_CLIENTS_DROPPED: &str = "vigil_ws_slow_clients_dropped_total";
+pub const WS_LOG_ENTRIES: &str = "vigil_ws_log_entries_total";
+pub const WS_LOG_SPILLED: &str = "vigil_ws_log_spilled_entries";
 
 // MongoDB (src/db/command_events.rs).
 pub const DB_COMMAND_ERRORS: &str = "vigil_db_command_errors_total";
@@ -119,6 +121,14 @@ pub fn describe() {
     describe_counter!(
         WS_SLOW_CLIENTS_DROPPED,
         "WebSocket clients closed with 1013 because their queue was full."
+    );
+    describe_counter!(
+        WS_LOG_ENTRIES,
+        "Message log entries, by outcome: written to ws_messages, spilled to the local file while the database fell behind, or dropped."
+    );
+    describe_gauge!(
+        WS_LOG_SPILLED,
+        "Message log entries waiting in the local spill file for the database."
     );
     describe_counter!(
         DB_COMMAND_ERRORS,

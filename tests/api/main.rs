@@ -35,6 +35,7 @@ mod jobs;
 mod jobs_dashboard;
 mod jobs_failover;
 mod lifecycle;
+mod message_log;
 mod metrics;
 mod migrations;
 mod mqtt;

@@ -1,11 +1,20 @@
 //! The log of every WebSocket message in and out (`ws_messages`).
 //!
-//! Sessions hand entries to a bounded buffer with `try_send` and move on; one
-//! writer task drains it into `insert_many` batches (whatever accumulated
-//! while the previous batch was written). When the database falls behind and
-//! the buffer is full, entries are dropped and counted: a chatty log must
-//! never slow a client down. Each entry carries its own `expires_at`, so the
-//! retention can change by configuration without touching the TTL index.
+//! Sessions hand entries to a bounded queue with `try_send` and move on; a
+//! chatty log must never slow a client down. One writer task ([`writer`])
+//! drains it into `insert_many` batches. When the database falls behind,
+//! what it has not taken yet waits in memory up to `--ws-log-buffer`
+//! entries, then in an append-only file in the data folder ([`spill`]), and
+//! is written later, oldest first: nothing is dropped unless the disk fails
+//! too. Each entry carries its own `_id` (so that a batch written again
+//! after a lost answer is not written twice) and its own `expires_at` (so
+//! that the retention can change by configuration without touching the TTL
+//! index).
+//!
+//! A message a session exchanges with its client is one entry naming that
+//! session; a broadcast (alarms, telemetry readings, the clock) is one entry
+//! listing its `recipients`, not one per recipient: an alarm to 5000
+//! subscribers is one document, not 5000.
 //!
 //! A session's own exchange — what the client sends and what it is answered
 //! — is kept in full up to [`LOGGED_IN_FULL`] bytes of frame text; a longer
@@ -13,17 +22,19 @@
 //! ([`LogPayload::Truncated`]). The client chooses how much that exchange
 //! weighs (one `fib` asks for a 21 kB answer), so without the cap it could
 //! make the server write megabytes a second into this collection. Broadcasts
-//! (alarms, telemetry readings, the clock) are kept in full: their size is
-//! not the client's to choose, and erasing a subject must find every alarm
-//! that named them by its `identities` ([`forget_alarms_naming`]).
+//! are kept in full: their size is not the client's to choose, and erasing a
+//! subject must find every alarm that named them by its `identities`
+//! ([`forget_alarms_naming`]).
+
+mod spill;
+mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::Bson;
-use mongodb::Collection;
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Notify};
@@ -34,6 +45,8 @@ use super::topics::SessionHandle;
 use crate::db::{Database, DbError};
 use crate::users::UserId;
 
+pub use self::writer::LogWriter;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -41,14 +54,14 @@ pub enum Direction {
     Out,
 }
 
-/// One logged message. The payload is shared: an alarm fanned out to
-/// thousands of sessions is converted to BSON once.
+/// One logged message. The payload is shared between the entries of a
+/// broadcast split in parts, and converted to BSON once.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {
-    pub session_id: String,
-    pub client_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<UserId>,
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    #[serde(flatten)]
+    pub to: Addressee,
     pub instance_id: Arc<str>,
     pub direction: Direction,
     #[serde(rename = "type")]
@@ -61,6 +74,38 @@ pub struct LogEntry {
     #[serde(with = "mongodb::bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub expires_at: DateTime<Utc>,
 }
+
+/// Whom a logged message was exchanged with.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Addressee {
+    /// One session's own exchange: its fields sit at the top of the entry.
+    Session(Recipient),
+    /// A broadcast: every session it reached.
+    Broadcast { recipients: Vec<Recipient> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    pub session_id: String,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+}
+
+impl Recipient {
+    fn of(session: &SessionHandle) -> Self {
+        Self {
+            session_id: session.session_id.clone(),
+            client_id: session.client_id.to_string(),
+            user_id: session.user_id(),
+        }
+    }
+}
+
+/// Most recipients one broadcast entry lists (~100 bytes each): a broadcast
+/// to more sessions takes one entry per this many, far below 16 MiB each.
+pub const RECIPIENTS_PER_ENTRY: usize = 10_000;
 
 fn shared_bson<S: Serializer>(payload: &Arc<Bson>, s: S) -> Result<S::Ok, S::Error> {
     payload.as_ref().serialize(s)
@@ -133,14 +178,6 @@ pub struct MessageLog {
     ttl: chrono::Duration,
 }
 
-/// The receiving end, run by [`MessageLog::write_forever`].
-pub struct LogWriter {
-    rx: mpsc::Receiver<LogEntry>,
-    collection: Collection<LogEntry>,
-    dropped: Arc<AtomicU64>,
-    stop: Arc<Notify>,
-}
-
 /// Removes the logged alarm messages that named `subject` (24 hex digits),
 /// when that person is erased: the log keeps what was sent, names included.
 pub async fn forget_alarms_naming(db: &Database, subject: &str) -> Result<u64, DbError> {
@@ -151,38 +188,73 @@ pub async fn forget_alarms_naming(db: &Database, subject: &str) -> Result<u64, D
         .map_err(DbError::from_driver)
 }
 
-/// Largest batch per `insert_many`; keeps each command far below 16 MiB.
-const BATCH: usize = 500;
+/// Entries on their way from the sessions to the writer. The writer moves
+/// them on at once (to memory or the spill file), whatever the database
+/// does: the queue absorbs a burst between two of its turns, not the
+/// database's delays. A full queue drops the entry (and counts it).
+const HANDOFF: usize = 8192;
+
+/// Where the message log goes and how much of it may wait in memory.
+pub struct LogSettings<'a> {
+    pub instance_id: &'a str,
+    /// Entries waiting in memory for the database before they spill to disk.
+    pub buffer: usize,
+    pub ttl_days: u32,
+    pub log_clock: bool,
+    /// The folder of the spill files (the data folder's `message-log`).
+    pub spill_dir: std::path::PathBuf,
+}
 
 impl MessageLog {
-    pub fn new(
-        db: &Database,
-        instance_id: &str,
-        capacity: usize,
-        ttl_days: u32,
-        log_clock: bool,
-    ) -> (Self, LogWriter) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    pub fn new(db: &Database, settings: LogSettings<'_>) -> (Self, LogWriter) {
+        let (tx, rx) = mpsc::channel(HANDOFF);
         let dropped = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(Notify::new());
         let log = Self {
             tx,
             dropped: dropped.clone(),
             stop: stop.clone(),
-            instance_id: instance_id.into(),
-            log_clock,
-            ttl: chrono::Duration::days(i64::from(ttl_days)),
+            instance_id: settings.instance_id.into(),
+            log_clock: settings.log_clock,
+            ttl: chrono::Duration::days(i64::from(settings.ttl_days)),
         };
-        let writer = LogWriter {
+        let writer = LogWriter::new(
             rx,
-            collection: db.collection("ws_messages"),
+            db.collection("ws_messages"),
+            writer::Limits {
+                in_memory: settings.buffer.max(1),
+                spill_dir: settings.spill_dir,
+                instance_id: settings.instance_id.to_owned(),
+            },
             dropped,
             stop,
-        };
+        );
         (log, writer)
     }
 
-    /// Appends without waiting; a full buffer drops the entry (and counts it).
+    fn entry(&self, to: Addressee, direction: Direction, kind: &str, payload: LogPayload) -> LogEntry {
+        let at = Utc::now();
+        LogEntry {
+            id: ObjectId::new(),
+            to,
+            instance_id: self.instance_id.clone(),
+            direction,
+            kind: kind.to_owned(),
+            payload,
+            at,
+            expires_at: at + self.ttl,
+        }
+    }
+
+    fn push(&self, entry: LogEntry) {
+        if self.tx.try_send(entry).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            ::metrics::counter!(crate::observability::series::WS_LOG_ENTRIES, "outcome" => "dropped")
+                .increment(1);
+        }
+    }
+
+    /// Appends a session's own message without waiting.
     pub fn record(
         &self,
         session_id: &str,
@@ -192,100 +264,36 @@ impl MessageLog {
         kind: &str,
         payload: LogPayload,
     ) {
-        let at = Utc::now();
-        let entry = LogEntry {
+        let to = Addressee::Session(Recipient {
             session_id: session_id.to_owned(),
             client_id: client_id.to_string(),
             user_id,
-            instance_id: self.instance_id.clone(),
-            direction,
-            kind: kind.to_owned(),
-            payload,
-            at,
-            expires_at: at + self.ttl,
-        };
-        if self.tx.try_send(entry).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        });
+        self.push(self.entry(to, direction, kind, payload));
     }
 
-    /// One outgoing entry per session a broadcast reached, sharing one payload.
+    /// One outgoing entry per broadcast, listing the sessions it reached.
     pub fn record_broadcast(&self, delivered: &[Arc<SessionHandle>], message: &ServerMessage) {
         if delivered.is_empty() {
             return;
         }
         let payload = LogPayload::full(message);
-        for session in delivered {
-            self.record(
-                &session.session_id,
-                &session.client_id,
-                session.user_id(),
-                Direction::Out,
-                message.kind(),
-                payload.clone(),
-            );
+        for part in delivered.chunks(RECIPIENTS_PER_ENTRY) {
+            let recipients = part.iter().map(|s| Recipient::of(s)).collect();
+            let to = Addressee::Broadcast { recipients };
+            self.push(self.entry(to, Direction::Out, message.kind(), payload.clone()));
         }
     }
 
+    /// Entries lost since start: the queue was full, or neither the
+    /// database nor the spill file could take them.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Asks the writer to write what is buffered and stop.
+    /// Asks the writer to write what is waiting and stop.
     pub fn stop(&self) {
         self.stop.notify_one();
-    }
-}
-
-impl LogWriter {
-    #[tracing::instrument(name = "message_log", skip_all)]
-    pub async fn write_forever(mut self) {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut reported_drops = 0;
-        loop {
-            tokio::select! {
-                received = self.rx.recv_many(&mut batch, BATCH) => {
-                    if received == 0 {
-                        return;
-                    }
-                    self.write(&mut batch).await;
-                }
-                () = self.stop.notified() => {
-                    self.rx.close();
-                    while self.rx.recv_many(&mut batch, BATCH).await > 0 {
-                        self.write(&mut batch).await;
-                    }
-                    tracing::debug!("message log flushed");
-                    return;
-                }
-            }
-            let dropped = self.dropped.load(Ordering::Relaxed);
-            if dropped != reported_drops {
-                tracing::warn!(
-                    dropped = dropped - reported_drops,
-                    total = dropped,
-                    "message log buffer was full: entries dropped (raise VIGIL_WS_LOG_BUFFER or check the database)"
-                );
-                reported_drops = dropped;
-            }
-        }
-    }
-
-    async fn write(&self, batch: &mut Vec<LogEntry>) {
-        let count = batch.len();
-        let result = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.collection.insert_many(batch.iter()).ordered(false),
-        )
-        .await;
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, count, "could not write message log entries; dropped")
-            }
-            Err(_) => tracing::warn!(count, "message log write timed out; entries dropped"),
-        }
-        batch.clear();
     }
 }
 
@@ -301,9 +309,12 @@ mod tests {
     fn row(payload: LogPayload) -> mongodb::bson::Document {
         let at = Utc::now();
         mongodb::bson::to_document(&LogEntry {
-            session_id: "s".into(),
-            client_id: "c".into(),
-            user_id: None,
+            id: ObjectId::new(),
+            to: Addressee::Session(Recipient {
+                session_id: "s".into(),
+                client_id: "c".into(),
+                user_id: None,
+            }),
             instance_id: "i".into(),
             direction: Direction::Out,
             kind: "fib_result".into(),
