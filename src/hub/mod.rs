@@ -8,6 +8,7 @@
 //! [`Registry`], never by waiting on each other.
 
 pub mod alarm_feed;
+mod batch;
 pub mod clock;
 pub mod counters;
 pub mod fib;

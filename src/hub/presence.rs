@@ -1,11 +1,15 @@
 //! Who is connected right now, across every instance (`ws_clients`), and
 //! which instances are alive (`instances`).
 //!
-//! A session inserts its row when it starts and deletes it when it ends.
+//! A session inserts its row when it starts and deletes it when it ends,
+//! through one task that applies every change arriving meanwhile in one
+//! round trip per kind ([`Batched`]): 5000 clients reconnecting after a
+//! restart are a handful of `insert_many`, not 5000 inserts in a row.
 //! A process that dies cannot delete its rows, so every instance heartbeats
 //! its own `instances` document and, on each beat, removes the rows of
 //! instances that missed three beats in a row.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +21,7 @@ use utoipa::ToSchema;
 
 use vigil_wire::hub::ClientId;
 
+use super::batch::Batched;
 use super::topics::SessionHandle;
 use crate::db::{is_duplicate_key, Database, DbError};
 use crate::users::UserId;
@@ -71,21 +76,41 @@ impl From<PresenceRow> for ClientView {
 pub struct Presence {
     clients: Collection<PresenceRow>,
     instances: Collection<Document>,
+    changes: Batched<Change, Result<(), Arc<DbError>>>,
     instance_id: String,
     pub heartbeat: Duration,
+}
+
+/// What a session tells `ws_clients`.
+enum Change {
+    Connected(PresenceRow),
+    Authenticated { session_id: String, user: UserId },
+    Disconnected(String),
 }
 
 /// Beats an instance may miss before the others treat it as dead.
 const MISSED_BEATS: u32 = 3;
 
 impl Presence {
+    /// Must be called inside a tokio runtime: starts the task that writes
+    /// the sessions' changes.
     pub fn new(db: &Database, instance_id: &str, heartbeat: Duration) -> Self {
+        let clients: Collection<PresenceRow> = db.collection("ws_clients");
+        let writer = clients.clone();
         Self {
-            clients: db.collection("ws_clients"),
+            changes: Batched::start("presence", move |changes| apply(writer.clone(), changes)),
+            clients,
             instances: db.collection("instances"),
             instance_id: instance_id.to_owned(),
             heartbeat,
         }
+    }
+
+    async fn change(&self, change: Change) -> Result<(), Arc<DbError>> {
+        self.changes
+            .call(change)
+            .await
+            .unwrap_or_else(|| Err(Arc::new(DbError::Malformed("the process is stopping".into()))))
     }
 
     pub fn row(&self, session: &SessionHandle) -> PresenceRow {
@@ -99,29 +124,22 @@ impl Presence {
         }
     }
 
-    pub async fn connected(&self, row: &PresenceRow) -> Result<(), DbError> {
-        match self.clients.insert_one(row).await {
-            Ok(_) => Ok(()),
-            // Re-inserted by a heartbeat resync already: the row is there.
-            Err(err) if is_duplicate_key(&err) => Ok(()),
-            Err(err) => Err(DbError::from_driver(err)),
-        }
+    /// Returns once the row is stored (with the other sessions that
+    /// connected meanwhile).
+    pub async fn connected(&self, row: PresenceRow) -> Result<(), Arc<DbError>> {
+        self.change(Change::Connected(row)).await
     }
 
-    pub async fn authenticated(&self, session_id: &str, user: UserId) -> Result<(), DbError> {
-        self.clients
-            .update_one(doc! { "_id": session_id }, doc! { "$set": { "user_id": user.0 } })
-            .await
-            .map(drop)
-            .map_err(DbError::from_driver)
+    pub async fn authenticated(&self, session_id: &str, user: UserId) -> Result<(), Arc<DbError>> {
+        self.change(Change::Authenticated {
+            session_id: session_id.to_owned(),
+            user,
+        })
+        .await
     }
 
-    pub async fn disconnected(&self, session_id: &str) -> Result<(), DbError> {
-        self.clients
-            .delete_one(doc! { "_id": session_id })
-            .await
-            .map(drop)
-            .map_err(DbError::from_driver)
+    pub async fn disconnected(&self, session_id: &str) -> Result<(), Arc<DbError>> {
+        self.change(Change::Disconnected(session_id.to_owned())).await
     }
 
     pub async fn count(&self) -> Result<u64, DbError> {
@@ -226,5 +244,73 @@ impl Presence {
             .await
             .map(drop)
             .map_err(DbError::from_driver)
+    }
+}
+
+/// Applies a batch of changes in order: each run of one kind is one command.
+async fn apply(clients: Collection<PresenceRow>, changes: Vec<Change>) -> Vec<Result<(), Arc<DbError>>> {
+    let mut results = Vec::with_capacity(changes.len());
+    let mut changes = changes.into_iter().peekable();
+    while let Some(first) = changes.next() {
+        let result = match first {
+            Change::Connected(row) => {
+                let mut rows = vec![row];
+                while let Some(Change::Connected(_)) = changes.peek() {
+                    let Some(Change::Connected(row)) = changes.next() else {
+                        unreachable!()
+                    };
+                    rows.push(row);
+                }
+                let count = rows.len();
+                let inserted = match clients.insert_many(rows).ordered(false).await {
+                    Ok(_) => Ok(()),
+                    // Re-inserted by a heartbeat resync already: the row is there.
+                    Err(err) if is_duplicate_key(&err) && only_duplicates(&err) => Ok(()),
+                    Err(err) => Err(Arc::new(DbError::from_driver(err))),
+                };
+                results.extend(std::iter::repeat_n(inserted, count));
+                continue;
+            }
+            Change::Disconnected(session_id) => {
+                let mut ids = vec![session_id];
+                while let Some(Change::Disconnected(_)) = changes.peek() {
+                    let Some(Change::Disconnected(id)) = changes.next() else {
+                        unreachable!()
+                    };
+                    ids.push(id);
+                }
+                let count = ids.len();
+                let deleted = clients
+                    .delete_many(doc! { "_id": { "$in": ids } })
+                    .await
+                    .map(drop)
+                    .map_err(|err| Arc::new(DbError::from_driver(err)));
+                results.extend(std::iter::repeat_n(deleted, count));
+                continue;
+            }
+            // Rare (an `auth` message after connecting): one update each.
+            Change::Authenticated { session_id, user } => clients
+                .update_one(doc! { "_id": session_id }, doc! { "$set": { "user_id": user.0 } })
+                .await
+                .map(drop)
+                .map_err(|err| Arc::new(DbError::from_driver(err))),
+        };
+        results.push(result);
+    }
+    results
+}
+
+/// Whether every error of an `insert_many` is a duplicate key.
+fn only_duplicates(err: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    match &*err.kind {
+        ErrorKind::InsertMany(failure) => {
+            failure.write_concern_error.is_none()
+                && failure
+                    .write_errors
+                    .as_ref()
+                    .is_some_and(|errors| errors.iter().all(|e| e.code == 11000))
+        }
+        _ => true,
     }
 }

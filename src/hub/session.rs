@@ -162,16 +162,10 @@ impl Departure {
         if let Some(key) = self.key.take() {
             self.hub.registry().remove(key);
         }
-        // On the main runtime, where the database client lives: it may be
-        // going away with the process, and then the instance's rows go anyway.
-        let presence = self.hub.presence().clone();
-        let session_id = self.session_id.clone();
-        let removed = self
-            .hub
-            .runtime()
-            .spawn(async move { presence.disconnected(&session_id).await })
-            .await;
-        if let Ok(Err(err)) = removed {
+        // Written by the presence task on the main runtime, where the
+        // database client lives; if the process is going away, the
+        // instance's rows go anyway.
+        if let Err(err) = self.hub.presence().disconnected(&self.session_id).await {
             tracing::warn!(error = %err, "could not remove the client from ws_clients; it goes with this instance's heartbeat");
         }
         self.done = true;
@@ -224,7 +218,7 @@ pub async fn run<K: Socket>(
         session_id,
         done: false,
     };
-    if let Err(err) = hub.presence().connected(&hub.presence().row(&handle)).await {
+    if let Err(err) = hub.presence().connected(hub.presence().row(&handle)).await {
         tracing::warn!(error = %err, "could not record the client in ws_clients");
     }
     tracing::debug!("WebSocket session started");
@@ -518,7 +512,10 @@ impl Session {
             Ok(value) => value,
             Err(err) => {
                 tracing::warn!(error = %err, "could not read the client's counter value");
-                self.server_error(&err, "the last counter value could not be read; hello.value is 0");
+                self.server_error(
+                    &*err,
+                    "the last counter value could not be read; hello.value is 0",
+                );
                 CounterValue::default()
             }
         };
