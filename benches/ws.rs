@@ -31,6 +31,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU seconds the process has used so far.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    // SAFETY: sysconf only reads a constant of the system.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -55,7 +68,9 @@ impl Drop for Server {
 fn start_server(uri: &str, database: &str) -> Server {
     let port = free_port();
     let data = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+    // BENCH_VIGIL_BIN: another build to compare with, run the same way.
+    let binary = std::env::var("BENCH_VIGIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vigil").to_owned());
+    let child = Command::new(binary)
         .args([
             "serve",
             "--bind",
@@ -185,10 +200,12 @@ async fn run(subscribers: usize, uri: &str) {
     }
     drop(ready_tx);
     let connect_started = Instant::now();
+    let cpu_before = cpu_s(server.child.id());
     for _ in 0..subscribers {
         ready_rx.recv().await.expect("every subscriber ready");
     }
     let connect_time = connect_started.elapsed();
+    let connect_cpu = cpu_s(server.child.id()) - cpu_before;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = rss_kib(server.child.id());
 
@@ -222,9 +239,10 @@ async fn run(subscribers: usize, uri: &str) {
     let per_connection = rss_after.saturating_sub(rss_before) as f64 / subscribers as f64;
     let (logged, dropped) = message_log(&db, server.port, subscribers).await;
     println!(
-        "subscribers={subscribers} alarms={BURST} deliveries={} connect_s={:.1} latency_p50_ms={:.1} latency_p99_ms={:.1} latency_max_ms={:.1} server_rss_kib={rss_after} server_kib_per_connection={per_connection:.1} alarm_log_entries={logged} log_entries_dropped={dropped}",
+        "subscribers={subscribers} alarms={BURST} deliveries={} connect_s={:.1} connect_server_cpu_ms_per_client={:.2} latency_p50_ms={:.1} latency_p99_ms={:.1} latency_max_ms={:.1} server_rss_kib={rss_after} server_kib_per_connection={per_connection:.1} alarm_log_entries={logged} log_entries_dropped={dropped}",
         latencies.len(),
         connect_time.as_secs_f64(),
+        connect_cpu * 1000.0 / subscribers as f64,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0),

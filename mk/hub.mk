@@ -1,7 +1,8 @@
 # WebSocket hub benchmark: alarm delivery latency p50/p99 and server memory
 # per connection for 1000 and 5000 subscribers on loopback (benches/ws.rs, a
 # bench of the vigil-bin package: it runs the binary)
-# (BENCH_WS_SUBSCRIBERS=200,800 to choose; BENCH_PROFILE=dev skips the release build). Needs a replica set: uses
+# (BENCH_WS_SUBSCRIBERS=200,800 to choose; BENCH_PROFILE=dev skips the release build;
+# BENCH_VIGIL_BIN=path runs another build of vigil, for a before/after comparison). Needs a replica set: uses
 # MONGODB_URI when set, otherwise starts a throwaway database.
 .PHONY: bench-ws
 bench-ws: deps venv models

@@ -18,7 +18,7 @@ use mongodb::Collection;
 
 use vigil_wire::hub::{ClientId, CounterValue};
 
-use super::batch::Batched;
+use super::batch::{Batched, Foreground};
 use crate::db::{Database, DbError};
 use crate::users::UserId;
 
@@ -37,11 +37,13 @@ fn key(client_id: &ClientId, user: Option<UserId>) -> String {
 
 impl Counters {
     /// Must be called inside a tokio runtime: starts the task that reads.
-    pub fn new(db: &Database) -> Self {
+    pub fn new(db: &Database, foreground: Foreground) -> Self {
         let counters: Collection<Document> = db.collection("counters");
         let reader = counters.clone();
         Self {
-            reads: Batched::start("counter_reads", move |keys| read_many(reader.clone(), keys)),
+            reads: Batched::start("counter_reads", foreground, move |keys| {
+                read_many(reader.clone(), keys)
+            }),
             counters,
         }
     }

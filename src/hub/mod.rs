@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use self::alarm_feed::{AlarmFeed, AlarmStream};
+use self::batch::Foreground;
 use self::counters::Counters;
 use self::fib::FibService;
 use self::message_log::{LogSettings, LogWriter, MessageLog};
@@ -95,6 +96,8 @@ impl Hub {
         auth: AuthService,
         ingest: AlarmIngest,
     ) -> Self {
+        // What connecting clients wait for goes before the message log.
+        let foreground = Foreground::default();
         let (log, writer) = MessageLog::new(
             db,
             LogSettings {
@@ -103,12 +106,13 @@ impl Hub {
                 ttl_days: config.log_ttl_days,
                 log_clock: config.log_clock,
                 spill_dir: config.log_spill_dir.clone(),
+                foreground: foreground.clone(),
             },
         );
         Self {
             inner: Arc::new(Inner {
-                presence: Presence::new(db, instance_id, config.instance_heartbeat),
-                counters: Counters::new(db),
+                presence: Presence::new(db, instance_id, config.instance_heartbeat, foreground.clone()),
+                counters: Counters::new(db, foreground),
                 fib: FibService::new(config.fib_max_n),
                 feed: AlarmFeed::new(db),
                 log,

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use vigil_wire::hub::ClientId;
 
-use super::batch::Batched;
+use super::batch::{Batched, Foreground};
 use super::topics::SessionHandle;
 use crate::db::{is_duplicate_key, Database, DbError};
 use crate::users::UserId;
@@ -94,11 +94,13 @@ const MISSED_BEATS: u32 = 3;
 impl Presence {
     /// Must be called inside a tokio runtime: starts the task that writes
     /// the sessions' changes.
-    pub fn new(db: &Database, instance_id: &str, heartbeat: Duration) -> Self {
+    pub fn new(db: &Database, instance_id: &str, heartbeat: Duration, foreground: Foreground) -> Self {
         let clients: Collection<PresenceRow> = db.collection("ws_clients");
         let writer = clients.clone();
         Self {
-            changes: Batched::start("presence", move |changes| apply(writer.clone(), changes)),
+            changes: Batched::start("presence", foreground, move |changes| {
+                apply(writer.clone(), changes)
+            }),
             clients,
             instances: db.collection("instances"),
             instance_id: instance_id.to_owned(),

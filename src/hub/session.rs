@@ -218,7 +218,15 @@ pub async fn run<K: Socket>(
         session_id,
         done: false,
     };
-    if let Err(err) = hub.presence().connected(hub.presence().row(&handle)).await {
+    // Both round trips at once (each batched with other sessions').
+    let greets = handle.viewer.get().is_some() || hub.config().allow_anonymous;
+    let (recorded, value) = tokio::join!(hub.presence().connected(hub.presence().row(&handle)), async {
+        match greets {
+            true => Some(hub.counters().get(&handle.client_id, handle.user_id()).await),
+            false => None,
+        }
+    });
+    if let Err(err) = recorded {
         tracing::warn!(error = %err, "could not record the client in ws_clients");
     }
     tracing::debug!("WebSocket session started");
@@ -233,8 +241,8 @@ pub async fn run<K: Socket>(
         budget: MessageBudget::new(hub.config().message_limit, Instant::now()),
         alarms: FuturesUnordered::new(),
     };
-    if handle.viewer.get().is_some() || hub.config().allow_anonymous {
-        session.hello().await;
+    if let Some(value) = value {
+        session.greet(value);
     }
     // Only now: `hello` is always the first message, before any broadcast.
     departure.key = Some(hub.registry().insert(handle.clone()));
@@ -507,8 +515,17 @@ impl Session {
     }
 
     async fn hello(&mut self) {
+        let value = self
+            .hub
+            .counters()
+            .get(&self.handle.client_id, self.handle.user_id())
+            .await;
+        self.greet(value);
+    }
+
+    fn greet(&mut self, value: Result<CounterValue, Arc<crate::db::DbError>>) {
         let user = self.handle.user_id();
-        let value = match self.hub.counters().get(&self.handle.client_id, user).await {
+        let value = match value {
             Ok(value) => value,
             Err(err) => {
                 tracing::warn!(error = %err, "could not read the client's counter value");

@@ -203,6 +203,8 @@ pub struct LogSettings<'a> {
     pub log_clock: bool,
     /// The folder of the spill files (the data folder's `message-log`).
     pub spill_dir: std::path::PathBuf,
+    /// Round trips clients wait for, which the writer lets go first.
+    pub foreground: super::batch::Foreground,
 }
 
 impl MessageLog {
@@ -225,6 +227,7 @@ impl MessageLog {
                 in_memory: settings.buffer.max(1),
                 spill_dir: settings.spill_dir,
                 instance_id: settings.instance_id.to_owned(),
+                foreground: settings.foreground,
             },
             dropped,
             stop,
