@@ -290,6 +290,7 @@ impl Application {
             users: auth.users.clone(),
             keys: IdempotencyKeys::new(&db),
             limits: config.uploads,
+            decode_budget: detector.decode_budget().clone(),
             tools: tools.clone(),
             storage: storage.clone(),
         };

@@ -86,6 +86,7 @@ impl Coded for IngestError {
             IngestError::Quota(e) => e.retry_after(),
             IngestError::Record(e) => e.retry_after(),
             IngestError::Db(e) => e.retry_after(),
+            IngestError::Vision(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -206,7 +207,12 @@ impl AlarmIngest {
         self.storage.ensure_room()?;
         check_date(incoming.date, Utc::now(), self.settings.max_skew)
             .map_err(|f| IngestError::Invalid(vec![f]))?;
-        let DecodedUpload { bytes, kind, image } = decode_upload(incoming.image, self.limits).await?;
+        let DecodedUpload {
+            bytes,
+            kind,
+            image,
+            reserved: _reserved,
+        } = decode_upload(incoming.image, self.limits, self.detector.decode_budget()).await?;
         if let Some(faces) = &incoming.faces {
             check_faces(faces, image.width(), image.height()).map_err(|f| IngestError::Invalid(vec![f]))?;
         }

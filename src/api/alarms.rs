@@ -99,7 +99,7 @@ pub async fn get(
         (status = 415, description = "`unsupported_media_type`: not multipart", body = ErrorBody),
         (status = 422, description = "`validation_failed` (each bad field named: `date`, `source`, `message`, `faces[i].box`…); `invalid_image`", body = ErrorBody),
         (status = 429, description = "`quota_exhausted` or `rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`; `busy`: the images being decoded at once fill `--decode-budget-mpx` (with `Retry-After`)", body = ErrorBody),
         (status = 507, description = "`insufficient_storage`: the server's disk is below `--min-free-disk-mb`; nothing was stored or charged", body = ErrorBody),
     )
 )]

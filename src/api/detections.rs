@@ -57,7 +57,7 @@ use vigil_wire::ErrorBody;
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_image`: not a decodable JPEG/PNG/WebP/BMP/GIF; `validation_failed`: bad `source`", body = ErrorBody),
         (status = 429, description = "`quota_exhausted` or `rate_limited`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable`; `queue_full` (`mode=async`, with `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`; `queue_full` (`mode=async`, with `Retry-After`); `busy`: the images being decoded at once fill `--decode-budget-mpx` (with `Retry-After`)", body = ErrorBody),
         (status = 507, description = "`insufficient_storage`: the server's disk is below `--min-free-disk-mb`; nothing was stored or charged", body = ErrorBody),
     )
 )]

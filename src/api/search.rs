@@ -88,6 +88,7 @@ impl SearchParams {
         (status = 400, description = "`invalid_query` (a bad time, limit, cursor or max_distance); `invalid_json`; `bad_request`: a malformed multipart body, or one without an `image` field", body = ErrorBody),
         (status = 404, description = "`not_found`: no such detection or subject of yours", body = ErrorBody),
         (status = 413, description = "`payload_too_large` or `image_too_large`", body = ErrorBody),
+        (status = 503, description = "`busy`: the images being decoded at once fill `--decode-budget-mpx` (with `Retry-After`)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`no_face`, `face_too_small`, `no_embedding` (the face has no stored embedding, or the subject no face), `invalid_image`, `validation_failed`", body = ErrorBody),
     )

@@ -158,6 +158,7 @@ pub async fn remove(
         (status = 404, description = "`not_found`: no such subject, or no such detection of yours", body = ErrorBody),
         (status = 409, description = "`limit_reached`: the subject has as many faces as it may", body = ErrorBody),
         (status = 413, description = "`payload_too_large` or `image_too_large`", body = ErrorBody),
+        (status = 503, description = "`busy`: the images being decoded at once fill `--decode-budget-mpx` (with `Retry-After`)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`no_face`, `face_too_small`, `no_embedding` (the face cannot be aligned: profile, cut off), `invalid_image`, `validation_failed` (face_index out of range)", body = ErrorBody),
     )

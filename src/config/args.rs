@@ -305,6 +305,19 @@ pub struct UploadArgs {
     #[arg(long, env = "VIGIL_MAX_IMAGE_PIXELS", default_value_t = 40_000_000)]
     pub max_image_pixels: u64,
 
+    /// Megapixels of images decoded and held at once, over every request (beyond: wait up to --decode-wait-secs, then 503 busy); 0 = no limit.
+    #[arg(long, env = "VIGIL_DECODE_BUDGET_MPX", default_value_t = 64)]
+    pub decode_budget_mpx: u32,
+
+    /// Seconds an image waits for room in --decode-budget-mpx before the request gets 503 busy (0: refused at once).
+    #[arg(
+        long = "decode-wait-secs",
+        env = "VIGIL_DECODE_WAIT_SECS",
+        default_value = "10",
+        value_parser = secs(0..=600)
+    )]
+    pub decode_wait: Duration,
+
     /// Where saved images live: fs ($VIGIL_DATA_DIR/images) or gridfs (shared by instances).
     #[arg(long, env = "VIGIL_MEDIA_STORE", value_enum, default_value = "fs")]
     pub media_store: MediaBackend,

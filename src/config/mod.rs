@@ -244,6 +244,8 @@ impl ServeArgs {
                 ..DetectorConfig::default()
             },
             concurrency: or_cores(self.detector.detector_concurrency),
+            decode_budget_pixels: u64::from(self.uploads.decode_budget_mpx) * 1_000_000,
+            decode_wait: self.uploads.decode_wait,
         };
         let log_spill_dir = self.data_dir.join("message-log");
         Ok(Config {

@@ -53,7 +53,8 @@ impl Coded for UploadError {
             UploadError::Quota(e) => e.retry_after(),
             UploadError::Record(e) => e.retry_after(),
             UploadError::Db(e) => e.retry_after(),
-            UploadError::Vision(_) | UploadError::Storage(_) | UploadError::KeyReused => None,
+            UploadError::Vision(e) => e.retry_after(),
+            UploadError::Storage(_) | UploadError::KeyReused => None,
         }
     }
 }
@@ -88,7 +89,12 @@ impl UploadService {
         }
         // After the retry's answer, which stores nothing.
         self.storage.ensure_room()?;
-        let DecodedUpload { bytes, kind, image } = decode_upload(bytes, self.limits).await?;
+        let DecodedUpload {
+            bytes,
+            kind,
+            image,
+            reserved: _reserved,
+        } = decode_upload(bytes, self.limits, self.detector.decode_budget()).await?;
 
         self.users.check_quota(user).await?;
         let started = Instant::now();

@@ -68,7 +68,11 @@ impl DetectJobs {
                 )
             })?
             .ok_or_else(|| Stop::failed(ErrorCode::Internal, "the uploaded image is gone from the store"))?;
-        let DecodedUpload { image: decoded, .. } = decode_upload(bytes, self.limits)
+        let DecodedUpload {
+            image: decoded,
+            reserved: _reserved,
+            ..
+        } = decode_upload(bytes, self.limits, self.detector.decode_budget())
             .await
             .map_err(|e| Stop::failed(e.code(), e.to_string()))?;
         let started = Instant::now();

@@ -18,7 +18,7 @@ use crate::error::{Coded, ErrorCode};
 use crate::idempotency::{Claim, IdempotencyKeys, Produced};
 use crate::media::{MediaError, MediaId, SharedMediaStore};
 use crate::users::{UserError, UserId, Users};
-use crate::vision::{decode_upload, DecodedUpload, ImageLimits, VisionError};
+use crate::vision::{decode_upload, DecodeBudget, DecodedUpload, ImageLimits, VisionError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -65,6 +65,7 @@ impl Coded for SubmitError {
             SubmitError::Quota(e) => e.retry_after(),
             SubmitError::Db(e) => e.retry_after(),
             SubmitError::QueueFull { .. } => Some(QUEUE_FULL_RETRY_AFTER),
+            SubmitError::Vision(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -96,6 +97,8 @@ pub struct JobService {
     pub users: Users,
     pub keys: IdempotencyKeys,
     pub limits: ImageLimits,
+    /// Shared with every other decode of the process.
+    pub decode_budget: DecodeBudget,
     pub tools: Tools,
     /// Submissions are refused while the disk guard has paused storing.
     pub storage: Storage,
@@ -115,7 +118,8 @@ impl JobService {
             return Ok(job);
         }
         self.storage.ensure_room()?;
-        let DecodedUpload { bytes, kind, .. } = decode_upload(bytes, self.limits).await?;
+        let DecodedUpload { bytes, kind, .. } =
+            decode_upload(bytes, self.limits, &self.decode_budget).await?;
         self.users.check_quota(user).await?;
         self.check_room().await?;
         let image = MediaId::new(kind);

@@ -118,6 +118,7 @@ impl Coded for PeopleError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             PeopleError::Db(e) => e.retry_after(),
+            PeopleError::Vision(e) => e.retry_after(),
             _ => None,
         }
     }

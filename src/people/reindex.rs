@@ -4,7 +4,7 @@
 
 use super::{PeopleError, SubjectFaces};
 use crate::media::{ImageKind, MediaId, SharedMediaStore};
-use crate::vision::{decode_upload, encode_jpeg, ImageLimits, NotEmbedded, RecognizerPool};
+use crate::vision::{decode_upload, encode_jpeg, DecodeBudget, ImageLimits, NotEmbedded, RecognizerPool};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReindexReport {
@@ -40,7 +40,8 @@ pub async fn reindex(
                 .push(format!("{id}: the source image {} is gone", face.source_image));
             continue;
         };
-        let image = match decode_upload(bytes, limits).await {
+        // One image at a time, from the command line: no budget to share.
+        let image = match decode_upload(bytes, limits, &DecodeBudget::unlimited()).await {
             Ok(decoded) => decoded.image,
             Err(err) => {
                 report.failed.push(format!("{id}: {err}"));

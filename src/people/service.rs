@@ -307,7 +307,7 @@ impl People {
                     .get(detection.media.original)
                     .await?
                     .ok_or(PeopleError::SourceImageGone)?;
-                let source = decode_upload(bytes, self.image_limits).await?;
+                let source = decode_upload(bytes, self.image_limits, self.detector.decode_budget()).await?;
                 let origin = FaceOrigin::Detection {
                     detection_id: detection_id.to_string(),
                     face_index,
@@ -319,7 +319,7 @@ impl People {
 
     /// An uploaded image, decoded, and its largest face.
     async fn largest_face(&self, bytes: Vec<u8>) -> Result<(DecodedUpload, Face), PeopleError> {
-        let source = decode_upload(bytes, self.image_limits).await?;
+        let source = decode_upload(bytes, self.image_limits, self.detector.decode_budget()).await?;
         let detection = self.detector.detect(source.image.clone()).await?;
         let largest = detection
             .faces

@@ -115,6 +115,7 @@ impl Coded for TelemetryError {
         match self {
             TelemetryError::Quota(e) => e.retry_after(),
             TelemetryError::Db(e) => e.retry_after(),
+            TelemetryError::Vision(e) => e.retry_after(),
             _ => None,
         }
     }

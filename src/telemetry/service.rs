@@ -142,9 +142,13 @@ impl Telemetry {
         owner: UserId,
         upload: PhotoUpload,
     ) -> Result<Stored<PhotoView>, TelemetryError> {
-        let decoded = decode_upload(upload.bytes, self.settings.image_limits)
-            .await
-            .map_err(not_an_image)?;
+        let decoded = decode_upload(
+            upload.bytes,
+            self.settings.image_limits,
+            self.detector.decode_budget(),
+        )
+        .await
+        .map_err(not_an_image)?;
         let Header { device, collected_at } = upload.header;
         let now = Utc::now();
         // A retry is answered with what was stored, whatever the quota says

@@ -98,6 +98,26 @@ pub fn check_dimensions(width: u32, height: u32, limits: &ImageLimits) -> Result
     Ok(())
 }
 
+/// The width and height the header announces, checked against `limits`,
+/// without decoding the pixels.
+pub fn header_dimensions(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32), ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    if bytes.len() > limits.max_bytes {
+        return Err(ImageError::TooLarge {
+            bytes: bytes.len(),
+            max_bytes: limits.max_bytes,
+        });
+    }
+    let format = sniff_format(bytes)?;
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(corrupt)?;
+    check_dimensions(width, height, limits)?;
+    Ok((width, height))
+}
+
 /// Decodes JPEG, PNG, WebP, BMP or GIF (first frame) into RGB with the EXIF
 /// orientation applied. Alpha is dropped, as the detector ignores it.
 pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {

@@ -6,6 +6,7 @@
 //! (async, bounded concurrency on tokio's blocking pool), [`decode_image`]
 //! (untrusted bytes → RGB with limits) and [`annotate_jpeg`].
 
+pub mod budget;
 pub mod centerface;
 pub mod detector;
 pub mod draw;
@@ -21,6 +22,7 @@ pub mod recognizer;
 pub mod recognizer_eval;
 pub mod slots;
 
+pub use budget::{Busy, DecodeBudget};
 pub use detector::{default_threads, DetectParams, Detection, Detector, DetectorConfig};
 pub use draw::{annotate, annotate_jpeg, encode_jpeg};
 pub use geometry::{BoundingBox, Face, Landmarks, Point};
@@ -44,14 +46,24 @@ pub struct DecodedUpload {
     pub bytes: Vec<u8>,
     pub kind: ImageKind,
     pub image: Arc<RgbImage>,
+    /// The image's pixels in the decode budget: keep this as long as the
+    /// image (or a copy of its size) is in use.
+    pub reserved: budget::Reserved,
 }
 
-/// Sniffs and decodes untrusted bytes within `limits`, off the async
-/// runtime. Nothing is spent on an image this refuses.
-pub async fn decode_upload(bytes: Vec<u8>, limits: ImageLimits) -> Result<DecodedUpload, VisionError> {
+/// Sniffs and decodes untrusted bytes within `limits` and `budget`, off the
+/// async runtime. Nothing is spent on an image this refuses; an image the
+/// budget has no room for within its wait is refused as `busy`.
+pub async fn decode_upload(
+    bytes: Vec<u8>,
+    limits: ImageLimits,
+    budget: &DecodeBudget,
+) -> Result<DecodedUpload, VisionError> {
     let format = image_input::sniff_format(&bytes)?;
     let kind = ImageKind::from_image_format(format)
         .ok_or_else(|| ImageError::UnsupportedFormat(format!("{format:?}")))?;
+    let (width, height) = image_input::header_dimensions(&bytes, &limits)?;
+    let reserved = budget.reserve(u64::from(width) * u64::from(height)).await?;
     let (image, bytes) =
         tokio::task::spawn_blocking(move || decode_image(&bytes, &limits).map(|i| (i, bytes)))
             .await
@@ -60,6 +72,7 @@ pub async fn decode_upload(bytes: Vec<u8>, limits: ImageLimits) -> Result<Decode
         bytes,
         kind,
         image: Arc::new(image),
+        reserved,
     })
 }
 
@@ -77,6 +90,8 @@ pub enum VisionError {
     Inference(String),
     #[error("cannot encode the image as JPEG: {0}")]
     Encode(String),
+    #[error(transparent)]
+    Busy(#[from] Busy),
 }
 
 impl Coded for VisionError {
@@ -84,7 +99,12 @@ impl Coded for VisionError {
         match self {
             VisionError::Image(e) => e.code(),
             VisionError::Model(_) | VisionError::Inference(_) | VisionError::Encode(_) => ErrorCode::Internal,
+            VisionError::Busy(_) => ErrorCode::Busy,
         }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        matches!(self, VisionError::Busy(_)).then_some(budget::RETRY_AFTER_SECS)
     }
 }
 

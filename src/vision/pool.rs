@@ -8,6 +8,7 @@ use image::RgbImage;
 use super::slots::BlockingSlots;
 use crate::observability::series;
 
+use super::budget::DecodeBudget;
 use super::detector::{Detection, Detector, DetectorConfig};
 use super::image_input::ImageLimits;
 use super::model::ModelError;
@@ -19,6 +20,10 @@ use super::VisionError;
 pub struct DetectorSettings {
     pub config: DetectorConfig,
     pub concurrency: usize,
+    /// Pixels decoded and held at once by every request together (0: no limit).
+    pub decode_budget_pixels: u64,
+    /// How long a decode waits for room in that budget.
+    pub decode_wait: std::time::Duration,
 }
 
 /// An image that was decoded and searched for faces.
@@ -38,6 +43,8 @@ pub struct DetectorPool {
     detector: Arc<Detector>,
     slots: BlockingSlots,
     max_concurrent: usize,
+    /// The pixels every decode of the process shares ([`super::decode_upload`]).
+    decode_budget: DecodeBudget,
 }
 
 impl DetectorPool {
@@ -48,7 +55,18 @@ impl DetectorPool {
             detector,
             slots: BlockingSlots::new(max_concurrent, &super::slots::DETECTOR),
             max_concurrent,
+            decode_budget: DecodeBudget::unlimited(),
         }
+    }
+
+    /// Shares `budget` between the decodes of everyone using this pool.
+    pub fn with_decode_budget(mut self, budget: DecodeBudget) -> Self {
+        self.decode_budget = budget;
+        self
+    }
+
+    pub fn decode_budget(&self) -> &DecodeBudget {
+        &self.decode_budget
     }
 
     /// Loads the model once for the process, off the async runtime. A
@@ -63,7 +81,12 @@ impl DetectorPool {
                 path,
                 message: format!("the model loading task failed: {e}"),
             })??;
-        Ok(Self::new(Arc::new(detector), settings.concurrency))
+        Ok(
+            Self::new(Arc::new(detector), settings.concurrency).with_decode_budget(DecodeBudget::new(
+                settings.decode_budget_pixels,
+                settings.decode_wait,
+            )),
+        )
     }
 
     /// A pool allowing one detection per available core.

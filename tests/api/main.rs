@@ -25,6 +25,7 @@ mod camera_leases;
 mod capture;
 mod client;
 mod dashboard;
+mod decode_budget;
 mod detections;
 mod durability;
 mod feedback;

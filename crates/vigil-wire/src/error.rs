@@ -77,6 +77,9 @@ error_codes! {
     DatabaseUnavailable => (503, "database_unavailable"),
     NotReady => (503, "not_ready"),
     QueueFull => (503, "queue_full"),
+    // Images: the pixels being decoded at once (`--decode-budget-mpx`) stayed
+    // spent for `--decode-wait-secs`.
+    Busy => (503, "busy"),
     // Only in a webhook delivery's job error: the receiver did not answer 2xx.
     WebhookDeliveryFailed => (502, "webhook_delivery_failed"),
 }
