@@ -50,13 +50,33 @@ def cpu_secs(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mib(pid: int | None) -> float:
+def rss_mib(pid: int | None, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or at its peak so far (VmHWM)."""
     if pid is None:
         return 0.0
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def big_images(server: str, token: str, image: bytes, concurrency: int, pid: int | None) -> None:
+    """`concurrency` uploads of one large image at once: how many were
+    stored, how many refused `busy`, and the server's peak memory."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "image/png"}
+
+    def one(_: int) -> int:
+        status, body = call(f"{server}/api/v1/detections", image, headers)
+        if status not in (201, 503):
+            raise SystemExit(f"big upload failed: {status} {body[:200]!r}")
+        return status
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        statuses = list(pool.map(one, range(concurrency)))
+    print(f"big_images={concurrency} png_kib={len(image) // 1024} created={statuses.count(201)} "
+          f"busy={statuses.count(503)} seconds={time.perf_counter() - started:.1f} "
+          f"server_peak_rss_mib={rss_mib(pid, 'VmHWM'):6.1f} server_rss_mib={rss_mib(pid):6.1f}", flush=True)
 
 
 def enrol_gallery(server: str, token: str, subjects: int, photos: list[bytes]) -> None:
@@ -113,6 +133,8 @@ def main() -> None:
     parser.add_argument("--server-pid", type=int, help="the server's pid, for CPU time and memory")
     parser.add_argument("--gallery", type=int, default=0, help="subjects (3 faces each) to enrol before a second run")
     parser.add_argument("--photos", help="a folder of folders of JPEG face photos, for --gallery")
+    parser.add_argument("--big-image", help="a large PNG, uploaded --big-concurrency times at once at the end")
+    parser.add_argument("--big-concurrency", type=int, default=16)
     args = parser.parse_args()
     image = open(args.image, "rb").read()
     token = login(args.server)
@@ -125,6 +147,8 @@ def main() -> None:
         enrol_gallery(args.server, token, args.gallery, photos)
         for c in args.concurrency:
             run(args.server, token, image, c, args.requests, args.server_pid, f"gallery={3 * args.gallery} ")
+    if args.big_image:
+        big_images(args.server, token, open(args.big_image, "rb").read(), args.big_concurrency, args.server_pid)
 
 
 if __name__ == "__main__":
