@@ -75,9 +75,9 @@ bench-search: deps venv
 
 .PHONY: bench-api
 # Upload throughput and latency of a release build, 640x480 JPEG, concurrency 1 and 8.
-bench-api: deps venv models test-assets
+bench-api: deps venv models test-assets $(VENV)/.bench-ok
 	$(CARGO) build --release -p vigil-bin --bin vigil
-	scripts/with-database.sh --ephemeral -- scripts/bench-api.sh
+	BENCH_REFERENCE=1 scripts/with-database.sh --ephemeral -- scripts/bench-api.sh
 
 .PHONY: bench-videos
 # Videos analysed on the server: a 60 s 640x480 clip at fps 2 on one instance and on two sharing the database.

@@ -43,21 +43,46 @@ def login(server: str) -> str:
     return json.loads(body)["access_token"]
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the reference service's workers)."""
+    pids = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children = open(f"/proc/{pid}/task/{task}/children").read().split()
+        except OSError:
+            continue
+        for child in children:
+            pids.extend(tree(int(child)))
+    return pids
+
+
 def cpu_secs(pid: int | None) -> float:
+    """User + system CPU of `pid` and its descendants so far."""
     if pid is None:
         return 0.0
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int | None, field: str = "VmRSS") -> float:
-    """Resident memory now (VmRSS) or at its peak so far (VmHWM)."""
+    """Resident memory now (VmRSS) or at its peak so far (VmHWM), summed
+    over `pid` and its descendants."""
     if pid is None:
         return 0.0
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    total = 0
+    for p in tree(pid):
+        try:
+            lines = open(f"/proc/{p}/status").readlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith(field + ":"))
+    return total / 1024
 
 
 def big_images(server: str, token: str, image: bytes, concurrency: int, pid: int | None) -> None:
@@ -98,7 +123,7 @@ def enrol_gallery(server: str, token: str, subjects: int, photos: list[bytes]) -
     print(f"enrolled {subjects} subjects x 3 faces in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def run(server: str, token: str, image: bytes, concurrency: int, requests: int, pid: int | None = None, label: str = "") -> None:
+def run(server: str, token: str, image: bytes, concurrency: int, requests: int, pid: int | None = None, label: str = "") -> float:
     headers = {"authorization": f"Bearer {token}", "content-type": "image/jpeg"}
 
     def one(_: int) -> tuple[float, float]:
@@ -122,6 +147,7 @@ def run(server: str, token: str, image: bytes, concurrency: int, requests: int, 
     print(f"{label}concurrency={concurrency:<3} requests={requests:<4} rps={requests / elapsed:7.1f} "
           f"p50_ms={p50:7.1f} p99_ms={p99:7.1f} detector_p50_ms={detector_p50:7.1f} "
           f"server_cpu_ms_per_request={cpu_ms:6.1f} server_rss_mib={rss_mib(pid):6.1f}", flush=True)
+    return requests / elapsed
 
 
 def main() -> None:
@@ -135,12 +161,24 @@ def main() -> None:
     parser.add_argument("--photos", help="a folder of folders of JPEG face photos, for --gallery")
     parser.add_argument("--big-image", help="a large PNG, uploaded --big-concurrency times at once at the end")
     parser.add_argument("--big-concurrency", type=int, default=16)
+    parser.add_argument("--reference", help="the reference service (benches/reference_service.py), run alternately with vigil")
+    parser.add_argument("--reference-key", help="its API key")
+    parser.add_argument("--reference-pid", type=int, help="its pid (workers included), for CPU time and memory")
     args = parser.parse_args()
     image = open(args.image, "rb").read()
     token = login(args.server)
     run(args.server, token, image, 1, 3)  # warm-up: plan cache, connections
+    if args.reference:
+        run(args.reference, args.reference_key, image, 2, 6)  # both workers
+    ratios = {}
     for c in args.concurrency:
-        run(args.server, token, image, c, args.requests, args.server_pid, "gallery=0 ")
+        vigil_rps = run(args.server, token, image, c, args.requests, args.server_pid, "gallery=0 ")
+        if args.reference:
+            reference_rps = run(args.reference, args.reference_key, image, c, args.requests,
+                                args.reference_pid, "reference ")
+            ratios[c] = vigil_rps / reference_rps
+    for c, ratio in ratios.items():
+        print(f"ratio_vs_reference@c{c}={ratio:.2f}", flush=True)
     if args.gallery:
         photos = [open(os.path.join(root, f), "rb").read()
                   for root, _, files in sorted(os.walk(args.photos)) for f in sorted(files) if f.endswith(".jpg")]
