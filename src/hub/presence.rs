@@ -257,10 +257,9 @@ async fn apply(clients: Collection<PresenceRow>, changes: Vec<Change>) -> Vec<Re
         let result = match first {
             Change::Connected(row) => {
                 let mut rows = vec![row];
-                while let Some(Change::Connected(_)) = changes.peek() {
-                    let Some(Change::Connected(row)) = changes.next() else {
-                        unreachable!()
-                    };
+                while let Some(Change::Connected(row)) =
+                    changes.next_if(|c| matches!(c, Change::Connected(_)))
+                {
                     rows.push(row);
                 }
                 let count = rows.len();
@@ -275,10 +274,9 @@ async fn apply(clients: Collection<PresenceRow>, changes: Vec<Change>) -> Vec<Re
             }
             Change::Disconnected(session_id) => {
                 let mut ids = vec![session_id];
-                while let Some(Change::Disconnected(_)) = changes.peek() {
-                    let Some(Change::Disconnected(id)) = changes.next() else {
-                        unreachable!()
-                    };
+                while let Some(Change::Disconnected(id)) =
+                    changes.next_if(|c| matches!(c, Change::Disconnected(_)))
+                {
                     ids.push(id);
                 }
                 let count = ids.len();

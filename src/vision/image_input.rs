@@ -98,9 +98,8 @@ pub fn check_dimensions(width: u32, height: u32, limits: &ImageLimits) -> Result
     Ok(())
 }
 
-/// The width and height the header announces, checked against `limits`,
-/// without decoding the pixels.
-pub fn header_dimensions(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32), ImageError> {
+/// Some bytes, and not more than the limit.
+fn check_size(bytes: &[u8], limits: &ImageLimits) -> Result<(), ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -110,6 +109,13 @@ pub fn header_dimensions(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32
             max_bytes: limits.max_bytes,
         });
     }
+    Ok(())
+}
+
+/// The width and height the header announces, checked against `limits`,
+/// without decoding the pixels.
+pub fn header_dimensions(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32), ImageError> {
+    check_size(bytes, limits)?;
     let format = sniff_format(bytes)?;
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
@@ -121,15 +127,7 @@ pub fn header_dimensions(bytes: &[u8], limits: &ImageLimits) -> Result<(u32, u32
 /// Decodes JPEG, PNG, WebP, BMP or GIF (first frame) into RGB with the EXIF
 /// orientation applied. Alpha is dropped, as the detector ignores it.
 pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
-    if bytes.is_empty() {
-        return Err(ImageError::Empty);
-    }
-    if bytes.len() > limits.max_bytes {
-        return Err(ImageError::TooLarge {
-            bytes: bytes.len(),
-            max_bytes: limits.max_bytes,
-        });
-    }
+    check_size(bytes, limits)?;
     let format = sniff_format(bytes)?;
     // The JPEG decoder fills whatever is missing with grey and succeeds; the
     // other decoders report a short read themselves.
