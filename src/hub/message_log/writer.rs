@@ -140,7 +140,7 @@ impl LogWriter {
                         }
                         Outcome::Retry(reason) => {
                             refusals += 1;
-                            // The first refusal, then one line a minute at most.
+                            // The first refusal, then every 30th (a minute or more apart).
                             if refusals == 1 || refusals.is_multiple_of(30) {
                                 tracing::warn!(reason, refusals, waiting = backlog.waiting(), "the database does not take message log entries; they wait (and spill to disk)");
                             }
@@ -356,7 +356,7 @@ impl Offer {
     }
 
     fn again(self, collection: &Collection<RawDocumentBuf>, foreground: &Foreground, refusals: u32) -> Self {
-        // 0.25 s doubling to 2 s: the spill file keeps memory flat meanwhile.
+        // 0.5 s doubling to 2 s: the spill file keeps memory flat meanwhile.
         let wait = Duration::from_millis(250 << refusals.min(3));
         Self::after(collection, foreground, self.batch, wait)
     }
