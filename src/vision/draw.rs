@@ -1,8 +1,5 @@
 //! Marking detected faces on a copy of the image ("face marking").
 
-use std::io::Cursor;
-
-use image::codecs::jpeg::JpegEncoder;
 use image::{Rgb, RgbImage};
 
 use super::geometry::Face;
@@ -101,11 +98,20 @@ pub fn annotate(image: &RgbImage, faces: &[Face]) -> RgbImage {
 
 /// Encodes an image as JPEG (quality 90).
 pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>, VisionError> {
-    let mut out = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(image)
+    let too_large = || {
+        VisionError::Encode(format!(
+            "{}×{} is beyond JPEG's 65535",
+            image.width(),
+            image.height()
+        ))
+    };
+    let width = u16::try_from(image.width()).map_err(|_| too_large())?;
+    let height = u16::try_from(image.height()).map_err(|_| too_large())?;
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(image.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| VisionError::Encode(e.to_string()))?;
-    Ok(out.into_inner())
+    Ok(out)
 }
 
 /// [`annotate`] then [`encode_jpeg`].
