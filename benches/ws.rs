@@ -206,7 +206,10 @@ async fn run(subscribers: usize, uri: &str) {
     }
     let connect_time = connect_started.elapsed();
     let connect_cpu = cpu_s(server.child.id()) - cpu_before;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // BENCH_WS_SETTLE_SECS: how long the burst waits after the last connect
+    // (1 s: while the message log still writes the storm's entries).
+    let settle: u64 = std::env::var("BENCH_WS_SETTLE_SECS").map_or(1, |s| s.parse().expect("seconds"));
+    tokio::time::sleep(Duration::from_secs(settle)).await;
     let rss_after = rss_kib(server.child.id());
 
     let mongo = mongodb::Client::with_uri_str(uri).await.unwrap();
