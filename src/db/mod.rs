@@ -54,6 +54,10 @@ pub enum DbError {
     /// they name (images) must be left to the orphan sweep, not removed.
     #[error("database unavailable while committing: {0}")]
     CommitUnknown(#[source] mongodb::error::Error),
+    /// The task that talks to the database for many callers has ended:
+    /// the process is stopping.
+    #[error("the process is stopping")]
+    Stopping,
 }
 
 impl DbError {
@@ -82,7 +86,9 @@ impl DbError {
 impl Coded for DbError {
     fn code(&self) -> ErrorCode {
         match self {
-            DbError::Unavailable(_) | DbError::CommitUnknown(_) => ErrorCode::DatabaseUnavailable,
+            DbError::Unavailable(_) | DbError::CommitUnknown(_) | DbError::Stopping => {
+                ErrorCode::DatabaseUnavailable
+            }
             // Still conflicting when its retries ran out: nothing was
             // stored, and the same request later will go through.
             _ if self.is_transient() => ErrorCode::DatabaseUnavailable,

@@ -57,7 +57,7 @@ impl Counters {
         self.reads
             .call(key(client_id, user))
             .await
-            .unwrap_or_else(|| Err(Arc::new(DbError::Malformed("the process is stopping".into()))))
+            .unwrap_or_else(|| Err(Arc::new(DbError::Stopping)))
     }
 
     pub async fn set(

@@ -112,7 +112,7 @@ impl Presence {
         self.changes
             .call(change)
             .await
-            .unwrap_or_else(|| Err(Arc::new(DbError::Malformed("the process is stopping".into()))))
+            .unwrap_or_else(|| Err(Arc::new(DbError::Stopping)))
     }
 
     pub fn row(&self, session: &SessionHandle) -> PresenceRow {

@@ -164,7 +164,7 @@ pub(crate) fn is_unknown(identity: &Option<Identity>) -> bool {
 }
 
 /// The identity of the largest face.
-fn main_identity(detection: &DetectionView) -> Option<Identity> {
+pub(crate) fn main_identity(detection: &DetectionView) -> Option<Identity> {
     detection
         .faces
         .iter()

@@ -11,16 +11,7 @@ use vigil_wire::visitors::{VisitorDetail, VisitorView};
 use vigil_wire::ErrorCode;
 
 use crate::helpers::{body, error_code, spawn_app_with, AppOptions, TestApp, TestUser};
-use crate::people::identities;
-
-/// The identity of the largest face.
-fn main_identity(detection: &DetectionView) -> Option<Identity> {
-    detection
-        .faces
-        .iter()
-        .max_by(|a, b| a.face.bbox.area().total_cmp(&b.face.bbox.area()))
-        .and_then(|f| f.identity.clone())
-}
+use crate::people::{identities, main_identity};
 
 fn tag(identity: Option<Identity>) -> VisitorTag {
     match identity {
