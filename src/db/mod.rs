@@ -107,10 +107,12 @@ impl From<mongodb::error::Error> for DbError {
     }
 }
 
+/// The server's code for a unique-index violation (E11000).
+pub const DUPLICATE_KEY: i32 = 11000;
+
 /// True when the driver reports a unique-index violation (E11000).
 pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
-    const DUPLICATE_KEY: i32 = 11000;
     match &*err.kind {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
         ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
@@ -119,6 +121,22 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
             .as_ref()
             .is_some_and(|errors| errors.iter().any(|e| e.code == DUPLICATE_KEY)),
         _ => false,
+    }
+}
+
+/// True when every document an unordered `insert_many` did not insert was
+/// there already: each write error a duplicate key, and no write concern
+/// error (a single write's duplicate counts too).
+pub fn only_duplicate_keys(err: &mongodb::error::Error) -> bool {
+    match &*err.kind {
+        mongodb::error::ErrorKind::InsertMany(failure) => {
+            failure.write_concern_error.is_none()
+                && failure
+                    .write_errors
+                    .as_ref()
+                    .is_some_and(|errors| errors.iter().all(|e| e.code == DUPLICATE_KEY))
+        }
+        _ => is_duplicate_key(err),
     }
 }
 

@@ -23,7 +23,7 @@ use vigil_wire::hub::ClientId;
 
 use super::batch::{Batched, Foreground};
 use super::topics::SessionHandle;
-use crate::db::{is_duplicate_key, Database, DbError};
+use crate::db::{is_duplicate_key, only_duplicate_keys, Database, DbError};
 use crate::users::UserId;
 
 /// One row of `ws_clients`.
@@ -266,7 +266,7 @@ async fn apply(clients: Collection<PresenceRow>, changes: Vec<Change>) -> Vec<Re
                 let inserted = match clients.insert_many(rows).ordered(false).await {
                     Ok(_) => Ok(()),
                     // Re-inserted by a heartbeat resync already: the row is there.
-                    Err(err) if is_duplicate_key(&err) && only_duplicates(&err) => Ok(()),
+                    Err(err) if only_duplicate_keys(&err) => Ok(()),
                     Err(err) => Err(Arc::new(DbError::from_driver(err))),
                 };
                 results.extend(std::iter::repeat_n(inserted, count));
@@ -298,19 +298,4 @@ async fn apply(clients: Collection<PresenceRow>, changes: Vec<Change>) -> Vec<Re
         results.push(result);
     }
     results
-}
-
-/// Whether every error of an `insert_many` is a duplicate key.
-fn only_duplicates(err: &mongodb::error::Error) -> bool {
-    use mongodb::error::ErrorKind;
-    match &*err.kind {
-        ErrorKind::InsertMany(failure) => {
-            failure.write_concern_error.is_none()
-                && failure
-                    .write_errors
-                    .as_ref()
-                    .is_some_and(|errors| errors.iter().all(|e| e.code == 11000))
-        }
-        _ => true,
-    }
 }

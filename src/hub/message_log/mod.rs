@@ -251,9 +251,7 @@ impl MessageLog {
 
     fn push(&self, entry: LogEntry) {
         if self.tx.try_send(entry).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            ::metrics::counter!(crate::observability::series::WS_LOG_ENTRIES, "outcome" => "dropped")
-                .increment(1);
+            count_dropped(&self.dropped, 1);
         }
     }
 
@@ -297,6 +295,15 @@ impl MessageLog {
     /// Asks the writer to write what is waiting and stop.
     pub fn stop(&self) {
         self.stop.notify_one();
+    }
+}
+
+/// Counts entries lost, for [`MessageLog::dropped`] and the metrics.
+fn count_dropped(dropped: &AtomicU64, count: u64) {
+    if count > 0 {
+        dropped.fetch_add(count, Ordering::Relaxed);
+        ::metrics::counter!(crate::observability::series::WS_LOG_ENTRIES, "outcome" => "dropped")
+            .increment(count);
     }
 }
 

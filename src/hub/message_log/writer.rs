@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::spill::Spill;
 use super::LogEntry;
-use crate::db::DbError;
+use crate::db::{DbError, DUPLICATE_KEY};
 use crate::hub::batch::Foreground;
 use crate::observability::series::{WS_LOG_ENTRIES, WS_LOG_SPILLED};
 
@@ -47,8 +47,6 @@ const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a stop, how long the database gets to take what waits; the rest
 /// stays in the spill file for the next start. Below the hub's 5 s.
 const STOP_GRACE: Duration = Duration::from_secs(4);
-
-const DUPLICATE_KEY: i32 = 11000;
 
 pub(super) struct Limits {
     pub in_memory: usize,
@@ -324,10 +322,7 @@ impl Backlog {
     }
 
     fn lost(&self, count: u64) {
-        if count > 0 {
-            self.dropped.fetch_add(count, Ordering::Relaxed);
-            ::metrics::counter!(WS_LOG_ENTRIES, "outcome" => "dropped").increment(count);
-        }
+        super::count_dropped(&self.dropped, count);
     }
 
     fn report(&self) {
@@ -424,6 +419,7 @@ async fn insert(collection: &Collection<RawDocumentBuf>, docs: &[RawDocumentBuf]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
     use mongodb::bson::rawdoc;
 
     struct Numbers(i32);
