@@ -419,8 +419,8 @@ async fn insert(collection: &Collection<RawDocumentBuf>, docs: &[RawDocumentBuf]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
     use mongodb::bson::rawdoc;
+    use std::sync::atomic::Ordering;
 
     struct Numbers(i32);
 
