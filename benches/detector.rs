@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench detector -- --images DIR [--models-dir DIR]
 //!  [--max-sides 320,640,1280] [--threads 1,2] [--reps N] [--tract-kernels]
-//!  [--profile]`
+//!  [--f32] [--profile]`
 //!
 //! `--tract-kernels` runs tract's operators only (vigil's own kernels off);
 //! `--profile` prints where the time goes, per operator kind and for the
@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     let mut threads = vec![1, vigil::vision::default_threads()];
     let mut reps = 2usize;
     let mut profile = false;
-    let mut kernels = vigil::vision::centerface::Kernels::Vigil;
+    let mut kernels = vigil::vision::centerface::Kernels::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -43,6 +43,10 @@ fn main() -> anyhow::Result<()> {
             "--profile" => profile = true,
             // tract's own 1×1 convolutions instead of vigil's (the baseline).
             "--tract-kernels" => kernels = vigil::vision::centerface::Kernels::Tract,
+            // vigil's 1×1 convolutions in f32 rather than 8-bit integers.
+            "--f32" => {
+                kernels = vigil::vision::centerface::Kernels::Vigil(vigil::vision::kernels::Precision::F32)
+            }
             // tract's gates for splitting one operation across threads, to
             // find values that suit this model (see vision::centerface).
             "--panel-threshold" => tract_linalg::multithread::set_threading_panel_threshold(
@@ -167,7 +171,7 @@ fn print_profile(
     }
     let mut nodes: Vec<_> = by_node.into_iter().collect();
     nodes.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
-    for (name, (op, ms)) in nodes.into_iter().take(25) {
+    for (name, (op, ms)) in nodes.into_iter().take(usize::MAX) {
         println!(
             "{}",
             serde_json::json!({"max_side": max_side, "threads": threads, "node": name, "op": op, "ms_per_image": ms / runs})

@@ -8,7 +8,10 @@ bench (`cargo bench --bench detector`), which prints JSON lines; this script
 times onnxruntime itself, then prints one table and, last,
 `ratio_vs_onnxruntime@640=X` (vigil ÷ onnxruntime, all cores).
 `--tract-baseline` adds a column for vigil with tract's own convolution
-operators only (what vigil ran before it had its own kernels).
+operators only (what vigil ran before it had its own kernels);
+`--f32-baseline` one for vigil's kernels with the 1×1 convolutions in f32
+(the default computes them in 8-bit integers where the CPU has AVX-512
+VNNI).
 """
 
 from __future__ import annotations
@@ -123,12 +126,11 @@ def time_ort(model_path, images, max_side, threads, reps):
     return ms, faces
 
 
-def run_vigil(args, size, threads, tract_kernels=False):
+def run_vigil(args, size, threads, *flags):
     """vigil's ms/image and faces for one (max side, threads) from its bench."""
     bench_args = ["--images", str(args.images), "--models-dir", str(args.models_dir),
-                  "--max-sides", str(size), "--threads", str(threads), "--reps", str(args.reps)]
-    if tract_kernels:
-        bench_args.append("--tract-kernels")
+                  "--max-sides", str(size), "--threads", str(threads), "--reps", str(args.reps),
+                  *flags]
     if args.vigil_bench:
         cmd = [str(args.vigil_bench), *bench_args]
     else:
@@ -154,6 +156,8 @@ def main() -> int:
                         help="timed passes over the images (after one warm-up pass)")
     parser.add_argument("--tract-baseline", action="store_true",
                         help="also time vigil with tract's own convolution operators only")
+    parser.add_argument("--f32-baseline", action="store_true",
+                        help="also time vigil with its 1x1 convolutions in f32")
     parser.add_argument("--vigil-bench", type=Path,
                         help="a binary built by `cargo bench --no-run --bench detector` (skips cargo)")
     args = parser.parse_args()
@@ -170,7 +174,8 @@ def main() -> int:
 
     print(f"\n{len(images)} images from {args.images}, {cores} cores, "
           f"onnxruntime {ort.__version__}; ms/image (faces found)")
-    baseline = f" {'tract only':>16}" if args.tract_baseline else ""
+    baseline = f" {'vigil f32':>16}" if args.f32_baseline else ""
+    baseline += f" {'tract only':>16}" if args.tract_baseline else ""
     print(f"{'max side':>8} {'threads':>7} {'vigil':>16}{baseline} {'onnxruntime':>16} {'ratio':>6}")
     ratio_at_640 = None
     for size in sizes:
@@ -179,9 +184,12 @@ def main() -> int:
             # machine hits both sides of a ratio alike.
             v_ms, v_faces = run_vigil(args, size, t)
             column = ""
+            if args.f32_baseline:
+                f_ms, f_faces = run_vigil(args, size, t, "--f32")
+                column += f" {f_ms:>10.1f} ({f_faces:>3})"
             if args.tract_baseline:
-                b_ms, b_faces = run_vigil(args, size, t, tract_kernels=True)
-                column = f" {b_ms:>10.1f} ({b_faces:>3})"
+                b_ms, b_faces = run_vigil(args, size, t, "--tract-kernels")
+                column += f" {b_ms:>10.1f} ({b_faces:>3})"
             ort_ms, ort_faces = time_ort(model, images, size, t, args.reps)
             ratio = v_ms / ort_ms
             print(f"{size:>8} {t:>7} {v_ms:>10.1f} ({v_faces:>3}){column} {ort_ms:>10.1f} ({ort_faces:>3}) "

@@ -136,6 +136,97 @@ fn accuracy_on_the_annotated_faces_set() {
     assert_eq!(report.negatives_with_faces, 0, "{}", report.summary_line());
 }
 
+/// The 1×1 convolutions in 8 bits (the default where the CPU has AVX-512
+/// VNNI) find what f32 finds on the annotated set: the same true and false
+/// positives overall, the same faces in every image at the default
+/// threshold, and every face f32 scores above 0.3 found again in the same
+/// place with a score within `MAX_SCORE_DEVIATION`.
+#[test]
+fn int8_detector_finds_what_f32_finds() {
+    use vigil::vision::centerface::Kernels;
+    use vigil::vision::kernels::{int8_supported, Precision};
+    use vigil::vision::DetectParams;
+
+    /// Measured on the set: 0.0074 at most, over 77 faces.
+    const MAX_SCORE_DEVIATION: f32 = 0.03;
+    const MIN_IOU: f32 = 0.9;
+
+    let Some(dir) = std::env::var_os("VIGIL_TEST_FACES_DIR").map(PathBuf::from) else {
+        eprintln!("SKIPPED int8_detector_finds_what_f32_finds: VIGIL_TEST_FACES_DIR is not set");
+        return;
+    };
+    if !int8_supported() {
+        eprintln!("SKIPPED int8_detector_finds_what_f32_finds: no AVX-512 VNNI, the detector runs f32 here");
+        return;
+    }
+    let load = |precision| {
+        Detector::load_with_kernels(
+            &models_dir(),
+            DetectorConfig::default(),
+            Kernels::Vigil(precision),
+        )
+        .unwrap()
+    };
+    let (full, int8) = (load(Precision::F32), load(Precision::Int8));
+    let params = full.params();
+    let a = evaluate_dir(&full, &dir, &params).unwrap();
+    let b = evaluate_dir(&int8, &dir, &params).unwrap();
+    eprintln!("f32:  {}\nint8: {}", a.summary_line(), b.summary_line());
+    assert_eq!(
+        (a.true_positives, a.false_positives, a.negatives_with_faces),
+        (b.true_positives, b.false_positives, b.negatives_with_faces),
+        "f32: {}\nint8: {}",
+        a.summary_line(),
+        b.summary_line()
+    );
+
+    let low = DetectParams {
+        score_threshold: 0.3,
+        ..params
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 10, "the faces set has its images");
+    let (mut compared, mut worst) = (0, 0.0f32);
+    for path in &paths {
+        let limits = ImageLimits {
+            max_bytes: usize::MAX,
+            ..ImageLimits::default()
+        };
+        let image = decode_image(&std::fs::read(path).unwrap(), &limits).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        let count = |d: &Detector| d.detect_with(&image, &params).unwrap().faces.len();
+        assert_eq!(
+            count(&full),
+            count(&int8),
+            "{name}: faces at the default threshold"
+        );
+        let theirs = int8.detect_with(&image, &low).unwrap().faces;
+        for face in full.detect_with(&image, &low).unwrap().faces {
+            let twin = theirs
+                .iter()
+                .max_by(|x, y| x.bbox.iou(&face.bbox).total_cmp(&y.bbox.iou(&face.bbox)))
+                .unwrap_or_else(|| panic!("{name}: int8 lost {face:?}"));
+            let (iou, deviation) = (twin.bbox.iou(&face.bbox), (twin.score - face.score).abs());
+            assert!(iou >= MIN_IOU, "{name}: {face:?} is {twin:?} in int8 (IoU {iou})");
+            assert!(
+                deviation <= MAX_SCORE_DEVIATION,
+                "{name}: score {} in f32, {} in int8",
+                face.score,
+                twin.score
+            );
+            compared += 1;
+            worst = worst.max(deviation);
+        }
+    }
+    eprintln!("{compared} faces compared, largest score deviation {worst}");
+    assert!(compared >= 40, "only {compared} faces compared");
+}
+
 #[test]
 fn concurrent_async_detections_agree_with_sync() {
     let names = ["astronaut.png", "coffee.png", "chelsea.png"];
@@ -250,7 +341,7 @@ fn vigil_kernels_agree_with_tracts() {
     if Isa::detect() == Isa::Portable {
         eprintln!("no AVX-512 on this CPU: only the portable arithmetic is compared");
     } else {
-        variants.push(Kernels::Vigil);
+        variants.push(Kernels::Vigil(vigil::vision::kernels::Precision::F32));
     }
     for threads in [1, 2] {
         let tracts = CenterFaceNet::from_onnx_bytes(&bytes, threads, 4, Kernels::Tract).unwrap();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::vision::eval::evaluate_dir;
+use crate::vision::kernels::Precision;
 use crate::vision::{Detector, DetectorConfig};
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +24,9 @@ pub struct EvalDetectorArgs {
     /// Minimum face score, 0–1.
     #[arg(long, value_name = "T", default_value_t = DetectorConfig::default().score_threshold)]
     pub threshold: f32,
+    /// Arithmetic of the 1×1 convolutions, as `vigil serve --detector-precision`.
+    #[arg(long, value_enum, default_value = "int8")]
+    pub precision: Precision,
     /// Directory holding centerface.onnx.
     #[arg(long, value_name = "DIR", env = "VIGIL_MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
@@ -37,6 +41,7 @@ pub fn run(args: EvalDetectorArgs) -> anyhow::Result<ExitCode> {
     let config = DetectorConfig {
         max_side: args.max_side,
         score_threshold: args.threshold,
+        precision: args.precision,
         ..DetectorConfig::default()
     };
     let detector = Detector::load(&args.models_dir, config)?;

@@ -21,6 +21,7 @@ use crate::logging::LogFormat;
 use crate::media::MediaBackend;
 use crate::mqtt::{ClientId, MqttUrl, MqttUrlError, TopicError, TopicPrefix};
 use crate::users::Quota;
+use crate::vision::kernels::Precision;
 
 /// The choices of an enum owned by another module, for `value_enum` flags.
 macro_rules! value_enum {
@@ -44,6 +45,7 @@ value_enum!(LogFormat { Pretty => "pretty", Json => "json" });
 value_enum!(JwtAlgorithm { Hs256 => "hs256", Hs384 => "hs384", Hs512 => "hs512" });
 value_enum!(MediaBackend { Fs => "fs", Gridfs => "gridfs" });
 value_enum!(LeaseMode { Auto => "auto", On => "on", Off => "off" });
+value_enum!(Precision { Int8 => "int8", F32 => "f32" });
 
 /// Whole seconds within `range`, as a [`Duration`].
 fn secs(range: impl std::ops::RangeBounds<u64>) -> impl TypedValueParser<Value = Duration> {
@@ -355,6 +357,10 @@ pub struct DetectorArgs {
     /// Threads one detection may use (0 = one per core; at most 1024).
     #[arg(long, env = "VIGIL_DETECTOR_THREADS", default_value_t = 0, value_parser = cores_or_count())]
     pub detector_threads: usize,
+
+    /// Arithmetic of the detector's 1×1 convolutions: int8 (8-bit integers, on CPUs with AVX-512 VNNI; f32 elsewhere) or f32.
+    #[arg(long, env = "VIGIL_DETECTOR_PRECISION", value_enum, default_value = "int8")]
+    pub detector_precision: Precision,
 }
 
 /// Face recognition (an embedding per detected face).

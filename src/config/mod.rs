@@ -241,6 +241,7 @@ impl ServeArgs {
                 max_side: self.detector.detect_max_side,
                 score_threshold: self.detector.detect_threshold,
                 threads: or_cores(self.detector.detector_threads),
+                precision: self.detector.detector_precision,
                 ..DetectorConfig::default()
             },
             concurrency: or_cores(self.detector.detector_concurrency),

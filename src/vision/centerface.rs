@@ -9,7 +9,7 @@ use anyhow::{bail, ensure, Context};
 use tract_onnx::prelude::*;
 
 use super::geometry::{BoundingBox, Face, Landmarks, Point};
-use super::kernels::{self, Isa};
+use super::kernels::{self, Isa, Precision};
 
 /// CenterFace's output maps are 1/4 of the input; padding the input to a
 /// multiple of 32 keeps every stride-2 stage exact.
@@ -19,12 +19,12 @@ const STRIDE: f32 = 4.0;
 type Plan = Arc<TypedRunnableModel>;
 
 /// Whose operators run the network's convolutions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
     /// vigil's channel-last kernels where the CPU has them (AVX-512),
-    /// tract's elsewhere (see [`super::kernels`]).
-    #[default]
-    Vigil,
+    /// tract's elsewhere (see [`super::kernels`]), the 1×1 convolutions in
+    /// this precision.
+    Vigil(Precision),
     /// tract's everywhere: the baseline for the detector bench and the
     /// reference the tests compare vigil's kernels with.
     Tract,
@@ -32,6 +32,12 @@ pub enum Kernels {
     /// than tract's, for the tests (so the operators are checked on CPUs
     /// without AVX-512 too).
     Portable,
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Kernels::Vigil(Precision::default())
+    }
 }
 
 /// The parsed network plus a bounded cache of plans optimised for concrete
@@ -131,9 +137,9 @@ impl CenterFaceNet {
         // handle (all of CenterFace's on an AVX-512 CPU) before tract's own
         // rewriting sees them.
         let vigil_ops = match (self.kernels, Isa::detect()) {
-            (Kernels::Vigil, Isa::Portable) | (Kernels::Tract, _) => 0,
-            (Kernels::Vigil, isa) => kernels::swap_in(&mut model, isa)?,
-            (Kernels::Portable, _) => kernels::swap_in(&mut model, Isa::Portable)?,
+            (Kernels::Vigil(_), Isa::Portable) | (Kernels::Tract, _) => 0,
+            (Kernels::Vigil(precision), isa) => kernels::swap_in(&mut model, isa, precision)?,
+            (Kernels::Portable, _) => kernels::swap_in(&mut model, Isa::Portable, Precision::F32)?,
         };
         // Channel-last for the convolutions left to tract: its depthwise
         // kernel vectorises over channels only in NHWC. Measured at 640×480,

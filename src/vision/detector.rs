@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::centerface::{self, CenterFaceNet, Kernels, INPUT_MULTIPLE};
 use super::geometry::{Face, Letterbox};
 use super::image_input::{decode_image, ImageLimits};
+use super::kernels::Precision;
 use super::model::{self, ModelError};
 use super::nms::nms;
 use super::VisionError;
@@ -33,6 +34,9 @@ pub struct DetectorConfig {
     pub threads: usize,
     /// How many shape-specific optimised plans to keep.
     pub plan_cache_size: usize,
+    /// The arithmetic of the 1×1 convolutions (8-bit only where the CPU
+    /// has AVX-512 VNNI).
+    pub precision: Precision,
 }
 
 impl Default for DetectorConfig {
@@ -43,6 +47,7 @@ impl Default for DetectorConfig {
             nms_threshold: 0.3,
             threads: default_threads(),
             plan_cache_size: 48,
+            precision: Precision::default(),
         }
     }
 }
@@ -82,11 +87,12 @@ impl Detector {
     /// Loads `centerface.onnx` from `models_dir`, refusing a missing or
     /// altered file with an error that says to run `make models`.
     pub fn load(models_dir: &Path, config: DetectorConfig) -> Result<Self, ModelError> {
-        Self::load_with_kernels(models_dir, config, Kernels::default())
+        let kernels = Kernels::Vigil(config.precision);
+        Self::load_with_kernels(models_dir, config, kernels)
     }
 
     /// [`Detector::load`] choosing whose convolution kernels run (for the
-    /// benchmark's baseline and the tests).
+    /// benchmark's baseline and the tests); `config.precision` is not used.
     pub fn load_with_kernels(
         models_dir: &Path,
         config: DetectorConfig,
@@ -106,6 +112,7 @@ impl Detector {
             ms = started.elapsed().as_millis() as u64,
             threads = config.threads,
             max_side = config.max_side,
+            ?kernels,
             "loaded CenterFace"
         );
         Ok(Self { net, config })

@@ -19,6 +19,7 @@ pub mod dense;
 pub mod depthwise;
 pub mod distance;
 pub mod pointwise;
+pub mod pointwise_int8;
 pub mod resize;
 
 /// Packed weights, compared bit for bit so that equality is an equivalence

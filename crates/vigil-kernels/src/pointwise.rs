@@ -102,7 +102,7 @@ fn portable(w: &PackedWeights, act: Activation, x: &[f32], out: &mut [MaybeUnini
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
 
@@ -112,12 +112,13 @@ mod avx512 {
     /// Pixels per outer step: a multiple of every tile height below, so the
     /// tiles of each block group line up and only the image's last pixels
     /// take the one-pixel path.
-    const STEP: usize = 48;
+    pub(crate) const STEP: usize = 48;
 
     /// How many output blocks one tile covers and how many pixels it takes
     /// at a time: `NB × NP` accumulators plus `NB` weight registers and one
-    /// broadcast fit AVX-512's 32 registers.
-    fn groups(blocks: usize) -> Vec<(usize, usize)> {
+    /// broadcast fit AVX-512's 32 registers. (The 8-bit kernel's tiles are
+    /// the same sizes: one register per accumulator too.)
+    pub(crate) fn groups(blocks: usize) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         let mut b = 0;
         while b < blocks {

@@ -39,16 +39,28 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 pub use dense::DenseConv3x3;
 pub use depthwise::DepthwiseConv;
 pub use pointwise::PointwiseConv;
+pub use vigil_kernels::pointwise_int8::supported as int8_supported;
 pub use vigil_kernels::{Activation, Isa};
+
+/// The arithmetic of the 1×1 convolutions, most of CenterFace's work (the
+/// other operators are f32 always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 8-bit integers on CPUs with AVX-512 VNNI (f32 on others); see
+    /// `vigil_kernels::pointwise_int8` for the arithmetic and its error.
+    #[default]
+    Int8,
+    F32,
+}
 
 /// Replaces every convolution of `model` that one of vigil's operators
 /// handles, with the ReLU that follows it, the operators computing with
-/// `isa`. Returns how many were replaced. (With [`Isa::Portable`] they are
+/// `isa` (and the 1×1 ones with `precision`). Returns how many were replaced. (With [`Isa::Portable`] they are
 /// slower than tract's: that is for tests on any CPU.)
 ///
 /// Run on the typed model before decluttering: the declutter pass then
 /// cancels the axis moves between neighbouring channel-last operators.
-pub fn swap_in(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
+pub fn swap_in(model: &mut TypedModel, isa: Isa, precision: Precision) -> TractResult<usize> {
     let ours = |m: &TypedModel| {
         m.nodes
             .iter()
@@ -58,7 +70,7 @@ pub fn swap_in(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
     let before = ours(model);
     Rewriter::<()>::default()
         .with_rule_for("vigil-pointwise", move |_, model, node, _, conv: &Conv| {
-            pointwise::rule(isa, model, node, conv)
+            pointwise::rule(isa, precision, model, node, conv)
         })
         .with_rule_for("vigil-depthwise", move |_, model, node, _, conv: &Conv| {
             depthwise::rule(isa, model, node, conv)
