@@ -7,7 +7,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{output_rows, taps_inside, Activation, Floats, Isa, LANES};
+use super::{output_rows, taps_inside, window, Activation, Floats, Isa, LANES};
 
 const TAPS: usize = 9;
 
@@ -91,18 +91,59 @@ pub fn run_rows(
     isa: Isa,
 ) {
     let (ho, wo) = (w.output_size(input.height), w.output_size(input.width));
-    let image_len = input.height * input.width * w.channels;
+    let row_len = input.width * w.channels;
+    let image_len = input.height * row_len;
     for (src, y, dst) in output_rows(out, wo * w.channels, ho, first_row, input.data, image_len) {
-        match isa {
-            Isa::Portable => portable_row(w, act, src, input.height, input.width, y, dst),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                assert!(std::arch::is_x86_feature_detected!("avx512f"));
-                // SAFETY: AVX-512F is present (checked above); `src` is one
-                // whole image and `dst` one whole output row (`output_rows`),
-                // which bounds every access of the kernel.
-                unsafe { avx512::row(w, act, src, input.height, input.width, y, dst) }
-            }
+        let rows = w
+            .input_rows(y, input.height)
+            .map(|iy| iy.map(|iy| &src[iy * row_len..(iy + 1) * row_len]));
+        run_row(w, act, rows, dst, isa);
+    }
+}
+
+impl DepthwiseWeights {
+    /// The input rows output row `y` reads, top to bottom, for an input of
+    /// `height` rows: `None` where the window is in the zero padding.
+    pub fn input_rows(&self, y: usize, height: usize) -> [Option<usize>; 3] {
+        window(y as isize * self.stride as isize - 1, height)
+    }
+}
+
+/// Computes one output row from the input rows its window covers (as
+/// [`DepthwiseWeights::input_rows`] names them), each a whole input row of
+/// `width × channels` values; `out` is the output row.
+pub fn run_row(
+    w: &DepthwiseWeights,
+    act: Activation,
+    rows: [Option<&[f32]>; 3],
+    out: &mut [MaybeUninit<f32>],
+    isa: Isa,
+) {
+    let width = rows
+        .iter()
+        .flatten()
+        .map(|r| r.len() / w.channels)
+        .next()
+        .unwrap_or(0);
+    assert!(
+        rows.iter().flatten().all(|r| r.len() == width * w.channels),
+        "input rows of {width} pixels × {} channels",
+        w.channels
+    );
+    assert_eq!(
+        out.len(),
+        w.output_size(width) * w.channels,
+        "one whole output row"
+    );
+    match isa {
+        Isa::Portable => portable_row(w, act, rows, width, out),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            assert!(std::arch::is_x86_feature_detected!("avx512f"));
+            // SAFETY: AVX-512F is present (checked above); every row holds
+            // `width` pixels and `out` one output row (asserted above),
+            // which bounds every access of the kernel.
+            unsafe { avx512::row(w, act, rows, width, out) }
         }
     }
 }
@@ -110,10 +151,8 @@ pub fn run_rows(
 fn portable_row(
     w: &DepthwiseWeights,
     act: Activation,
-    src: &[f32],
-    h: usize,
+    rows: [Option<&[f32]>; 3],
     wi: usize,
-    y: usize,
     dst: &mut [MaybeUninit<f32>],
 ) {
     let c = w.channels;
@@ -121,9 +160,10 @@ fn portable_row(
     for (xo, out) in dst.chunks_mut(c).enumerate() {
         for (ch, o) in out.iter_mut().enumerate() {
             let mut acc = w.bias[ch];
-            for (ky, iy) in taps_inside(y as isize * s - 1, h) {
+            for (ky, row) in rows.iter().enumerate() {
+                let Some(row) = row else { continue };
                 for (kx, ix) in taps_inside(xo as isize * s - 1, wi) {
-                    acc += src[(iy * wi + ix) * c + ch] * w.taps[(ky * 3 + kx) * w.padded + ch];
+                    acc += row[ix * c + ch] * w.taps[(ky * 3 + kx) * w.padded + ch];
                 }
             }
             o.write(act.apply(acc));
@@ -137,28 +177,27 @@ mod avx512 {
     use std::mem::MaybeUninit;
 
     use super::{Activation, DepthwiseWeights, LANES, TAPS};
-    use crate::{taps_inside, window};
+    use crate::taps_inside;
 
     /// What one 16-channel block of a row needs: the taps, the bias, where
-    /// its channels start in the input image and the output row, and which
-    /// lanes are real channels.
+    /// its channels start in the output row, and which lanes are real
+    /// channels.
     struct Block {
         k: [__m512; TAPS],
         bias: __m512,
-        src: *const f32,
         dst: *mut f32,
         mask: __mmask16,
         relu: bool,
         channels: usize,
-        width: usize,
     }
 
     impl Block {
+        /// Pixel `ix` of the input row whose block starts at `row`.
         #[target_feature(enable = "avx512f")]
         #[inline]
-        unsafe fn pixel(&self, iy: usize, ix: usize) -> __m512 {
-            // SAFETY: the caller passes a pixel inside the image.
-            unsafe { _mm512_maskz_loadu_ps(self.mask, self.src.add((iy * self.width + ix) * self.channels)) }
+        unsafe fn pixel(&self, row: *const f32, ix: usize) -> __m512 {
+            // SAFETY: the caller passes a pixel inside the row.
+            unsafe { _mm512_maskz_loadu_ps(self.mask, row.add(ix * self.channels)) }
         }
 
         #[target_feature(enable = "avx512f")]
@@ -174,33 +213,31 @@ mod avx512 {
         }
     }
 
-    /// One output row `y`, all channels.
+    /// One output row, all channels, from the input rows of its window
+    /// (1 to 3 of them at the borders), each `wi` pixels.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn row(
         w: &DepthwiseWeights,
         act: Activation,
-        src: &[f32],
-        h: usize,
+        rows: [Option<&[f32]>; 3],
         wi: usize,
-        y: usize,
         dst: &mut [MaybeUninit<f32>],
     ) {
         let c = w.channels;
         let s = w.stride;
         let wo = dst.len() / c;
-        // Input rows this output row reads (1 to 3 of them at the borders).
-        let rows = window(y as isize * s as isize - 1, h);
         // Columns 1..inner_end read a whole 3-wide window inside the image
         // (column 0 reads column −1; x is inner while x·s + 1 ≤ wi − 1).
         let inner_end = if wi >= 2 { ((wi - 2) / s + 1).min(wo) } else { 0 };
         for c0 in (0..c).step_by(LANES) {
             let lanes = (c - c0).min(LANES);
             // SAFETY: `taps` and `bias` are padded to whole blocks, so the 16
-            // lanes at `c0` exist; image and row accesses go through `Block`,
-            // masked to the `lanes` channels that exist at `c0`, at pixels
-            // inside the image (`window`, `taps_inside`, the inner range) and columns of the
-            // row (`x < wo`).
+            // lanes at `c0` exist; input and output accesses go through
+            // `Block`, masked to the `lanes` channels that exist at `c0`, at
+            // pixels inside the rows (`taps_inside`, the inner range) and
+            // columns of the output row (`x < wo`).
             unsafe {
+                let starts = rows.map(|r| r.map(|r| r.as_ptr().add(c0)));
                 let mut k = [_mm512_setzero_ps(); TAPS];
                 for (t, v) in k.iter_mut().enumerate() {
                     *v = _mm512_loadu_ps(w.taps.as_ptr().add(t * w.padded + c0));
@@ -208,7 +245,6 @@ mod avx512 {
                 let b = Block {
                     k,
                     bias: _mm512_loadu_ps(w.bias.as_ptr().add(c0)),
-                    src: src.as_ptr().add(c0),
                     dst: dst.as_mut_ptr().cast::<f32>().add(c0),
                     mask: if lanes == LANES {
                         0xffff
@@ -217,17 +253,16 @@ mod avx512 {
                     },
                     relu: act == Activation::Relu,
                     channels: c,
-                    width: wi,
                 };
                 for x in 1..inner_end {
                     let ix = x * s - 1;
                     // One partial sum per kernel row shortens the FMA chain.
                     let mut part = [_mm512_setzero_ps(); 3];
-                    for (ky, iy) in rows.iter().enumerate() {
-                        let Some(iy) = *iy else { continue };
-                        let acc = _mm512_mul_ps(b.pixel(iy, ix), b.k[ky * 3]);
-                        let acc = _mm512_fmadd_ps(b.pixel(iy, ix + 1), b.k[ky * 3 + 1], acc);
-                        part[ky] = _mm512_fmadd_ps(b.pixel(iy, ix + 2), b.k[ky * 3 + 2], acc);
+                    for (ky, row) in starts.iter().enumerate() {
+                        let Some(row) = *row else { continue };
+                        let acc = _mm512_mul_ps(b.pixel(row, ix), b.k[ky * 3]);
+                        let acc = _mm512_fmadd_ps(b.pixel(row, ix + 1), b.k[ky * 3 + 1], acc);
+                        part[ky] = _mm512_fmadd_ps(b.pixel(row, ix + 2), b.k[ky * 3 + 2], acc);
                     }
                     let acc = _mm512_add_ps(_mm512_add_ps(b.bias, part[0]), _mm512_add_ps(part[1], part[2]));
                     b.store(x, acc);
@@ -235,10 +270,10 @@ mod avx512 {
                 // Border columns: every tap checked.
                 for x in std::iter::once(0).chain(inner_end.max(1)..wo) {
                     let mut acc = b.bias;
-                    for (ky, iy) in rows.iter().enumerate() {
-                        let Some(iy) = *iy else { continue };
+                    for (ky, row) in starts.iter().enumerate() {
+                        let Some(row) = *row else { continue };
                         for (kx, ix) in taps_inside(x as isize * s as isize - 1, wi) {
-                            acc = _mm512_fmadd_ps(b.pixel(iy, ix), b.k[ky * 3 + kx], acc);
+                            acc = _mm512_fmadd_ps(b.pixel(row, ix), b.k[ky * 3 + kx], acc);
                         }
                     }
                     b.store(x, acc);

@@ -29,6 +29,18 @@ impl DepthwiseConv {
     }
 }
 
+impl DepthwiseConv {
+    pub(super) fn weights(&self) -> &DepthwiseWeights {
+        &self.weights
+    }
+
+    /// One output row from the input rows of its window (see
+    /// `DepthwiseWeights::input_rows`).
+    pub(super) fn run_row(&self, rows: [Option<&[f32]>; 3], out: &mut [std::mem::MaybeUninit<f32>]) {
+        kernel::run_row(&self.weights, self.activation, rows, out, self.isa);
+    }
+}
+
 impl Op for DepthwiseConv {
     fn name(&self) -> StaticName {
         "VigilDepthwiseConv".into()

@@ -27,6 +27,7 @@
 
 mod dense;
 mod depthwise;
+mod expand_depthwise;
 mod pointwise;
 
 use std::mem::MaybeUninit;
@@ -38,6 +39,7 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 
 pub use dense::DenseConv3x3;
 pub use depthwise::DepthwiseConv;
+pub use expand_depthwise::ExpandDepthwise;
 pub use pointwise::PointwiseConv;
 pub use vigil_kernels::pointwise_int8::supported as int8_supported;
 pub use vigil_kernels::{Activation, Isa};
@@ -61,13 +63,20 @@ pub enum Precision {
 /// Run on the typed model before decluttering: the declutter pass then
 /// cancels the axis moves between neighbouring channel-last operators.
 pub fn swap_in(model: &mut TypedModel, isa: Isa, precision: Precision) -> TractResult<usize> {
-    let ours = |m: &TypedModel| {
-        m.nodes
-            .iter()
-            .filter(|n| n.op_is::<PointwiseConv>() || n.op_is::<DepthwiseConv>() || n.op_is::<DenseConv3x3>())
-            .count()
+    // Nodes a rewrite left unreachable stay in `nodes` until decluttering.
+    let ours = |m: &TypedModel| -> TractResult<usize> {
+        Ok(m.eval_order()?
+            .into_iter()
+            .map(|n| m.node(n))
+            .filter(|n| {
+                n.op_is::<PointwiseConv>()
+                    || n.op_is::<DepthwiseConv>()
+                    || n.op_is::<DenseConv3x3>()
+                    || n.op_is::<ExpandDepthwise>()
+            })
+            .count())
     };
-    let before = ours(model);
+    let before = ours(model)?;
     Rewriter::<()>::default()
         .with_rule_for("vigil-pointwise", move |_, model, node, _, conv: &Conv| {
             pointwise::rule(isa, precision, model, node, conv)
@@ -79,7 +88,15 @@ pub fn swap_in(model: &mut TypedModel, isa: Isa, precision: Precision) -> TractR
             dense::rule(isa, model, node, name, conv)
         })
         .rewrite(&(), model)?;
-    Ok(ours(model) - before)
+    // Then the expansions whose output only a depthwise convolution reads,
+    // now that both are vigil's.
+    Rewriter::<()>::default()
+        .with_rule_for(
+            "vigil-expand-depthwise",
+            |_, model, node, _, dw: &DepthwiseConv| expand_depthwise::rule(model, node, dw),
+        )
+        .rewrite(&(), model)?;
+    Ok(ours(model)? - before)
 }
 
 /// A new f32 tensor of `shape` whose elements `fill` writes, every one of
@@ -232,6 +249,14 @@ fn channel_last_patch(
     let nchw = patch.wire_node(format!("{name}.nhwc_out"), AxisOp::Move(3, 1), &out)?;
     patch.shunt_outside(model, relu.unwrap_or(conv.id.into()), nchw[0])?;
     Ok(patch)
+}
+
+/// `values` seen as output storage for a kernel that writes every element
+/// (they take `MaybeUninit` so that operators can hand them fresh memory).
+fn as_output(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the kernels only ever write initialised f32
+    // values into it, so `values` stays initialised.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// [`Activation::Relu`] when `relu` was found, for the operators' constructors.

@@ -69,10 +69,21 @@ impl PointwiseConv {
         }
     }
 
-    fn channels(&self) -> (usize, usize) {
+    /// `(cin, cout)`.
+    pub(super) fn channels(&self) -> (usize, usize) {
         match &self.arithmetic {
             Arithmetic::F32(w, _) => (w.input_channels(), w.output_channels()),
             Arithmetic::Int8(w) => (w.input_channels(), w.output_channels()),
+        }
+    }
+}
+
+impl PointwiseConv {
+    /// `out` (`pixels × cout`) from `x` (`pixels × cin`).
+    pub(super) fn compute(&self, x: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+        match &self.arithmetic {
+            Arithmetic::F32(w, isa) => kernel::run(w, self.activation, x, out, *isa),
+            Arithmetic::Int8(w) => int8_kernel::run(w, self.activation, x, out),
         }
     }
 }
@@ -121,10 +132,7 @@ impl EvalOp for PointwiseConv {
         let output = filled_output(&shape, cout, xs.len() * cout, |first, chunk| {
             let pixels = chunk.len() / cout;
             let x = &xs[first * cin..(first + pixels) * cin];
-            match &self.arithmetic {
-                Arithmetic::F32(w, isa) => kernel::run(w, self.activation, x, chunk, *isa),
-                Arithmetic::Int8(w) => int8_kernel::run(w, self.activation, x, chunk),
-            }
+            self.compute(x, chunk);
         })?;
         Ok(tvec!(output.into_tvalue()))
     }
