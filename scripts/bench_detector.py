@@ -34,8 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 MULTIPLE = 32
 
 
+SMALL_SIDE_STEP = 128
+
+
 def letterbox(width: int, height: int, max_side: int):
-    # Same arithmetic as vision::geometry::Letterbox::fit.
+    # Same arithmetic as vision::detector::input_side (small images are not
+    # scaled up to the max side) and vision::geometry::Letterbox::fit.
+    long = max(width, height, 1)
+    max_side = min(max_side, -(-long // SMALL_SIDE_STEP) * SMALL_SIDE_STEP)
     factor = max_side / max(width, height)
     rw = min(max(round(width * factor), 1), max_side)
     rh = min(max(round(height * factor), 1), max_side)

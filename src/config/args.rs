@@ -337,7 +337,7 @@ pub struct UploadArgs {
 /// The face detector.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectorArgs {
-    /// Longest side, in pixels, images are scaled to before detection.
+    /// Longest side, in pixels, larger images are scaled down to before detection (smaller ones are not scaled up past their side rounded up to 128).
     #[arg(
         long,
         env = "VIGIL_DETECT_MAX_SIDE",

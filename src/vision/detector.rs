@@ -20,8 +20,9 @@ use super::VisionError;
 /// performance section).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorConfig {
-    /// Longest side of the network input; images are scaled (up or down,
-    /// keeping the aspect ratio) so their longer side has this length.
+    /// Longest side of the network input; larger images are scaled down
+    /// (keeping the aspect ratio) so their longer side has this length,
+    /// smaller ones are not scaled up past their own size ([`input_side`]).
     /// Larger finds smaller faces and costs quadratically more time.
     pub max_side: u32,
     /// Minimum heatmap score of a face. The reference code uses 0.5; on
@@ -55,6 +56,25 @@ impl Default for DetectorConfig {
 /// Number of cores available to this process (1 if unknown).
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Steps of the network input's longer side for images smaller than the
+/// max side.
+const SMALL_SIDE_STEP: u32 = 128;
+
+/// The longer side of the network input for a `width`×`height` image: the
+/// max side for images at least that large, otherwise the image's own side
+/// rounded up to a step. Scaling a small image up to the max side costs
+/// work in proportion to the added pixels and shows the network nothing the
+/// image did not have; the steps keep the number of input shapes (one
+/// optimised plan each) small.
+pub fn input_side(width: u32, height: u32, max_side: u32) -> u32 {
+    width
+        .max(height)
+        .max(1)
+        .div_ceil(SMALL_SIDE_STEP)
+        .saturating_mul(SMALL_SIDE_STEP)
+        .min(max_side)
 }
 
 /// The faces found in one image.
@@ -167,7 +187,8 @@ impl Detector {
                 faces: Vec::new(),
             });
         }
-        let lb = Letterbox::fit(width, height, params.max_side, INPUT_MULTIPLE);
+        let side = input_side(width, height, params.max_side);
+        let lb = Letterbox::fit(width, height, side, INPUT_MULTIPLE);
         let inference = |e: tract_onnx::prelude::TractError| VisionError::Inference(format!("{e:?}"));
         let input = super::preprocess::to_input_tensor(image, &lb).map_err(inference)?;
         let raw = self.net.run(input).map_err(inference)?;
@@ -201,5 +222,28 @@ impl Detector {
     /// Number of shape-specific plans built so far (for metrics and tests).
     pub fn cached_plans(&self) -> usize {
         self.net.cached_plans()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_side;
+
+    #[test]
+    fn small_images_keep_their_size_rounded_up_to_a_step() {
+        // At least the max side: the max side.
+        assert_eq!(input_side(640, 480, 640), 640);
+        assert_eq!(input_side(4000, 3000, 640), 640);
+        assert_eq!(input_side(3000, 4000, 640), 640);
+        // Smaller: the longer side rounded up to 128, never past the max.
+        assert_eq!(input_side(500, 375, 640), 512);
+        assert_eq!(input_side(360, 480, 640), 512);
+        assert_eq!(input_side(512, 512, 640), 512);
+        assert_eq!(input_side(513, 100, 640), 640);
+        assert_eq!(input_side(100, 80, 640), 128);
+        assert_eq!(input_side(500, 375, 320), 320);
+        // Degenerate sizes still get a network input.
+        assert_eq!(input_side(0, 0, 640), 128);
+        assert_eq!(input_side(1, 1, 32), 32);
     }
 }
