@@ -76,9 +76,7 @@ impl PointwiseConv {
             Arithmetic::Int8(w) => (w.input_channels(), w.output_channels()),
         }
     }
-}
 
-impl PointwiseConv {
     /// `out` (`pixels × cout`) from `x` (`pixels × cin`).
     pub(super) fn compute(&self, x: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
         match &self.arithmetic {
