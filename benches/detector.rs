@@ -171,7 +171,7 @@ fn print_profile(
     }
     let mut nodes: Vec<_> = by_node.into_iter().collect();
     nodes.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
-    for (name, (op, ms)) in nodes.into_iter().take(usize::MAX) {
+    for (name, (op, ms)) in nodes.into_iter() {
         println!(
             "{}",
             serde_json::json!({"max_side": max_side, "threads": threads, "node": name, "op": op, "ms_per_image": ms / runs})

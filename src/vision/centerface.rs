@@ -45,10 +45,11 @@ impl Default for Kernels {
 ///
 /// tract optimises far better with concrete shapes (it picks matmul kernels
 /// and packs weights per shape), and optimising takes a few hundred
-/// milliseconds, so plans are built on first use of a shape and kept. With
-/// the detector fitting every image to `max_side` there are at most
-/// `2 * max_side / 32` shapes in practice (the cache's capacity bounds memory
-/// if clients send many odd aspect ratios).
+/// milliseconds, so plans are built on first use of a shape and kept. The
+/// detector fits large images to `max_side` and small ones to their side
+/// rounded up to 128 (`detector::input_side`), so the shapes in use are a
+/// few per aspect ratio; the cache's capacity bounds memory if clients send
+/// many odd sizes and aspect ratios.
 pub struct CenterFaceNet {
     /// Typed once with symbolic height and width; the shape-specific
     /// rewriting and optimisation is repeated per shape.

@@ -173,11 +173,10 @@ async fn an_is_correction_enrols_the_face_and_undo_removes_it() {
         app.enrol_photo(&user, &ann_subject.id, photo).await;
     }
     let bob_subject = app.create_subject(&user, "Bob").await;
-    assert_eq!(
-        app.who(&user, &bob[5]).await.as_deref(),
-        Some("Ann"),
-        "Bob has no face yet"
-    );
+    // Under the loose rule Bob's face may be taken for Ann or for no one,
+    // depending on the detector's box; never for Bob, who has no face yet.
+    let before = app.who(&user, &bob[5]).await;
+    assert_ne!(before.as_deref(), Some("Bob"), "Bob has no face yet");
 
     let seen = app.detect(&user, std::fs::read(&bob[0]).unwrap()).await;
     let (index, _) = main_face(&seen);
@@ -191,7 +190,11 @@ async fn an_is_correction_enrols_the_face_and_undo_removes_it() {
     assert_eq!(faces[0].id, correction.id);
 
     assert_eq!(app.undo(&user, &correction.id).await.status(), 204);
-    assert_eq!(app.who(&user, &bob[5]).await.as_deref(), Some("Ann"));
+    assert_eq!(
+        app.who(&user, &bob[5]).await,
+        before,
+        "the answer before the correction"
+    );
     let bob_now: Value = app
         .get_as(
             &format!("/api/v1/subjects/{}", bob_subject.id),

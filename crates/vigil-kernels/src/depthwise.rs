@@ -119,6 +119,9 @@ pub fn run_row(
     out: &mut [MaybeUninit<f32>],
     isa: Isa,
 ) {
+    if out.is_empty() {
+        return;
+    }
     let width = rows
         .iter()
         .flatten()

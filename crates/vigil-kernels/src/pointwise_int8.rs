@@ -107,14 +107,11 @@ impl Int8Weights {
     }
 }
 
-/// Whether this CPU runs [`run`]: AVX-512 with VNNI (and BW for the byte
-/// conversions).
+/// Whether this CPU runs [`run`]: AVX-512 with VNNI.
 pub fn supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -160,12 +157,20 @@ fn quantize_pixel(x: &[f32], dst: &mut [u8]) -> (f32, u8) {
 }
 
 /// The scale and zero point for a pixel whose values lie in `lo..=hi`
-/// (`lo ≤ 0 ≤ hi`).
+/// (`lo ≤ 0 ≤ hi`). A scale too small for its inverse to be finite (or not
+/// a number, from a NaN or infinite input) is 0: the pixel reads as zeros.
+/// Images never produce those; the network's f32 layers would propagate a
+/// NaN where this one drops it.
 fn range_scale(lo: f32, hi: f32) -> (f32, u8) {
-    if lo >= 0.0 {
+    let (scale, zp) = if lo >= 0.0 {
         (hi / 255.0, 0)
     } else {
         (hi.max(-lo) / 127.0, 128)
+    };
+    if scale >= f32::MIN_POSITIVE && scale.is_finite() {
+        (scale, zp)
+    } else {
+        (0.0, zp)
     }
 }
 
@@ -178,7 +183,7 @@ mod vnni {
     use crate::pointwise::avx512::groups;
     use crate::tile;
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) unsafe fn run(
         w: &Int8Weights,
         act: Activation,
@@ -229,7 +234,7 @@ mod vnni {
     }
 
     /// `super::quantize_pixel` in vector code: the same bytes and scale.
-    #[target_feature(enable = "avx512f,avx512bw")]
+    #[target_feature(enable = "avx512f")]
     unsafe fn quantize_pixel(x: *const f32, cin: usize, dst: &mut [u8]) -> (f32, u8) {
         let chunks = cin.div_ceil(LANES);
         let mask = |c: usize| -> __mmask16 {
@@ -291,7 +296,7 @@ mod vnni {
     impl Step {
         /// The step's pixels for output blocks `b0..b0 + NB`: whole tiles of
         /// `NP` pixels, then the rest one by one.
-        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        #[target_feature(enable = "avx512f,avx512vnni")]
         unsafe fn span<const NB: usize, const NP: usize>(&self, w: &Int8Weights, b0: usize) {
             let last_lanes = (w.cout - (b0 + NB - 1) * LANES).min(LANES);
             let mask: __mmask16 = if last_lanes == LANES {
@@ -317,7 +322,7 @@ mod vnni {
         /// `NP` pixels from `p` × `NB` blocks of 16 output channels: integer
         /// sums over every input quad in registers, then dequantized,
         /// biased, activated and stored.
-        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        #[target_feature(enable = "avx512f,avx512vnni")]
         #[inline]
         unsafe fn tile<const NB: usize, const NP: usize>(
             &self,

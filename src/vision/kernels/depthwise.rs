@@ -27,9 +27,7 @@ impl DepthwiseConv {
             isa,
         }
     }
-}
 
-impl DepthwiseConv {
     pub(super) fn weights(&self) -> &DepthwiseWeights {
         &self.weights
     }

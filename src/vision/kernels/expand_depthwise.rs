@@ -11,9 +11,11 @@
 //! input rows its output rows need into three row buffers that stay in
 //! cache, and runs the depthwise row from them.
 //!
-//! A thread's first output row recomputes up to two expanded rows its
-//! neighbour also computes, so only large tensors are fused
-//! ([`MIN_EXPANDED_BYTES`]); smaller ones fit in cache anyway.
+//! The first output row of each chunk of work recomputes up to two expanded
+//! rows the chunk before it also computes, so chunks are whole groups of up
+//! to [`ROWS_PER_UNIT`] rows (however many threads split the work), and only
+//! large tensors are fused ([`MIN_EXPANDED_BYTES`]); smaller ones fit in
+//! cache anyway.
 
 use std::mem::MaybeUninit;
 
@@ -23,6 +25,10 @@ use super::{as_output, filled_output, DepthwiseConv, PointwiseConv};
 
 /// Expanded tensors smaller than this stay two operators.
 const MIN_EXPANDED_BYTES: usize = 4 << 20;
+
+/// Output rows a chunk of work covers at least, where the row count allows
+/// (a stride-1 chunk of 8 rows expands 10).
+const ROWS_PER_UNIT: usize = 8;
 
 /// `[n, h, w, cin]` in, `[n, ⌈h/s⌉, ⌈w/s⌉, cexp]` out: `depthwise(expand(x))`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +127,10 @@ impl EvalOp for ExpandDepthwise {
             |image: usize, y: usize| &xs[(image * h + y) * w * cin..(image * h + y + 1) * w * cin];
         let work = n * (h * w * cin * c + ho * wo * c * 9);
         // Output rows are independent; each chunk expands the rows it reads.
-        let output = filled_output(&[n, ho, wo, c], wo * c, work, |first, rows| {
+        // The chunks are split in units of whole groups of rows.
+        let unit = (1..=ROWS_PER_UNIT).rev().find(|d| (n * ho) % d == 0).unwrap_or(1);
+        let output = filled_output(&[n, ho, wo, c], unit * wo * c, work, |first_unit, rows| {
+            let first = first_unit * unit;
             let mut expanded = ExpandedRows::new(w * c);
             for (r, out) in rows.chunks_mut(wo * c).enumerate() {
                 let (image, y) = ((first + r) / ho, (first + r) % ho);
@@ -189,4 +198,86 @@ pub(super) fn rule(
     let out = patch.wire_node(format!("{}.fused", node.name), fused, &[input])?;
     patch.shunt_outside(model, node.id.into(), out[0])?;
     Ok(Some(patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use tract_onnx::prelude::*;
+    use vigil_kernels::depthwise::DepthwiseWeights;
+
+    use super::super::{Activation, DepthwiseConv, Isa, PointwiseConv, Precision};
+    use super::ExpandDepthwise;
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * 0.377 + seed).sin()).collect()
+    }
+
+    /// Runs `source → ops…` on `x` as tract would, with `threads` threads.
+    fn run(ops: Vec<Box<dyn TypedOp>>, x: &Tensor, threads: usize) -> Tensor {
+        let mut model = TypedModel::default();
+        let mut wire = model.add_source("x", f32::fact(x.shape())).unwrap();
+        for (i, op) in ops.into_iter().enumerate() {
+            wire = model.wire_node(format!("op{i}"), op, &[wire]).unwrap()[0];
+        }
+        model.select_output_outlets(&[wire]).unwrap();
+        let options = RunOptions {
+            executor: (threads > 1).then(|| multithread::Executor::multithread(threads)),
+            ..RunOptions::default()
+        };
+        let plan = model.into_runnable_with_options(&options).unwrap();
+        let out = plan.run(tvec!(x.clone().into())).unwrap();
+        out[0].clone().into_tensor()
+    }
+
+    /// The fused operator computes what the two operators compute, on
+    /// several images, odd and tiny sizes, both strides, with the rows
+    /// split between threads at any row.
+    #[test]
+    fn fused_equals_expansion_then_depthwise() {
+        let isa = Isa::detect();
+        let precisions = [Precision::F32, Precision::Int8];
+        for (n, h, w) in [(2, 7, 5), (1, 1, 1), (3, 2, 3), (2, 9, 1), (1, 24, 17)] {
+            for stride in [1, 2] {
+                for precision in precisions {
+                    let (cin, c) = (8, 80);
+                    let expand = PointwiseConv::new(
+                        &values(c * cin, 0.1),
+                        &values(c, 0.2),
+                        c,
+                        cin,
+                        Activation::Relu,
+                        isa,
+                        precision,
+                        h * w,
+                    );
+                    let depthwise = DepthwiseConv::new(
+                        DepthwiseWeights::new(&values(c * 9, 0.3), &values(c, 0.4), c, stride),
+                        Activation::Relu,
+                        isa,
+                    );
+                    let x = Tensor::from_shape(&[n, h, w, cin], &values(n * h * w * cin, 0.5)).unwrap();
+                    let want = run(vec![Box::new(expand.clone()), Box::new(depthwise.clone())], &x, 1);
+                    for threads in [1, 2, 3] {
+                        let fused = ExpandDepthwise {
+                            expand: expand.clone(),
+                            depthwise: depthwise.clone(),
+                        };
+                        let got = run(vec![Box::new(fused)], &x, threads);
+                        assert_eq!(got.shape(), want.shape());
+                        let (g, r) = (
+                            got.to_plain_array_view::<f32>().unwrap(),
+                            want.to_plain_array_view::<f32>().unwrap(),
+                        );
+                        for (ix, (a, b)) in g.iter().zip(r.iter()).enumerate() {
+                            assert_eq!(
+                                a.to_bits(),
+                                b.to_bits(),
+                                "{n}×{h}×{w} stride {stride} {precision:?} {threads} threads: [{ix}] {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -63,7 +63,7 @@ pub enum Precision {
 /// Run on the typed model before decluttering: the declutter pass then
 /// cancels the axis moves between neighbouring channel-last operators.
 pub fn swap_in(model: &mut TypedModel, isa: Isa, precision: Precision) -> TractResult<usize> {
-    // Nodes a rewrite left unreachable stay in `nodes` until decluttering.
+    // Only the nodes the graph still runs (a fused pair counts as one).
     let ours = |m: &TypedModel| -> TractResult<usize> {
         Ok(m.eval_order()?
             .into_iter()

@@ -34,7 +34,10 @@ enum Arithmetic {
 /// detector -- --profile`, int8 ÷ f32): 0.36–0.54 for 64→384, 96→576,
 /// 160→960 and 960→320 at 30×40 and below; 0.8 for 32→192 at 60×80 (4.3 MB
 /// moved); 1.1–1.2 for 24→144 at 120×160 (13 MB) and 16→96 at 240×320;
-/// 1.1–1.3 for 32- and 24-channel outputs at any size; 3 for 24→1.
+/// 1.1–1.3 for 32- and 24-channel outputs at any size; 3 for 24→1. (Those
+/// figures predate the fused expansions: 16→96 and 24→144 at those sizes
+/// now run inside `ExpandDepthwise`, in f32 by this same rule; int8 there
+/// was not measured.)
 fn int8_pays(cin: usize, cout: usize, pixels: usize) -> bool {
     const MIN_OUTPUTS: usize = 64;
     const MAX_BYTES_MOVED: usize = 8 << 20;
