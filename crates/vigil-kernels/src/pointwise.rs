@@ -250,12 +250,12 @@ pub(crate) mod avx512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::as_output;
 
     /// Deterministic, non-trivial values (no RNG needed for a reproducible test).
-    fn values(n: usize, seed: f32) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| (i as f32 * 0.7311 + seed).sin() * 3.0).collect()
     }
 
@@ -305,7 +305,7 @@ mod tests {
     /// Channel counts that hit every block grouping (1 to 4 blocks, partial
     /// last blocks) and pixel counts that hit whole tiles, tails and the
     /// 48-pixel step boundary.
-    const SHAPES: &[(usize, usize)] = &[
+    pub(crate) const SHAPES: &[(usize, usize)] = &[
         (1, 1),
         (3, 5),
         (16, 16),

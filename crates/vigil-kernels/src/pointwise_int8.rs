@@ -392,10 +392,7 @@ mod vnni {
 mod tests {
     use super::*;
     use crate::as_output;
-
-    fn values(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * 0.7311 + seed).sin() * 3.0).collect()
-    }
+    use crate::pointwise::tests::{values, SHAPES};
 
     /// The 8-bit arithmetic spelled out: quantize each pixel, sum exactly,
     /// dequantize.
@@ -425,19 +422,6 @@ mod tests {
             x
         }
     }
-
-    const SHAPES: &[(usize, usize)] = &[
-        (1, 1),
-        (3, 5),
-        (16, 16),
-        (24, 144),
-        (32, 3),
-        (48, 7),
-        (64, 64),
-        (96, 16),
-        (144, 24),
-        (200, 9),
-    ];
 
     #[test]
     fn quantized_sums_stay_within_the_rounding_of_inputs_and_weights() {
