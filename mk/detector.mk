@@ -18,7 +18,8 @@ $(VENV)/.bench-ok: $(VENV)/.ok requirements-bench.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-bench.txt
 	touch $@
 
-# BENCH_DETECTOR_ARGS=--tract-baseline adds a column with tract's own operators.
+# BENCH_DETECTOR_ARGS=--tract-baseline adds a column with tract's own operators,
+# --f32-baseline one with vigil's 1x1 convolutions in f32 (the default is int8 on VNNI CPUs).
 BENCH_DETECTOR_ARGS ?=
 
 bench-detector: models $(VENV)/.bench-ok
