@@ -81,7 +81,7 @@ impl ExpandedRows {
     fn ensure(
         &mut self,
         tag: (usize, usize),
-        keep: &[(usize, usize)],
+        keep: &[Option<(usize, usize)>; 3],
         expand: impl FnOnce(&mut [MaybeUninit<f32>]),
     ) {
         if self.slot(tag).is_some() {
@@ -90,7 +90,7 @@ impl ExpandedRows {
         let free = self
             .tags
             .iter()
-            .position(|t| t.is_none_or(|t| !keep.contains(&t)))
+            .position(|t| t.is_none() || !keep.contains(t))
             .expect("three slots for at most three rows");
         expand(as_output(
             &mut self.values[free * self.row_len..(free + 1) * self.row_len],
@@ -135,9 +135,8 @@ impl EvalOp for ExpandDepthwise {
             for (r, out) in rows.chunks_mut(wo * c).enumerate() {
                 let (image, y) = ((first + r) / ho, (first + r) % ho);
                 let needed = weights.input_rows(y, h).map(|iy| iy.map(|iy| (image, iy)));
-                let keep: Vec<(usize, usize)> = needed.iter().flatten().copied().collect();
-                for &tag in &keep {
-                    expanded.ensure(tag, &keep, |dst| {
+                for &tag in needed.iter().flatten() {
+                    expanded.ensure(tag, &needed, |dst| {
                         self.expand.compute(input_row(tag.0, tag.1), dst)
                     });
                 }
